@@ -1,0 +1,362 @@
+/**
+ * The storage interfaces of tierca. `server/ra` and `server/ca` reach the database only through
+ * these; `*.repository.knex.ts` implement them over knex for SQLite and PostgreSQL.
+ *
+ * Times are `Date` here and ISO-8601 UTC text in the database. Serials are lowercase hex.
+ */
+
+export type CaLayer = 'root' | 'domain' | 'tier';
+export type CaStatus = 'active' | 'revoked' | 'retired';
+export type SubjectKind = 'organ' | 'device' | 'user';
+export type CertificateProfile = 'organ' | 'device' | 'user-sign' | 'user-enc' | 'ocsp';
+export type CertificateStatus = 'good' | 'revoked' | 'hold';
+export type Role = 'sysadmin' | 'officer' | 'auditor' | 'device';
+export type KeyCustody = 'software' | 'pkcs11';
+export type KeyPurpose = 'ca' | 'ocsp' | 'escrow' | 'audit';
+
+export interface DomainRecord {
+  slug: string;
+  name: string;
+  locality: string;
+  dnsSuffix: string;
+  emailSuffix: string;
+  parent: string | null;
+}
+
+export interface OrganRecord {
+  domain: string;
+  slug: string;
+  name: string;
+}
+
+export interface KeyRecord {
+  id: string;
+  algorithm: string;
+  custody: KeyCustody;
+  /** Sealed PKCS#8 (software custody); never plaintext. */
+  sealed: Buffer | null;
+  pkcs11Label: string | null;
+  publicKeyInfo: Buffer;
+  purpose: KeyPurpose;
+  createdAt: Date;
+}
+
+export interface CaRecord {
+  id: string;
+  layer: CaLayer;
+  domain: string | null;
+  tier: string | null;
+  parentId: string | null;
+  name: string;
+  keyId: string;
+  certificate: Buffer;
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+  fingerprint: string;
+  keyHashSha1: string;
+  nameHashSha1: string;
+  status: CaStatus;
+  revokedAt: Date | null;
+  revocationReason: number | null;
+  createdAt: Date;
+}
+
+export interface SubjectRecord {
+  id: string;
+  kind: SubjectKind;
+  domain: string;
+  organ: string;
+  tier: string;
+  name: string;
+  dnsNames: string[];
+  ipAddresses: string[];
+  emails: string[];
+  status: 'active' | 'revoked';
+  createdBy: string | null;
+  createdAt: Date;
+}
+
+export interface SubjectFilter {
+  domain?: string;
+  tier?: string;
+  kind?: SubjectKind;
+  limit?: number;
+}
+
+export interface CertificateRecord {
+  issuerId: string;
+  serial: string;
+  subjectId: string | null;
+  profile: CertificateProfile;
+  tier: string | null;
+  domain: string | null;
+  subjectDn: string;
+  notBefore: Date;
+  notAfter: Date;
+  status: CertificateStatus;
+  revokedAt: Date | null;
+  revocationReason: number | null;
+  invalidityDate: Date | null;
+  fingerprint: string;
+  der: Buffer;
+  keyAlgorithm: string;
+  requestId: string | null;
+  createdAt: Date;
+}
+
+export interface CertificateFilter {
+  issuerId?: string;
+  subjectId?: string;
+  domain?: string;
+  tier?: string;
+  profile?: CertificateProfile;
+  status?: CertificateStatus;
+  /** Only certificates whose notAfter is at or before this time. */
+  notAfterBefore?: Date;
+  /** Only certificates whose notAfter is after this time (not yet expired). */
+  notAfterAfter?: Date;
+  limit?: number;
+  offset?: number;
+}
+
+export interface StatusChange {
+  status: CertificateStatus;
+  revokedAt: Date | null;
+  revocationReason: number | null;
+  invalidityDate: Date | null;
+}
+
+export interface RequestRecord {
+  id: string;
+  action: string;
+  subjectId: string | null;
+  domain: string | null;
+  tier: string | null;
+  payload: Record<string, unknown>;
+  requestedBy: string;
+  approvals: string[];
+  approvalsRequired: number;
+  status: 'pending' | 'done' | 'rejected' | 'expired' | 'failed';
+  result: Record<string, unknown> | null;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export interface PrincipalRecord {
+  id: string;
+  name: string;
+  role: Role;
+  domains: string[];
+  disabled: boolean;
+  createdAt: Date;
+}
+
+export interface TokenRecord {
+  id: string;
+  principalId: string;
+  /** SHA-256 of the token, hex. The token itself is never stored. */
+  tokenHash: string;
+  createdAt: Date;
+}
+
+export interface AuditRecord {
+  seq: number;
+  at: Date;
+  principalId: string | null;
+  role: string | null;
+  source: string | null;
+  action: string;
+  target: string | null;
+  outcome: 'success' | 'denied' | 'failure';
+  requestId: string | null;
+  detail: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+export interface OcspResponseRecord {
+  issuerId: string;
+  serial: string;
+  der: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+}
+
+export interface ResponderRecord {
+  id: string;
+  caId: string;
+  keyId: string;
+  certificate: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  createdAt: Date;
+}
+
+export interface CrlRecord {
+  caId: string;
+  number: bigint;
+  delta: boolean;
+  baseNumber: bigint | null;
+  der: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+}
+
+export interface RevocationEvent {
+  seq: number;
+  issuerId: string;
+  serial: string;
+  status: CertificateStatus;
+  at: Date;
+}
+
+/** Thrown by insert methods when a unique key (id, (issuer, serial), token hash, …) already exists. */
+export class UniqueViolationError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UniqueViolationError';
+  }
+}
+
+export interface MetaRepository {
+  get(key: string): Promise<string | undefined>;
+  set(key: string, value: string): Promise<void>;
+}
+
+export interface DomainRepository {
+  insert(domain: DomainRecord): Promise<void>;
+  get(slug: string): Promise<DomainRecord | undefined>;
+  list(): Promise<DomainRecord[]>;
+}
+
+export interface OrganRepository {
+  insert(organ: OrganRecord): Promise<void>;
+  get(domain: string, slug: string): Promise<OrganRecord | undefined>;
+  list(domain?: string): Promise<OrganRecord[]>;
+}
+
+export interface KeyRepository {
+  insert(key: KeyRecord): Promise<void>;
+  get(id: string): Promise<KeyRecord | undefined>;
+  list(purpose?: KeyPurpose): Promise<KeyRecord[]>;
+}
+
+export interface CaRepository {
+  insert(ca: CaRecord): Promise<void>;
+  get(id: string): Promise<CaRecord | undefined>;
+  /** Finds a CA by the SHA-1 hash of its public key (RFC 6960 issuerKeyHash), hex. */
+  findByKeyHash(keyHashSha1: string): Promise<CaRecord | undefined>;
+  list(): Promise<CaRecord[]>;
+  updateStatus(id: string, status: CaStatus, revokedAt: Date | null, reason: number | null): Promise<void>;
+}
+
+export interface SubjectRepository {
+  insert(subject: SubjectRecord): Promise<void>;
+  get(id: string): Promise<SubjectRecord | undefined>;
+  list(filter: SubjectFilter): Promise<SubjectRecord[]>;
+  setStatus(id: string, status: SubjectRecord['status']): Promise<void>;
+}
+
+export interface CertificateRepository {
+  /** Inserts; throws {@link UniqueViolationError} on a duplicate (issuer, serial). */
+  insert(cert: CertificateRecord): Promise<void>;
+  get(issuerId: string, serial: string): Promise<CertificateRecord | undefined>;
+  /** Every certificate with this serial, whatever its issuer (serials are unique only per issuer). */
+  findBySerial(serial: string): Promise<CertificateRecord[]>;
+  list(filter: CertificateFilter): Promise<CertificateRecord[]>;
+  count(filter: CertificateFilter): Promise<number>;
+  /** Certificates of a subject and profile whose status is good or hold and notAfter is after `now`. */
+  findLive(subjectId: string, profile: CertificateProfile, now: Date): Promise<CertificateRecord[]>;
+  /** Revoked or on-hold certificates of an issuer not expired before `notAfterAfter` (for CRLs). */
+  listRevoked(issuerId: string, notAfterAfter: Date): Promise<CertificateRecord[]>;
+  updateStatus(issuerId: string, serial: string, change: StatusChange): Promise<void>;
+}
+
+export interface EscrowRepository {
+  insert(issuerId: string, serial: string, sealed: Buffer, createdAt: Date): Promise<void>;
+  get(issuerId: string, serial: string): Promise<Buffer | undefined>;
+}
+
+export interface RequestRepository {
+  insert(request: RequestRecord): Promise<void>;
+  get(id: string): Promise<RequestRecord | undefined>;
+  list(filter: { status?: RequestRecord['status']; domain?: string; limit?: number }): Promise<RequestRecord[]>;
+  update(id: string, change: Partial<Pick<RequestRecord, 'approvals' | 'status' | 'result'>>): Promise<void>;
+}
+
+export interface PrincipalRepository {
+  insert(principal: PrincipalRecord): Promise<void>;
+  get(id: string): Promise<PrincipalRecord | undefined>;
+  list(): Promise<PrincipalRecord[]>;
+  setDisabled(id: string, disabled: boolean): Promise<void>;
+}
+
+export interface TokenRepository {
+  insert(token: TokenRecord): Promise<void>;
+  findByHash(tokenHash: string): Promise<TokenRecord | undefined>;
+}
+
+export interface AuditRepository {
+  /**
+   * Appends one record to the single hash chain. Serialised across transactions and instances
+   * (a lock on PostgreSQL): reads the last record, calls `build` with it, inserts what it returns.
+   */
+  appendChained(build: (last: AuditRecord | undefined) => AuditRecord): Promise<AuditRecord>;
+  list(filter: { fromSeq?: number; since?: Date; until?: Date; actor?: string; action?: string; limit?: number }): Promise<AuditRecord[]>;
+  last(): Promise<AuditRecord | undefined>;
+}
+
+export interface OcspResponseRepository {
+  upsert(response: OcspResponseRecord): Promise<void>;
+  get(issuerId: string, serial: string): Promise<OcspResponseRecord | undefined>;
+  /** Responses whose nextUpdate is before `before` (for the refresher), oldest first. */
+  listStale(before: Date, limit: number): Promise<OcspResponseRecord[]>;
+}
+
+export interface ResponderRepository {
+  insert(responder: ResponderRecord): Promise<void>;
+  /** The newest responder certificate of a CA valid at `now`. */
+  current(caId: string, now: Date): Promise<ResponderRecord | undefined>;
+}
+
+export interface CrlRepository {
+  insert(crl: CrlRecord): Promise<void>;
+  /** The newest CRL of a CA (full or delta). */
+  latest(caId: string, delta: boolean): Promise<CrlRecord | undefined>;
+  /** The highest CRL number used by a CA (full and delta share one sequence, RFC 5280 §5.2.4), or 0n. */
+  maxNumber(caId: string): Promise<bigint>;
+}
+
+export interface RevocationEventRepository {
+  append(event: Omit<RevocationEvent, 'seq'>): Promise<void>;
+  since(seq: number, limit: number): Promise<RevocationEvent[]>;
+  maxSeq(): Promise<number>;
+}
+
+/** Every repository, bound to one connection or one transaction. */
+export interface Repositories {
+  meta: MetaRepository;
+  domains: DomainRepository;
+  organs: OrganRepository;
+  keys: KeyRepository;
+  cas: CaRepository;
+  subjects: SubjectRepository;
+  certificates: CertificateRepository;
+  escrow: EscrowRepository;
+  requests: RequestRepository;
+  principals: PrincipalRepository;
+  tokens: TokenRepository;
+  audit: AuditRepository;
+  ocspResponses: OcspResponseRepository;
+  responders: ResponderRepository;
+  crls: CrlRepository;
+  revocationEvents: RevocationEventRepository;
+}
+
+export interface Store extends Repositories {
+  readonly engine: 'sqlite' | 'postgres';
+  /** Runs `fn` in one transaction: all of its writes commit together or none do. */
+  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
