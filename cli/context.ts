@@ -1,0 +1,61 @@
+/**
+ * What a command's action works with: the printer, the API client and the global options of this
+ * run. Built per action from `cmd.optsWithGlobals()` so that global options may stand before or after
+ * the subcommand (`tierca --json cert list` and `tierca cert list --json` are the same).
+ */
+import type { Command } from 'commander';
+import { ApiClient, parseServerUrl, resolveToken } from './api-client.ts';
+import { Output, type Io } from './output.ts';
+
+/** The global options (`tierca --help`). */
+export interface GlobalOptions {
+  server: string;
+  tokenFile?: string;
+  json: boolean;
+  /** False with `--no-color`. */
+  color: boolean;
+}
+
+export interface CommandContext {
+  io: Io;
+  out: Output;
+  globals: GlobalOptions;
+  /** The client for `--server`; the token is read only when an authenticated request is made. */
+  api: ApiClient;
+  /** Sets the exit code of a run that otherwise succeeds (`ocsp check`: 10 revoked, 11 unknown). */
+  setExitCode(code: number): void;
+}
+
+/**
+ * Gives the context for the command whose action is running; `io` is there for what commands need
+ * while registering (option defaults from the environment).
+ */
+export type ContextFactory = ((cmd: Command) => CommandContext) & { readonly io: Io };
+
+/** The factory for one run of the CLI; `state.exitCode` collects what {@link CommandContext.setExitCode} set. */
+export function contextFactory(io: Io, state: { exitCode: number }, version: string): ContextFactory {
+  const factory = (cmd: Command): CommandContext => {
+    const globals = cmd.optsWithGlobals<GlobalOptions>();
+    const out = new Output(io, { json: Boolean(globals.json), colour: globals.color !== false });
+    let api: ApiClient | undefined;
+    return {
+      io,
+      out,
+      globals,
+      // Made on first use, so that the local commands (init, serve, db) never judge --server.
+      get api() {
+        if (!api) {
+          const serverUrl = parseServerUrl(globals.server);
+          api = new ApiClient({
+            baseUrl: globals.server,
+            token: () => resolveToken({ tokenFile: globals.tokenFile, env: io.env, serverUrl }),
+            userAgent: `tierca-cli/${version}`,
+          });
+        }
+        return api;
+      },
+      setExitCode: (code) => (state.exitCode = code),
+    };
+  };
+  return Object.assign(factory, { io });
+}

@@ -1,0 +1,129 @@
+/**
+ * The `tierca` command: builds the commander program, runs it against injected I/O and turns every
+ * outcome into an exit code (docs/cli.md). `bin/tierca.js` calls {@link run}; tests call it
+ * in-process with capturing streams.
+ */
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { ERROR_CODES, TiercaError } from '../server/errors.ts';
+import { DEFAULT_SERVER_URL } from './api-client.ts';
+import { CliError, EXIT } from './cli-error.ts';
+import { contextFactory } from './context.ts';
+import { Output, type Io } from './output.ts';
+import * as caCommands from './commands/ca.ts';
+import * as certCommands from './commands/cert.ts';
+import * as crlCommands from './commands/crl.ts';
+import * as dbCommands from './commands/db.ts';
+import * as initCommand from './commands/init.ts';
+import * as ocspCommands from './commands/ocsp.ts';
+import * as requestCommands from './commands/request.ts';
+import * as serveCommand from './commands/serve.ts';
+import * as subjectCommands from './commands/subject.ts';
+import * as whoamiCommand from './commands/whoami.ts';
+
+const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const EXIT_CODES_HELP = `
+Exit codes:
+  0   success (ocsp check: the certificate is good)
+  1   internal error (a bug, or the server answered 500)
+  2   usage error or bad input (unknown option, unreadable file, 400)
+  3   not found (404)
+  4   authentication or permission (no token, 401, 403)
+  5   conflict (409: already exists, already revoked, request not pending)
+  6   refused by policy (422: algorithm, validity, names, approvals)
+  7   keystore (wrong passphrase)
+  8   rate limited (429)
+  9   server unavailable (cannot connect, timeout, 503)
+  10  ocsp check: the certificate is revoked
+  11  ocsp check: the responder does not know the certificate
+  130 interrupted at a prompt (Ctrl-C)
+
+Environment:
+  TIERCA_URL         default of --server
+  TIERCA_TOKEN       the API token itself (--token-file wins)
+  TIERCA_DATA        data folder of init/serve/db and of the demo token (default ./data)
+  TIERCA_PASSPHRASE  keystore passphrase of init/serve (--passphrase-file wins)
+  DATABASE_URL       default of --database-url (PostgreSQL); else SQLite in the data folder
+  NO_COLOR           no colours, as --no-color
+
+See docs/cli.md for every command.`;
+
+/** Builds the program for one run; commands register themselves from `cli/commands/`. */
+export function buildProgram(io: Io, state: { exitCode: number }): Command {
+  const program = new Command('tierca')
+    .description('tierca: certificate authority and network trust service of the intranet (tiers, layers, domains; OCSP and CRLs)')
+    .version(VERSION, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show help for a command')
+    .option('--server <url>', 'tierca server (env TIERCA_URL)', io.env.TIERCA_URL || DEFAULT_SERVER_URL)
+    .option(
+      '--token-file <path>',
+      'file holding the API token; else env TIERCA_TOKEN; else, for a server on this machine only, $TIERCA_DATA/demo-admin.token',
+    )
+    .option('--json', 'machine output: the API JSON as it came (errors: the problem document on stdout)')
+    .option('--no-color', 'no ANSI colours (also NO_COLOR; never when output is not a terminal)')
+    .configureOutput({
+      writeOut: (s) => io.stdout.write(s),
+      writeErr: (s) => io.stderr.write(s),
+    })
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText('after', EXIT_CODES_HELP);
+
+  const context = contextFactory(io, state, VERSION);
+  program.commandsGroup('Certificate authority (through the API):');
+  whoamiCommand.register(program, context);
+  caCommands.register(program, context);
+  subjectCommands.register(program, context);
+  certCommands.register(program, context);
+  requestCommands.register(program, context);
+  crlCommands.register(program, context);
+  program.commandsGroup('Revocation status (public, no token):');
+  ocspCommands.register(program, context);
+  program.commandsGroup('On the server machine (no HTTP):');
+  initCommand.register(program, context);
+  serveCommand.register(program, context);
+  dbCommands.register(program, context);
+  program.commandsGroup('Help:').helpCommand('help [command]', 'show help for a command');
+  return program;
+}
+
+/**
+ * Runs `tierca` with `argv` (the arguments after the program name) and returns its exit code; the
+ * CLI never calls `process.exit` itself. `io` defaults to the process's streams and environment.
+ */
+export async function run(argv: string[], io: Partial<Io> = {}): Promise<number> {
+  const fullIo: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env, stdin: process.stdin, ...io };
+  const state = { exitCode: EXIT.ok as number };
+  const program = buildProgram(fullIo, state);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return state.exitCode;
+  } catch (err) {
+    return report(err, fullIo, Boolean(program.opts().json), program.opts().color !== false);
+  }
+}
+
+function report(err: unknown, io: Io, json: boolean, colour: boolean): number {
+  if (err instanceof CommanderError) {
+    // Commander has printed its message or the help already.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
+    return EXIT.usage;
+  }
+  const out = new Output(io, { json, colour });
+  if (err instanceof CliError) {
+    out.error(err.message);
+    if (json && err.problem) out.printJson(err.problem);
+    return err.exitCode;
+  }
+  if (err instanceof TiercaError) {
+    // From the local commands (init, serve, db), which call the server's code directly.
+    out.error(err.message);
+    return ERROR_CODES[err.code]?.exit ?? EXIT.internal;
+  }
+  // A bug in the CLI: say so plainly; the stack only on request.
+  const e = err as Error;
+  out.error(`internal error: ${e?.message ?? String(err)}`);
+  if (io.env.TIERCA_DEBUG) io.stderr.write(`${e?.stack ?? ''}\n`);
+  return EXIT.internal;
+}

@@ -1,0 +1,601 @@
+/**
+ * X.509 v2 CRLs (RFC 5280 §5): full and delta CRLs built for the publisher, and a parser for the
+ * admin API, the CLI and tests.
+ *
+ * Why hand-made DER (der.ts) and not pkijs/asn1js: a tier CA's CRL may list a million certificates
+ * and must be rebuilt every few hours. pkijs keeps an object graph per entry (a RevokedCertificate,
+ * its Time, its Extensions, each with asn1js value blocks) and spends milliseconds per structure
+ * (~2 ms per certificate, ../shared/PERFORMANCE-NOTES.md) — minutes and gigabytes for such a CRL. Here
+ * each entry is written straight into large byte chunks (serial octets, time digits, constant
+ * extension prefixes), the chunks are concatenated once into the TBSCertList, and the signer hashes
+ * that: 1,000,000 entries build in a couple of seconds and well under 1 GiB (see the measurement in
+ * test/unit/crl.test.ts). `openssl crl` and `openssl verify -crl_check` read the result in
+ * test/interop/crl.test.ts.
+ */
+import { bitString, explicit, ia5String, integer, octetString, oid, tlvOf, x509Time, encodeLength } from './der.ts';
+import { readElement, readOnly, decodeOid, DerError, type DerElement } from './der-reader.ts';
+import { PkiError } from './pki-error.ts';
+import { isReasonCode, REVOCATION_REASONS } from './revocation-reason.ts';
+import type { Signer } from './signer.ts';
+
+/** One revoked certificate of a CRL. */
+export interface CrlEntry {
+  /** Serial number, hex (any case, leading zeros allowed when building; canonical lowercase when parsed). */
+  serial: string;
+  /** revocationDate, truncated to whole seconds. */
+  revokedAt: Date;
+  /** CRLReason (RFC 5280 §5.3.1); null/undefined or unspecified (0) leave the reasonCode extension out. */
+  reason?: number | null;
+  /** invalidityDate entry extension (RFC 5280 §5.3.2), GeneralizedTime. */
+  invalidityDate?: Date | null;
+}
+
+/** Parameters of {@link buildCrl}. */
+export interface BuildCrlParams {
+  /** DER Name of the issuing CA (its certificate's subject). */
+  issuer: Buffer;
+  /** The CA's subject key identifier, for the authorityKeyIdentifier extension (RFC 5280 §5.2.1). */
+  authorityKeyId: Buffer;
+  thisUpdate: Date;
+  /** Must be later than thisUpdate (RFC 5280 §5.1.2.5 requires conforming CAs to include it). */
+  nextUpdate: Date;
+  /** cRLNumber (RFC 5280 §5.2.3), 0 ≤ n < 2^159 (at most 20 octets). */
+  crlNumber: bigint;
+  /** When present, a delta CRL: critical deltaCRLIndicator naming this base (RFC 5280 §5.2.4); must be below crlNumber. */
+  baseCrlNumber?: bigint;
+  /** The revoked certificates, in the order to list them. Read once; may be a generator. */
+  entries: Iterable<CrlEntry>;
+  signer: Signer;
+  /** URI for a critical issuingDistributionPoint fullName (RFC 5280 §5.2.5). Default: none. */
+  distributionPoint?: string;
+}
+
+/** A parsed CRL. */
+export interface ParsedCrl {
+  /** DER Name of the issuer. */
+  issuer: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date | null;
+  crlNumber: bigint | null;
+  /** The deltaCRLIndicator's BaseCRLNumber, for a delta CRL; null for a full CRL. */
+  baseCrlNumber: bigint | null;
+  /** Entries with reason and invalidityDate set to null when absent. */
+  entries: CrlEntry[];
+  /** The signed TBSCertList, DER. */
+  tbs: Buffer;
+  /** The signature value (BIT STRING contents without the unused-bits octet). */
+  signature: Buffer;
+  /** DER AlgorithmIdentifier of the signature. */
+  signatureAlgorithm: Buffer;
+  /** keyIdentifier of the authorityKeyIdentifier extension, or null. */
+  authorityKeyId?: Buffer | null;
+  /** The first fullName URI of the issuingDistributionPoint extension, or null. */
+  distributionPoint?: string | null;
+}
+
+const EXT = {
+  authorityKeyIdentifier: '2.5.29.35',
+  cRLNumber: '2.5.29.20',
+  deltaCRLIndicator: '2.5.29.27',
+  issuingDistributionPoint: '2.5.29.28',
+  reasonCode: '2.5.29.21',
+  invalidityDate: '2.5.29.24',
+} as const;
+
+const invalid = (message: string): PkiError => new PkiError('invalid-argument', message);
+
+/** version v2 (RFC 5280 §5.1.2.1: v2 because the CRL has extensions). */
+const VERSION_2 = integer(1);
+const CRITICAL = Buffer.from([0x01, 0x01, 0xff]);
+
+/**
+ * Entry extension encodings, fixed but for the value (RFC 5280 §5.3.1, §5.3.2):
+ * Extension ::= SEQUENCE { extnID, extnValue OCTET STRING }, non-critical.
+ */
+const REASON_EXTENSIONS: Buffer[] = [];
+for (const code of Object.values(REVOCATION_REASONS)) {
+  // 30 0a 06 03 55 1d 15 04 03 0a 01 <code>
+  REASON_EXTENSIONS[code] = tlvOf(0x30, [oid(EXT.reasonCode), octetString(Buffer.from([0x0a, 0x01, code]))]);
+}
+/** `30 18 06 03 55 1d 18 04 11 18 0f`, then the 15 GeneralizedTime characters. */
+const INVALIDITY_PREFIX = Buffer.concat([Buffer.from([0x30, 0x18]), oid(EXT.invalidityDate), Buffer.from([0x04, 0x11, 0x18, 0x0f])]);
+
+/**
+ * Builds and signs a DER CertificateList (RFC 5280 §5.1): v2; thisUpdate, nextUpdate and each
+ * revocationDate as UTCTime through 2049 and GeneralizedTime from 2050 (§5.1.2.4–§5.1.2.6), whole
+ * seconds; revokedCertificates left out when there are none (§5.1.2.6); crlExtensions
+ * authorityKeyIdentifier and cRLNumber (non-critical, §5.2.1, §5.2.3), then deltaCRLIndicator
+ * (critical, §5.2.4) for a delta CRL and issuingDistributionPoint (critical, §5.2.5) when asked.
+ * Entries carry reasonCode unless the reason is unspecified or unknown (§5.3.1 SHOULD) and
+ * invalidityDate as GeneralizedTime (§5.3.2).
+ *
+ * Uniqueness of serials is the caller's (the certificate store keys them by issuer and serial).
+ *
+ * @throws PkiError('invalid-argument') for bad dates, numbers, serials or reasons, and for
+ * removeFromCRL (8) in a full CRL (§5.3.1: it only appears in delta CRLs).
+ */
+export async function buildCrl(p: BuildCrlParams): Promise<Buffer> {
+  const thisUpdate = checkedMs(p.thisUpdate, 'thisUpdate');
+  const nextUpdate = checkedMs(p.nextUpdate, 'nextUpdate');
+  if (Math.floor(nextUpdate / 1000) <= Math.floor(thisUpdate / 1000)) throw invalid('nextUpdate must be later than thisUpdate');
+  const crlNumber = checkedNumber(p.crlNumber, 'crlNumber');
+  const delta = p.baseCrlNumber !== undefined;
+  if (delta && checkedNumber(p.baseCrlNumber!, 'baseCrlNumber') >= crlNumber) {
+    throw invalid('a delta CRL must number above its base CRL (RFC 5280 §5.2.4)');
+  }
+  try {
+    readOnly(p.issuer, 0x30);
+  } catch {
+    throw invalid('issuer must be a DER Name');
+  }
+  if (!p.authorityKeyId || p.authorityKeyId.length === 0) throw invalid('authorityKeyId is required (RFC 5280 §5.2.1)');
+
+  const writer = new EntryWriter(delta);
+  for (const entry of p.entries) writer.write(entry);
+  const revoked = writer.count > 0 ? writer.finish() : [];
+
+  const crlExtensions = [
+    // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT KeyIdentifier }
+    extension(EXT.authorityKeyIdentifier, false, tlvOf(0x30, [tlvOf(0x80, [p.authorityKeyId])])),
+    extension(EXT.cRLNumber, false, integer(crlNumber)),
+  ];
+  if (delta) crlExtensions.push(extension(EXT.deltaCRLIndicator, true, integer(p.baseCrlNumber!)));
+  if (p.distributionPoint !== undefined) {
+    if (!/^[\x21-\x7e]+$/.test(p.distributionPoint)) throw invalid('distributionPoint must be an ASCII URI (IA5String)');
+    // IssuingDistributionPoint ::= SEQUENCE { distributionPoint [0] DistributionPointName, … }
+    // DistributionPointName ::= CHOICE { fullName [0] GeneralNames, … }; uniformResourceIdentifier [6] IA5String
+    const uri = ia5String(p.distributionPoint);
+    uri[0] = 0x86;
+    crlExtensions.push(extension(EXT.issuingDistributionPoint, true, tlvOf(0x30, [tlvOf(0xa0, [tlvOf(0xa0, [uri])])])));
+  }
+
+  // TBSCertList ::= SEQUENCE { version, signature, issuer, thisUpdate, nextUpdate,
+  //   revokedCertificates SEQUENCE OF SEQUENCE {…} OPTIONAL, crlExtensions [0] EXPLICIT Extensions OPTIONAL }
+  const tbs = tlvOf(0x30, [
+    VERSION_2,
+    p.signer.signatureAlgorithm,
+    p.issuer,
+    x509Time(new Date(thisUpdate)),
+    x509Time(new Date(nextUpdate)),
+    ...revoked,
+    explicit(0, tlvOf(0x30, crlExtensions)),
+  ]);
+  const signature = await p.signer.sign(tbs);
+  // CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm, signatureValue BIT STRING }
+  return tlvOf(0x30, [tbs, p.signer.signatureAlgorithm, bitString(signature)]);
+}
+
+function extension(extOid: string, critical: boolean, value: Buffer): Buffer {
+  return critical ? tlvOf(0x30, [oid(extOid), CRITICAL, octetString(value)]) : tlvOf(0x30, [oid(extOid), octetString(value)]);
+}
+
+function checkedMs(date: Date, what: string): number {
+  const ms = date instanceof Date ? date.getTime() : NaN;
+  if (!Number.isFinite(ms)) throw invalid(`${what} is not a valid date`);
+  const year = new Date(ms).getUTCFullYear();
+  if (year < 1950 || year > 9999) throw invalid(`${what} is outside 1950–9999`);
+  return ms;
+}
+
+function checkedNumber(n: bigint, what: string): bigint {
+  if (typeof n !== 'bigint' || n < 0n) throw invalid(`${what} must be a non-negative bigint`);
+  if (n >= 1n << 159n) throw invalid(`${what} is longer than 20 octets (RFC 5280 §5.2.3)`);
+  return n;
+}
+
+const CHUNK_SIZE = 1 << 20;
+/** Longest encoded entry: header 2, serial 2+21, GeneralizedTime 17, extensions 2+12+26. */
+const MAX_ENTRY = 82;
+const HEX_VALUE = new Int8Array(128).fill(-1);
+for (let i = 0; i < 10; i++) HEX_VALUE[48 + i] = i;
+for (let i = 0; i < 6; i++) HEX_VALUE[97 + i] = HEX_VALUE[65 + i] = 10 + i;
+
+/**
+ * Writes revokedCertificates entries into 1 MiB chunks: no Buffer per entry, no string formatting of
+ * times, and the encoding of the previous revocationDate reused when the next one falls in the same
+ * second (bulk revocations share their instant).
+ */
+class EntryWriter {
+  private chunk = Buffer.allocUnsafe(CHUNK_SIZE);
+  private offset = 0;
+  private readonly done: Buffer[] = [];
+  private total = 0;
+  count = 0;
+  private lastSecond = NaN;
+  private readonly lastTime = Buffer.alloc(17);
+  private lastTimeLength = 0;
+
+  constructor(private readonly delta: boolean) {}
+
+  write(e: CrlEntry): void {
+    if (this.offset + MAX_ENTRY > this.chunk.length) this.flush();
+    const buf = this.chunk;
+    const start = this.offset;
+    // SEQUENCE header: the whole entry is under 128 octets, so one length octet, filled in below.
+    let o = start + 2;
+
+    // userCertificate CertificateSerialNumber (RFC 5280 §4.1.2.2): positive INTEGER, minimal octets.
+    const serial = e?.serial;
+    if (typeof serial !== 'string') throw invalid(`entry ${this.count}: serial must be a hex string`);
+    let first = 0;
+    while (first < serial.length - 1 && serial.charCodeAt(first) === 48) first++;
+    const digits = serial.length - first;
+    if (digits === 0 || digits > 40) throw invalid(`entry ${this.count}: serial must be 1 to 40 significant hex digits (20 octets)`);
+    const octets = (digits + 1) >> 1;
+    let high = hexAt(serial, first, this.count);
+    if (digits % 2 === 0) high = (high << 4) | hexAt(serial, first + 1, this.count);
+    const pad = high >= 0x80 ? 1 : 0;
+    buf[o++] = 0x02;
+    buf[o++] = octets + pad;
+    if (pad) buf[o++] = 0;
+    buf[o++] = high;
+    for (let i = first + (digits % 2 === 0 ? 2 : 1); i < serial.length; i += 2) {
+      buf[o++] = (hexAt(serial, i, this.count) << 4) | hexAt(serial, i + 1, this.count);
+    }
+
+    // revocationDate Time
+    o = this.writeTime(buf, o, e.revokedAt, 'revokedAt');
+
+    // crlEntryExtensions
+    const reason = e.reason;
+    const hasReason = reason !== null && reason !== undefined && reason !== REVOCATION_REASONS.unspecified;
+    if (hasReason) {
+      if (!isReasonCode(reason)) throw invalid(`entry ${this.count}: unknown revocation reason ${String(reason)}`);
+      if (reason === REVOCATION_REASONS.removeFromCRL && !this.delta) {
+        throw invalid(`entry ${this.count}: removeFromCRL only appears in delta CRLs (RFC 5280 §5.3.1)`);
+      }
+    }
+    const invalidity = e.invalidityDate;
+    const hasInvalidity = invalidity !== null && invalidity !== undefined;
+    if (hasReason || hasInvalidity) {
+      buf[o++] = 0x30;
+      buf[o++] = (hasReason ? 12 : 0) + (hasInvalidity ? 26 : 0);
+      if (hasReason) {
+        REASON_EXTENSIONS[reason].copy(buf, o);
+        o += 12;
+      }
+      if (hasInvalidity) {
+        INVALIDITY_PREFIX.copy(buf, o);
+        o += INVALIDITY_PREFIX.length;
+        checkedMs(invalidity, `entry ${this.count}: invalidityDate`);
+        o = writeDigits(buf, o, invalidity, true);
+      }
+    }
+
+    buf[start] = 0x30;
+    buf[start + 1] = o - start - 2;
+    this.offset = o;
+    this.count++;
+  }
+
+  private writeTime(buf: Buffer, o: number, date: Date, what: string): number {
+    const ms = date instanceof Date ? date.getTime() : NaN;
+    const second = Math.floor(ms / 1000);
+    if (second === this.lastSecond) {
+      this.lastTime.copy(buf, o, 0, this.lastTimeLength);
+      return o + this.lastTimeLength;
+    }
+    if (!Number.isFinite(ms)) throw invalid(`entry ${this.count}: ${what} is not a valid date`);
+    const year = date.getUTCFullYear();
+    if (year < 1950 || year > 9999) throw invalid(`entry ${this.count}: ${what} is outside 1950–9999`);
+    const generalized = year >= 2050; // RFC 5280 §5.1.2.6: UTCTime through 2049
+    const start = o;
+    buf[o++] = generalized ? 0x18 : 0x17;
+    buf[o++] = generalized ? 15 : 13;
+    o = writeDigits(buf, o, date, generalized);
+    this.lastSecond = second;
+    this.lastTimeLength = o - start;
+    buf.copy(this.lastTime, 0, start, o);
+    return o;
+  }
+
+  private flush(): void {
+    this.done.push(this.chunk.subarray(0, this.offset));
+    this.total += this.offset;
+    this.chunk = Buffer.allocUnsafe(CHUNK_SIZE);
+    this.offset = 0;
+  }
+
+  /** The revokedCertificates SEQUENCE header followed by the chunks. */
+  finish(): Buffer[] {
+    this.flush();
+    return [Buffer.concat([Buffer.from([0x30]), encodeLength(this.total)]), ...this.done];
+  }
+}
+
+function hexAt(s: string, i: number, entry: number): number {
+  const c = s.charCodeAt(i);
+  const v = c < 128 ? HEX_VALUE[c] : -1;
+  if (v < 0) throw invalid(`entry ${entry}: serial ${JSON.stringify(s)} is not hex`);
+  return v;
+}
+
+/** `[YY]YYMMDDHHMMSSZ` as ASCII digits, whole seconds (RFC 5280 §4.1.2.5.1, §4.1.2.5.2). */
+function writeDigits(buf: Buffer, o: number, d: Date, fourDigitYear: boolean): number {
+  const year = d.getUTCFullYear();
+  if (fourDigitYear) {
+    o = two(buf, o, Math.floor(year / 100));
+  }
+  o = two(buf, o, year % 100);
+  o = two(buf, o, d.getUTCMonth() + 1);
+  o = two(buf, o, d.getUTCDate());
+  o = two(buf, o, d.getUTCHours());
+  o = two(buf, o, d.getUTCMinutes());
+  o = two(buf, o, d.getUTCSeconds());
+  buf[o++] = 0x5a; // 'Z'
+  return o;
+}
+
+function two(buf: Buffer, o: number, n: number): number {
+  buf[o] = 48 + Math.floor(n / 10);
+  buf[o + 1] = 48 + (n % 10);
+  return o + 2;
+}
+
+class Malformed extends Error {}
+const fail = (message: string): never => {
+  throw new Malformed(message);
+};
+
+/**
+ * Parses a DER CertificateList (RFC 5280 §5.1). Checks structure, that the inner and outer signature
+ * algorithms agree (§5.1.1.2) and the forms of times and numbers; it does not verify the signature
+ * or judge extensions it does not know.
+ *
+ * @throws PkiError('malformed') for anything that is not a well-formed CRL.
+ */
+export function parseCrl(der: Buffer): ParsedCrl {
+  try {
+    return parse(der);
+  } catch (err) {
+    if (err instanceof PkiError && err.code === 'malformed') throw err;
+    const detail = err instanceof Malformed || err instanceof DerError ? err.message : 'unreadable CRL';
+    throw new PkiError('malformed', `malformed CRL: ${detail}`);
+  }
+}
+
+function parse(der: Buffer): ParsedCrl {
+  const [tbs, sigAlg, sig, extra] = childList(readOnly(der, 0x30));
+  if (extra || !sig) fail('CertificateList has not three elements');
+  tagged(tbs, 0x30);
+  tagged(sigAlg, 0x30);
+  const sigBits = tagged(sig, 0x03).content;
+  if (sigBits.length === 0 || sigBits[0] !== 0) fail('signature BIT STRING has unused bits');
+
+  const parts = childList(tbs);
+  let i = 0;
+  if (parts[i]?.tag === 0x02) {
+    if (parts[i].content.length !== 1 || parts[i].content[0] !== 1) fail('unsupported CRL version');
+    i++;
+  }
+  const innerAlg = tagged(parts[i++], 0x30);
+  if (!innerAlg.raw.equals(sigAlg.raw)) fail('signature algorithms of TBSCertList and CertificateList differ (RFC 5280 §5.1.1.2)');
+  const issuer = tagged(parts[i++], 0x30).raw;
+  const thisUpdate = readTime(parts[i++]);
+  let nextUpdate: Date | null = null;
+  if (parts[i]?.tag === 0x17 || parts[i]?.tag === 0x18) nextUpdate = readTime(parts[i++]);
+  const entries: CrlEntry[] = [];
+  if (parts[i]?.tag === 0x30) readEntries(parts[i++], entries);
+  let crlNumber: bigint | null = null;
+  let baseCrlNumber: bigint | null = null;
+  let authorityKeyId: Buffer | null = null;
+  let distributionPoint: string | null = null;
+  if (parts[i]?.tag === 0xa0) {
+    const [list, more] = childList(parts[i++]);
+    if (more) fail('extra element after crlExtensions');
+    for (const ext of readExtensionList(tagged(list, 0x30))) {
+      switch (ext.oid) {
+        case EXT.cRLNumber:
+          crlNumber = readNumber(readOnly(ext.value));
+          break;
+        case EXT.deltaCRLIndicator:
+          baseCrlNumber = readNumber(readOnly(ext.value));
+          break;
+        case EXT.authorityKeyIdentifier: {
+          const keyId = childList(readOnly(ext.value, 0x30)).find((c) => c.tag === 0x80);
+          authorityKeyId = keyId ? keyId.content : null;
+          break;
+        }
+        case EXT.issuingDistributionPoint: {
+          const dp = childList(readOnly(ext.value, 0x30)).find((c) => c.tag === 0xa0);
+          const fullName = dp ? childList(dp).find((c) => c.tag === 0xa0) : undefined;
+          const uri = fullName ? childList(fullName).find((c) => c.tag === 0x86) : undefined;
+          distributionPoint = uri ? uri.content.toString('latin1') : null;
+          break;
+        }
+      }
+    }
+  }
+  if (i !== parts.length) fail('unexpected element in TBSCertList');
+  return {
+    issuer,
+    thisUpdate,
+    nextUpdate,
+    crlNumber,
+    baseCrlNumber,
+    entries,
+    tbs: tbs.raw,
+    signature: sigBits.subarray(1),
+    signatureAlgorithm: sigAlg.raw,
+    authorityKeyId,
+    distributionPoint,
+  };
+}
+
+/**
+ * Reads revokedCertificates without building a DerElement per TLV: a million-entry CRL parses in
+ * about a second. Same DER rules as der-reader.ts (definite, minimal lengths; nothing past a parent).
+ */
+function readEntries(list: DerElement, out: CrlEntry[]): void {
+  const buf = list.content;
+  const end = buf.length;
+  let o = 0;
+  while (o < end) {
+    header(buf, o, end, 0x30, 'CRL entry');
+    const entryEnd = hEnd;
+    header(buf, hStart, entryEnd, 0x02, 'userCertificate');
+    const serial = serialHex(buf, hStart, hEnd);
+    const timeTag = buf[hEnd];
+    header(buf, hEnd, entryEnd, -1, 'revocationDate');
+    const revokedAt = timeAt(buf, timeTag, hStart, hEnd);
+    let p = hEnd;
+    let reason: number | null = null;
+    let invalidityDate: Date | null = null;
+    if (p < entryEnd) {
+      header(buf, p, entryEnd, 0x30, 'crlEntryExtensions');
+      const extsEnd = hEnd;
+      if (hStart === extsEnd) fail('empty crlEntryExtensions');
+      p = hStart;
+      let seenReason = false;
+      let seenInvalidity = false;
+      while (p < extsEnd) {
+        header(buf, p, extsEnd, 0x30, 'Extension');
+        const extEnd = hEnd;
+        header(buf, hStart, extEnd, 0x06, 'extnID');
+        const oidStart = hStart;
+        const oidLength = hEnd - hStart;
+        if (buf[hEnd] === 0x01) header(buf, hEnd, extEnd, 0x01, 'critical');
+        header(buf, hEnd, extEnd, 0x04, 'extnValue');
+        if (hEnd !== extEnd) fail('extra element in Extension');
+        const valueStart = hStart;
+        const valueEnd = hEnd;
+        // id-ce-cRLReasons 2.5.29.21 and id-ce-invalidityDate 2.5.29.24: content 55 1d 15 / 55 1d 18
+        if (oidLength === 3 && buf[oidStart] === 0x55 && buf[oidStart + 1] === 0x1d) {
+          if (buf[oidStart + 2] === 0x15) {
+            if (seenReason) fail('reasonCode appears twice');
+            seenReason = true;
+            header(buf, valueStart, valueEnd, 0x0a, 'CRLReason');
+            if (hEnd !== valueEnd || hEnd - hStart !== 1 || !isReasonCode(buf[hStart])) fail('bad reasonCode');
+            reason = buf[hStart];
+          } else if (buf[oidStart + 2] === 0x18) {
+            if (seenInvalidity) fail('invalidityDate appears twice');
+            seenInvalidity = true;
+            header(buf, valueStart, valueEnd, 0x18, 'invalidityDate');
+            if (hEnd !== valueEnd) fail('bad invalidityDate');
+            invalidityDate = timeAt(buf, 0x18, hStart, hEnd);
+          }
+        }
+        p = extEnd;
+      }
+    }
+    if (p !== entryEnd) fail('extra element in a CRL entry');
+    out.push({ serial, revokedAt, reason, invalidityDate });
+    o = entryEnd;
+  }
+}
+
+// Result registers of header(): content start and end of the TLV just read.
+let hStart = 0;
+let hEnd = 0;
+
+/** Reads the TLV header at `o` (which must end by `limit`), checks its tag unless `tag` is -1, sets hStart/hEnd. */
+function header(buf: Buffer, o: number, limit: number, tag: number, what: string): void {
+  if (o + 2 > limit) fail(`truncated ${what}`);
+  if (tag !== -1 && buf[o] !== tag) fail(`${what}: expected tag 0x${tag.toString(16)}, found 0x${buf[o].toString(16)}`);
+  let length = buf[o + 1];
+  let start = o + 2;
+  if (length & 0x80) {
+    const n = length & 0x7f;
+    if (n === 0 || n > 4) fail(`${what}: bad DER length`);
+    if (start + n > limit) fail(`truncated ${what}`);
+    length = 0;
+    for (let i = 0; i < n; i++) length = length * 256 + buf[start + i];
+    if (length < 0x80 || buf[start] === 0) fail(`${what}: non-minimal DER length`);
+    start += n;
+  }
+  if (start + length > limit) fail(`truncated ${what}`);
+  hStart = start;
+  hEnd = start + length;
+}
+
+function serialHex(buf: Buffer, start: number, end: number): string {
+  const length = end - start;
+  if (length === 0) fail('empty serial number');
+  if (length > 1 && buf[start] === 0 && buf[start + 1] < 0x80) fail('serial number is not minimally encoded');
+  // Negative serials exist in the wild (RFC 5280 §4.1.2.2 asks users to cope); tierca never issues them.
+  if (buf[start] & 0x80) fail('negative serial number');
+  return buf.toString('hex', length > 1 && buf[start] === 0 ? start + 1 : start, end);
+}
+
+function readNumber(el: DerElement): bigint {
+  const c = tagged(el, 0x02).content;
+  if (c.length === 0 || c.length > 21 || c[0] & 0x80) fail('bad CRL number');
+  return BigInt(`0x${c.toString('hex')}`);
+}
+
+interface RawExtension {
+  oid: string;
+  critical: boolean;
+  value: Buffer;
+}
+
+function readExtensionList(list: DerElement): RawExtension[] {
+  const out: RawExtension[] = [];
+  for (const item of childList(list)) {
+    const parts = childList(tagged(item, 0x30));
+    if (parts.length < 2 || parts.length > 3) fail('bad Extension');
+    const extOid = decodeOid(tagged(parts[0], 0x06));
+    const critical = parts.length === 3 && tagged(parts[1], 0x01).content[0] === 0xff;
+    if (out.some((e) => e.oid === extOid)) fail(`extension ${extOid} appears twice (RFC 5280 §4.2)`);
+    out.push({ oid: extOid, critical, value: tagged(parts[parts.length - 1], 0x04).content });
+  }
+  return out;
+}
+
+function readTime(el: DerElement | undefined): Date {
+  if (!el) return fail('missing time');
+  return timeAt(el.content, el.tag, 0, el.content.length);
+}
+
+/** UTCTime `YYMMDDHHMMSSZ` or GeneralizedTime `YYYYMMDDHHMMSSZ` (RFC 5280 §5.1.2.4) in buf[start, end). */
+function timeAt(c: Buffer, tag: number, start: number, end: number): Date {
+  const length = end - start;
+  let year: number;
+  let o: number;
+  if (tag === 0x17 && length === 13) {
+    const yy = digits2(c, start);
+    year = yy < 50 ? 2000 + yy : 1900 + yy; // RFC 5280 §4.1.2.5.1
+    o = start + 2;
+  } else if (tag === 0x18 && length === 15) {
+    year = digits2(c, start) * 100 + digits2(c, start + 2);
+    o = start + 4;
+  } else {
+    return fail('bad time (RFC 5280 allows YYMMDDHHMMSSZ and YYYYMMDDHHMMSSZ only)');
+  }
+  if (c[end - 1] !== 0x5a) fail('time is not in Zulu');
+  const month = digits2(c, o);
+  const day = digits2(c, o + 2);
+  const hour = digits2(c, o + 4);
+  const minute = digits2(c, o + 6);
+  const second = digits2(c, o + 8);
+  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) fail('bad time');
+  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  if (date.getUTCDate() !== day) fail('bad time');
+  if (year < 100) date.setUTCFullYear(year);
+  return date;
+}
+
+function digits2(c: Buffer, o: number): number {
+  const a = c[o] - 48;
+  const b = c[o + 1] - 48;
+  if (a < 0 || a > 9 || b < 0 || b > 9) fail('bad digit in time');
+  return a * 10 + b;
+}
+
+function childList(el: DerElement): DerElement[] {
+  if ((el.tag & 0x20) === 0) fail(`tag 0x${el.tag.toString(16)} is not constructed`);
+  const out: DerElement[] = [];
+  let offset = 0;
+  while (offset < el.content.length) {
+    const child = readElement(el.content, offset);
+    out.push(child);
+    offset += child.raw.length;
+  }
+  return out;
+}
+
+function tagged(el: DerElement | undefined, tag: number): DerElement {
+  if (!el) return fail('missing element');
+  if (el.tag !== tag) fail(`expected tag 0x${tag.toString(16)}, found 0x${el.tag.toString(16)}`);
+  return el;
+}

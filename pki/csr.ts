@@ -1,0 +1,121 @@
+/**
+ * PKCS#10 certification requests (RFC 2986): parse, check proof of possession, build.
+ *
+ * Parsing is by hand with ./der-reader.ts because the CSR is on the issuance hot path. Following
+ * cfssl's rule that "CSRs are not trusted", only the subject and the public key are taken from a
+ * CSR; requested extensions are not read — the RA and the profile decide them.
+ */
+import { bitString, implicitConstructed, integer, sequence } from './der.ts';
+import { children, expectTag, readOnly } from './der-reader.ts';
+import type { KeyAlgorithm } from './algorithms.ts';
+import { verifySignature } from './certificate-reader.ts';
+import { keyAlgorithmOf } from './key-pair.ts';
+import { decodePemOrDerOf } from './pem.ts';
+import { PkiError } from './pki-error.ts';
+import type { Signer } from './signer.ts';
+
+/** What tierca takes from a CSR. */
+export interface ParsedCsr {
+  /** The whole CertificationRequest, DER. */
+  der: Buffer;
+  /** Raw DER subject Name. */
+  subject: Buffer;
+  /** DER SubjectPublicKeyInfo. */
+  publicKeyInfo: Buffer;
+  /** The key's algorithm, or null when it is not one tierca knows (e.g. RSA-1024, secp256k1). */
+  keyAlgorithm: KeyAlgorithm | null;
+}
+
+const CSR_LABELS = ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST'] as const;
+
+interface CsrParts {
+  info: Buffer;
+  subject: Buffer;
+  publicKeyInfo: Buffer;
+  signatureAlgorithm: Buffer;
+  signature: Buffer;
+}
+
+/**
+ * Parses a CSR given as PEM (`CERTIFICATE REQUEST`, or the older `NEW CERTIFICATE REQUEST`), bare
+ * base64 or DER. Its signature is NOT checked here: call {@link verifyCsr}.
+ *
+ * @throws PkiError('malformed') for anything else: bad armour or base64, truncated DER, trailing
+ * bytes, a version other than v1 (0), a structure that is not a CertificationRequest, or a public
+ * key Node cannot load.
+ */
+export function parseCsr(input: string | Buffer): ParsedCsr {
+  const der = decodePemOrDerOf(input, CSR_LABELS);
+  const parts = csrParts(der);
+  let keyAlgorithm: KeyAlgorithm | null;
+  try {
+    keyAlgorithm = keyAlgorithmOf(parts.publicKeyInfo);
+  } catch {
+    throw new PkiError('malformed', 'malformed CSR: unreadable public key');
+  }
+  return { der, subject: parts.subject, publicKeyInfo: parts.publicKeyInfo, keyAlgorithm };
+}
+
+function csrParts(der: Buffer): CsrParts {
+  try {
+    const [infoEl, algEl, sigEl, extra] = children(readOnly(der, 0x30));
+    if (extra) throw new PkiError('malformed', 'malformed CSR: extra fields after the signature');
+    expectTag(algEl, 0x30, 'signatureAlgorithm');
+    const sig = expectTag(sigEl, 0x03, 'signature');
+    if (sig.content.length < 2 || sig.content[0] !== 0) throw new PkiError('malformed', 'malformed CSR: signature BIT STRING has unused bits');
+    const [version, subject, spki, attributes, extraInfo] = children(expectTag(infoEl, 0x30, 'certificationRequestInfo'));
+    const v = expectTag(version, 0x02, 'version').content;
+    if (v.length !== 1 || v[0] !== 0) throw new PkiError('malformed', 'malformed CSR: version is not v1 (0)');
+    expectTag(subject, 0x30, 'subject');
+    const algorithm = children(expectTag(spki, 0x30, 'subjectPKInfo'));
+    expectTag(algorithm[0], 0x30, 'subjectPKInfo algorithm');
+    expectTag(algorithm[1], 0x03, 'subjectPublicKey');
+    // attributes [0] IMPLICIT SET OF Attribute; tolerated when absent (some encoders omit the empty set).
+    if (attributes) children(expectTag(attributes, 0xa0, 'attributes'));
+    if (extraInfo) throw new PkiError('malformed', 'malformed CSR: extra fields in certificationRequestInfo');
+    return {
+      info: infoEl.raw,
+      subject: subject.raw,
+      publicKeyInfo: spki.raw,
+      signatureAlgorithm: algEl.raw,
+      signature: sig.content.subarray(1),
+    };
+  } catch (err) {
+    if (err instanceof PkiError) throw err;
+    throw new PkiError('malformed', `malformed CSR: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Checks the CSR's proof of possession: its self-signature under its own public key. Supports
+ * ECDSA P-256/P-384 (SHA-256/384/512), RSA PKCS#1 v1.5 (SHA-256/384/512) and RSASSA-PSS.
+ *
+ * @throws PkiError('bad-signature', 'CSR signature does not verify'); PkiError('unsupported-algorithm')
+ * for other signature algorithms (SM2 is not verified here yet).
+ */
+export function verifyCsr(csr: ParsedCsr): void {
+  const parts = csrParts(csr.der);
+  const ok = verifySignature({
+    algorithm: parts.signatureAlgorithm,
+    publicKeyInfo: parts.publicKeyInfo,
+    data: parts.info,
+    signature: parts.signature,
+    cacheKey: false, // a CSR key is seen once; it must not push issuer keys out of the cache
+  });
+  if (!ok) throw new PkiError('bad-signature', 'CSR signature does not verify');
+}
+
+/**
+ * A DER CSR for `subject` (DER Name) and the signer's key, without attributes — for tests, the CLI
+ * and benchmarks.
+ */
+export async function buildCsr(p: { subject: Buffer; signer: Signer }): Promise<Buffer> {
+  try {
+    readOnly(p.subject, 0x30);
+  } catch {
+    throw new PkiError('invalid-argument', 'subject is not one DER SEQUENCE');
+  }
+  const info = sequence(integer(0), p.subject, p.signer.publicKeyInfo, implicitConstructed(0, []));
+  const signature = await p.signer.sign(info);
+  return sequence(info, p.signer.signatureAlgorithm, bitString(signature));
+}

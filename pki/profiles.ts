@@ -1,0 +1,224 @@
+/**
+ * The certificate profiles of DESIGN.md as extension sets, one function per layer or end-entity kind.
+ * Each takes only what varies (keys, the tier's policy OID, the issuer's URLs, names) so that the
+ * CA's issuing code cannot forget an extension or get its criticality wrong.
+ */
+import { OID } from './algorithms.ts';
+import { children, decodeOid, expectTag, readOnly } from './der-reader.ts';
+import {
+  ANY_POLICY,
+  EKU,
+  authorityInfoAccess,
+  authorityKeyIdentifier,
+  basicConstraints,
+  certificatePolicies,
+  crlDistributionPoints,
+  extendedKeyUsage,
+  freshestCrl,
+  keyUsage,
+  nameConstraints,
+  ocspNoCheck,
+  subjectAltName,
+  subjectKeyIdentifier,
+  type Extension,
+  type KeyUsageName,
+} from './extensions.ts';
+import { keyIdentifier } from './key-pair.ts';
+import type { DistinguishedName } from './name.ts';
+import { PkiError } from './pki-error.ts';
+
+/** Where relying parties find the issuer's certificate, status and CRLs (they go in AIA, CDP, freshestCRL). */
+export interface IssuerLinks {
+  /** URL of the issuer's certificate (DER), for AIA caIssuers. */
+  caIssuersUrl: string;
+  /** URL of the issuer's OCSP responder, for AIA; absent = no OCSP access description. */
+  ocspUrl?: string;
+  /** URL of the issuer's full CRL, for the CRL distribution point. */
+  crlUrl: string;
+  /** URL of the issuer's delta CRL; when set, certificates carry freshestCRL. */
+  deltaCrlUrl?: string;
+}
+
+/**
+ * The root CA's extensions: basicConstraints CA:true without pathLen (critical), keyUsage
+ * keyCertSign + cRLSign (critical), subjectKeyIdentifier, certificatePolicies anyPolicy. No AKI: the
+ * root is self-signed (RFC 5280 §4.2.1.1 allows the omission).
+ */
+export function rootCaExtensions(p: { publicKeyInfo: Buffer }): Extension[] {
+  return [
+    basicConstraints({ ca: true }),
+    keyUsage(['keyCertSign', 'cRLSign']),
+    subjectKeyIdentifier(keyIdentifier(p.publicKeyInfo)),
+    certificatePolicies([ANY_POLICY]),
+  ];
+}
+
+/**
+ * A domain CA's extensions: basicConstraints CA:true pathLen 1, keyUsage keyCertSign + cRLSign, SKI,
+ * AKI, critical nameConstraints (the domain's directoryName, its DNS suffix, and its e-mail suffix
+ * both as `suffix` — mailboxes at the domain itself — and `.suffix` — mailboxes at its hosts, RFC
+ * 5280 §4.2.1.10), the policies of every tier it serves, AIA and CDP.
+ */
+export function domainCaExtensions(p: {
+  publicKeyInfo: Buffer;
+  issuerKeyId: Buffer;
+  policyOids: string[];
+  permitted: { directoryName: DistinguishedName; dnsSuffix: string; emailSuffix: string };
+  links: IssuerLinks;
+}): Extension[] {
+  const email = p.permitted.emailSuffix.replace(/^\./, '');
+  return [
+    basicConstraints({ ca: true, pathLength: 1 }),
+    keyUsage(['keyCertSign', 'cRLSign']),
+    subjectKeyIdentifier(keyIdentifier(p.publicKeyInfo)),
+    authorityKeyIdentifier(p.issuerKeyId),
+    nameConstraints({
+      permittedDirectoryNames: [p.permitted.directoryName],
+      permittedDns: [p.permitted.dnsSuffix],
+      permittedEmail: [email, `.${email}`],
+    }),
+    certificatePolicies(p.policyOids),
+    ...linkExtensions(p.links, { ocsp: true, crl: true }),
+  ];
+}
+
+/**
+ * A tier issuing CA's extensions: basicConstraints CA:true pathLen 0, keyUsage keyCertSign + cRLSign,
+ * SKI, AKI, ONLY its tier's policy (so that policy processing, RFC 5280 §6.1, refuses its leaves for
+ * any other tier), AIA and CDP.
+ */
+export function tierCaExtensions(p: { publicKeyInfo: Buffer; issuerKeyId: Buffer; policyOid: string; links: IssuerLinks }): Extension[] {
+  return [
+    basicConstraints({ ca: true, pathLength: 0 }),
+    keyUsage(['keyCertSign', 'cRLSign']),
+    subjectKeyIdentifier(keyIdentifier(p.publicKeyInfo)),
+    authorityKeyIdentifier(p.issuerKeyId),
+    certificatePolicies([p.policyOid]),
+    ...linkExtensions(p.links, { ocsp: true, crl: true }),
+  ];
+}
+
+export type EndEntityProfile = 'organ' | 'device' | 'user-sign' | 'user-enc' | 'ocsp';
+
+export const END_ENTITY_PROFILES: readonly EndEntityProfile[] = ['organ', 'device', 'user-sign', 'user-enc', 'ocsp'];
+
+/**
+ * An end-entity certificate's extensions. Every profile has basicConstraints CA:false (critical),
+ * keyUsage (critical), SKI, AKI, certificatePolicies (the tier OID), AIA caIssuers; all but `ocsp`
+ * add the AIA OCSP URL, the CRL distribution point and, when `links.deltaCrlUrl` is set, freshestCRL.
+ *
+ * - `organ`: digitalSignature + nonRepudiation; EKU documentSigning, emailProtection; SAN e-mail if given.
+ * - `device`: digitalSignature (+ keyEncipherment for RSA keys, for RSA key transport in TLS 1.2 and
+ *   IKEv1); EKU serverAuth, clientAuth, ipsecIKE; SAN DNS and/or IP, at least one required.
+ * - `user-sign`: digitalSignature + nonRepudiation; EKU clientAuth, emailProtection; SAN e-mail if given.
+ * - `user-enc`: keyEncipherment + dataEncipherment for RSA, keyAgreement for ECDSA-curve keys,
+ *   keyEncipherment + dataEncipherment + keyAgreement for SM2 (SM2 encrypts directly, GB/T 32918.4,
+ *   and GM/T 0015 lists all three for encryption certificates); EKU emailProtection; SAN e-mail if given.
+ * - `ocsp` (delegated responder, RFC 6960 §4.2.2.2): digitalSignature; EKU ocspSigning;
+ *   id-pkix-ocsp-nocheck; AIA caIssuers only — no OCSP URL and no CDP, since a nocheck responder
+ *   certificate is never checked for revocation.
+ *
+ * @throws PkiError('invalid-argument') when `device` has neither DNS nor IP, or when a profile is
+ * given names it does not carry (DNS/IP outside `device`, e-mail for `device` or `ocsp`): refusing
+ * beats silently dropping what the caller asked for.
+ */
+export function endEntityExtensions(p: {
+  profile: EndEntityProfile;
+  publicKeyInfo: Buffer;
+  issuerKeyId: Buffer;
+  policyOid: string;
+  links: IssuerLinks;
+  dns?: string[];
+  ip?: string[];
+  email?: string[];
+}): Extension[] {
+  const dns = p.dns ?? [];
+  const ip = p.ip ?? [];
+  const email = p.email ?? [];
+  const key = keyKind(p.publicKeyInfo);
+  const refuse = (message: string) => new PkiError('invalid-argument', message);
+  if (p.profile !== 'device' && (dns.length || ip.length)) throw refuse(`profile ${p.profile} carries no DNS or IP names`);
+  if ((p.profile === 'device' || p.profile === 'ocsp') && email.length) throw refuse(`profile ${p.profile} carries no e-mail addresses`);
+
+  let usages: KeyUsageName[];
+  let ekus: string[];
+  let san: Extension | undefined;
+  switch (p.profile) {
+    case 'organ':
+      usages = ['digitalSignature', 'nonRepudiation'];
+      ekus = [EKU.documentSigning, EKU.emailProtection];
+      if (email.length) san = subjectAltName({ email });
+      break;
+    case 'device':
+      if (dns.length === 0 && ip.length === 0) throw refuse('a device certificate needs at least one DNS name or IP address');
+      usages = key === 'rsa' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature'];
+      ekus = [EKU.serverAuth, EKU.clientAuth, EKU.ipsecIKE];
+      san = subjectAltName({ dns, ip });
+      break;
+    case 'user-sign':
+      usages = ['digitalSignature', 'nonRepudiation'];
+      ekus = [EKU.clientAuth, EKU.emailProtection];
+      if (email.length) san = subjectAltName({ email });
+      break;
+    case 'user-enc':
+      usages =
+        key === 'rsa'
+          ? ['keyEncipherment', 'dataEncipherment']
+          : key === 'sm2'
+            ? ['keyEncipherment', 'dataEncipherment', 'keyAgreement']
+            : ['keyAgreement'];
+      ekus = [EKU.emailProtection];
+      if (email.length) san = subjectAltName({ email });
+      break;
+    case 'ocsp':
+      usages = ['digitalSignature'];
+      ekus = [EKU.ocspSigning];
+      break;
+    default:
+      throw refuse(`unknown end-entity profile ${String(p.profile)}`);
+  }
+  const isOcsp = p.profile === 'ocsp';
+  return [
+    basicConstraints({ ca: false }),
+    keyUsage(usages),
+    extendedKeyUsage(ekus),
+    subjectKeyIdentifier(keyIdentifier(p.publicKeyInfo)),
+    authorityKeyIdentifier(p.issuerKeyId),
+    ...(san ? [san] : []),
+    certificatePolicies([p.policyOid]),
+    ...linkExtensions(p.links, { ocsp: !isOcsp, crl: !isOcsp }),
+    ...(isOcsp ? [ocspNoCheck()] : []),
+  ];
+}
+
+/** AIA (caIssuers, and OCSP when wanted and known), CDP and freshestCRL (when a delta CRL URL is known). */
+function linkExtensions(links: IssuerLinks, want: { ocsp: boolean; crl: boolean }): Extension[] {
+  const out = [
+    authorityInfoAccess({ caIssuers: links.caIssuersUrl, ocsp: want.ocsp ? links.ocspUrl : undefined }),
+  ];
+  if (want.crl) {
+    out.push(crlDistributionPoints([links.crlUrl]));
+    if (links.deltaCrlUrl) out.push(freshestCrl([links.deltaCrlUrl]));
+  }
+  return out;
+}
+
+/**
+ * 'rsa', 'sm2' or 'ec' (another named curve) for the key of a SubjectPublicKeyInfo, from its
+ * AlgorithmIdentifier (Node's KeyObject does not report a type for SM2 keys read from DER).
+ */
+function keyKind(spki: Buffer): 'rsa' | 'sm2' | 'ec' {
+  let algOid: string;
+  let params: string | undefined;
+  try {
+    const [algId] = children(readOnly(spki, 0x30));
+    const [algEl, paramsEl] = children(expectTag(algId, 0x30, 'AlgorithmIdentifier'));
+    algOid = decodeOid(algEl);
+    params = paramsEl?.tag === 0x06 ? decodeOid(paramsEl) : undefined;
+  } catch {
+    throw new PkiError('invalid-argument', 'publicKeyInfo is not a readable SubjectPublicKeyInfo');
+  }
+  if (algOid === OID.rsaEncryption || algOid === OID.rsaPss) return 'rsa';
+  if (algOid === OID.ecPublicKey) return params === OID.sm2Curve ? 'sm2' : 'ec';
+  throw new PkiError('invalid-argument', `unsupported public key algorithm ${algOid}`);
+}

@@ -1,0 +1,232 @@
+/**
+ * Starting tierca: `initHierarchy` runs the key ceremony for a config (`tierca init`), `startService`
+ * opens the database, unlocks the keystore and listens (`tierca serve`, `npm start`). On an empty
+ * embedded database with no passphrase given, `startService` builds the DEMO hierarchy from the
+ * shipped example topology, with a demo passphrase and demo tokens, and says so loudly.
+ */
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { SoftwareKeyStore } from '../pki/keystore/software-keystore.ts';
+import { PkiError } from '../pki/pki-error.ts';
+import { openStore, type StoreOptions } from './storage/knex-store.ts';
+import type { Store, Role } from './storage/storage.ts';
+import { buildConfig, loadConfigFile, EXAMPLE_CONFIG, type TiercaConfig } from './config/load-config.ts';
+import { systemClock, type Clock } from './clock.ts';
+import { runHierarchyCeremony, formatHierarchyTree } from './ca/hierarchy-ceremony.ts';
+import { createPrincipal } from './ra/registration-authority.ts';
+import { appendAudit } from './audit/audit-log.ts';
+import { openServices, type Services } from './services.ts';
+import { createHttpServer } from './http/app.ts';
+import { TiercaError } from './errors.ts';
+
+/** The demo's passphrase. It is public: the demo hierarchy must never be trusted. */
+export const DEMO_PASSPHRASE = 'tierca-demo-passphrase-NOT-SECRET';
+const MIN_PASSPHRASE = 12;
+
+export interface DatabaseOptions {
+  dataDir: string;
+  /** postgres://… selects PostgreSQL; otherwise SQLite at `<dataDir>/tierca.db`. */
+  databaseUrl?: string;
+  /** PostgreSQL schema (tests use one per run). */
+  searchPath?: string;
+  /** SQLite file other than `<dataDir>/tierca.db`. */
+  sqliteFile?: string;
+}
+
+export function storeOptions({ dataDir, databaseUrl, searchPath, sqliteFile }: DatabaseOptions): StoreOptions {
+  if (databaseUrl) return { databaseUrl, searchPath };
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  return { sqliteFile: sqliteFile ?? join(dataDir, 'tierca.db') };
+}
+
+export interface InitOptions extends DatabaseOptions {
+  configPath?: string;
+  /** Config data instead of a file (the demo overrides publicUrl). */
+  config?: TiercaConfig;
+  passphrase: string;
+  clock?: Clock;
+  /** Low scrypt cost for tests only. */
+  kdf?: { N: number; r: number; p: number };
+}
+
+/** Runs the key ceremony into an empty database; returns the tree and the first sysadmin token (shown once). */
+export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; adminToken: string }> {
+  const store = await openStore(storeOptions(opts));
+  try {
+    const result = await ceremony(store, opts, 'sysadmin');
+    return { tree: result.tree, adminToken: result.tokens.sysadmin };
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * The ceremony on an open store, with principals made for `roles` ('role' or 'role:name'; officers get
+ * every domain). Returns the tree and each principal's token by name.
+ */
+export async function ceremony(store: Store, opts: InitOptions, ...roles: string[]): Promise<{ tree: string; tokens: Record<string, string> }> {
+  if (opts.passphrase.length < MIN_PASSPHRASE) {
+    throw new TiercaError('bad-request', `the keystore passphrase must be at least ${MIN_PASSPHRASE} characters`);
+  }
+  const config = opts.config ?? loadConfigFile(opts.configPath ?? EXAMPLE_CONFIG);
+  if (await store.meta.get('keystore')) throw new TiercaError('already-exists', 'this database already holds a CA hierarchy');
+  const clock = opts.clock ?? systemClock;
+  const { keystore, header } = await SoftwareKeyStore.initialise({ passphrase: opts.passphrase, kdf: opts.kdf });
+  const cas = await runHierarchyCeremony({ config, store, keystore, now: clock.now() });
+  const tokens: Record<string, string> = {};
+  await store.transaction(async (tx) => {
+    await tx.meta.set('keystore', header);
+    await tx.meta.set('config', JSON.stringify(configData(config)));
+    const now = clock.now();
+    for (const spec of roles) {
+      const [role, name] = spec.split(':') as [Role, string | undefined];
+      const domains = role === 'officer' ? config.domains.map((d) => d.slug) : [];
+      const { principal, token } = await createPrincipal(tx, { name: name ?? `first ${role}`, role, domains, now });
+      tokens[name ?? role] = token;
+      await appendAudit(tx.audit, now, {
+        principalId: null, role: null, source: 'ceremony', action: 'principal.add', target: `principal:${principal.id}`,
+        outcome: 'success', requestId: null, detail: { role, domains },
+      });
+    }
+    await appendAudit(tx.audit, now, {
+      principalId: null, role: null, source: 'ceremony', action: 'hierarchy.create', target: null, outcome: 'success',
+      requestId: null, detail: { cas: cas.map((c) => c.id) },
+    });
+  });
+  const algorithms = new Map((await store.keys.list('ca')).map((k) => [k.id, k.algorithm]));
+  return { tree: formatHierarchyTree(cas, algorithms), tokens };
+}
+
+/** The config as stored in the database (so every instance runs the same policy). */
+function configData(config: TiercaConfig) {
+  return {
+    publicUrl: config.publicUrl,
+    country: config.country,
+    province: config.province,
+    organisation: config.organisation,
+    root: config.root,
+    domainCa: config.domainCa,
+    tierCa: config.tierCa,
+    tiers: Object.fromEntries([...config.tiers.entries()].map(([id, t]) => {
+      const { id: _id, ...rest } = t;
+      return [id, rest];
+    })),
+    organs: config.domains[0]?.organs.map((o) => ({ slug: o.slug, name: o.name })) ?? [],
+    domains: config.domains.map((d) => ({
+      slug: d.slug, name: d.name, dnsSuffix: d.dnsSuffix, emailSuffix: d.emailSuffix,
+      organNames: Object.fromEntries(d.organs.map((o) => [o.slug, o.name])),
+    })),
+  };
+}
+
+export interface ServeOptions extends DatabaseOptions {
+  host?: string;
+  port?: number;
+  passphrase?: string;
+  clock?: Clock;
+  log?: Logger;
+  /** Poll interval of revocation events (other instances' changes). Default 500 ms. */
+  pollMs?: number;
+  kdf?: { N: number; r: number; p: number };
+}
+
+export interface RunningService {
+  url: string;
+  port: number;
+  services: Services;
+  close(): Promise<void>;
+}
+
+/** Opens, unlocks and listens. Builds the demo hierarchy on an empty embedded database when no passphrase is given. */
+export async function startService(opts: ServeOptions): Promise<RunningService> {
+  const log = opts.log ?? pino({ name: 'tierca' });
+  const clock = opts.clock ?? systemClock;
+  const host = opts.host ?? '127.0.0.1';
+  const port = opts.port ?? 8080;
+  const store = await openStore(storeOptions(opts));
+  try {
+    let passphrase = opts.passphrase;
+    if (!(await store.meta.get('keystore'))) {
+      if (passphrase || opts.databaseUrl || opts.sqliteFile) {
+        throw new TiercaError('not-found', 'this database holds no CA hierarchy: run `tierca init --config …` first');
+      }
+      await createDemo(store, opts, host, port, clock);
+    }
+    if ((await store.meta.get('demo')) === 'true') {
+      passphrase ??= DEMO_PASSPHRASE;
+      warnDemo(opts.dataDir);
+    }
+    if (!passphrase) throw new TiercaError('bad-request', 'the keystore passphrase is needed: set TIERCA_PASSPHRASE or use --passphrase-file');
+    const config = buildConfig(JSON.parse((await store.meta.get('config'))!));
+    let keystore: SoftwareKeyStore;
+    try {
+      keystore = await SoftwareKeyStore.unlock({ passphrase, header: (await store.meta.get('keystore'))! });
+    } catch (err) {
+      if (err instanceof PkiError && err.code === 'wrong-passphrase') throw new TiercaError('wrong-passphrase', 'the keystore passphrase is wrong');
+      throw err;
+    }
+    const services = await openServices({ store, keystore, config, clock, log });
+    await services.scheduler.start();
+    await services.ocsp.startPolling(opts.pollMs ?? 500);
+    const server = createHttpServer({
+      store, cas: services.cas, ra: services.ra, ocsp: services.ocsp, tiers: config.tiers, clock, publicUrl: config.publicUrl, log,
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => resolve());
+    });
+    const address = server.address();
+    const actualPort = typeof address === 'object' && address ? address.port : port;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    log.info({ url, cas: services.cas.list().length, engine: store.engine }, 'tierca is serving');
+    return {
+      url,
+      port: actualPort,
+      services,
+      async close() {
+        services.ocsp.stopPolling();
+        await services.scheduler.stop();
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await store.close();
+      },
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/** The demo: the example topology, a public passphrase, a token per role written beside the database. */
+async function createDemo(store: Store, opts: ServeOptions, host: string, port: number, clock: Clock): Promise<void> {
+  const base = loadConfigFile(EXAMPLE_CONFIG);
+  const publicHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
+  const config = buildConfig({ ...configData(base), publicUrl: `http://${publicHost}:${port}` });
+  const { tokens } = await ceremony(
+    store,
+    { ...opts, config, passphrase: DEMO_PASSPHRASE, clock },
+    'sysadmin:admin', 'sysadmin:admin2', 'officer:officer', 'officer:officer2', 'auditor:auditor',
+  );
+  await store.meta.set('demo', 'true');
+  mkdirSync(opts.dataDir, { recursive: true, mode: 0o700 });
+  for (const [name, token] of Object.entries(tokens)) {
+    const file = join(opts.dataDir, `demo-${name}.token`);
+    writeFileSync(file, `${token}\n`, { mode: 0o600 });
+    chmodSync(file, 0o600);
+  }
+}
+
+function warnDemo(dataDir: string): void {
+  const bar = '!'.repeat(78);
+  const lines = [
+    bar,
+    '!!  DEMO HIERARCHY — NOT FOR PRODUCTION',
+    '!!  The CA keys are sealed with the PUBLIC demo passphrase; anyone can unseal them.',
+    `!!  Demo tokens (one per role) are in ${join(dataDir, 'demo-*.token')}.`,
+    '!!  For a real deployment run `tierca init --config <file>` with your own passphrase.',
+    bar,
+  ];
+  process.stderr.write(`${lines.join('\n')}\n`);
+}
+

@@ -1,0 +1,153 @@
+/**
+ * Publishes CRLs: a full CRL and a delta CRL per CA (RFC 5280 §5.2.4), numbered from one monotonic
+ * sequence per CA, stored as artifacts that the serving path only reads. Called after revocations
+ * (debounced) and on a schedule before nextUpdate.
+ */
+import { buildCrl, type CrlEntry } from '../../pki/crl.ts';
+import { keyIdentifier } from '../../pki/key-pair.ts';
+import { UniqueViolationError, type CertificateRecord, type CrlRecord, type Store } from '../storage/storage.ts';
+import type { TierPolicy } from '../config/tier-policy.ts';
+import type { CaDirectory, LoadedCa } from './ca-directory.ts';
+import type { Clock } from '../clock.ts';
+
+const HOUR_MS = 3600 * 1000;
+const DAY_MS = 24 * HOUR_MS;
+const REMOVE_FROM_CRL = 8;
+/** Root and domain CAs issue only CA certificates: their CRLs live a week. */
+const CA_CRL_VALIDITY_HOURS = 24 * 7;
+
+export interface CrlPublisherDeps {
+  store: Store;
+  cas: CaDirectory;
+  tiers: ReadonlyMap<string, TierPolicy>;
+  clock: Clock;
+}
+
+export interface PublishedCrl {
+  caId: string;
+  number: bigint;
+  delta: boolean;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  entries: number;
+}
+
+export class CrlPublisher {
+  constructor(private readonly deps: CrlPublisherDeps) {}
+
+  validityHours(ca: LoadedCa): number {
+    const tier = ca.record.tier ? this.deps.tiers.get(ca.record.tier) : undefined;
+    return tier?.statusValidityHours ?? CA_CRL_VALIDITY_HOURS;
+  }
+
+  /** Publishes a new full CRL and a delta on top of it for `caId`. */
+  async publish(caId: string): Promise<PublishedCrl[]> {
+    const ca = this.deps.cas.get(caId);
+    if (!ca) throw new Error(`unknown CA ${caId}`);
+    const full = await this.publishFull(ca);
+    const delta = await this.publishDelta(ca);
+    return [full, delta];
+  }
+
+  /** Publishes a full CRL: every revoked or held certificate not expired beyond the archive window. */
+  async publishFull(ca: LoadedCa): Promise<PublishedCrl> {
+    const now = this.deps.clock.now();
+    const entries = await this.revokedEntries(ca, now);
+    return this.store(ca, now, false, null, entries);
+  }
+
+  /**
+   * Publishes a delta CRL against the newest full CRL: what changed since that CRL's thisUpdate —
+   * new revocations and holds, and removeFromCRL for holds released since (RFC 5280 §5.3.1).
+   */
+  async publishDelta(ca: LoadedCa): Promise<PublishedCrl> {
+    const { store } = this.deps;
+    const now = this.deps.clock.now();
+    let base = await store.crls.latest(ca.record.id, false);
+    if (!base) {
+      await this.publishFull(ca);
+      base = await store.crls.latest(ca.record.id, false);
+    }
+    const since = base!.thisUpdate;
+    const changed = ca.record.layer === 'tier' ? await this.changedSince(ca, since) : [];
+    const entries: CrlEntry[] = [];
+    for (const cert of changed) {
+      if (cert.status === 'good') {
+        entries.push({ serial: cert.serial, revokedAt: cert.revokedAt ?? since, reason: REMOVE_FROM_CRL });
+      } else {
+        entries.push(entryOf(cert));
+      }
+    }
+    return this.store(ca, now, true, base!.number, entries);
+  }
+
+  private async changedSince(ca: LoadedCa, since: Date): Promise<CertificateRecord[]> {
+    const { store } = this.deps;
+    const serials = new Set<string>();
+    let seq = 0;
+    // Events are few compared to certificates; read them in pages and keep this CA's.
+    for (;;) {
+      const events = await store.revocationEvents.since(seq, 5000);
+      if (events.length === 0) break;
+      for (const e of events) if (e.issuerId === ca.record.id && e.at.getTime() >= since.getTime()) serials.add(e.serial);
+      seq = events[events.length - 1].seq;
+    }
+    const out: CertificateRecord[] = [];
+    for (const serial of serials) {
+      const cert = await store.certificates.get(ca.record.id, serial);
+      if (cert) out.push(cert);
+    }
+    return out;
+  }
+
+  private async revokedEntries(ca: LoadedCa, now: Date): Promise<CrlEntry[]> {
+    const { store } = this.deps;
+    if (ca.record.layer !== 'tier') {
+      const children = (await store.cas.list()).filter((c) => c.parentId === ca.record.id && c.status === 'revoked' && c.revokedAt);
+      return children.map((c) => ({ serial: c.serial, revokedAt: c.revokedAt!, reason: c.revocationReason }));
+    }
+    const tier = this.deps.tiers.get(ca.record.tier!);
+    const archiveMs = (tier?.archiveDays ?? 365) * DAY_MS;
+    const revoked = await store.certificates.listRevoked(ca.record.id, new Date(now.getTime() - archiveMs));
+    return revoked.map(entryOf);
+  }
+
+  private async store(ca: LoadedCa, now: Date, delta: boolean, baseNumber: bigint | null, entries: CrlEntry[]): Promise<PublishedCrl> {
+    const { store } = this.deps;
+    const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
+    const nextUpdate = new Date(thisUpdate.getTime() + this.validityHours(ca) * HOUR_MS);
+    const authorityKeyId = ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.publicKeyInfo);
+    // Several instances may publish at once: the (ca, number) key makes a clash fail, and we retry
+    // with the next number, so numbers never repeat or go backwards.
+    for (let attempt = 0; ; attempt++) {
+      const number = (await store.crls.maxNumber(ca.record.id)) + 1n;
+      const der = await buildCrl({
+        issuer: ca.fields.subject,
+        authorityKeyId,
+        thisUpdate,
+        nextUpdate,
+        crlNumber: number,
+        baseCrlNumber: delta ? (baseNumber ?? undefined) : undefined,
+        entries,
+        signer: ca.signer,
+      });
+      const record: CrlRecord = { caId: ca.record.id, number, delta, baseNumber, der, thisUpdate, nextUpdate };
+      try {
+        await store.crls.insert(record);
+        return { caId: ca.record.id, number, delta, thisUpdate, nextUpdate, entries: entries.length };
+      } catch (err) {
+        if (err instanceof UniqueViolationError && attempt < 5) continue;
+        throw err;
+      }
+    }
+  }
+}
+
+function entryOf(cert: CertificateRecord): CrlEntry {
+  return {
+    serial: cert.serial,
+    revokedAt: cert.revokedAt!,
+    reason: cert.status === 'hold' ? 6 : cert.revocationReason,
+    invalidityDate: cert.invalidityDate,
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * Signs the OCSP answer for one certificate ahead of time (RFC 5019 §2.2 pre-produced responses):
+ * the serving path only looks answers up. Issuance, revocation, hold and release call this inside
+ * their transaction, so the stored answer always matches the stored status.
+ */
+import { certIdFor } from '../../pki/ocsp-request.ts';
+import { buildOcspResponse, type CertStatus } from '../../pki/ocsp-response.ts';
+import type { CertificateRecord, OcspResponseRecord } from '../storage/storage.ts';
+import type { LoadedCa } from './ca-directory.ts';
+import type { Responder } from './ocsp-responders.ts';
+
+const HOUR_MS = 3600 * 1000;
+
+/** The OCSP certStatus of a stored certificate. A hold answers revoked with reason certificateHold (RFC 6960 §2.2). */
+export function certStatusOf(cert: Pick<CertificateRecord, 'status' | 'revokedAt' | 'revocationReason'>): CertStatus {
+  if (cert.status === 'good' || !cert.revokedAt) return { status: 'good' };
+  return { status: 'revoked', revokedAt: cert.revokedAt, reason: cert.status === 'hold' ? 6 : cert.revocationReason };
+}
+
+export interface PresignParams {
+  ca: LoadedCa;
+  responder: Responder;
+  serial: string;
+  certStatus: CertStatus;
+  now: Date;
+  validityHours: number;
+}
+
+/** Builds and signs the answer for one serial, with a SHA-1 CertID (what RFC 5019 clients send). */
+export async function presignOcspResponse({ ca, responder, serial, certStatus, now, validityHours }: PresignParams): Promise<OcspResponseRecord> {
+  const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
+  const nextUpdate = new Date(thisUpdate.getTime() + validityHours * HOUR_MS);
+  const certId = certIdFor({ issuerName: ca.fields.subject, issuerPublicKeyInfo: ca.fields.publicKeyInfo, serial });
+  const der = await buildOcspResponse({
+    responderPublicKeyInfo: responder.signer.publicKeyInfo,
+    producedAt: thisUpdate,
+    responses: [{ certId, certStatus, thisUpdate, nextUpdate }],
+    certificates: [responder.record.certificate],
+    signer: responder.signer,
+  });
+  return { issuerId: ca.record.id, serial, der, thisUpdate, nextUpdate };
+}

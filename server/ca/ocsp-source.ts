@@ -1,0 +1,221 @@
+/**
+ * The OCSP source (cfssl's split: signer, source, responder): turns a DER OCSPRequest into a DER
+ * OCSPResponse. The common request — one SHA-1 CertID, no nonce, as RFC 5019 clients send — is served
+ * from pre-signed answers held in memory (loaded from the database on a miss). Requests with a nonce,
+ * several CertIDs or another hash are signed fresh by the CA's delegated responder.
+ *
+ * Freshness across instances: every status change appends a revocation event; each instance polls the
+ * events (default every 500 ms) and drops the cached answers they name, so a revocation made anywhere
+ * is answered `revoked` everywhere within about a second.
+ */
+import { createHash } from 'node:crypto';
+import { parseOcspRequest, type CertId, type OcspRequest } from '../../pki/ocsp-request.ts';
+import { buildOcspResponse, ocspErrorResponse, type CertStatus, type SingleResponseParams } from '../../pki/ocsp-response.ts';
+import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
+import { PkiError } from '../../pki/pki-error.ts';
+import type { Store, OcspResponseRecord } from '../storage/storage.ts';
+import type { TierPolicy } from '../config/tier-policy.ts';
+import type { Clock } from '../clock.ts';
+import type { CaDirectory, LoadedCa } from './ca-directory.ts';
+import type { ResponderPool } from './ocsp-responders.ts';
+import { certStatusOf, presignOcspResponse } from './ocsp-presigner.ts';
+
+const HOUR_MS = 3600 * 1000;
+const DAY_MS = 24 * HOUR_MS;
+const CA_COMPROMISE = 2;
+
+export interface OcspAnswer {
+  body: Buffer;
+  /** Present for pre-signed answers, which HTTP caches may keep (RFC 5019 §6). */
+  cacheable?: { thisUpdate: Date; nextUpdate: Date; etag: string };
+}
+
+export interface OcspSourceDeps {
+  store: Store;
+  cas: CaDirectory;
+  responders: ResponderPool;
+  tiers: ReadonlyMap<string, TierPolicy>;
+  clock: Clock;
+  /** Cached answers kept in memory at most (oldest dropped first). Default 200,000. */
+  maxCached?: number;
+}
+
+interface CachedAnswer {
+  der: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  etag: string;
+}
+
+export class OcspSource {
+  private readonly cache = new Map<string, CachedAnswer>();
+  private readonly sha256KeyHashes = new Map<string, LoadedCa>();
+  private lastEventSeq = 0;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private readonly maxCached: number;
+
+  constructor(private readonly deps: OcspSourceDeps) {
+    this.maxCached = deps.maxCached ?? 200_000;
+    for (const ca of deps.cas.list()) {
+      this.sha256KeyHashes.set(createHash('sha256').update(subjectPublicKeyBits(ca.fields.publicKeyInfo)).digest('hex'), ca);
+    }
+  }
+
+  /** Starts polling revocation events so changes made by other instances reach this cache. */
+  async startPolling(intervalMs = 500): Promise<void> {
+    this.lastEventSeq = await this.deps.store.revocationEvents.maxSeq();
+    const tick = async () => {
+      try {
+        await this.pollOnce();
+      } catch {
+        // Database unreachable: keep serving cached answers until their nextUpdate.
+      }
+      this.pollTimer = setTimeout(tick, intervalMs);
+      this.pollTimer.unref();
+    };
+    this.pollTimer = setTimeout(tick, intervalMs);
+    this.pollTimer.unref();
+  }
+
+  stopPolling(): void {
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+  }
+
+  /** Reads new revocation events and drops the cached answers they name. */
+  async pollOnce(): Promise<number> {
+    // A CA revoked through another instance: take its new status into the directory.
+    for (const record of await this.deps.store.cas.list()) {
+      const loaded = this.deps.cas.get(record.id);
+      if (loaded && loaded.record.status !== record.status) this.deps.cas.add({ ...loaded, record });
+    }
+    const events = await this.deps.store.revocationEvents.since(this.lastEventSeq, 10_000);
+    for (const e of events) this.cache.delete(cacheKey(e.issuerId, e.serial));
+    if (events.length) this.lastEventSeq = events[events.length - 1].seq;
+    return events.length;
+  }
+
+  /** Drops or replaces the cached answer of one certificate (called by this instance after a change). */
+  invalidate(issuerId: string, serial: string, replacement?: OcspResponseRecord): void {
+    const key = cacheKey(issuerId, serial);
+    if (replacement) this.remember(key, replacement);
+    else this.cache.delete(key);
+  }
+
+  /** Answers one DER OCSPRequest. Never throws: failures become OCSP responseStatus values. */
+  async respond(der: Buffer): Promise<OcspAnswer> {
+    let request: OcspRequest;
+    try {
+      request = parseOcspRequest(der);
+    } catch (err) {
+      if (err instanceof PkiError) return { body: ocspErrorResponse('malformedRequest') };
+      return { body: ocspErrorResponse('internalError') };
+    }
+    try {
+      if (request.certIds.length === 1 && !request.nonce && request.certIds[0].hashAlgorithm === 'sha1') {
+        return await this.presigned(request.certIds[0]);
+      }
+      return await this.signFresh(request);
+    } catch {
+      return { body: ocspErrorResponse('tryLater') };
+    }
+  }
+
+  private issuerOf(certId: CertId): LoadedCa | undefined {
+    let ca: LoadedCa | undefined;
+    const keyHash = certId.issuerKeyHash.toString('hex');
+    if (certId.hashAlgorithm === 'sha1') ca = this.deps.cas.findByKeyHash(keyHash);
+    else if (certId.hashAlgorithm === 'sha256') ca = this.sha256KeyHashes.get(keyHash);
+    if (!ca || ca.record.layer !== 'tier') return undefined;
+    const nameHash = createHash(certId.hashAlgorithm).update(ca.fields.subject).digest();
+    return nameHash.equals(certId.issuerNameHash) ? ca : undefined;
+  }
+
+  private async presigned(certId: CertId): Promise<OcspAnswer> {
+    const ca = this.issuerOf(certId);
+    if (!ca) return { body: ocspErrorResponse('unauthorized') };
+    if (ca.record.status === 'revoked') return this.signFresh({ certIds: [certId], nonce: null, signed: false });
+    const key = cacheKey(ca.record.id, certId.serial);
+    const now = this.deps.clock.now();
+    const hit = this.cache.get(key);
+    if (hit && hit.nextUpdate.getTime() > now.getTime()) return answerOf(hit);
+    let stored = await this.deps.store.ocspResponses.get(ca.record.id, certId.serial);
+    if (!stored || stored.nextUpdate.getTime() <= now.getTime()) {
+      // No answer yet, or a stale one (the refresher was late): sign one now and keep it.
+      const cert = await this.deps.store.certificates.get(ca.record.id, certId.serial);
+      if (!cert || !this.withinArchive(cert.notAfter, cert.tier, now)) {
+        return this.signFresh({ certIds: [certId], nonce: null, signed: false });
+      }
+      const responder = await this.deps.responders.forCa(ca.record.id, now);
+      stored = await presignOcspResponse({
+        ca, responder, serial: cert.serial, certStatus: certStatusOf(cert), now, validityHours: this.validityHours(cert.tier),
+      });
+      await this.deps.store.ocspResponses.upsert(stored);
+    }
+    return answerOf(this.remember(key, stored));
+  }
+
+  private async signFresh(request: OcspRequest): Promise<OcspAnswer> {
+    const issuers = request.certIds.map((c) => this.issuerOf(c));
+    const first = issuers[0];
+    // One response has one signer: every CertID must name the same CA that we run.
+    if (!first || issuers.some((ca) => ca !== first)) return { body: ocspErrorResponse('unauthorized') };
+    const now = this.deps.clock.now();
+    const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
+    const nextUpdate = new Date(thisUpdate.getTime() + this.validityHours(first.record.tier) * HOUR_MS);
+    const responses: SingleResponseParams[] = [];
+    for (const certId of request.certIds) {
+      responses.push({ certId: certId.raw, certStatus: await this.statusOf(first, certId.serial, now), thisUpdate, nextUpdate });
+    }
+    const responder = await this.deps.responders.forCa(first.record.id, now);
+    const body = await buildOcspResponse({
+      responderPublicKeyInfo: responder.signer.publicKeyInfo,
+      producedAt: thisUpdate,
+      responses,
+      nonce: request.nonce,
+      certificates: [responder.record.certificate],
+      signer: responder.signer,
+    });
+    return { body };
+  }
+
+  private async statusOf(ca: LoadedCa, serial: string, now: Date): Promise<CertStatus> {
+    if (ca.record.status === 'revoked' && ca.record.revokedAt) {
+      return { status: 'revoked', revokedAt: ca.record.revokedAt, reason: CA_COMPROMISE };
+    }
+    const cert = await this.deps.store.certificates.get(ca.record.id, serial);
+    if (!cert || !this.withinArchive(cert.notAfter, cert.tier, now)) return { status: 'unknown' };
+    return certStatusOf(cert);
+  }
+
+  private withinArchive(notAfter: Date, tierId: string | null, now: Date): boolean {
+    const tier = tierId ? this.deps.tiers.get(tierId) : undefined;
+    return notAfter.getTime() + (tier?.archiveDays ?? 365) * DAY_MS > now.getTime();
+  }
+
+  private validityHours(tierId: string | null): number {
+    return (tierId ? this.deps.tiers.get(tierId)?.statusValidityHours : undefined) ?? 1;
+  }
+
+  private remember(key: string, record: OcspResponseRecord): CachedAnswer {
+    const entry: CachedAnswer = {
+      der: record.der,
+      thisUpdate: record.thisUpdate,
+      nextUpdate: record.nextUpdate,
+      etag: `"${createHash('sha1').update(record.der).digest('hex')}"`,
+    };
+    this.cache.delete(key);
+    this.cache.set(key, entry);
+    if (this.cache.size > this.maxCached) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    return entry;
+  }
+}
+
+const cacheKey = (issuerId: string, serial: string): string => `${issuerId}/${serial}`;
+
+const answerOf = (c: CachedAnswer): OcspAnswer => ({
+  body: c.der,
+  cacheable: { thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, etag: c.etag },
+});

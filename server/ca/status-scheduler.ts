@@ -1,0 +1,105 @@
+/**
+ * Keeps status artifacts fresh without anyone asking: CRLs republished before half their validity is
+ * gone and shortly after each revocation (debounced), OCSP responders replaced at half life, and
+ * pre-signed OCSP answers re-signed before their nextUpdate.
+ */
+import type { Logger } from 'pino';
+import type { Store } from '../storage/storage.ts';
+import type { TierPolicy } from '../config/tier-policy.ts';
+import type { Clock } from '../clock.ts';
+import type { CaDirectory } from './ca-directory.ts';
+import type { CrlPublisher } from './crl-publisher.ts';
+import type { ResponderPool } from './ocsp-responders.ts';
+import { presignOcspResponse, certStatusOf } from './ocsp-presigner.ts';
+
+const HOUR_MS = 3600 * 1000;
+
+export interface StatusSchedulerDeps {
+  store: Store;
+  cas: CaDirectory;
+  crls: CrlPublisher;
+  responders: ResponderPool;
+  tiers: ReadonlyMap<string, TierPolicy>;
+  clock: Clock;
+  log: Logger;
+  /** Delay between a revocation and the CRL republication it triggers. Default 1 s. */
+  crlDebounceMs?: number;
+}
+
+export class StatusScheduler {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly dirty = new Map<string, NodeJS.Timeout>();
+  private running: Promise<void> = Promise.resolve();
+
+  constructor(private readonly deps: StatusSchedulerDeps) {}
+
+  /** Runs one pass now, then every `intervalMs`. */
+  async start(intervalMs = 60_000): Promise<void> {
+    await this.runOnce();
+    const tick = () => {
+      this.running = this.runOnce().catch((err) => this.deps.log.error({ err }, 'status refresh failed'));
+      this.running.finally(() => {
+        this.timer = setTimeout(tick, intervalMs);
+        this.timer.unref();
+      });
+    };
+    this.timer = setTimeout(tick, intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    for (const t of this.dirty.values()) clearTimeout(t);
+    this.dirty.clear();
+    await this.running.catch(() => undefined);
+  }
+
+  /** A status changed under `caId`: republish its CRLs shortly (several changes make one CRL). */
+  crlChanged(caId: string): void {
+    if (this.dirty.has(caId)) return;
+    const t = setTimeout(() => {
+      this.dirty.delete(caId);
+      this.deps.crls.publish(caId).catch((err) => this.deps.log.error({ err, caId }, 'CRL publication failed'));
+    }, this.deps.crlDebounceMs ?? 1000);
+    t.unref();
+    this.dirty.set(caId, t);
+  }
+
+  /** One pass: CRLs and responders of every active CA, then stale OCSP answers. */
+  async runOnce(): Promise<void> {
+    const { store, cas, crls, responders, clock } = this.deps;
+    const now = clock.now();
+    for (const ca of cas.list()) {
+      if (ca.record.status !== 'active') continue;
+      const latest = await store.crls.latest(ca.record.id, false);
+      const validityMs = crls.validityHours(ca) * HOUR_MS;
+      if (!latest || latest.nextUpdate.getTime() - now.getTime() < validityMs / 2) await crls.publish(ca.record.id);
+      if (ca.record.layer === 'tier') await responders.forCa(ca.record.id, now);
+    }
+    await this.refreshOcsp(now);
+  }
+
+  /** Re-signs pre-signed answers whose nextUpdate is less than half a validity period away. */
+  private async refreshOcsp(now: Date): Promise<void> {
+    const { store, cas, responders, tiers } = this.deps;
+    const horizon = new Date(now.getTime() + 12 * HOUR_MS);
+    for (;;) {
+      const stale = await store.ocspResponses.listStale(horizon, 500);
+      let refreshed = 0;
+      for (const answer of stale) {
+        const cert = await store.certificates.get(answer.issuerId, answer.serial);
+        const ca = cas.get(answer.issuerId);
+        if (!cert || !ca) continue;
+        const tier = cert.tier ? tiers.get(cert.tier) : undefined;
+        const validityHours = tier?.statusValidityHours ?? 1;
+        if (answer.nextUpdate.getTime() - now.getTime() > (validityHours * HOUR_MS) / 2) continue;
+        const responder = await responders.forCa(ca.record.id, now);
+        await store.ocspResponses.upsert(
+          await presignOcspResponse({ ca, responder, serial: cert.serial, certStatus: certStatusOf(cert), now, validityHours }),
+        );
+        refreshed++;
+      }
+      if (stale.length < 500 || refreshed === 0) return;
+    }
+  }
+}

@@ -1,0 +1,60 @@
+/**
+ * The configuration schema (zod). A config file describes the topology (domains, organs), the CA
+ * hierarchy's algorithms and lifetimes, and overrides of the default tiers.
+ */
+import { z } from 'zod';
+import { KEY_ALGORITHMS } from '../../pki/algorithms.ts';
+
+const slug = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/, 'a slug is lowercase letters, digits and dashes');
+const dnsName = z.string().regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/, 'a DNS suffix like yuhu.xiangtan.intranet');
+const keyAlgorithm = z.enum(KEY_ALGORITHMS);
+const oid = z.string().regex(/^[0-2](\.(0|[1-9][0-9]*))+$/, 'a dotted OID');
+
+const tierOverride = z
+  .object({
+    name: z.string().min(1),
+    oid,
+    keyAlgorithms: z.array(keyAlgorithm).min(1),
+    caAlgorithm: keyAlgorithm,
+    maxValidityDays: z
+      .object({ user: z.number().int().positive(), device: z.number().int().positive(), organ: z.number().int().positive() })
+      .strict(),
+    keyGeneration: z.array(z.enum(['holder', 'server'])).min(1),
+    approvals: z.union([z.literal(1), z.literal(2)]),
+    encryptionCertificate: z.enum(['none', 'optional', 'required']),
+    statusValidityHours: z.number().positive().max(24 * 7),
+    archiveDays: z.number().int().nonnegative(),
+    responderValidityDays: z.number().int().positive().max(30),
+  })
+  .strict()
+  .partial();
+
+export const configSchema = z
+  .object({
+    publicUrl: z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')),
+    country: z.string().length(2).regex(/^[A-Z]{2}$/),
+    province: z.string().min(1),
+    organisation: z.string().min(1),
+    root: z.object({ name: z.string().min(1), algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30) }).strict(),
+    domainCa: z.object({ algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30) }).strict(),
+    tierCa: z.object({ validityYears: z.number().int().min(1).max(30) }).strict(),
+    tiers: z.record(slug, tierOverride).default({}),
+    organs: z.array(z.object({ slug, name: z.string().min(1) }).strict()).min(1),
+    domains: z
+      .array(
+        z
+          .object({
+            slug,
+            name: z.string().min(1),
+            dnsSuffix: dnsName,
+            emailSuffix: dnsName,
+            organNames: z.record(slug, z.string().min(1)).optional(),
+          })
+          .strict(),
+      )
+      .min(1),
+  })
+  .strict();
+
+export type ConfigInput = z.input<typeof configSchema>;
+export type ConfigData = z.output<typeof configSchema>;

@@ -1,0 +1,77 @@
+/**
+ * A tier's policy: what may be issued at it. Built from config (defaults from DESIGN.md) and
+ * frozen at start-up; the registration authority reads it, nothing changes it at run time.
+ */
+import type { KeyAlgorithm } from '../../pki/algorithms.ts';
+
+export type HolderKind = 'user' | 'device' | 'organ';
+export type KeyGeneration = 'holder' | 'server';
+
+export interface TierPolicy {
+  readonly id: string;
+  readonly name: string;
+  /** Certificate-policy OID of the tier, under tierca's 2.25 arc. */
+  readonly oid: string;
+  /** Key algorithms end-entity certificates may carry at this tier. */
+  readonly keyAlgorithms: readonly KeyAlgorithm[];
+  /** Algorithm of the tier's issuing CAs. */
+  readonly caAlgorithm: KeyAlgorithm;
+  readonly maxValidityDays: Readonly<Record<HolderKind, number>>;
+  /** Where keys may be made: by the holder (CSR) and/or by the server (PKCS#12). */
+  readonly keyGeneration: readonly KeyGeneration[];
+  /** Officers who must approve an issuance (2 = dual control). */
+  readonly approvals: 1 | 2;
+  readonly encryptionCertificate: 'none' | 'optional' | 'required';
+  /** Validity of OCSP answers and CRLs (thisUpdate → nextUpdate), hours. */
+  readonly statusValidityHours: number;
+  /** How long after expiry a certificate's status is still answered, days. */
+  readonly archiveDays: number;
+  /** Validity of delegated OCSP responder certificates, days. */
+  readonly responderValidityDays: number;
+}
+
+/** tierca's OID arc: 2.25.<UUID 60c8313f-4415-4f5c-b408-e308ed80eae5>. Tiers live under .1. */
+export const TIERCA_ARC = '2.25.128645345817574449542064460584668162789';
+
+/** DESIGN.md's default tiers. SM2 joins the lists when the SM2 signer lands. */
+export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id'>> = {
+  t1: {
+    name: 'internal',
+    oid: `${TIERCA_ARC}.1.1`,
+    keyAlgorithms: ['P-256', 'P-384', 'RSA-2048', 'RSA-3072', 'RSA-4096'],
+    caAlgorithm: 'P-256',
+    maxValidityDays: { user: 730, device: 730, organ: 1095 },
+    keyGeneration: ['holder', 'server'],
+    approvals: 1,
+    encryptionCertificate: 'optional',
+    statusValidityHours: 24,
+    archiveDays: 365,
+    responderValidityDays: 7,
+  },
+  t2: {
+    name: 'restricted',
+    oid: `${TIERCA_ARC}.1.2`,
+    keyAlgorithms: ['P-256', 'P-384', 'RSA-3072', 'RSA-4096'],
+    caAlgorithm: 'P-256',
+    maxValidityDays: { user: 365, device: 365, organ: 730 },
+    keyGeneration: ['holder', 'server'],
+    approvals: 1,
+    encryptionCertificate: 'required',
+    statusValidityHours: 4,
+    archiveDays: 730,
+    responderValidityDays: 3,
+  },
+  t3: {
+    name: 'confidential',
+    oid: `${TIERCA_ARC}.1.3`,
+    keyAlgorithms: ['P-384'],
+    caAlgorithm: 'P-384',
+    maxValidityDays: { user: 90, device: 180, organ: 365 },
+    keyGeneration: ['holder'],
+    approvals: 2,
+    encryptionCertificate: 'required',
+    statusValidityHours: 1,
+    archiveDays: 1825,
+    responderValidityDays: 1,
+  },
+};

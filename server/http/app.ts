@@ -1,0 +1,86 @@
+/**
+ * The HTTP application: express for the public and admin routes, with the OCSP route in front on
+ * bare node:http. `createApp(deps)` builds it and never listens; `createHttpServer` wraps it.
+ */
+import { createServer, type Server } from 'node:http';
+import express, { type Express } from 'express';
+import type { Logger } from 'pino';
+import type { Store } from '../storage/storage.ts';
+import type { CaDirectory } from '../ca/ca-directory.ts';
+import type { OcspSource } from '../ca/ocsp-source.ts';
+import type { RegistrationAuthority } from '../ra/registration-authority.ts';
+import type { TierPolicy } from '../config/tier-policy.ts';
+import type { Clock } from '../clock.ts';
+import { TiercaError } from '../errors.ts';
+import { authenticate } from './authenticate.ts';
+import { problemHandler } from './problem.ts';
+import { publicRoutes } from './routes/public.routes.ts';
+import { caRoutes } from './routes/ca.routes.ts';
+import { subjectRoutes } from './routes/subject.routes.ts';
+import { certificateRoutes } from './routes/certificate.routes.ts';
+import { crlRoutes } from './routes/crl.routes.ts';
+import { ocspHandler } from './ocsp-handler.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+
+export const MAX_BODY = '64kb';
+
+export interface AppDeps {
+  store: Store;
+  cas: CaDirectory;
+  ra: RegistrationAuthority;
+  ocsp: OcspSource;
+  tiers: ReadonlyMap<string, TierPolicy>;
+  clock: Clock;
+  publicUrl: string;
+  log: Logger;
+  metrics?: Metrics;
+}
+
+export function createApp(deps: AppDeps): Express {
+  const metrics = deps.metrics ?? createMetrics();
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+  app.use((req, res, next) => {
+    res.on('finish', () => {
+      const group = req.path.startsWith('/api/v1/') ? req.path.split('/')[3] ?? 'api' : req.path.split('/')[1] || 'root';
+      metrics.httpRequests.inc({ route: group.slice(0, 32), status: String(res.statusCode) });
+    });
+    next();
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.use(publicRoutes(deps));
+  const api = express.Router();
+  api.use(authenticate(deps.ra));
+  api.use(express.json({ limit: MAX_BODY, type: ['application/json', 'application/*+json'] }));
+  api.use((req, _res, next) => {
+    if (req.method === 'POST' && req.headers['content-length'] !== '0' && req.headers['content-type'] && !req.is(['application/json', 'application/*+json'])) {
+      return next(new TiercaError('unsupported-media-type', 'send application/json'));
+    }
+    next();
+  });
+  api.use(caRoutes(deps.ra, deps.publicUrl));
+  api.use(subjectRoutes(deps.ra));
+  api.use(certificateRoutes(deps.ra, deps.clock));
+  api.use(crlRoutes(deps.ra, deps.store));
+  api.use((_req, _res, next) => next(new TiercaError('not-found', 'no such API route')));
+  app.use('/api/v1', api);
+  app.use((_req, _res, next) => next(new TiercaError('not-found', 'no such route')));
+  app.use(problemHandler(deps.log));
+  return app;
+}
+
+/** An http.Server that answers `/ocsp` on the fast path and everything else with the express app. */
+export function createHttpServer(deps: AppDeps): Server {
+  const app = createApp(deps);
+  const ocsp = ocspHandler(deps.ocsp, deps.clock);
+  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+    if (!ocsp(req, res)) app(req, res);
+  });
+  server.headersTimeout = 20_000;
+  server.requestTimeout = 30_000;
+  return server;
+}

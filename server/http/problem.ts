@@ -1,0 +1,62 @@
+/**
+ * Turns errors into RFC 9457 problem documents — the one place where an error code becomes HTTP.
+ * Internal causes are logged with an error id; only the safe message reaches the client.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ErrorRequestHandler, Response } from 'express';
+import type { Logger } from 'pino';
+import { ERROR_CODES, TiercaError, problemType, type ErrorCode } from '../errors.ts';
+
+export interface ProblemDocument {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  instance?: string;
+  errorId?: string;
+  [extension: string]: unknown;
+}
+
+export function problemOf(code: ErrorCode, detail: string, extra: Record<string, unknown> = {}): ProblemDocument {
+  const entry = ERROR_CODES[code];
+  return { type: problemType(code), title: entry.title, status: entry.status, detail, ...extra };
+}
+
+export function sendProblem(res: Response, problem: ProblemDocument, headers: Record<string, string> = {}): void {
+  res.status(problem.status).set({ 'content-type': 'application/problem+json', ...headers }).send(Buffer.from(JSON.stringify(problem)));
+}
+
+/** The express error handler: TiercaError → its problem; body-parser errors → 400/413; anything else → 500 with an error id. */
+export function problemHandler(log: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const instance = req.originalUrl;
+    if (err instanceof TiercaError) {
+      const extra = err.options.detail ? { ...err.options.detail } : {};
+      if (err.code === 'internal' || err.code === 'wrong-passphrase') {
+        const errorId = randomUUID();
+        log.error({ errorId, err: err.options.cause ?? err, code: err.code }, 'internal error');
+        return sendProblem(res, problemOf(err.code, 'internal error; quote the error id to an administrator', { instance, errorId }));
+      }
+      const headers: Record<string, string> = err.code === 'unavailable' ? { 'retry-after': '5' } : {};
+      return sendProblem(res, problemOf(err.code, err.message, { instance, ...extra }), headers);
+    }
+    const type = (err as { type?: string }).type;
+    if (type === 'entity.too.large') return sendProblem(res, problemOf('payload-too-large', 'the request body is larger than 64 KiB', { instance }));
+    if (type === 'entity.parse.failed') return sendProblem(res, problemOf('malformed-input', 'the request body is not valid JSON', { instance }));
+    if (type && String(type).startsWith('encoding.') || type === 'charset.unsupported') {
+      return sendProblem(res, problemOf('unsupported-media-type', 'unsupported body encoding', { instance }));
+    }
+    if (isDatabaseDown(err)) {
+      return sendProblem(res, problemOf('unavailable', 'the database is not reachable; try again shortly', { instance }), { 'retry-after': '5' });
+    }
+    const errorId = randomUUID();
+    log.error({ errorId, err }, 'unhandled error');
+    return sendProblem(res, problemOf('internal', 'internal error; quote the error id to an administrator', { instance, errorId }));
+  };
+}
+
+function isDatabaseDown(err: unknown): boolean {
+  const code = (err as { code?: string })?.code;
+  return code === 'ECONNREFUSED' || code === '57P01' || code === '57P03' || code === '08006' || code === '08001' ||
+    /Connection terminated|connect ECONNREFUSED|Knex: Timeout acquiring a connection/.test(String((err as Error)?.message));
+}

@@ -1,0 +1,111 @@
+/**
+ * Admin routes for certificates: issue, list, show, revoke, hold, release; and pending requests.
+ */
+import { Router } from 'express';
+import { z } from 'zod';
+import type { RegistrationAuthority, IssueResult } from '../../ra/registration-authority.ts';
+import type { Clock } from '../../clock.ts';
+import { ctxOf } from '../authenticate.ts';
+import { parseWith } from '../validate.ts';
+import { certificateSummary, pemChain, requestView } from '../views.ts';
+import { certificateToPem } from '../../../pki/pem.ts';
+import { TiercaError } from '../../errors.ts';
+
+const issueBody = z.object({
+  subjectId: z.string().min(1).max(64),
+  csr: z.string().min(1).max(32 * 1024).optional(),
+  generate: z.object({ algorithm: z.string().max(16).optional(), passphrase: z.string().min(8).max(1024).optional() }).strict().optional(),
+  profile: z.enum(['organ', 'device', 'user-sign', 'user-enc']).optional(),
+  days: z.number().int().min(1).max(36_500).optional(),
+}).strict();
+
+const DURATION = /^(\d{1,5})([dhm])$/;
+
+const listQuery = z.object({
+  domain: z.string().max(64).optional(),
+  tier: z.string().max(16).optional(),
+  status: z.enum(['good', 'revoked', 'hold']).optional(),
+  issuer: z.string().max(64).optional(),
+  subject: z.string().max(64).optional(),
+  profile: z.enum(['organ', 'device', 'user-sign', 'user-enc', 'ocsp']).optional(),
+  expiringWithin: z.string().regex(DURATION, 'a duration like 30d, 12h or 90m').optional(),
+  limit: z.coerce.number().int().min(1).max(10_000).optional(),
+  offset: z.coerce.number().int().min(0).optional(),
+});
+
+const issuerOnly = z.object({ issuer: z.string().max(64).optional() }).strict();
+const revokeBody = z.object({
+  reason: z.string().min(1).max(64),
+  invalidityDate: z.iso.datetime().optional(),
+  issuer: z.string().max(64).optional(),
+}).strict();
+
+function durationMs(text: string): number {
+  const [, n, unit] = DURATION.exec(text)!;
+  return Number(n) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[unit as 'd' | 'h' | 'm'];
+}
+
+export function renderIssued(result: IssueResult) {
+  if (result.kind === 'pending') return { status: 202, body: { request: requestView(result.request) } };
+  return {
+    status: 201,
+    body: {
+      certificate: certificateSummary(result.certificate),
+      pem: certificateToPem(result.certificate.der),
+      chain: pemChain(result.chain),
+      ...(result.pkcs12 ? { pkcs12: result.pkcs12.toString('base64') } : {}),
+      ...(result.passphrase ? { passphrase: result.passphrase } : {}),
+    },
+  };
+}
+
+export function certificateRoutes(ra: RegistrationAuthority, clock: Clock): Router {
+  const r = Router();
+  r.post('/certificates', async (req, res) => {
+    const body = parseWith(issueBody, req.body);
+    const { status, body: out } = renderIssued(await ra.issue(ctxOf(res), body));
+    res.status(status).set('cache-control', 'no-store').json(out);
+  });
+  r.get('/certificates', async (req, res) => {
+    const q = parseWith(listQuery, req.query);
+    const now = clock.now();
+    const certs = await ra.listCertificates(ctxOf(res), {
+      domain: q.domain, tier: q.tier, status: q.status, issuerId: q.issuer, subjectId: q.subject, profile: q.profile,
+      limit: q.limit ?? 1000, offset: q.offset,
+      ...(q.expiringWithin ? { notAfterAfter: now, notAfterBefore: new Date(now.getTime() + durationMs(q.expiringWithin)) } : {}),
+    });
+    res.json(certs.map(certificateSummary));
+  });
+  r.get('/certificates/:serial', async (req, res) => {
+    const { issuer } = parseWith(issuerOnly, req.query);
+    const { certificate, chain } = await ra.getCertificate(ctxOf(res), req.params.serial, issuer);
+    res.json({ ...certificateSummary(certificate), pem: certificateToPem(certificate.der), chain: pemChain(chain) });
+  });
+  r.post('/certificates/:serial/revoke', async (req, res) => {
+    const body = parseWith(revokeBody, req.body ?? {});
+    const reason = ra.reason(body.reason);
+    const record = await ra.changeStatus(ctxOf(res), req.params.serial, body.issuer, {
+      kind: 'revoke', reason, invalidityDate: body.invalidityDate ? new Date(body.invalidityDate) : null,
+    });
+    res.json(certificateSummary(record));
+  });
+  for (const kind of ['hold', 'release'] as const) {
+    r.post(`/certificates/:serial/${kind}`, async (req, res) => {
+      const { issuer } = parseWith(issuerOnly, req.body ?? {});
+      res.json(certificateSummary(await ra.changeStatus(ctxOf(res), req.params.serial, issuer, { kind })));
+    });
+  }
+  r.get('/requests', async (req, res) => {
+    const { status } = parseWith(z.object({ status: z.enum(['pending', 'done', 'rejected', 'expired', 'failed']).optional() }), req.query);
+    res.json((await ra.listRequests(ctxOf(res), { status })).map(requestView));
+  });
+  r.post('/requests/:id/approve', async (req, res) => {
+    const { status, body } = renderIssued(await ra.approve(ctxOf(res), req.params.id));
+    res.status(status === 202 ? 200 : 201).set('cache-control', 'no-store').json(body);
+  });
+  r.post('/requests/:id/reject', async (req, res) => {
+    res.json(requestView(await ra.reject(ctxOf(res), req.params.id)));
+  });
+  r.use('/certificates/:serial/:action', (_req, _res, next) => next(new TiercaError('not-found', 'no such certificate action')));
+  return r;
+}

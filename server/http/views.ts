@@ -1,0 +1,96 @@
+/**
+ * JSON shapes of the API (docs/api.md). Records in, plain objects out; nothing secret goes out.
+ */
+import type { CertificateRecord, RequestRecord, SubjectRecord } from '../storage/storage.ts';
+import type { LoadedCa } from '../ca/ca-directory.ts';
+import { caUrls } from '../ca/urls.ts';
+import { certificateToPem } from '../../pki/pem.ts';
+import { reasonName } from '../../pki/revocation-reason.ts';
+import { formatName, decodeName } from '../../pki/name.ts';
+
+export function caSummary(ca: LoadedCa, publicUrl: string) {
+  const r = ca.record;
+  return {
+    id: r.id,
+    name: r.name,
+    layer: r.layer,
+    domain: r.domain,
+    tier: r.tier,
+    parent: r.parentId,
+    status: r.status,
+    notBefore: r.notBefore.toISOString(),
+    notAfter: r.notAfter.toISOString(),
+    fingerprint: r.fingerprint,
+    serial: r.serial,
+    keyAlgorithm: ca.keyAlgorithm,
+    urls: caUrls(publicUrl, r.id),
+  };
+}
+
+export function caDetail(ca: LoadedCa, all: readonly LoadedCa[], publicUrl: string) {
+  return {
+    ...caSummary(ca, publicUrl),
+    subject: formatName(decodeName(ca.fields.subject)),
+    issuer: formatName(decodeName(ca.fields.issuer)),
+    revokedAt: ca.record.revokedAt?.toISOString() ?? null,
+    pem: certificateToPem(ca.record.certificate),
+    children: all.filter((c) => c.record.parentId === ca.record.id).map((c) => c.record.id),
+  };
+}
+
+export function certificateSummary(c: CertificateRecord) {
+  return {
+    serial: c.serial,
+    issuerId: c.issuerId,
+    subjectId: c.subjectId,
+    profile: c.profile,
+    tier: c.tier,
+    domain: c.domain,
+    subject: c.subjectDn,
+    notBefore: c.notBefore.toISOString(),
+    notAfter: c.notAfter.toISOString(),
+    status: c.status,
+    revokedAt: c.revokedAt?.toISOString() ?? null,
+    reason: c.revocationReason == null ? null : reasonName(c.revocationReason),
+    invalidityDate: c.invalidityDate?.toISOString() ?? null,
+    fingerprint: c.fingerprint,
+    keyAlgorithm: c.keyAlgorithm,
+  };
+}
+
+export function subjectView(s: SubjectRecord) {
+  return {
+    id: s.id,
+    kind: s.kind,
+    domain: s.domain,
+    organ: s.organ,
+    tier: s.tier,
+    name: s.name,
+    dns: s.dnsNames,
+    ips: s.ipAddresses,
+    emails: s.emails,
+    status: s.status,
+    createdBy: s.createdBy,
+    createdAt: s.createdAt.toISOString(),
+  };
+}
+
+export function requestView(r: RequestRecord) {
+  return {
+    id: r.id,
+    action: r.action,
+    subjectId: r.subjectId,
+    domain: r.domain,
+    tier: r.tier,
+    profile: (r.payload as { profile?: string }).profile ?? null,
+    requestedBy: r.requestedBy,
+    approvals: r.approvals,
+    approvalsRequired: r.approvalsRequired,
+    status: r.status,
+    result: r.result,
+    createdAt: r.createdAt.toISOString(),
+    expiresAt: r.expiresAt.toISOString(),
+  };
+}
+
+export const pemChain = (chain: readonly Buffer[]): string[] => chain.map((c) => certificateToPem(c));

@@ -1,0 +1,100 @@
+/**
+ * The hash-chained `audit_log` over knex. Appends are serialised so that exactly one record follows
+ * each record:
+ * - PostgreSQL: `pg_advisory_xact_lock` on a constant key, taken inside the caller's transaction and
+ *   held until it commits or rolls back; the last record is read by the NEXT statement, whose
+ *   snapshot (READ COMMITTED) therefore includes whatever the previous holder committed.
+ * - SQLite: every transaction starts with BEGIN IMMEDIATE (see knex-store.ts), so the write lock of
+ *   the database file is held from the first statement: no other connection, in this process or
+ *   another, can read the same last record and append after it.
+ * Called outside a transaction, appendChained opens one of its own.
+ */
+import type { AuditRecord, AuditRepository } from './storage.ts';
+import { fromJson, inTransaction, iso, toDate, toJson, toNumber, type DbContext, type Row } from './rows.ts';
+
+/** Advisory lock keys (classid, objid) of tierca: 0x74696572 is 'tier'. */
+export const ADVISORY_LOCK_CLASS = 0x74696572;
+export const AUDIT_LOCK_ID = 1;
+
+export interface AuditFilter {
+  fromSeq?: number;
+  since?: Date;
+  until?: Date;
+  actor?: string;
+  action?: string;
+  limit?: number;
+}
+
+export class KnexAuditRepository implements AuditRepository {
+  constructor(private readonly ctx: DbContext) {}
+
+  /**
+   * Appends the record `build` makes from the last one. `build` must return seq = last.seq + 1
+   * (1 for the first record); anything else is a programming error and throws before writing.
+   */
+  appendChained(build: (last: AuditRecord | undefined) => AuditRecord): Promise<AuditRecord> {
+    return inTransaction(this.ctx, async (db) => {
+      if (this.ctx.engine === 'postgres') await db.raw('select pg_advisory_xact_lock(?, ?)', [ADVISORY_LOCK_CLASS, AUDIT_LOCK_ID]);
+      const lastRow = await db('audit_log').orderBy('seq', 'desc').first();
+      const last = lastRow ? rowToAudit(lastRow) : undefined;
+      const record = build(last);
+      const expected = (last?.seq ?? 0) + 1;
+      if (record.seq !== expected) throw new Error(`audit record seq ${record.seq} does not follow ${expected - 1}`);
+      await db('audit_log').insert(auditToRow(record));
+      return record;
+    });
+  }
+
+  /**
+   * Records in seq order: seq ≥ fromSeq, since ≤ at < until, principal id = actor, action = action.
+   */
+  async list(filter: AuditFilter): Promise<AuditRecord[]> {
+    const q = this.ctx.db('audit_log').orderBy('seq');
+    if (filter.fromSeq !== undefined) q.where('seq', '>=', filter.fromSeq);
+    if (filter.since !== undefined) q.where('at', '>=', iso(filter.since));
+    if (filter.until !== undefined) q.where('at', '<', iso(filter.until));
+    if (filter.actor !== undefined) q.where('principal_id', filter.actor);
+    if (filter.action !== undefined) q.where('action', filter.action);
+    if (filter.limit !== undefined) q.limit(filter.limit);
+    return (await q).map(rowToAudit);
+  }
+
+  async last(): Promise<AuditRecord | undefined> {
+    const row = await this.ctx.db('audit_log').orderBy('seq', 'desc').first();
+    return row ? rowToAudit(row) : undefined;
+  }
+}
+
+function auditToRow(a: AuditRecord): Row {
+  return {
+    seq: a.seq,
+    at: iso(a.at),
+    principal_id: a.principalId,
+    role: a.role,
+    source: a.source,
+    action: a.action,
+    target: a.target,
+    outcome: a.outcome,
+    request_id: a.requestId,
+    detail: toJson(a.detail),
+    prev_hash: a.prevHash,
+    hash: a.hash,
+  };
+}
+
+function rowToAudit(r: Row): AuditRecord {
+  return {
+    seq: toNumber(r.seq),
+    at: toDate(r.at),
+    principalId: (r.principal_id as string | null) ?? null,
+    role: (r.role as string | null) ?? null,
+    source: (r.source as string | null) ?? null,
+    action: r.action as string,
+    target: (r.target as string | null) ?? null,
+    outcome: r.outcome as AuditRecord['outcome'],
+    requestId: (r.request_id as string | null) ?? null,
+    detail: fromJson<Record<string, unknown>>(r.detail),
+    prevHash: r.prev_hash as string,
+    hash: r.hash as string,
+  };
+}

@@ -1,0 +1,252 @@
+/**
+ * The knex {@link Store}: SQLite (better-sqlite3, the embedded default) or PostgreSQL (`pg`), the same
+ * repositories and migrations on both. See docs/decisions/0001-storage.md for the choices made here.
+ *
+ * SQLite specifics, all set on each new connection and in the client below:
+ * - pragmas journal_mode=WAL (readers never block the writer), synchronous=FULL (a commit — e.g. an
+ *   acknowledged revocation — survives power loss), foreign_keys=ON;
+ * - every transaction starts with BEGIN IMMEDIATE, so it holds the file's write lock from its first
+ *   statement: a read-then-write (the audit chain) cannot interleave with another connection's,
+ *   whether in this process or in another one sharing the file;
+ * - a locked database is waited for asynchronously (up to {@link SQLITE_BUSY_TIMEOUT_MS}) instead of
+ *   by SQLite's busy handler, which sleeps on the one JavaScript thread: that would stall every other
+ *   request of the process and can never succeed when the lock holder is another store of the same
+ *   process waiting for its turn on that thread.
+ */
+import { createRequire } from 'node:module';
+import knexFactory, { type Knex } from 'knex';
+import type { Database } from 'better-sqlite3';
+import type { Repositories, Store } from './storage.ts';
+import { migrateLatest } from './migrate.ts';
+import type { DbContext, Engine } from './rows.ts';
+import { KnexMetaRepository } from './meta.repository.knex.ts';
+import { KnexDomainRepository } from './domain.repository.knex.ts';
+import { KnexOrganRepository } from './organ.repository.knex.ts';
+import { KnexKeyRepository } from './key.repository.knex.ts';
+import { KnexCaRepository } from './ca.repository.knex.ts';
+import { KnexSubjectRepository } from './subject.repository.knex.ts';
+import { KnexCertificateRepository } from './certificate.repository.knex.ts';
+import { KnexEscrowRepository } from './escrow.repository.knex.ts';
+import { KnexRequestRepository } from './request.repository.knex.ts';
+import { KnexPrincipalRepository } from './principal.repository.knex.ts';
+import { KnexTokenRepository } from './token.repository.knex.ts';
+import { KnexAuditRepository } from './audit.repository.knex.ts';
+import { KnexOcspResponseRepository } from './ocsp-response.repository.knex.ts';
+import { KnexResponderRepository } from './responder.repository.knex.ts';
+import { KnexCrlRepository } from './crl.repository.knex.ts';
+import { KnexRevocationEventRepository } from './revocation-event.repository.knex.ts';
+
+/** Where the store lives. */
+export interface StoreOptions {
+  /** `postgres://…` or `postgresql://…`: use PostgreSQL. Takes precedence over `sqliteFile`. */
+  databaseUrl?: string;
+  /** The SQLite database file (the default engine); `':memory:'` is allowed. */
+  sqliteFile?: string;
+  /** PostgreSQL only: the schema to work in (tables and migrations); created if missing. */
+  searchPath?: string;
+}
+
+/** How long a statement waits for another connection's write lock before failing with SQLITE_BUSY. */
+export const SQLITE_BUSY_TIMEOUT_MS = 5000;
+
+/** Connections of the PostgreSQL pool of one store (one instance of the server). */
+const PG_POOL_MAX = 10;
+
+// knex does not export its dialect classes; load the better-sqlite3 client and its transaction to
+// extend them. They are CommonJS classes with no type declarations.
+type AnyClass = new (...args: any[]) => any; // eslint-disable-line @typescript-eslint/no-explicit-any
+const requireCjs = createRequire(import.meta.url);
+const BetterSqlite3Client = requireCjs('knex/lib/dialects/better-sqlite3/index.js') as AnyClass;
+const SqliteTransaction = requireCjs('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js') as AnyClass;
+
+/** A transaction that takes the write lock up front (https://sqlite.org/lang_transaction.html). */
+class ImmediateSqliteTransaction extends SqliteTransaction {
+  begin(conn: Database): Promise<unknown> {
+    return this.query(conn, 'BEGIN IMMEDIATE;');
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** SQLITE_BUSY (another connection holds the write lock) or SQLITE_BUSY_RECOVERY: safe to retry as is. */
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_BUSY_RECOVERY';
+}
+
+/**
+ * knex's better-sqlite3 client with BEGIN IMMEDIATE transactions and an asynchronous busy wait.
+ * Retrying a statement that failed with SQLITE_BUSY is safe: it did nothing. With BEGIN IMMEDIATE the
+ * only statements that meet a held lock are BEGIN itself and autocommit writes; COMMIT in WAL mode
+ * does not wait for readers (and SQLite documents that a busy COMMIT may be retried).
+ */
+class TiercaSqliteClient extends BetterSqlite3Client {
+  transaction(...args: unknown[]): unknown {
+    return new ImmediateSqliteTransaction(this, ...args);
+  }
+
+  async _query(connection: Database, obj: unknown): Promise<unknown> {
+    const deadline = Date.now() + SQLITE_BUSY_TIMEOUT_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await super._query(connection, obj);
+      } catch (err) {
+        if (!isBusy(err) || Date.now() >= deadline) throw err;
+        // Exponential backoff from 1 ms to 25 ms with jitter, so waiting writers do not move in step.
+        await sleep(Math.min(2 ** attempt, 25) * (0.5 + Math.random()));
+      }
+    }
+  }
+}
+
+/** Sets a new SQLite connection up; runs once per connection (pool `afterCreate`). */
+function prepareSqliteConnection(conn: Database): void {
+  // better-sqlite3 opens with a 5 s busy timeout; keep it while setting up (switching a fresh file to
+  // WAL needs a moment of exclusive access), then hand waiting over to TiercaSqliteClient._query.
+  conn.pragma('journal_mode = WAL');
+  conn.pragma('synchronous = FULL');
+  conn.pragma('foreign_keys = ON');
+  conn.pragma('busy_timeout = 0');
+}
+
+export function engineOf(options: StoreOptions): Engine {
+  return options.databaseUrl && /^postgres(ql)?:\/\//.test(options.databaseUrl) ? 'postgres' : 'sqlite';
+}
+
+/** A knex instance for `options`, configured as described above; does not connect or migrate. */
+export function createKnex(options: StoreOptions): Knex {
+  if (engineOf(options) === 'postgres') {
+    return knexFactory({
+      client: 'pg',
+      connection: options.databaseUrl,
+      searchPath: options.searchPath ? [options.searchPath] : undefined,
+      pool: { min: 0, max: PG_POOL_MAX },
+    });
+  }
+  if (options.databaseUrl) throw new Error(`databaseUrl must start with postgres:// or postgresql:// (got ${options.databaseUrl.split(':')[0]}:)`);
+  if (!options.sqliteFile) throw new Error('a store needs databaseUrl (PostgreSQL) or sqliteFile (SQLite)');
+  return knexFactory({
+    client: TiercaSqliteClient as unknown as typeof Knex.Client,
+    connection: { filename: options.sqliteFile },
+    useNullAsDefault: true,
+    // One connection: SQLite has one writer anyway, and queuing here is cheaper than lock retries.
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate: (conn: Database, done: (err: Error | null, conn: Database) => void) => {
+        try {
+          prepareSqliteConnection(conn);
+          done(null, conn);
+        } catch (err) {
+          done(err as Error, conn);
+        }
+      },
+    },
+  });
+}
+
+/** Every repository over `ctx`. */
+export function createRepositories(ctx: DbContext): Repositories {
+  return {
+    meta: new KnexMetaRepository(ctx),
+    domains: new KnexDomainRepository(ctx),
+    organs: new KnexOrganRepository(ctx),
+    keys: new KnexKeyRepository(ctx),
+    cas: new KnexCaRepository(ctx),
+    subjects: new KnexSubjectRepository(ctx),
+    certificates: new KnexCertificateRepository(ctx),
+    escrow: new KnexEscrowRepository(ctx),
+    requests: new KnexRequestRepository(ctx),
+    principals: new KnexPrincipalRepository(ctx),
+    tokens: new KnexTokenRepository(ctx),
+    audit: new KnexAuditRepository(ctx),
+    ocspResponses: new KnexOcspResponseRepository(ctx),
+    responders: new KnexResponderRepository(ctx),
+    crls: new KnexCrlRepository(ctx),
+    revocationEvents: new KnexRevocationEventRepository(ctx),
+  };
+}
+
+/** The knex Store: its own repositories run on the pool; `transaction` binds a fresh set to one trx. */
+class KnexStore implements Store {
+  readonly meta;
+  readonly domains;
+  readonly organs;
+  readonly keys;
+  readonly cas;
+  readonly subjects;
+  readonly certificates;
+  readonly escrow;
+  readonly requests;
+  readonly principals;
+  readonly tokens;
+  readonly audit;
+  readonly ocspResponses;
+  readonly responders;
+  readonly crls;
+  readonly revocationEvents;
+
+  constructor(
+    readonly knex: Knex,
+    readonly engine: Engine,
+  ) {
+    const repos = createRepositories({ db: knex, engine });
+    this.meta = repos.meta;
+    this.domains = repos.domains;
+    this.organs = repos.organs;
+    this.keys = repos.keys;
+    this.cas = repos.cas;
+    this.subjects = repos.subjects;
+    this.certificates = repos.certificates;
+    this.escrow = repos.escrow;
+    this.requests = repos.requests;
+    this.principals = repos.principals;
+    this.tokens = repos.tokens;
+    this.audit = repos.audit;
+    this.ocspResponses = repos.ocspResponses;
+    this.responders = repos.responders;
+    this.crls = repos.crls;
+    this.revocationEvents = repos.revocationEvents;
+  }
+
+  transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T> {
+    return this.knex.transaction((trx) => fn(createRepositories({ db: trx, engine: this.engine })));
+  }
+
+  close(): Promise<void> {
+    return this.knex.destroy();
+  }
+}
+
+/**
+ * Opens a store: connects, creates the PostgreSQL schema named by `searchPath` if missing, applies
+ * pending migrations (safe when several processes start at once), and returns the {@link Store}.
+ */
+export async function openStore(options: StoreOptions): Promise<Store> {
+  const engine = engineOf(options);
+  const knex = createKnex(options);
+  try {
+    if (engine === 'postgres' && options.searchPath) await createSchemaIfMissing(knex, options.searchPath);
+    await migrateLatest(knex);
+  } catch (err) {
+    await knex.destroy();
+    throw err;
+  }
+  return new KnexStore(knex, engine);
+}
+
+/** The knex instance behind a store made by {@link openStore} (for tests and the `db` CLI commands). */
+export function knexOf(store: Store): Knex {
+  if (!(store instanceof KnexStore)) throw new TypeError('not a knex store');
+  return store.knex;
+}
+
+async function createSchemaIfMissing(knex: Knex, schema: string): Promise<void> {
+  try {
+    await knex.raw('create schema if not exists ??', [schema]);
+  } catch (err) {
+    // Two processes creating it at once: one meets the other's catalog row (23505) or schema (42P06).
+    const code = (err as { code?: string }).code;
+    if (code !== '23505' && code !== '42P06') throw err;
+  }
+}

@@ -1,0 +1,41 @@
+/** The `principals` table (sysadmins, officers, auditors, devices) over knex. */
+import type { PrincipalRecord, PrincipalRepository, Role } from './storage.ts';
+import { fromJson, insertUnique, iso, toBool, toDate, toJson, type DbContext, type Row } from './rows.ts';
+
+export class KnexPrincipalRepository implements PrincipalRepository {
+  constructor(private readonly ctx: DbContext) {}
+
+  async insert(principal: PrincipalRecord): Promise<void> {
+    await insertUnique(this.ctx, 'principals', principalToRow(principal), 'id', () => `principal ${principal.id}`);
+  }
+
+  async get(id: string): Promise<PrincipalRecord | undefined> {
+    const row = await this.ctx.db('principals').where({ id }).first();
+    return row ? rowToPrincipal(row) : undefined;
+  }
+
+  /** Every principal, oldest first. */
+  async list(): Promise<PrincipalRecord[]> {
+    const rows = await this.ctx.db('principals').orderBy([{ column: 'created_at' }, { column: 'id' }]);
+    return rows.map(rowToPrincipal);
+  }
+
+  async setDisabled(id: string, disabled: boolean): Promise<void> {
+    await this.ctx.db('principals').where({ id }).update({ disabled });
+  }
+}
+
+function principalToRow(p: PrincipalRecord): Row {
+  return { id: p.id, name: p.name, role: p.role, domains: toJson(p.domains), disabled: p.disabled, created_at: iso(p.createdAt) };
+}
+
+function rowToPrincipal(r: Row): PrincipalRecord {
+  return {
+    id: r.id as string,
+    name: r.name as string,
+    role: r.role as Role,
+    domains: fromJson<string[]>(r.domains),
+    disabled: toBool(r.disabled),
+    createdAt: toDate(r.created_at),
+  };
+}

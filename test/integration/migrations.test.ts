@@ -1,0 +1,94 @@
+/**
+ * The migration runner on the engine chosen by TIERCA_TEST_DB: it applies the listed migrations once,
+ * reports status without side effects, is idempotent, and survives several stores opening a fresh
+ * database at the same moment.
+ */
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Knex } from 'knex';
+import { createKnex, knexOf, openStore, type StoreOptions } from '../../server/storage/knex-store.ts';
+import { migrateLatest, migrationSource, migrationStatus, migrations } from '../../server/storage/migrate.ts';
+import { snapshotCounts, tableNames, testEngine, testStoreOptions } from '../helpers/database.ts';
+
+const APP_TABLES = [
+  'audit_log', 'cas', 'certificates', 'crls', 'domains', 'escrowed_keys', 'keys', 'meta', 'ocsp_responders',
+  'ocsp_responses', 'organs', 'principals', 'requests', 'revocation_events', 'subjects', 'tokens',
+];
+
+let options: StoreOptions & { cleanup(): Promise<void> };
+let knex: Knex;
+
+beforeEach(async () => {
+  options = await testStoreOptions();
+  knex = createKnex(options);
+  // PostgreSQL: the runner works in the schema of the search path; openStore creates it, here we do.
+  if (options.searchPath) await knex.raw('create schema ??', [options.searchPath]);
+});
+afterEach(async () => {
+  await knex.destroy();
+  await options.cleanup();
+});
+
+describe(`migrations on ${testEngine()}`, () => {
+  it('lists the migrations in order through the explicit source', async () => {
+    expect(migrations.map((m) => m.name)).toEqual(['0001_initial']);
+    const listed = await migrationSource.getMigrations([]);
+    expect(listed.map((m) => migrationSource.getMigrationName(m))).toEqual(['0001_initial']);
+    const loaded = await migrationSource.getMigration(listed[0]);
+    expect(typeof loaded.up).toBe('function');
+    await expect(loaded.down!(knex)).rejects.toThrow('migrations are forward-only');
+  });
+
+  it('reports pending migrations on an empty database without creating anything', async () => {
+    expect(await migrationStatus(knex)).toEqual([{ name: '0001_initial', applied: false }]);
+    expect(await knex.schema.hasTable('knex_migrations')).toBe(false);
+  });
+
+  it('applies each migration once: a second run applies nothing', async () => {
+    expect(await migrateLatest(knex)).toEqual(['0001_initial']);
+    expect(await migrationStatus(knex)).toEqual([{ name: '0001_initial', applied: true }]);
+    expect(await migrateLatest(knex)).toEqual([]);
+    expect(await migrationStatus(knex)).toEqual([{ name: '0001_initial', applied: true }]);
+    expect((await knex('knex_migrations').select('name')).map((r: { name: string }) => r.name)).toEqual(['0001_initial']);
+  });
+
+  it('creates every table of the schema, empty', async () => {
+    const store = await openStore(options);
+    try {
+      expect(await tableNames(store)).toEqual(APP_TABLES);
+      expect(Object.values(await snapshotCounts(store))).toEqual(APP_TABLES.map(() => 0));
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('opens an up-to-date database without migrating again', async () => {
+    const first = await openStore(options);
+    await first.meta.set('kept', 'yes');
+    await first.close();
+    const second = await openStore(options);
+    try {
+      expect(await second.meta.get('kept')).toBe('yes');
+      expect(await migrateLatest(knexOf(second))).toEqual([]);
+      expect(await knexOf(second)('knex_migrations').count({ n: '*' }).first()).toEqual({ n: second.engine === 'postgres' ? '1' : 1 });
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('lets several stores open one fresh database at the same moment: one migrates, all work', async () => {
+    const stores = await Promise.all([openStore(options), openStore(options), openStore(options)]);
+    try {
+      expect((await knex('knex_migrations').select('name')).map((r: { name: string }) => r.name)).toEqual(['0001_initial']);
+      expect((await knex('knex_migrations_lock').select('is_locked')).map((r: { is_locked: number }) => Number(r.is_locked))).toEqual([0]);
+      await Promise.all(stores.map((s, i) => s.meta.set(`store-${i}`, String(i))));
+      expect(await stores[0].meta.get('store-2')).toBe('2');
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+  });
+
+  it('refuses an options object that names no database', () => {
+    expect(() => createKnex({})).toThrow('a store needs databaseUrl (PostgreSQL) or sqliteFile (SQLite)');
+    expect(() => createKnex({ databaseUrl: 'mysql://x' })).toThrow('databaseUrl must start with postgres:// or postgresql:// (got mysql:)');
+  });
+});
