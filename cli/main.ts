@@ -37,6 +37,7 @@ Exit codes:
   9   server unavailable (cannot connect, timeout, 503)
   10  ocsp check: the certificate is revoked
   11  ocsp check: the responder does not know the certificate
+  12  ocsp check: the answer fails verification (signature, responder, nonce, times)
   130 interrupted at a prompt (Ctrl-C)
 
 Environment:
@@ -95,12 +96,14 @@ export function buildProgram(io: Io, state: { exitCode: number }): Command {
 export async function run(argv: string[], io: Partial<Io> = {}): Promise<number> {
   const fullIo: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env, stdin: process.stdin, ...io };
   const state = { exitCode: EXIT.ok as number };
-  const program = buildProgram(fullIo, state);
+  let program: Command | undefined;
   try {
+    program = buildProgram(fullIo, state);
     await program.parseAsync(argv, { from: 'user' });
     return state.exitCode;
   } catch (err) {
-    return report(err, fullIo, Boolean(program.opts().json), program.opts().color !== false);
+    const globals = program?.opts() ?? {};
+    return report(err, fullIo, Boolean(globals.json), globals.color !== false);
   }
 }
 
@@ -108,6 +111,9 @@ function report(err: unknown, io: Io, json: boolean, colour: boolean): number {
   if (err instanceof CommanderError) {
     // Commander has printed its message or the help already.
     if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT.ok;
+    // `tierca help <command>` ends with code 'commander.help' and exit code 0; help shown because a
+    // subcommand is missing (`tierca ca`) has exit code 1 and is a usage error.
+    if (err.code === 'commander.help' && err.exitCode === 0) return EXIT.ok;
     return EXIT.usage;
   }
   const out = new Output(io, { json, colour });

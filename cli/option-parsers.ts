@@ -57,11 +57,14 @@ export function collectIp(value: string, previous: string[] | undefined): string
 }
 
 /**
- * A certificate serial as the API wants it, lowercase hex: accepts upper case and the
- * colon-separated form openssl prints (`0A:1B:…`).
+ * A certificate serial in tierca's canonical form (lowercase hex of whole octets, no leading zero
+ * octets, as the API keys certificates): accepts upper case, the colon-separated form openssl prints
+ * (`00:8A:1B:…`) and an odd number of digits.
  */
 export function hexSerial(value: string): string {
-  const hex = value.replace(/:/g, '').toLowerCase();
+  let hex = value.replace(/:/g, '').toLowerCase();
   if (!/^[0-9a-f]{1,64}$/.test(hex)) throw new InvalidArgumentError('expected a serial in hex, e.g. 5f3a9c01d2e4b7aa.');
+  if (hex.length % 2) hex = `0${hex}`;
+  while (hex.length > 2 && hex.startsWith('00')) hex = hex.slice(2);
   return hex;
 }

@@ -62,7 +62,6 @@ const ZERO: ReadonlyArray<readonly [number, number]> = [
 const inRanges = (cp: number, ranges: ReadonlyArray<readonly [number, number]>): boolean =>
   ranges.some(([lo, hi]) => cp >= lo && cp <= hi);
 
-// eslint-disable-next-line no-control-regex
 const ANSI = /\u001b\[[0-9;]*m/g;
 
 /** Terminal columns `text` takes: CJK and fullwidth characters count 2, combining marks 0, ANSI colour codes 0. */

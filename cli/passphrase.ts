@@ -28,7 +28,6 @@ export function readPassphraseFile(path: string, option: string): string {
 }
 
 // Cursor keys and other terminal escape sequences typed at the prompt are not part of a passphrase.
-// eslint-disable-next-line no-control-regex
 const ESCAPE_SEQUENCE = /\u001b\[[0-9;]*[A-Za-z~]|\u001b./g;
 
 /**
@@ -50,8 +49,16 @@ export function promptHidden({ stdin, stderr, prompt }: { stdin: InputSource & {
     };
     const onEnd = () => finish(() => reject(new CliError('no passphrase: input ended at the prompt', EXIT.usage)));
     const onData = (chunk: Buffer | string) => {
-      for (const ch of chunk.toString().replace(ESCAPE_SEQUENCE, '')) {
-        if (ch === '\r' || ch === '\n') return finish(() => resolvePrompt(value));
+      const chars = Array.from(chunk.toString().replace(ESCAPE_SEQUENCE, ''));
+      for (const [i, ch] of chars.entries()) {
+        if (ch === '\r' || ch === '\n') {
+          // Typed ahead or pasted with the line: leave the rest for the next prompt.
+          const rest = chars.slice(i + 1).join('').replace(/^\n/, '');
+          return finish(() => {
+            if (rest) stdin.unshift(Buffer.from(rest));
+            resolvePrompt(value);
+          });
+        }
         if (ch === '\u0003') return finish(() => reject(new CliError('interrupted', EXIT.interrupted)));
         if (ch === '\u0004') {
           if (value === '') return finish(() => reject(new CliError('no passphrase: input ended at the prompt', EXIT.usage)));

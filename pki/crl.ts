@@ -3,14 +3,15 @@
  * admin API, the CLI and tests.
  *
  * Why hand-made DER (der.ts) and not pkijs/asn1js: a tier CA's CRL may list a million certificates
- * and must be rebuilt every few hours. pkijs keeps an object graph per entry (a RevokedCertificate,
- * its Time, its Extensions, each with asn1js value blocks) and spends milliseconds per structure
- * (~2 ms per certificate, ../shared/PERFORMANCE-NOTES.md) — minutes and gigabytes for such a CRL. Here
- * each entry is written straight into large byte chunks (serial octets, time digits, constant
- * extension prefixes), the chunks are concatenated once into the TBSCertList, and the signer hashes
- * that: 1,000,000 entries build in a couple of seconds and well under 1 GiB (see the measurement in
- * test/unit/crl.test.ts). `openssl crl` and `openssl verify -crl_check` read the result in
- * test/interop/crl.test.ts.
+ * and must be rebuilt every few hours, in under 10 s and 1 GiB. pkijs keeps an object graph per entry
+ * (a RevokedCertificate, its Time, its Extensions, each with asn1js value blocks): measured on this
+ * machine kind, pkijs 4 needed 10 s and 1.1 GiB of RSS just to encode 100,000 entries (unsigned), so a
+ * million would take minutes and ~10 GiB. Here each entry is written straight into large byte chunks
+ * (serial octets, time digits, constant extension prefixes), the chunks are concatenated once into
+ * the TBSCertList, and the signer hashes that: 1,000,000 entries build in about a second and ~200 MiB
+ * beyond the caller's input (measurement in test/unit/crl.test.ts). `openssl crl` and
+ * `openssl verify -crl_check` read the result in test/interop/crl.test.ts; pkijs reads it back in
+ * test/unit/crl.test.ts.
  */
 import { bitString, explicit, ia5String, integer, octetString, oid, tlvOf, x509Time, encodeLength } from './der.ts';
 import { readElement, readOnly, decodeOid, DerError, type DerElement } from './der-reader.ts';
@@ -48,6 +49,12 @@ export interface BuildCrlParams {
   signer: Signer;
   /** URI for a critical issuingDistributionPoint fullName (RFC 5280 §5.2.5). Default: none. */
   distributionPoint?: string;
+  /**
+   * URI of the delta CRLs for a full CRL: a non-critical freshestCRL extension (RFC 5280 §5.2.6),
+   * which tells relying parties such as `openssl verify -use_deltas` to look for a delta. Not
+   * allowed in a delta CRL (§5.2.6). Default: none.
+   */
+  freshestCrl?: string;
 }
 
 /** A parsed CRL. */
@@ -71,6 +78,8 @@ export interface ParsedCrl {
   authorityKeyId?: Buffer | null;
   /** The first fullName URI of the issuingDistributionPoint extension, or null. */
   distributionPoint?: string | null;
+  /** The first fullName URI of the freshestCRL extension, or null. */
+  freshestCrl?: string | null;
 }
 
 const EXT = {
@@ -78,6 +87,7 @@ const EXT = {
   cRLNumber: '2.5.29.20',
   deltaCRLIndicator: '2.5.29.27',
   issuingDistributionPoint: '2.5.29.28',
+  freshestCrl: '2.5.29.46',
   reasonCode: '2.5.29.21',
   invalidityDate: '2.5.29.24',
 } as const;
@@ -105,8 +115,9 @@ const INVALIDITY_PREFIX = Buffer.concat([Buffer.from([0x30, 0x18]), oid(EXT.inva
  * revocationDate as UTCTime through 2049 and GeneralizedTime from 2050 (§5.1.2.4–§5.1.2.6), whole
  * seconds; revokedCertificates left out when there are none (§5.1.2.6); crlExtensions
  * authorityKeyIdentifier and cRLNumber (non-critical, §5.2.1, §5.2.3), then deltaCRLIndicator
- * (critical, §5.2.4) for a delta CRL and issuingDistributionPoint (critical, §5.2.5) when asked.
- * Entries carry reasonCode unless the reason is unspecified or unknown (§5.3.1 SHOULD) and
+ * (critical, §5.2.4) for a delta CRL, issuingDistributionPoint (critical, §5.2.5) and freshestCRL
+ * (non-critical, full CRLs only, §5.2.6) when asked.
+ * Entries carry reasonCode unless the reason is unspecified or absent (§5.3.1 SHOULD) and
  * invalidityDate as GeneralizedTime (§5.3.2).
  *
  * Uniqueness of serials is the caller's (the certificate store keys them by issuer and serial).
@@ -130,10 +141,6 @@ export async function buildCrl(p: BuildCrlParams): Promise<Buffer> {
   }
   if (!p.authorityKeyId || p.authorityKeyId.length === 0) throw invalid('authorityKeyId is required (RFC 5280 §5.2.1)');
 
-  const writer = new EntryWriter(delta);
-  for (const entry of p.entries) writer.write(entry);
-  const revoked = writer.count > 0 ? writer.finish() : [];
-
   const crlExtensions = [
     // AuthorityKeyIdentifier ::= SEQUENCE { keyIdentifier [0] IMPLICIT KeyIdentifier }
     extension(EXT.authorityKeyIdentifier, false, tlvOf(0x30, [tlvOf(0x80, [p.authorityKeyId])])),
@@ -141,13 +148,19 @@ export async function buildCrl(p: BuildCrlParams): Promise<Buffer> {
   ];
   if (delta) crlExtensions.push(extension(EXT.deltaCRLIndicator, true, integer(p.baseCrlNumber!)));
   if (p.distributionPoint !== undefined) {
-    if (!/^[\x21-\x7e]+$/.test(p.distributionPoint)) throw invalid('distributionPoint must be an ASCII URI (IA5String)');
-    // IssuingDistributionPoint ::= SEQUENCE { distributionPoint [0] DistributionPointName, … }
-    // DistributionPointName ::= CHOICE { fullName [0] GeneralNames, … }; uniformResourceIdentifier [6] IA5String
-    const uri = ia5String(p.distributionPoint);
-    uri[0] = 0x86;
-    crlExtensions.push(extension(EXT.issuingDistributionPoint, true, tlvOf(0x30, [tlvOf(0xa0, [tlvOf(0xa0, [uri])])])));
+    // IssuingDistributionPoint ::= SEQUENCE { distributionPoint [0] DistributionPointName OPTIONAL, … }
+    crlExtensions.push(extension(EXT.issuingDistributionPoint, true, tlvOf(0x30, [fullNameUri(p.distributionPoint, 'distributionPoint')])));
   }
+  if (p.freshestCrl !== undefined) {
+    if (delta) throw invalid('freshestCrl must not appear in a delta CRL (RFC 5280 §5.2.6)');
+    // FreshestCRL ::= CRLDistributionPoints ::= SEQUENCE OF DistributionPoint { distributionPoint [0] … }
+    crlExtensions.push(extension(EXT.freshestCrl, false, tlvOf(0x30, [tlvOf(0x30, [fullNameUri(p.freshestCrl, 'freshestCrl')])])));
+  }
+
+  // Entries last, once everything else is known to be right: they are the expensive part.
+  const writer = new EntryWriter(delta);
+  for (const entry of p.entries) writer.write(entry);
+  const revoked = writer.count > 0 ? writer.finish() : [];
 
   // TBSCertList ::= SEQUENCE { version, signature, issuer, thisUpdate, nextUpdate,
   //   revokedCertificates SEQUENCE OF SEQUENCE {…} OPTIONAL, crlExtensions [0] EXPLICIT Extensions OPTIONAL }
@@ -163,6 +176,17 @@ export async function buildCrl(p: BuildCrlParams): Promise<Buffer> {
   const signature = await p.signer.sign(tbs);
   // CertificateList ::= SEQUENCE { tbsCertList, signatureAlgorithm, signatureValue BIT STRING }
   return tlvOf(0x30, [tbs, p.signer.signatureAlgorithm, bitString(signature)]);
+}
+
+/**
+ * `[0] DistributionPointName { fullName [0] GeneralNames { uniformResourceIdentifier [6] IA5String } }`
+ * (RFC 5280 §4.2.1.13); the CHOICE makes the outer [0] explicit, GeneralNames' [0] is implicit.
+ */
+function fullNameUri(uri: string, what: string): Buffer {
+  if (typeof uri !== 'string' || !/^[\x21-\x7e]+$/.test(uri)) throw invalid(`${what} must be an ASCII URI (IA5String)`);
+  const name = ia5String(uri);
+  name[0] = 0x86;
+  return tlvOf(0xa0, [tlvOf(0xa0, [name])]);
 }
 
 function extension(extOid: string, critical: boolean, value: Buffer): Buffer {
@@ -298,8 +322,9 @@ class EntryWriter {
 
   /** The revokedCertificates SEQUENCE header followed by the chunks. */
   finish(): Buffer[] {
-    this.flush();
-    return [Buffer.concat([Buffer.from([0x30]), encodeLength(this.total)]), ...this.done];
+    const chunks = [...this.done, this.chunk.subarray(0, this.offset)];
+    const total = this.total + this.offset;
+    return [Buffer.concat([Buffer.from([0x30]), encodeLength(total)]), ...chunks];
   }
 }
 
@@ -380,6 +405,7 @@ function parse(der: Buffer): ParsedCrl {
   let baseCrlNumber: bigint | null = null;
   let authorityKeyId: Buffer | null = null;
   let distributionPoint: string | null = null;
+  let freshestCrl: string | null = null;
   if (parts[i]?.tag === 0xa0) {
     const [list, more] = childList(parts[i++]);
     if (more) fail('extra element after crlExtensions');
@@ -396,11 +422,12 @@ function parse(der: Buffer): ParsedCrl {
           authorityKeyId = keyId ? keyId.content : null;
           break;
         }
-        case EXT.issuingDistributionPoint: {
-          const dp = childList(readOnly(ext.value, 0x30)).find((c) => c.tag === 0xa0);
-          const fullName = dp ? childList(dp).find((c) => c.tag === 0xa0) : undefined;
-          const uri = fullName ? childList(fullName).find((c) => c.tag === 0x86) : undefined;
-          distributionPoint = uri ? uri.content.toString('latin1') : null;
+        case EXT.issuingDistributionPoint:
+          distributionPoint = readFullNameUri(readOnly(ext.value, 0x30));
+          break;
+        case EXT.freshestCrl: {
+          const [first] = childList(readOnly(ext.value, 0x30));
+          freshestCrl = first ? readFullNameUri(tagged(first, 0x30)) : null;
           break;
         }
       }
@@ -419,7 +446,16 @@ function parse(der: Buffer): ParsedCrl {
     signatureAlgorithm: sigAlg.raw,
     authorityKeyId,
     distributionPoint,
+    freshestCrl,
   };
+}
+
+/** The first URI of the fullName in a SEQUENCE that starts with distributionPoint [0]. */
+function readFullNameUri(seq: DerElement): string | null {
+  const dp = childList(seq).find((c) => c.tag === 0xa0);
+  const fullName = dp ? childList(dp).find((c) => c.tag === 0xa0) : undefined;
+  const uri = fullName ? childList(fullName).find((c) => c.tag === 0x86) : undefined;
+  return uri ? uri.content.toString('latin1') : null;
 }
 
 /**

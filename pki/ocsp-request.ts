@@ -22,7 +22,7 @@ import { PkiError } from './pki-error.ts';
 /** The hash algorithms a CertID may name, and their output lengths in octets. */
 export type CertIdHashAlgorithm = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
-/** One CertID of a request (RFC 6960 §4.1.1). */
+/** One CertID of a request (RFC 6960 §4.1.1). The Buffers are views into the parsed request, not copies. */
 export interface CertId {
   hashAlgorithm: CertIdHashAlgorithm;
   /** Hash of the issuer's DER-encoded Name. */
@@ -88,9 +88,6 @@ const CERT_ID_ALGORITHMS: Record<'sha1' | 'sha256', Buffer> = {
 /** Serials longer than this (content octets) are refused: RFC 5280 §4.1.2.2 caps conforming serials at 20 octets. */
 const MAX_SERIAL_OCTETS = 32;
 
-/** Request extensions tierca understands; an unknown one marked critical makes the request malformed. */
-const KNOWN_REQUEST_EXTENSIONS = new Set([OCSP_NONCE_OID]);
-
 class Malformed extends Error {}
 const fail = (message: string): never => {
   throw new Malformed(message);
@@ -148,8 +145,10 @@ function parseRequest(buf: Buffer, maxRequests: number, maxNonceLength: number):
   let nonce: Buffer | null = null;
   if (i < parts.length && parts[i].tag === 0xa2) {
     for (const ext of readExtensions(parts[i++])) {
+      // The nonce is the only request extension tierca acts on; others are ignored unless critical
+      // (RFC 5280 §4.2: what cannot be processed must not be ignored when it is marked critical).
       if (ext.oid === OCSP_NONCE_OID) nonce = checkNonce(ext.value, maxNonceLength);
-      else if (ext.critical && !KNOWN_REQUEST_EXTENSIONS.has(ext.oid)) fail(`unsupported critical request extension ${ext.oid}`);
+      else if (ext.critical) fail(`unsupported critical request extension ${ext.oid}`);
     }
   }
   if (i !== parts.length) fail('unexpected element in tbsRequest');

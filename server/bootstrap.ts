@@ -40,6 +40,22 @@ export function storeOptions({ dataDir, databaseUrl, searchPath, sqliteFile }: D
   return { sqliteFile: sqliteFile ?? join(dataDir, 'tierca.db') };
 }
 
+/** Opens the store; an embedded database file is readable by its owner only (it holds sealed keys). */
+async function open(opts: DatabaseOptions): Promise<Store> {
+  const options = storeOptions(opts);
+  const store = await openStore(options);
+  if (options.sqliteFile && options.sqliteFile !== ':memory:') {
+    for (const suffix of ['', '-wal', '-shm']) {
+      try {
+        chmodSync(`${options.sqliteFile}${suffix}`, 0o600);
+      } catch {
+        // -wal/-shm appear only once written.
+      }
+    }
+  }
+  return store;
+}
+
 export interface InitOptions extends DatabaseOptions {
   configPath?: string;
   /** Config data instead of a file (the demo overrides publicUrl). */
@@ -52,7 +68,7 @@ export interface InitOptions extends DatabaseOptions {
 
 /** Runs the key ceremony into an empty database; returns the tree and the first sysadmin token (shown once). */
 export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; adminToken: string }> {
-  const store = await openStore(storeOptions(opts));
+  const store = await open(opts);
   try {
     const result = await ceremony(store, opts, 'sysadmin');
     return { tree: result.tree, adminToken: result.tokens.sysadmin };
@@ -144,15 +160,10 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
   const clock = opts.clock ?? systemClock;
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 8080;
-  const store = await openStore(storeOptions(opts));
+  const store = await open(opts);
   try {
     let passphrase = opts.passphrase;
-    if (!(await store.meta.get('keystore'))) {
-      if (passphrase || opts.databaseUrl || opts.sqliteFile) {
-        throw new TiercaError('not-found', 'this database holds no CA hierarchy: run `tierca init --config …` first');
-      }
-      await createDemo(store, opts, host, port, clock);
-    }
+    await ensureHierarchy(store, opts, host, port, clock);
     if ((await store.meta.get('demo')) === 'true') {
       passphrase ??= DEMO_PASSPHRASE;
       warnDemo(opts.dataDir);
@@ -195,6 +206,28 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
   } catch (err) {
     await store.close();
     throw err;
+  }
+}
+
+/**
+ * Makes sure the database holds a hierarchy: creates the demo on an empty embedded database when no
+ * passphrase was given; refuses otherwise.
+ */
+async function ensureHierarchy(store: Store, opts: ServeOptions, host: string, port: number, clock: Clock): Promise<void> {
+  if (await store.meta.get('keystore')) return;
+  if (opts.passphrase || opts.databaseUrl || opts.sqliteFile) {
+    throw new TiercaError('not-found', 'this database holds no CA hierarchy: run `tierca init --config …` first');
+  }
+  await createDemo(store, opts, host, port, clock);
+}
+
+/** Migrates and, where `startService` would, creates the demo — once, before workers start. */
+export async function prepareDatabase(opts: ServeOptions): Promise<void> {
+  const store = await open(opts);
+  try {
+    await ensureHierarchy(store, opts, opts.host ?? '127.0.0.1', opts.port ?? 8080, opts.clock ?? systemClock);
+  } finally {
+    await store.close();
   }
 }
 

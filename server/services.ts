@@ -55,7 +55,7 @@ export async function openServices({ store, keystore, config, clock, log, random
   const cas = CaDirectory.build(await store.cas.list(), algorithms, keystore);
   const tiers = config.tiers;
   const responders = new ResponderPool({ store, keystore, cas, tiers, publicUrl: config.publicUrl, random });
-  const crls = new CrlPublisher({ store, cas, tiers, clock });
+  const crls = new CrlPublisher({ store, cas, tiers, clock, publicUrl: config.publicUrl });
   const ocsp = new OcspSource({ store, cas, responders, tiers, clock });
   const scheduler = new StatusScheduler({ store, cas, crls, responders, tiers, clock, log });
   const revocation = new RevocationService({

@@ -264,8 +264,7 @@ export function register(program: Command, context: ContextFactory): void {
       const detail = await api.get<Record<string, unknown>>(apiPath`/api/v1/certificates/${serial}`, { issuer: opts.issuer });
       if (out.json) return out.printJson(detail);
       const { pem, chain, ...fields } = detail;
-      out.record(fields);
-      if (Array.isArray(chain)) out.print(`chain:  ${chain.length} certificate(s) up to the root (--json shows them)`);
+      out.record({ ...fields, ...(Array.isArray(chain) ? { chain: `${chain.length} certificate(s) up to the root (--json shows them)` } : {}) });
       if (typeof pem === 'string') out.print(`\n${pem.trimEnd()}`);
     });
 

@@ -3,7 +3,9 @@
  * and one issuing CA per domain × tier from a config file into an empty database, seals their keys
  * with the keystore passphrase, and prints the hierarchy and the first sysadmin token (once).
  */
+import { accessSync, constants } from 'node:fs';
 import type { Command } from 'commander';
+import { usageError } from '../cli-error.ts';
 import type { ContextFactory } from '../context.ts';
 import { addDatabaseOptions, databaseParams, type DatabaseOptionValues } from '../local-options.ts';
 import { readKeystorePassphrase } from '../passphrase.ts';
@@ -22,6 +24,12 @@ export function register(program: Command, context: ContextFactory): void {
     .option('--passphrase-file <file>', 'file holding the new keystore passphrase; else env TIERCA_PASSPHRASE; else asked twice on a terminal')
     .action(async (opts: InitOptions, cmd: Command) => {
       const { io, out } = context(cmd);
+      // Before the passphrase is asked for: a typo in the path should not cost a ceremony's prompt.
+      try {
+        accessSync(opts.config, constants.R_OK);
+      } catch {
+        throw usageError(`--config: cannot read ${opts.config}`);
+      }
       const passphrase = await readKeystorePassphrase({ env: io.env, file: opts.passphraseFile, stdin: io.stdin, stderr: io.stderr, confirm: true });
       // Loaded here, not at start-up: the other commands must not pay for the server's modules.
       const { initHierarchy } = await import('../../server/bootstrap.ts');

@@ -91,7 +91,9 @@ export function register(program: Command, context: ContextFactory): void {
         // The only copy of the key is in this answer: save it rather than drop it, and if even that
         // file cannot be made, print it so that it is not lost.
         try {
-          keyFile = await createKeyFile(`${res.body.certificate.serial}.p12`);
+          const serial = String(res.body.certificate?.serial);
+          // The name comes from the answer: only hex may become a file name here.
+          keyFile = await createKeyFile(/^[0-9a-f]{1,64}$/.test(serial) ? `${serial}.p12` : 'issued.p12');
         } catch (err) {
           out.warn(`${(err as Error).message}; the PKCS#12 follows in base64 (decode it with base64 -d)`);
           out.print(res.body.pkcs12);

@@ -9,6 +9,7 @@ import { UniqueViolationError, type CertificateRecord, type CrlRecord, type Stor
 import type { TierPolicy } from '../config/tier-policy.ts';
 import type { CaDirectory, LoadedCa } from './ca-directory.ts';
 import type { Clock } from '../clock.ts';
+import { caUrls } from './urls.ts';
 
 const HOUR_MS = 3600 * 1000;
 const DAY_MS = 24 * HOUR_MS;
@@ -21,6 +22,8 @@ export interface CrlPublisherDeps {
   cas: CaDirectory;
   tiers: ReadonlyMap<string, TierPolicy>;
   clock: Clock;
+  /** Base of the delta CRL URL written (freshestCRL, RFC 5280 §5.2.6) into full CRLs. */
+  publicUrl: string;
 }
 
 export interface PublishedCrl {
@@ -128,6 +131,8 @@ export class CrlPublisher {
         nextUpdate,
         crlNumber: number,
         baseCrlNumber: delta ? (baseNumber ?? undefined) : undefined,
+        // openssl applies a delta only when the full CRL (or the certificate) names where it lives.
+        freshestCrl: delta ? undefined : caUrls(this.deps.publicUrl, ca.record.id).deltaCrl,
         entries,
         signer: ca.signer,
       });

@@ -1,7 +1,7 @@
 /**
  * The hash-chained `audit_log` over knex. Appends are serialised so that exactly one record follows
  * each record:
- * - PostgreSQL: `pg_advisory_xact_lock` on a constant key, taken inside the caller's transaction and
+ * - PostgreSQL: `pg_advisory_xact_lock` on a constant key of the schema, taken inside the caller's transaction and
  *   held until it commits or rolls back; the last record is read by the NEXT statement, whose
  *   snapshot (READ COMMITTED) therefore includes whatever the previous holder committed.
  * - SQLite: every transaction starts with BEGIN IMMEDIATE (see knex-store.ts), so the write lock of
@@ -9,11 +9,19 @@
  *   another, can read the same last record and append after it.
  * Called outside a transaction, appendChained opens one of its own.
  */
+import type { Knex } from 'knex';
 import type { AuditRecord, AuditRepository } from './storage.ts';
 import { fromJson, inTransaction, iso, toDate, toJson, toNumber, type DbContext, type Row } from './rows.ts';
 
-/** Advisory lock keys (classid, objid) of tierca: 0x74696572 is 'tier'. */
-export const ADVISORY_LOCK_CLASS = 0x74696572;
+/**
+ * Takes PostgreSQL advisory lock `id` of the current schema until the transaction ends. Keys are
+ * (hashtext(schema), id): each schema (an installation, or one test) has its own chain and its own
+ * locks. Ids: 1 audit chain, 2 revocation events, 3 migrations (migrate.ts).
+ */
+export function advisoryXactLock(trx: Knex, id: number): Promise<unknown> {
+  return trx.raw('select pg_advisory_xact_lock(hashtext(current_schema()), ?)', [id]);
+}
+
 export const AUDIT_LOCK_ID = 1;
 
 export interface AuditFilter {
@@ -34,7 +42,7 @@ export class KnexAuditRepository implements AuditRepository {
    */
   appendChained(build: (last: AuditRecord | undefined) => AuditRecord): Promise<AuditRecord> {
     return inTransaction(this.ctx, async (db) => {
-      if (this.ctx.engine === 'postgres') await db.raw('select pg_advisory_xact_lock(?, ?)', [ADVISORY_LOCK_CLASS, AUDIT_LOCK_ID]);
+      if (this.ctx.engine === 'postgres') await advisoryXactLock(db, AUDIT_LOCK_ID);
       const lastRow = await db('audit_log').orderBy('seq', 'desc').first();
       const last = lastRow ? rowToAudit(lastRow) : undefined;
       const record = build(last);

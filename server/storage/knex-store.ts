@@ -15,7 +15,7 @@
  */
 import { createRequire } from 'node:module';
 import knexFactory, { type Knex } from 'knex';
-import type { Database } from 'better-sqlite3';
+import type { Database, Statement } from 'better-sqlite3';
 import type { Repositories, Store } from './storage.ts';
 import { migrateLatest } from './migrate.ts';
 import type { DbContext, Engine } from './rows.ts';
@@ -85,19 +85,58 @@ class TiercaSqliteClient extends BetterSqlite3Client {
     return new ImmediateSqliteTransaction(this, ...args);
   }
 
-  async _query(connection: Database, obj: unknown): Promise<unknown> {
-    const deadline = Date.now() + SQLITE_BUSY_TIMEOUT_MS;
+  async _query(connection: Database, obj: SqliteQuery): Promise<SqliteQuery> {
+    const deadline = performance.now() + SQLITE_BUSY_TIMEOUT_MS;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await super._query(connection, obj);
+        return this.runStatement(connection, obj);
       } catch (err) {
-        if (!isBusy(err) || Date.now() >= deadline) throw err;
+        if (!isBusy(err) || performance.now() >= deadline) throw err;
         // Exponential backoff from 1 ms to 25 ms with jitter, so waiting writers do not move in step.
         await sleep(Math.min(2 ** attempt, 25) * (0.5 + Math.random()));
       }
     }
   }
+
+  /**
+   * knex's better-sqlite3 `_query`, with prepared statements kept per connection: knex prepares every
+   * statement anew, which costs about as much as running a small one.
+   */
+  private runStatement(connection: Database, obj: SqliteQuery): SqliteQuery {
+    if (!obj.sql) throw new Error('The query is empty');
+    let cache = statementCaches.get(connection);
+    if (!cache) statementCaches.set(connection, (cache = new Map()));
+    let statement = cache.get(obj.sql);
+    if (!statement) {
+      if (cache.size >= STATEMENT_CACHE_SIZE) cache.clear();
+      statement = connection.prepare(obj.sql);
+      cache.set(obj.sql, statement);
+    }
+    statement.safeIntegers(obj.options?.safeIntegers === true);
+    const bindings = this._formatBindings(obj.bindings) as unknown[];
+    if (statement.reader) {
+      obj.response = statement.all(bindings);
+      return obj;
+    }
+    const result = statement.run(bindings);
+    obj.response = result;
+    obj.context = { lastID: result.lastInsertRowid, changes: result.changes };
+    return obj;
+  }
 }
+
+/** What knex hands a client's `_query`, and what it reads back from it. */
+interface SqliteQuery {
+  sql: string;
+  bindings?: unknown[];
+  options?: { safeIntegers?: boolean };
+  response?: unknown;
+  context?: { lastID: number | bigint; changes: number };
+}
+
+/** Prepared statements per connection, by SQL text; cleared when full (the set of queries is small). */
+const statementCaches = new WeakMap<Database, Map<string, Statement>>();
+const STATEMENT_CACHE_SIZE = 500;
 
 /** Sets a new SQLite connection up; runs once per connection (pool `afterCreate`). */
 function prepareSqliteConnection(conn: Database): void {
@@ -109,6 +148,7 @@ function prepareSqliteConnection(conn: Database): void {
   conn.pragma('busy_timeout = 0');
 }
 
+/** The engine `options` select: PostgreSQL for a postgres:// URL, otherwise SQLite. */
 export function engineOf(options: StoreOptions): Engine {
   return options.databaseUrl && /^postgres(ql)?:\/\//.test(options.databaseUrl) ? 'postgres' : 'sqlite';
 }
@@ -209,6 +249,10 @@ class KnexStore implements Store {
     this.revocationEvents = repos.revocationEvents;
   }
 
+  /**
+   * Runs `fn` in one transaction with repositories bound to it. Inside `fn` use only `tx`: on SQLite
+   * the transaction holds the store's one connection, so the store's own repositories would wait for it.
+   */
   transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T> {
     return this.knex.transaction((trx) => fn(createRepositories({ db: trx, engine: this.engine })));
   }

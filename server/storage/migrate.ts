@@ -31,15 +31,16 @@ export const migrationSource: Knex.MigrationSource<Migration> = {
 /** The migrator settings used everywhere: our source and knex's default table name. */
 export const migratorConfig: Knex.MigratorConfig = { migrationSource, tableName: 'knex_migrations' };
 
-/** Advisory lock (classid, objid) serialising migration runs on PostgreSQL; objid is per schema. */
-const MIGRATION_LOCK_CLASS = 0x74696572 + 3;
+/** PostgreSQL advisory lock (hashtext(schema), 3) serialising migration runs (see audit.repository.knex.ts). */
+const MIGRATION_LOCK_ID = 3;
 
 /** Applies every pending migration; returns the names applied (empty when up to date). */
 export async function migrateLatest(knex: Knex): Promise<string[]> {
   const postgres = isPostgres(knex);
   return knex.transaction(async (trx) => {
     if (postgres) {
-      await trx.raw('select pg_advisory_xact_lock(?, hashtext(?))', [MIGRATION_LOCK_CLASS, searchPathOf(knex) ?? 'public']);
+      // The schema may not exist yet (current_schema() would be null): key the lock by its name.
+      await trx.raw('select pg_advisory_xact_lock(hashtext(?), ?)', [searchPathOf(knex) ?? 'public', MIGRATION_LOCK_ID]);
     }
     // A transaction-bound migrator runs its bookkeeping and each migration inside `trx`.
     const [, applied] = (await trx.migrate.latest(migratorConfig)) as [number, string[]];

@@ -9,7 +9,7 @@
  * previous one has committed.
  */
 import type { CertificateStatus, RevocationEvent, RevocationEventRepository } from './storage.ts';
-import { ADVISORY_LOCK_CLASS } from './audit.repository.knex.ts';
+import { advisoryXactLock } from './audit.repository.knex.ts';
 import { inTransaction, iso, toDate, toNumber, type DbContext, type Row } from './rows.ts';
 
 export const REVOCATION_EVENT_LOCK_ID = 2;
@@ -24,7 +24,7 @@ export class KnexRevocationEventRepository implements RevocationEventRepository 
       return;
     }
     await inTransaction(this.ctx, async (db) => {
-      await db.raw('select pg_advisory_xact_lock(?, ?)', [ADVISORY_LOCK_CLASS, REVOCATION_EVENT_LOCK_ID]);
+      await advisoryXactLock(db, REVOCATION_EVENT_LOCK_ID);
       await db('revocation_events').insert(row);
     });
   }

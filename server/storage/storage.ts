@@ -303,6 +303,7 @@ export interface AuditRepository {
    * (a lock on PostgreSQL): reads the last record, calls `build` with it, inserts what it returns.
    */
   appendChained(build: (last: AuditRecord | undefined) => AuditRecord): Promise<AuditRecord>;
+  /** Records in seq order with seq ≥ fromSeq, since ≤ at < until, principalId = actor, action = action. */
   list(filter: { fromSeq?: number; since?: Date; until?: Date; actor?: string; action?: string; limit?: number }): Promise<AuditRecord[]>;
   last(): Promise<AuditRecord | undefined>;
 }

@@ -87,6 +87,35 @@ describe(`migrations on ${testEngine()}`, () => {
     }
   });
 
+  it('opens an in-memory SQLite store with the pragmas that apply to it', async () => {
+    const memory = await openStore({ sqliteFile: ':memory:' });
+    try {
+      expect(memory.engine).toBe('sqlite');
+      await memory.meta.set('a', 'b');
+      expect(await memory.meta.get('a')).toBe('b');
+      const k = knexOf(memory);
+      expect(await k.raw('pragma foreign_keys')).toEqual([{ foreign_keys: 1 }]);
+      expect(await k.raw('pragma synchronous')).toEqual([{ synchronous: 2 }]); // FULL
+      expect(await k.raw('pragma journal_mode')).toEqual([{ journal_mode: 'memory' }]); // WAL needs a file
+    } finally {
+      await memory.close();
+    }
+  });
+
+  it.runIf(testEngine() === 'sqlite')('sets WAL, synchronous FULL and foreign keys on a SQLite file', async () => {
+    const store = await openStore(options);
+    try {
+      const k = knexOf(store);
+      expect(await k.raw('pragma journal_mode')).toEqual([{ journal_mode: 'wal' }]);
+      expect(await k.raw('pragma synchronous')).toEqual([{ synchronous: 2 }]);
+      expect(await k.raw('pragma foreign_keys')).toEqual([{ foreign_keys: 1 }]);
+      // Waiting for a locked file is done asynchronously by the client, not by SQLite's sleeping handler.
+      expect(await k.raw('pragma busy_timeout')).toEqual([{ timeout: 0 }]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it('refuses an options object that names no database', () => {
     expect(() => createKnex({})).toThrow('a store needs databaseUrl (PostgreSQL) or sqliteFile (SQLite)');
     expect(() => createKnex({ databaseUrl: 'mysql://x' })).toThrow('databaseUrl must start with postgres:// or postgresql:// (got mysql:)');

@@ -555,6 +555,34 @@ describe(`storage on ${testEngine()}`, () => {
       expect((await store.revocationEvents.since(1, 1)).map((e) => e.seq)).toEqual([2]);
       expect(await store.revocationEvents.since(3, 10)).toEqual([]);
     });
+
+    it('never shows a poller an event while an earlier one is uncommitted', async () => {
+      const writer = await openStore(storeOptions);
+      const reader = await openStore(storeOptions);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      try {
+        let firstAppended!: () => void;
+        const appended = new Promise<void>((resolve) => (firstAppended = resolve));
+        const slow = store.transaction(async (tx) => {
+          await tx.revocationEvents.append({ issuerId: 'ca-a', serial: '01', status: 'revoked', at: at(1) });
+          firstAppended();
+          await gate;
+        });
+        await appended;
+        const fast = writer.revocationEvents.append({ issuerId: 'ca-a', serial: '02', status: 'revoked', at: at(2) });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        // Had the second event committed with seq 2 now, a poller would move past seq 1 for good.
+        expect(await reader.revocationEvents.since(0, 10)).toEqual([]);
+        release();
+        await Promise.all([slow, fast]);
+        expect((await reader.revocationEvents.since(0, 10)).map((e) => [e.seq, e.serial])).toEqual([[1, '01'], [2, '02']]);
+      } finally {
+        release();
+        await writer.close();
+        await reader.close();
+      }
+    });
   });
 
   describe('transactions', () => {

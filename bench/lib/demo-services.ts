@@ -1,0 +1,46 @@
+/**
+ * The demo hierarchy opened in-process, without HTTP and without the status scheduler: the same
+ * composition root (server/services.ts) that `tierca serve` uses, on a fresh SQLite data folder.
+ */
+import 'reflect-metadata';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import { DEMO_PASSPHRASE, prepareDatabase, storeOptions } from '../../server/bootstrap.ts';
+import { openStore } from '../../server/storage/knex-store.ts';
+import { buildConfig } from '../../server/config/load-config.ts';
+import { SoftwareKeyStore } from '../../pki/keystore/software-keystore.ts';
+import { openServices, type Services } from '../../server/services.ts';
+import { systemClock } from '../../server/clock.ts';
+import type { RequestContext } from '../../server/ra/permissions.ts';
+
+export interface DemoServices {
+  services: Services;
+  /** A request context for a demo principal (by token file name: officer, admin, …). */
+  context(name: string): Promise<() => RequestContext>;
+  close(): Promise<void>;
+}
+
+export async function openDemoServices(dataDir: string): Promise<DemoServices> {
+  await prepareDatabase({ dataDir });
+  const store = await openStore(storeOptions({ dataDir }));
+  try {
+    const config = buildConfig(JSON.parse((await store.meta.get('config'))!));
+    const keystore = await SoftwareKeyStore.unlock({ passphrase: DEMO_PASSPHRASE, header: (await store.meta.get('keystore'))! });
+    const services = await openServices({ store, keystore, config, clock: systemClock, log: pino({ level: 'silent' }) });
+    return {
+      services,
+      async context(name) {
+        const token = readFileSync(join(dataDir, `demo-${name}.token`), 'utf8').trim();
+        const principal = await services.ra.authenticate(token);
+        if (!principal) throw new Error(`demo token ${name} does not authenticate`);
+        return () => ({ principal, source: 'bench', requestId: randomUUID() });
+      },
+      close: () => store.close(),
+    };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
