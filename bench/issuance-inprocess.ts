@@ -8,6 +8,8 @@
  *
  * --profile records a V8 CPU profile of the timed window only (node:inspector); --sql-stats times
  * every SQLite statement of the timed window (by wrapping better-sqlite3's prepared statements).
+ * --synchronous NORMAL|OFF is a what-if for the report only: it rewrites the store's
+ * `PRAGMA synchronous = FULL` to show what the fsync per commit costs. tierca itself runs FULL.
  */
 import { Session } from 'node:inspector/promises';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -46,6 +48,7 @@ const { values } = parseArgs({
     warmup: { type: 'string', default: '64' },
     profile: { type: 'string' },
     'sql-stats': { type: 'boolean', default: false },
+    synchronous: { type: 'string' },
   },
 });
 const count = Number(values.count);
@@ -78,6 +81,16 @@ if (values['sql-stats']) {
       };
     }
     return statement;
+  };
+}
+
+if (values.synchronous) {
+  const mode = values.synchronous.toUpperCase();
+  if (!['NORMAL', 'OFF', 'FULL'].includes(mode)) throw new Error('--synchronous takes NORMAL, OFF or FULL');
+  const proto = Database.prototype as unknown as { pragma(source: string, options?: unknown): unknown };
+  const pragma = proto.pragma;
+  proto.pragma = function (this: unknown, source: string, options?: unknown) {
+    return pragma.call(this, /^\s*synchronous\s*=/i.test(source) ? `synchronous = ${mode}` : source, options);
   };
 }
 

@@ -222,11 +222,22 @@ export function isLoopback(url: URL): boolean {
 }
 
 /**
- * Demo token files tried, in order, when no token is given and the server is on this machine.
- * Issue 6 adds `demo-officer.token` (an officer for every domain); officer commands will then try it
- * first. Until then the demo sysadmin token is the only one.
+ * The demo token file tried last when no token is given and the server is on this machine; commands
+ * that act as an officer or auditor try `demo-officer.token` / `demo-auditor.token` first.
  */
 export const DEMO_TOKEN_FILES = ['demo-admin.token'] as const;
+
+/**
+ * Which demo principal a command acts as against the local demo: officers issue and revoke, auditors
+ * read the audit log, sysadmins run the CAs. Each falls back to `demo-admin.token`.
+ */
+export const DEMO_ROLE_BY_COMMAND: Readonly<Record<string, 'officer' | 'auditor' | 'admin'>> = {
+  subject: 'officer',
+  cert: 'officer',
+  request: 'officer',
+  rotate: 'officer',
+  audit: 'auditor',
+};
 
 export interface TokenSourceParams {
   /** `--token-file`: a file holding the token (surrounding whitespace ignored). */
@@ -237,6 +248,8 @@ export interface TokenSourceParams {
   serverUrl: URL;
   /** Base for relative paths; default `process.cwd()`. */
   cwd?: string;
+  /** The demo principal to prefer (`demo-<role>.token`) before `demo-admin.token`. */
+  demoRole?: 'officer' | 'auditor' | 'admin';
 }
 
 const readTokenFile = (path: string, what: string): string => {
@@ -254,18 +267,20 @@ const readTokenFile = (path: string, what: string): string => {
 
 /**
  * The bearer token to use: `--token-file`, else `TIERCA_TOKEN`, else — only when the server is on
- * this machine — `$TIERCA_DATA/demo-admin.token` as `npm start` writes it for the demo. A token is
+ * this machine — `$TIERCA_DATA/demo-<role>.token` for the command's role, then `demo-admin.token`, as
+ * `npm start` writes them for the demo. A token is
  * never taken from a command-line value, where `ps` and shell history would show it.
  *
  * @throws CliError exit 2 for an unreadable or empty token file, exit 4 when there is no token.
  */
-export function resolveToken({ tokenFile, env, serverUrl, cwd = process.cwd() }: TokenSourceParams): string {
+export function resolveToken({ tokenFile, env, serverUrl, cwd = process.cwd(), demoRole }: TokenSourceParams): string {
   if (tokenFile) return readTokenFile(isAbsolute(tokenFile) ? tokenFile : resolve(cwd, tokenFile), 'token file');
   const fromEnv = env.TIERCA_TOKEN?.trim();
   if (fromEnv) return fromEnv;
   const dataDir = resolve(cwd, env.TIERCA_DATA || 'data');
   if (isLoopback(serverUrl)) {
-    for (const name of DEMO_TOKEN_FILES) {
+    const preferred = demoRole && demoRole !== 'admin' ? [`demo-${demoRole}.token`] : [];
+    for (const name of [...preferred, ...DEMO_TOKEN_FILES]) {
       const path = join(dataDir, name);
       try {
         return readTokenFile(path, 'demo token file');

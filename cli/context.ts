@@ -4,7 +4,7 @@
  * the subcommand (`tierca --json cert list` and `tierca cert list --json` are the same).
  */
 import type { Command } from 'commander';
-import { ApiClient, parseServerUrl, resolveToken } from './api-client.ts';
+import { ApiClient, parseServerUrl, resolveToken, DEMO_ROLE_BY_COMMAND } from './api-client.ts';
 import { Output, type Io } from './output.ts';
 
 /** The global options (`tierca --help`). */
@@ -46,9 +46,12 @@ export function contextFactory(io: Io, state: { exitCode: number }, version: str
       get api() {
         if (!api) {
           const serverUrl = parseServerUrl(globals.server);
+          const names: string[] = [];
+          for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
+          const demoRole = DEMO_ROLE_BY_COMMAND[names[1] ?? ''];
           api = new ApiClient({
             baseUrl: globals.server,
-            token: () => resolveToken({ tokenFile: globals.tokenFile, env: io.env, serverUrl }),
+            token: () => resolveToken({ tokenFile: globals.tokenFile, env: io.env, serverUrl, demoRole }),
             userAgent: `tierca-cli/${version}`,
           });
         }

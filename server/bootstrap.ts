@@ -68,9 +68,12 @@ export interface InitOptions extends DatabaseOptions {
 
 /** Runs the key ceremony into an empty database; returns the tree and the first sysadmin token (shown once). */
 export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; adminToken: string }> {
+  // Validate everything that can be validated before anything is written.
+  const config = opts.config ?? loadConfigFile(opts.configPath ?? EXAMPLE_CONFIG);
+  checkPassphrase(opts.passphrase);
   const store = await open(opts);
   try {
-    const result = await ceremony(store, opts, 'sysadmin');
+    const result = await ceremony(store, { ...opts, config }, 'sysadmin');
     return { tree: result.tree, adminToken: result.tokens.sysadmin };
   } finally {
     await store.close();
@@ -82,9 +85,7 @@ export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; 
  * every domain). Returns the tree and each principal's token by name.
  */
 export async function ceremony(store: Store, opts: InitOptions, ...roles: string[]): Promise<{ tree: string; tokens: Record<string, string> }> {
-  if (opts.passphrase.length < MIN_PASSPHRASE) {
-    throw new TiercaError('bad-request', `the keystore passphrase must be at least ${MIN_PASSPHRASE} characters`);
-  }
+  checkPassphrase(opts.passphrase);
   const config = opts.config ?? loadConfigFile(opts.configPath ?? EXAMPLE_CONFIG);
   if (await store.meta.get('keystore')) throw new TiercaError('already-exists', 'this database already holds a CA hierarchy');
   const clock = opts.clock ?? systemClock;
@@ -112,6 +113,12 @@ export async function ceremony(store: Store, opts: InitOptions, ...roles: string
   });
   const algorithms = new Map((await store.keys.list('ca')).map((k) => [k.id, k.algorithm]));
   return { tree: formatHierarchyTree(cas, algorithms), tokens };
+}
+
+function checkPassphrase(passphrase: string): void {
+  if (passphrase.length < MIN_PASSPHRASE) {
+    throw new TiercaError('bad-request', `the keystore passphrase must be at least ${MIN_PASSPHRASE} characters`);
+  }
 }
 
 /** The config as stored in the database (so every instance runs the same policy). */

@@ -57,28 +57,61 @@ export function appendAudit(audit: AuditRepository, at: Date, event: AuditEvent)
   });
 }
 
+export type ChainProblem = 'hash-mismatch' | 'broken-link' | 'sequence-gap';
+
 export interface ChainVerification {
   ok: boolean;
   checked: number;
-  /** The first record that does not match, and why. */
-  firstBad?: { seq: number; problem: 'hash-mismatch' | 'broken-link' | 'sequence-gap' };
+  /**
+   * The first record that does not match, and why: `hash-mismatch` (its fields were changed),
+   * `broken-link` (its prevHash is not the previous record's hash: a record before it was removed,
+   * replaced or moved), `sequence-gap` (record `seq` is missing: deleted, or renumbered).
+   */
+  firstBad?: { seq: number; problem: ChainProblem };
+}
+
+/**
+ * Recomputes the chain one record at a time, so a log of any length is checked in pages. Feed
+ * records in seq order; after the first problem it stops accepting records.
+ */
+export class ChainVerifier {
+  private prevHash = GENESIS_HASH;
+  private expectedSeq = 1;
+  private checkedCount = 0;
+  private bad: ChainVerification['firstBad'];
+
+  /** Checks the next record; false (and {@link result} names it) when it does not match. */
+  push(r: AuditRecord): boolean {
+    if (this.bad) return false;
+    // A missing record is named by the seq that should have come next.
+    if (r.seq !== this.expectedSeq) this.bad = { seq: Math.min(r.seq, this.expectedSeq), problem: 'sequence-gap' };
+    else if (r.prevHash !== this.prevHash) this.bad = { seq: r.seq, problem: 'broken-link' };
+    else {
+      const { hash, ...rest } = r;
+      if (auditRecordHash(rest) !== hash) this.bad = { seq: r.seq, problem: 'hash-mismatch' };
+    }
+    if (this.bad) return false;
+    this.prevHash = r.hash;
+    this.expectedSeq++;
+    this.checkedCount++;
+    return true;
+  }
+
+  /** The hash of the last record that matched (GENESIS_HASH before any). */
+  get lastHash(): string {
+    return this.prevHash;
+  }
+
+  result(): ChainVerification {
+    return this.bad ? { ok: false, checked: this.checkedCount, firstBad: this.bad } : { ok: true, checked: this.checkedCount };
+  }
 }
 
 /** Recomputes the chain over records in seq order. */
 export function verifyAuditChain(records: Iterable<AuditRecord>): ChainVerification {
-  let prevHash = GENESIS_HASH;
-  let expectedSeq = 1;
-  let checked = 0;
-  for (const r of records) {
-    if (r.seq !== expectedSeq) return { ok: false, checked, firstBad: { seq: r.seq, problem: 'sequence-gap' } };
-    if (r.prevHash !== prevHash) return { ok: false, checked, firstBad: { seq: r.seq, problem: 'broken-link' } };
-    const { hash, ...rest } = r;
-    if (auditRecordHash(rest) !== hash) return { ok: false, checked, firstBad: { seq: r.seq, problem: 'hash-mismatch' } };
-    prevHash = hash;
-    expectedSeq++;
-    checked++;
-  }
-  return { ok: true, checked };
+  const verifier = new ChainVerifier();
+  for (const r of records) if (!verifier.push(r)) break;
+  return verifier.result();
 }
 
 function canonicalJson(value: unknown): string {

@@ -5,7 +5,7 @@
  */
 import { buildCrl, type CrlEntry } from '../../pki/crl.ts';
 import { keyIdentifier } from '../../pki/key-pair.ts';
-import { UniqueViolationError, type CertificateRecord, type CrlRecord, type Store } from '../storage/storage.ts';
+import { UniqueViolationError, type CertificateRecord, type CrlRecord, type Repositories, type Store } from '../storage/storage.ts';
 import type { TierPolicy } from '../config/tier-policy.ts';
 import type { CaDirectory, LoadedCa } from './ca-directory.ts';
 import type { Clock } from '../clock.ts';
@@ -54,9 +54,26 @@ export class CrlPublisher {
 
   /** Publishes a full CRL: every revoked or held certificate not expired beyond the archive window. */
   async publishFull(ca: LoadedCa): Promise<PublishedCrl> {
+    return this.locked(ca, (tx) => this.full(tx, ca));
+  }
+
+  private async full(tx: Repositories, ca: LoadedCa): Promise<PublishedCrl> {
     const now = this.deps.clock.now();
-    const entries = await this.revokedEntries(ca, now);
-    return this.store(ca, now, false, null, entries);
+    const entries = await this.revokedEntries(tx, ca, now);
+    return this.store(tx, ca, now, false, null, entries);
+  }
+
+  /**
+   * Runs one publication in a transaction that holds the CA's CRL lock: instances publishing at once
+   * take turns, so each reads the revocations after the previous one committed and draws the next
+   * number. Without it two publishers could read in one order and number in the other, and the
+   * higher-numbered CRL would miss a revocation the lower one lists.
+   */
+  private locked(ca: LoadedCa, fn: (tx: Repositories) => Promise<PublishedCrl>): Promise<PublishedCrl> {
+    return this.deps.store.transaction(async (tx) => {
+      await tx.crls.lockCa(ca.record.id);
+      return fn(tx);
+    });
   }
 
   /**
@@ -64,15 +81,18 @@ export class CrlPublisher {
    * new revocations and holds, and removeFromCRL for holds released since (RFC 5280 §5.3.1).
    */
   async publishDelta(ca: LoadedCa): Promise<PublishedCrl> {
-    const { store } = this.deps;
+    return this.locked(ca, (tx) => this.delta(tx, ca));
+  }
+
+  private async delta(tx: Repositories, ca: LoadedCa): Promise<PublishedCrl> {
     const now = this.deps.clock.now();
-    let base = await store.crls.latest(ca.record.id, false);
+    let base = await tx.crls.latest(ca.record.id, false);
     if (!base) {
-      await this.publishFull(ca);
-      base = await store.crls.latest(ca.record.id, false);
+      await this.full(tx, ca);
+      base = await tx.crls.latest(ca.record.id, false);
     }
     const since = base!.thisUpdate;
-    const changed = ca.record.layer === 'tier' ? await this.changedSince(ca, since) : [];
+    const changed = ca.record.layer === 'tier' ? await this.changedSince(tx, ca, since) : [];
     const entries: CrlEntry[] = [];
     for (const cert of changed) {
       if (cert.status === 'good') {
@@ -81,11 +101,10 @@ export class CrlPublisher {
         entries.push(entryOf(cert));
       }
     }
-    return this.store(ca, now, true, base!.number, entries);
+    return this.store(tx, ca, now, true, base!.number, entries);
   }
 
-  private async changedSince(ca: LoadedCa, since: Date): Promise<CertificateRecord[]> {
-    const { store } = this.deps;
+  private async changedSince(store: Repositories, ca: LoadedCa, since: Date): Promise<CertificateRecord[]> {
     const serials = new Set<string>();
     let seq = 0;
     // Events are few compared to certificates; read them in pages and keep this CA's.
@@ -103,8 +122,7 @@ export class CrlPublisher {
     return out;
   }
 
-  private async revokedEntries(ca: LoadedCa, now: Date): Promise<CrlEntry[]> {
-    const { store } = this.deps;
+  private async revokedEntries(store: Repositories, ca: LoadedCa, now: Date): Promise<CrlEntry[]> {
     if (ca.record.layer !== 'tier') {
       const children = (await store.cas.list()).filter((c) => c.parentId === ca.record.id && c.status === 'revoked' && c.revokedAt);
       return children.map((c) => ({ serial: c.serial, revokedAt: c.revokedAt!, reason: c.revocationReason }));
@@ -115,13 +133,12 @@ export class CrlPublisher {
     return revoked.map(entryOf);
   }
 
-  private async store(ca: LoadedCa, now: Date, delta: boolean, baseNumber: bigint | null, entries: CrlEntry[]): Promise<PublishedCrl> {
-    const { store } = this.deps;
+  private async store(store: Repositories, ca: LoadedCa, now: Date, delta: boolean, baseNumber: bigint | null, entries: CrlEntry[]): Promise<PublishedCrl> {
     const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.validityHours(ca) * HOUR_MS);
     const authorityKeyId = ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.publicKeyInfo);
-    // Several instances may publish at once: the (ca, number) key makes a clash fail, and we retry
-    // with the next number, so numbers never repeat or go backwards.
+    // The CA's CRL lock (see `locked`) makes this number the next one; the (ca, number) key stays
+    // as a backstop, and a clash is retried with the next number, so numbers never repeat.
     for (let attempt = 0; ; attempt++) {
       const number = (await store.crls.maxNumber(ca.record.id)) + 1n;
       const der = await buildCrl({

@@ -1,13 +1,22 @@
 /**
  * Roles and what each may do (DESIGN.md "Roles"). A principal holds exactly one role; officers are
- * further scoped to domains. One table, checked at one place (`Authorizer`).
+ * further scoped to domains. One table, checked at one place (`Authorizer`): the HTTP layer checks the
+ * role against the route's permission before anything is parsed, the registration authority checks it
+ * again with the domain of the thing acted on.
  */
 import type { Role } from '../storage/storage.ts';
 
 export const PERMISSIONS = [
+  /** Who am I (every role, devices included). */
+  'self:read',
   'ca:read',
+  /** Ask for, and approve, a CA revocation (dual control: two sysadmins). */
   'ca:revoke',
+  /** Ask for, and approve, a CA rollover (dual control: two sysadmins; carried out by rotation). */
+  'ca:rollover',
   'crl:generate',
+  'principal:read',
+  /** Create and disable principals, issue their client certificates. */
   'principal:manage',
   'subject:read',
   'subject:write',
@@ -15,22 +24,38 @@ export const PERMISSIONS = [
   'certificate:issue',
   'certificate:revoke',
   'request:read',
+  /** Approve or reject a pending request; each request action then asks for its own permission too. */
   'request:approve',
+  /** Ask for, and approve, the recovery of an escrowed key (dual control: two officers). */
+  'escrow:recover',
   'audit:read',
+  /** Sign an audit checkpoint now. */
+  'audit:checkpoint',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
-  sysadmin: ['ca:read', 'ca:revoke', 'crl:generate', 'principal:manage', 'subject:read', 'certificate:read', 'request:read'],
-  officer: ['ca:read', 'subject:read', 'subject:write', 'certificate:read', 'certificate:issue', 'certificate:revoke', 'request:read', 'request:approve'],
-  auditor: ['ca:read', 'subject:read', 'certificate:read', 'request:read', 'audit:read'],
-  device: [],
+  sysadmin: [
+    'self:read', 'ca:read', 'ca:revoke', 'ca:rollover', 'crl:generate', 'principal:read', 'principal:manage',
+    'subject:read', 'certificate:read', 'request:read', 'request:approve',
+  ],
+  officer: [
+    'self:read', 'ca:read', 'subject:read', 'subject:write', 'certificate:read', 'certificate:issue', 'certificate:revoke',
+    'request:read', 'request:approve', 'escrow:recover',
+  ],
+  auditor: [
+    'self:read', 'ca:read', 'principal:read', 'subject:read', 'certificate:read', 'request:read', 'audit:read', 'audit:checkpoint',
+  ],
+  device: ['self:read'],
 };
 
-/** Permissions that are limited to the officer's domains. */
+/** Permissions that are limited to the officer's domains when the thing acted on has a domain. */
 export const DOMAIN_SCOPED: ReadonlySet<Permission> = new Set([
-  'subject:write', 'certificate:issue', 'certificate:revoke', 'request:approve',
+  'subject:write', 'certificate:issue', 'certificate:revoke', 'escrow:recover',
 ]);
+
+/** Whether `role` holds `permission` (ignoring domains). */
+export const roleHas = (role: Role, permission: Permission): boolean => ROLE_PERMISSIONS[role].includes(permission);
 
 /** Who is asking, where from, under which request id. */
 export interface Principal {

@@ -34,6 +34,16 @@ export class KnexCrlRepository implements CrlRepository {
     return toBigIntOrNull(row?.n) ?? 0n;
   }
 
+  /**
+   * PostgreSQL: `pg_advisory_xact_lock` on a 64-bit key hashed from the schema and the CA id. The
+   * one-key form never meets the two-key locks of audit.repository.knex.ts (separate key spaces).
+   */
+  async lockCa(caId: string): Promise<void> {
+    if (!this.ctx.db.isTransaction) throw new Error('crls.lockCa must run inside a transaction');
+    if (this.ctx.engine !== 'postgres') return;
+    await this.ctx.db.raw("select pg_advisory_xact_lock(hashtextextended(current_schema() || '/crl/' || ?, 0))", [caId]);
+  }
+
   private exact<Q extends Knex.QueryBuilder>(q: Q): Q {
     return this.ctx.engine === 'sqlite' ? (q.options({ safeIntegers: true }) as Q) : q;
   }

@@ -31,6 +31,7 @@ import { KnexRequestRepository } from './request.repository.knex.ts';
 import { KnexPrincipalRepository } from './principal.repository.knex.ts';
 import { KnexTokenRepository } from './token.repository.knex.ts';
 import { KnexAuditRepository } from './audit.repository.knex.ts';
+import { KnexAuditCheckpointRepository } from './audit-checkpoint.repository.knex.ts';
 import { KnexOcspResponseRepository } from './ocsp-response.repository.knex.ts';
 import { KnexResponderRepository } from './responder.repository.knex.ts';
 import { KnexCrlRepository } from './crl.repository.knex.ts';
@@ -200,6 +201,7 @@ export function createRepositories(ctx: DbContext): Repositories {
     principals: new KnexPrincipalRepository(ctx),
     tokens: new KnexTokenRepository(ctx),
     audit: new KnexAuditRepository(ctx),
+    auditCheckpoints: new KnexAuditCheckpointRepository(ctx),
     ocspResponses: new KnexOcspResponseRepository(ctx),
     responders: new KnexResponderRepository(ctx),
     crls: new KnexCrlRepository(ctx),
@@ -221,6 +223,7 @@ class KnexStore implements Store {
   readonly principals;
   readonly tokens;
   readonly audit;
+  readonly auditCheckpoints;
   readonly ocspResponses;
   readonly responders;
   readonly crls;
@@ -243,6 +246,7 @@ class KnexStore implements Store {
     this.principals = repos.principals;
     this.tokens = repos.tokens;
     this.audit = repos.audit;
+    this.auditCheckpoints = repos.auditCheckpoints;
     this.ocspResponses = repos.ocspResponses;
     this.responders = repos.responders;
     this.crls = repos.crls;

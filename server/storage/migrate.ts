@@ -10,6 +10,7 @@
  */
 import type { Knex } from 'knex';
 import * as initial from '../../migrations/0001_initial.ts';
+import * as auditCheckpoints from '../../migrations/0002_audit_checkpoints.ts';
 
 /** One migration: a stable name and its `up`/`down` functions. */
 export interface Migration {
@@ -19,7 +20,10 @@ export interface Migration {
 }
 
 /** Every migration, in the order they apply. Append new ones; never edit or reorder applied ones. */
-export const migrations: readonly Migration[] = [{ name: '0001_initial', up: initial.up, down: initial.down }];
+export const migrations: readonly Migration[] = [
+  { name: '0001_initial', up: initial.up, down: initial.down },
+  { name: '0002_audit_checkpoints', up: auditCheckpoints.up, down: auditCheckpoints.down },
+];
 
 /** The knex migration source over {@link migrations}. */
 export const migrationSource: Knex.MigrationSource<Migration> = {

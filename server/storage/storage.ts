@@ -175,6 +175,21 @@ export interface AuditRecord {
   hash: string;
 }
 
+/**
+ * A signed audit checkpoint: the hash of record `seq` as it was when the audit key signed it
+ * (server/audit/audit-checkpoints.ts). `periodic` ones fall on every multiple of the checkpoint
+ * interval; `requested` ones were asked for by an auditor.
+ */
+export interface AuditCheckpointRecord {
+  seq: number;
+  hash: string;
+  at: Date;
+  kind: 'periodic' | 'requested';
+  /** The key (purpose 'audit') that signed. */
+  keyId: string;
+  signature: Buffer;
+}
+
 export interface OcspResponseRecord {
   issuerId: string;
   serial: string;
@@ -308,6 +323,15 @@ export interface AuditRepository {
   last(): Promise<AuditRecord | undefined>;
 }
 
+export interface AuditCheckpointRepository {
+  /** Inserts; throws {@link UniqueViolationError} when a checkpoint at this seq exists. */
+  insert(checkpoint: AuditCheckpointRecord): Promise<void>;
+  /** Checkpoints in seq order with seq ≥ fromSeq (of one kind when given). */
+  list(filter: { fromSeq?: number; kind?: AuditCheckpointRecord['kind']; limit?: number }): Promise<AuditCheckpointRecord[]>;
+  /** The checkpoint with the highest seq (of one kind when given). */
+  last(kind?: AuditCheckpointRecord['kind']): Promise<AuditCheckpointRecord | undefined>;
+}
+
 export interface OcspResponseRepository {
   upsert(response: OcspResponseRecord): Promise<void>;
   get(issuerId: string, serial: string): Promise<OcspResponseRecord | undefined>;
@@ -327,6 +351,11 @@ export interface CrlRepository {
   latest(caId: string, delta: boolean): Promise<CrlRecord | undefined>;
   /** The highest CRL number used by a CA (full and delta share one sequence, RFC 5280 §5.2.4), or 0n. */
   maxNumber(caId: string): Promise<bigint>;
+  /**
+   * Serialises CRL publication for one CA until the enclosing transaction ends (PostgreSQL: an
+   * advisory lock; SQLite transactions hold the write lock already). Only inside `transaction`.
+   */
+  lockCa(caId: string): Promise<void>;
 }
 
 export interface RevocationEventRepository {
@@ -349,6 +378,7 @@ export interface Repositories {
   principals: PrincipalRepository;
   tokens: TokenRepository;
   audit: AuditRepository;
+  auditCheckpoints: AuditCheckpointRepository;
   ocspResponses: OcspResponseRepository;
   responders: ResponderRepository;
   crls: CrlRepository;
