@@ -10,6 +10,10 @@
  * every SQLite statement of the timed window (by wrapping better-sqlite3's prepared statements).
  * --synchronous NORMAL|OFF is a what-if for the report only: it rewrites the store's
  * `PRAGMA synchronous = FULL` to show what the fsync per commit costs. tierca itself runs FULL.
+ * --prefill N first inserts N live (good) device certificates of the same CA straight into the
+ * certificates table, to see how issuance behaves with a populated store. --analyze (what-if) runs
+ * SQLite's ANALYZE before the timed window, so the query planner has statistics. --max-seconds S
+ * stops starting new issuances after S seconds (the rate is then over those completed).
  */
 import { Session } from 'node:inspector/promises';
 import { rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +23,9 @@ import { freshDataDir } from './lib/tierca-process.ts';
 import { openDemoServices } from './lib/demo-services.ts';
 import { deviceSubject, prepareCsrs } from './lib/demo-data.ts';
 import { mapConcurrent, percentile } from './lib/util.ts';
+import { knexOf } from '../server/storage/knex-store.ts';
+import { BENCH_DOMAIN, BENCH_TIER } from './lib/demo-data.ts';
+import { randomBytes } from 'node:crypto';
 
 export interface SqlStat {
   sql: string;
@@ -38,6 +45,9 @@ export interface IssuanceChildResult {
   failures: Record<string, number>;
   distinctSerials: number;
   subjectsPerSecond: number;
+  /** CPU time (user + system, all threads) of this process per certificate during the timed window, ms. */
+  cpuMsPerCertificate: number;
+  prefilled: number;
   sql?: SqlStat[];
 }
 
@@ -49,6 +59,9 @@ const { values } = parseArgs({
     profile: { type: 'string' },
     'sql-stats': { type: 'boolean', default: false },
     synchronous: { type: 'string' },
+    prefill: { type: 'string', default: '0' },
+    analyze: { type: 'boolean', default: false },
+    'max-seconds': { type: 'string' },
   },
 });
 const count = Number(values.count);
@@ -95,7 +108,13 @@ if (values.synchronous) {
 }
 
 const dataDir = freshDataDir('inproc');
-const demo = await openDemoServices(dataDir);
+let demo: Awaited<ReturnType<typeof openDemoServices>>;
+try {
+  demo = await openDemoServices(dataDir);
+} catch (err) {
+  rmSync(dataDir, { recursive: true, force: true });
+  throw err;
+}
 try {
   const { ra } = demo.services;
   const ctx = await demo.context('officer');
@@ -103,6 +122,9 @@ try {
   const subjects = await mapConcurrent(Array.from({ length: count + warmup }, (_, i) => i), concurrency, async (i) => (await ra.addSubject(ctx(), deviceSubject('inproc', i))).id);
   const subjectsPerSecond = subjects.length / ((performance.now() - subjectStart) / 1000);
   const csrs = await prepareCsrs(count + warmup);
+  const prefill = Number(values.prefill);
+  if (prefill > 0) await prefillCertificates(prefill);
+  if (values.analyze) await knexOf(demo.services.store).raw('analyze');
 
   // Warm-up (JIT, statement caches), not timed.
   await mapConcurrent(subjects.slice(count), concurrency, (id, i) => ra.issue(ctx(), { subjectId: id, csr: csrs[count + i] }));
@@ -119,8 +141,13 @@ try {
   const latencies = new Array<number>(count);
   const serials: string[] = [];
   const failures: Record<string, number> = {};
+  const cpuBefore = process.cpuUsage();
   const started = performance.now();
+  const deadline = values['max-seconds'] ? started + Number(values['max-seconds']) * 1000 : Infinity;
+  let attempted = 0;
   await mapConcurrent(subjects.slice(0, count), concurrency, async (id, i) => {
+    if (performance.now() > deadline) return;
+    attempted++;
     const t0 = performance.now();
     try {
       const result = await ra.issue(ctx(), { subjectId: id, csr: csrs[i] });
@@ -133,24 +160,28 @@ try {
     latencies[i] = performance.now() - t0;
   });
   const seconds = (performance.now() - started) / 1000;
+  const cpu = process.cpuUsage(cpuBefore);
   timingSql = false;
   if (session) {
     const { profile } = await session.post('Profiler.stop');
     writeFileSync(values.profile!, JSON.stringify(profile));
     session.disconnect();
   }
+  const done = latencies.filter((x) => x !== undefined);
   const result: IssuanceChildResult = {
-    count,
+    count: attempted,
     concurrency,
     seconds,
-    perSecond: count / seconds,
-    p50: percentile(latencies, 50),
-    p99: percentile(latencies, 99),
-    max: percentile(latencies, 100),
+    perSecond: attempted / seconds,
+    p50: percentile(done, 50),
+    p99: percentile(done, 99),
+    max: percentile(done, 100),
     issued: serials.length,
     failures,
     distinctSerials: new Set(serials).size,
     subjectsPerSecond,
+    cpuMsPerCertificate: (cpu.user + cpu.system) / 1000 / attempted,
+    prefilled: prefill,
     ...(values['sql-stats']
       ? { sql: [...sqlStats.entries()].map(([sql, s]) => ({ sql, calls: s.calls, totalMs: s.ms })).sort((a, b) => b.totalMs - a.totalMs) }
       : {}),
@@ -159,4 +190,28 @@ try {
 } finally {
   await demo.close();
   rmSync(dataDir, { recursive: true, force: true });
+}
+
+/**
+ * Inserts `n` good device certificates of the bench CA in batches (raw rows, bypassing issuance: only
+ * the row count matters here). Each row reuses the CA certificate's DER as a stand-in body.
+ */
+async function prefillCertificates(n: number): Promise<void> {
+  const { store, cas } = demo.services;
+  const ca = cas.issuingCa(BENCH_DOMAIN, BENCH_TIER);
+  if (!ca) throw new Error('no bench CA');
+  const now = new Date();
+  const notAfter = new Date(now.getTime() + 365 * 86_400_000).toISOString();
+  const knex = knexOf(store);
+  for (let done = 0; done < n; ) {
+    const rows = [];
+    for (const end = Math.min(n, done + 10_000); done < end; done++) {
+      rows.push({
+        issuer_id: ca.record.id, serial: randomBytes(16).toString('hex'), subject_id: `sub-prefill-${done}`, profile: 'device', tier: BENCH_TIER,
+        domain: BENCH_DOMAIN, subject_dn: `CN=prefill ${done}`, not_before: now.toISOString(), not_after: notAfter, status: 'good',
+        fingerprint: randomBytes(32).toString('hex'), der: ca.record.certificate, key_algorithm: 'P-256', created_at: now.toISOString(),
+      });
+    }
+    await knex.batchInsert('certificates', rows, 500);
+  }
 }

@@ -20,6 +20,8 @@ export const EXIT = {
   ocspUnknown: 11,
   /** `ocsp check`: the answer fails a check (signature, responder, CertID, nonce, times). */
   ocspUntrusted: 12,
+  /** `audit verify`: the audit log does not verify (a record or checkpoint does not match). */
+  auditBroken: 13,
   /** Ctrl-C at a prompt, as a shell reports SIGINT (128 + 2). */
   interrupted: 130,
 } as const;

@@ -10,13 +10,18 @@ import { DEFAULT_SERVER_URL } from './api-client.ts';
 import { CliError, EXIT } from './cli-error.ts';
 import { contextFactory } from './context.ts';
 import { Output, type Io } from './output.ts';
+import * as auditCommands from './commands/audit.ts';
 import * as caCommands from './commands/ca.ts';
 import * as certCommands from './commands/cert.ts';
 import * as crlCommands from './commands/crl.ts';
 import * as dbCommands from './commands/db.ts';
+import * as backupCommands from './commands/backup.ts';
 import * as initCommand from './commands/init.ts';
 import * as ocspCommands from './commands/ocsp.ts';
+import * as principalCommands from './commands/principal.ts';
+import * as renewCommands from './commands/renew.ts';
 import * as requestCommands from './commands/request.ts';
+import * as rotateCommands from './commands/rotate.ts';
 import * as serveCommand from './commands/serve.ts';
 import * as subjectCommands from './commands/subject.ts';
 import * as whoamiCommand from './commands/whoami.ts';
@@ -38,6 +43,7 @@ Exit codes:
   10  ocsp check: the certificate is revoked
   11  ocsp check: the responder does not know the certificate
   12  ocsp check: the answer fails verification (signature, responder, nonce, times)
+  13  audit verify: the audit log does not verify
   130 interrupted at a prompt (Ctrl-C)
 
 Environment:
@@ -79,12 +85,17 @@ export function buildProgram(io: Io, state: { exitCode: number }): Command {
   certCommands.register(program, context);
   requestCommands.register(program, context);
   crlCommands.register(program, context);
+  renewCommands.register(program, context); // cert renew, ca rollover, ca links (on the commands above)
+  rotateCommands.register(program, context);
+  principalCommands.register(program, context);
+  auditCommands.register(program, context);
   program.commandsGroup('Revocation status (public, no token):');
   ocspCommands.register(program, context);
   program.commandsGroup('On the server machine (no HTTP):');
   initCommand.register(program, context);
   serveCommand.register(program, context);
   dbCommands.register(program, context);
+  backupCommands.register(program, context);
   program.commandsGroup('Help:').helpCommand('help [command]', 'show help for a command');
   return program;
 }

@@ -309,13 +309,36 @@ export function verifySignature(p: {
 const KEY_CACHE_SIZE = 256;
 const keyCache = new Map<string, KeyObject>();
 
+/** SPKI prefixes of uncompressed P-256 and P-384 keys (RFC 5480 §2): what follows is 04 || X || Y. */
+const EC_SPKI_PREFIXES: readonly { prefix: Buffer; crv: 'P-256' | 'P-384'; size: number }[] = [
+  { prefix: Buffer.from('3059301306072a8648ce3d020106082a8648ce3d03010703420004', 'hex'), crv: 'P-256', size: 32 },
+  { prefix: Buffer.from('3076301006072a8648ce3d020106052b8104002203620004', 'hex'), crv: 'P-384', size: 48 },
+];
+
+/**
+ * Imports a P-256/P-384 SPKI through JWK coordinates: OpenSSL 3.0's DER decoder chain costs ~150 µs
+ * per key here against ~90 µs for JWK, and a CSR's key is used once (CSR verification is on the
+ * issuance hot path). The point is still checked to lie on the curve (an invalid one throws). Other
+ * keys return null and take the DER path.
+ */
+function ecPublicKeyFromJwk(spki: Buffer): KeyObject | null {
+  for (const { prefix, crv, size } of EC_SPKI_PREFIXES) {
+    if (spki.length === prefix.length + 2 * size && spki.subarray(0, prefix.length).equals(prefix)) {
+      const x = spki.subarray(prefix.length, prefix.length + size).toString('base64url');
+      const y = spki.subarray(prefix.length + size).toString('base64url');
+      return createPublicKey({ key: { kty: 'EC', crv, x, y }, format: 'jwk' });
+    }
+  }
+  return null;
+}
+
 function publicKeyOf(spki: Buffer, cache: boolean): KeyObject {
   const id = cache ? spki.toString('base64') : '';
   const cached = cache ? keyCache.get(id) : undefined;
   if (cached) return cached;
   let key: KeyObject;
   try {
-    key = createPublicKey({ key: spki, format: 'der', type: 'spki' });
+    key = ecPublicKeyFromJwk(spki) ?? createPublicKey({ key: spki, format: 'der', type: 'spki' });
   } catch {
     throw new PkiError('malformed', 'malformed public key');
   }

@@ -17,7 +17,8 @@ import { runHierarchyCeremony, formatHierarchyTree } from './ca/hierarchy-ceremo
 import { createPrincipal } from './ra/registration-authority.ts';
 import { appendAudit } from './audit/audit-log.ts';
 import { openServices, type Services } from './services.ts';
-import { createHttpServer } from './http/app.ts';
+import { createHttpServer, type TlsListenOptions } from './http/app.ts';
+import { generateAuditKey } from './audit/audit-checkpoints.ts';
 import { TiercaError } from './errors.ts';
 
 /** The demo's passphrase. It is public: the demo hierarchy must never be trusted. */
@@ -91,8 +92,11 @@ export async function ceremony(store: Store, opts: InitOptions, ...roles: string
   const clock = opts.clock ?? systemClock;
   const { keystore, header } = await SoftwareKeyStore.initialise({ passphrase: opts.passphrase, kdf: opts.kdf });
   const cas = await runHierarchyCeremony({ config, store, keystore, now: clock.now() });
+  // The key that signs audit checkpoints, sealed like the CA keys (server/audit/audit-checkpoints.ts).
+  const auditKey = await generateAuditKey({ keystore, now: clock.now() });
   const tokens: Record<string, string> = {};
   await store.transaction(async (tx) => {
+    await tx.keys.insert(auditKey);
     await tx.meta.set('keystore', header);
     await tx.meta.set('config', JSON.stringify(configData(config)));
     const now = clock.now();
@@ -152,6 +156,12 @@ export interface ServeOptions extends DatabaseOptions {
   /** Poll interval of revocation events (other instances' changes). Default 500 ms. */
   pollMs?: number;
   kdf?: { N: number; r: number; p: number };
+  /** Listen on HTTPS with this key and certificate; `ca` (the tierca root) verifies client certificates for mutual TLS. */
+  tls?: TlsListenOptions;
+  /** How often periodic audit checkpoints are looked for; default 2 s. */
+  auditCheckpointMs?: number;
+  /** How often the rotation timer revokes superseded certificates, retires old CA keys and learns new CA generations; default 10 s. */
+  rotationMs?: number;
 }
 
 export interface RunningService {
@@ -189,15 +199,18 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     await services.ocsp.startPolling(opts.pollMs ?? 500);
     const server = createHttpServer({
       store, cas: services.cas, ra: services.ra, ocsp: services.ocsp, tiers: config.tiers, clock, publicUrl: config.publicUrl, log,
-    });
+      rotation: services.rotation,
+    }, opts.tls);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(port, host, () => resolve());
     });
     const address = server.address();
     const actualPort = typeof address === 'object' && address ? address.port : port;
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    const url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
     log.info({ url, cas: services.cas.list().length, engine: store.engine }, 'tierca is serving');
+    services.ra.checkpoints.start(opts.auditCheckpointMs);
+    services.rotation.start(opts.rotationMs);
     return {
       url,
       port: actualPort,
@@ -205,6 +218,8 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
       async close() {
         services.ocsp.stopPolling();
         await services.scheduler.stop();
+        await services.ra.checkpoints.stop();
+        await services.rotation.stop();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await store.close();

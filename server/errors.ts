@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   'policy-server-keygen': { status: 422, exit: 6, title: 'Server-made keys are not allowed for this tier' },
   'policy-self-approval': { status: 422, exit: 6, title: 'A requester may not approve its own request' },
   'policy-profile': { status: 422, exit: 6, title: 'Profile not allowed' },
+  'policy-rekey-required': { status: 422, exit: 6, title: 'A new key is required at this renewal' },
   'invalid-config': { status: 422, exit: 2, title: 'Invalid configuration' },
   'ca-unavailable': { status: 422, exit: 6, title: 'Issuing CA is not active' },
   'request-not-pending': { status: 409, exit: 5, title: 'Request is not pending' },

@@ -17,6 +17,7 @@ import { RevocationService } from './ca/revocation-service.ts';
 import { CertificateIssuer } from './ca/certificate-issuer.ts';
 import { StatusScheduler } from './ca/status-scheduler.ts';
 import { RegistrationAuthority } from './ra/registration-authority.ts';
+import { RotationAuthority } from './ra/rotation-authority.ts';
 
 export interface Services {
   store: Store;
@@ -30,6 +31,8 @@ export interface Services {
   issuer: CertificateIssuer;
   ra: RegistrationAuthority;
   scheduler: StatusScheduler;
+  /** Renewal, rotation runs, CA rollover (bootstrap starts its timer). */
+  rotation: RotationAuthority;
 }
 
 export interface ServicesParams {
@@ -67,5 +70,12 @@ export async function openServices({ store, keystore, config, clock, log, random
   });
   const issuer = new CertificateIssuer({ store, responders, publicUrl: config.publicUrl, random });
   const ra = new RegistrationAuthority({ store, config, cas, issuer, revocation, crls, keystore, clock, random });
-  return { store, config, clock, cas, responders, crls, ocsp, revocation, issuer, ra, scheduler };
+  const rotation = new RotationAuthority({
+    store, config, cas, issuer, responders, crls, keystore, clock, ra, log, random,
+    onStatusChange: (record) => {
+      ocsp.invalidate(record.issuerId, record.serial);
+      scheduler.crlChanged(record.issuerId);
+    },
+  });
+  return { store, config, clock, cas, responders, crls, ocsp, revocation, issuer, ra, scheduler, rotation };
 }

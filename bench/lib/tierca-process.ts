@@ -30,7 +30,7 @@ export function freshDataDir(label: string): string {
  * Starts `node --import tsx server/main.ts` and waits until every worker logged "tierca is serving"
  * (a health check alone could be answered by the first worker while the second still unlocks keys).
  */
-export async function startTierca(opts: { workers: number; dataDir: string; port?: number; timeoutMs?: number }): Promise<TiercaProcess> {
+export async function startTierca(opts: { workers: number; dataDir: string; port?: number; timeoutMs?: number; nodeArgs?: string[] }): Promise<TiercaProcess> {
   const port = opts.port ?? (await freePort());
   const logFile = join(opts.dataDir, `server-${opts.workers}w-${port}.log`);
   const fd = openSync(logFile, 'a');
@@ -38,7 +38,7 @@ export async function startTierca(opts: { workers: number; dataDir: string; port
   // Neither of these may leak in from the caller's shell: the demo needs an empty SQLite folder.
   delete env.TIERCA_PASSPHRASE;
   delete env.DATABASE_URL;
-  const child = spawnOwned(process.execPath, ['--import', 'tsx', join(ROOT, 'server/main.ts')], { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
+  const child = spawnOwned(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', join(ROOT, 'server/main.ts')], { cwd: ROOT, env, stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const deadline = Date.now() + (opts.timeoutMs ?? 90_000);
   for (;;) {

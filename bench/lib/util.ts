@@ -117,7 +117,7 @@ export interface ChildResult {
 export function runCommand(command: string, args: string[], options: SpawnOptions & { timeoutMs?: number; input?: string } = {}): Promise<ChildResult> {
   const { timeoutMs = 120_000, input, ...spawnOptions } = options;
   return new Promise((resolve, reject) => {
-    const child = spawnOwned(command, args, { ...spawnOptions, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawnOwned(command, args, { ...spawnOptions, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -134,7 +134,10 @@ export function runCommand(command: string, args: string[], options: SpawnOption
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });
-    child.stdin!.end(input ?? '');
+    if (input !== undefined) {
+      child.stdin!.on('error', () => undefined); // a child that exits without reading its input
+      child.stdin!.end(input);
+    }
   });
 }
 

@@ -1,12 +1,21 @@
--- wrk script for tierca's benchmarks: rotates over pre-made requests, one per line of the file named
--- by the first script argument ("POST <hex body>" for POST /ocsp, or "GET <path>").
+-- wrk script for tierca's benchmarks (bench/lib/wrk.ts): rotates over pre-made requests, one per
+-- line of the file named by the first script argument:
+--   POST <hex DER>   a POST /ocsp with that body (Content-Type application/ocsp-request)
+--   GET <path>       a GET of that path (e.g. /ocsp/<url-encoded base64 request>)
 --
--- wrk's default wrk.resolve() opens and closes a connection to every address before the run. That
--- probe makes `openssl ocsp` 3.0 spin at 100 % CPU and stop answering (see
--- /work/shared/PERFORMANCE-NOTES.md), so this script resolves without connecting; every target gets
--- the same script so the comparison stays fair.
+-- wrk's default wrk.resolve() opens and closes a connection to the target before the run. That
+-- probe makes `openssl ocsp` 3.0 spin at 100 % CPU and stop answering (PERFORMANCE-NOTES.md,
+-- openssl#31129), so this script resolves without connecting. Every target gets the same script.
 function wrk.resolve(host, service)
    wrk.addrs = wrk.lookup(host, service)
+end
+
+-- Number the threads (setup runs in the main Lua state, init in each thread's own state), so that
+-- each thread starts at a different place in the list instead of asking for the same serials in step.
+local threads = 0
+function setup(thread)
+   thread:set("id", threads)
+   threads = threads + 1
 end
 
 local requests = {}
@@ -31,11 +40,8 @@ function init(args)
       end
    end
    f:close()
-   assert(n > 0, "no requests in " .. path)
-   -- Threads start at different places in the list so they do not ask for the same serial in step.
-   i = (tonumber(args[2] or "0") or 0) % n
-   math.randomseed(os.time() + n)
-   i = math.random(0, n - 1)
+   assert(n > 0, "no requests in " .. tostring(path))
+   i = ((id or 0) * 7919) % n
 end
 
 function request()

@@ -8,6 +8,20 @@ import type { AuditRecord, AuditRepository } from '../storage/storage.ts';
 
 export const GENESIS_HASH = '0'.repeat(64);
 
+const recorded = new WeakSet<object>();
+
+/**
+ * Marks an error as already recorded in the audit log (a denial, or a failure `audited()` wrote), so
+ * that the HTTP layer, which records every other failed write, does not record it twice.
+ */
+export function markAudited<T>(err: T): T {
+  if (typeof err === 'object' && err !== null) recorded.add(err);
+  return err;
+}
+
+/** Whether {@link markAudited} marked `err`. */
+export const isAudited = (err: unknown): boolean => typeof err === 'object' && err !== null && recorded.has(err);
+
 export interface AuditEvent {
   principalId: string | null;
   role: string | null;

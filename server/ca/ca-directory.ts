@@ -2,12 +2,19 @@
  * The CAs this instance runs, loaded at start: each CA's record, its parsed certificate fields, its
  * chain up to the root and its signer (from the keystore). Lookups by id and by RFC 6960
  * issuerKeyHash are O(1) because the OCSP path uses them per request.
+ *
+ * A CA may have several key generations (docs/decisions/0006-ca-rollover.md): each is its own entry,
+ * found by its id and its key hash; `current(lineage)` is the newest one, which issues. A retired
+ * generation stays listed (its certificate and last CRL are still served) but leaves the key-hash
+ * index, so OCSP no longer answers for it.
  */
+import { createHash } from 'node:crypto';
 import type { CaRecord } from '../storage/storage.ts';
 import type { Signer } from '../../pki/signer.ts';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
 import { readCertificate, type CertificateFields } from '../../pki/certificate-reader.ts';
 import type { KeyAlgorithm } from '../../pki/algorithms.ts';
+import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
 
 export interface LoadedCa {
   readonly record: CaRecord;
@@ -21,6 +28,9 @@ export interface LoadedCa {
 export class CaDirectory {
   private readonly byId = new Map<string, LoadedCa>();
   private readonly byKeyHash = new Map<string, LoadedCa>();
+  private readonly byKeyHashSha256 = new Map<string, LoadedCa>();
+  /** Generations by lineage, oldest first (issuance looks the current one up per certificate). */
+  private readonly byLineage = new Map<string, LoadedCa[]>();
 
   /** Builds the directory from CA records whose keys are already loaded in `keystore`. */
   static build(records: readonly CaRecord[], keyAlgorithms: ReadonlyMap<string, KeyAlgorithm>, keystore: KeyStore): CaDirectory {
@@ -39,9 +49,22 @@ export class CaDirectory {
     return dir;
   }
 
+  /** Adds a CA, or replaces the entry of the same id (a status or successor change). */
   add(ca: LoadedCa): void {
     this.byId.set(ca.record.id, ca);
-    this.byKeyHash.set(ca.record.keyHashSha1, ca);
+    const lineage = lineageOf(ca.record);
+    const generations = (this.byLineage.get(lineage) ?? []).filter((g) => g.record.id !== ca.record.id);
+    generations.push(ca);
+    generations.sort((a, b) => generationOf(a.record) - generationOf(b.record));
+    this.byLineage.set(lineage, generations);
+    const sha256 = createHash('sha256').update(subjectPublicKeyBits(ca.fields.publicKeyInfo)).digest('hex');
+    if (ca.record.status === 'retired') {
+      this.byKeyHash.delete(ca.record.keyHashSha1);
+      this.byKeyHashSha256.delete(sha256);
+    } else {
+      this.byKeyHash.set(ca.record.keyHashSha1, ca);
+      this.byKeyHashSha256.set(sha256, ca);
+    }
   }
 
   get(id: string): LoadedCa | undefined {
@@ -53,15 +76,37 @@ export class CaDirectory {
     return this.byKeyHash.get(keyHashSha1);
   }
 
+  /** The CA whose public key hashes (SHA-256 of the key bits) to `keyHashSha256` hex. */
+  findByKeyHashSha256(keyHashSha256: string): LoadedCa | undefined {
+    return this.byKeyHashSha256.get(keyHashSha256);
+  }
+
   list(): LoadedCa[] {
     return [...this.byId.values()];
   }
 
-  /** The issuing (tier) CA of a domain and tier. */
+  /** Every generation of the CA named `nameOrId` (a lineage name or any generation's id), oldest first. */
+  generations(nameOrId: string): LoadedCa[] {
+    const known = this.byId.get(nameOrId);
+    return [...(this.byLineage.get(known ? lineageOf(known.record) : nameOrId) ?? [])];
+  }
+
+  /** The current generation of the CA named `nameOrId`: the one no rollover has replaced. */
+  current(nameOrId: string): LoadedCa | undefined {
+    const known = this.byId.get(nameOrId);
+    const all = this.byLineage.get(known ? lineageOf(known.record) : nameOrId);
+    if (!all) return undefined;
+    return all.find((ca) => !ca.record.successorId) ?? all[all.length - 1];
+  }
+
+  /** The issuing (tier) CA of a domain and tier: its current generation. */
   issuingCa(domain: string, tier: string): LoadedCa | undefined {
-    return this.byId.get(tierCaId(domain, tier));
+    return this.current(tierCaId(domain, tier));
   }
 }
 
 export const tierCaId = (domain: string, tier: string): string => `${domain}-${tier}`;
+/** The stable name of a CA across its key generations (the first generation's id). */
+export const lineageOf = (record: CaRecord): string => record.lineage ?? record.id;
+export const generationOf = (record: CaRecord): number => record.generation ?? 1;
 export const ROOT_CA_ID = 'root';

@@ -2,7 +2,7 @@
  * The CA half of issuance (STYLE.md practice 3: the RA decides, the CA signs). It takes an order the
  * registration authority has already checked, builds and signs the certificate, lints it against the
  * order, pre-signs its first OCSP answer, and stores certificate, answer and audit record in one
- * transaction. A duplicate serial (the unique (issuer, serial) key, not luck) is retried with a new one.
+ * transaction (a savepoint of a group commit, so concurrent issuances share one fsync). A duplicate serial (the unique (issuer, serial) key, not luck) is retried with a new one.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { buildCertificate, randomSerial, serialToHex } from '../../pki/certificate.ts';
@@ -18,6 +18,7 @@ import type { ResponderPool } from './ocsp-responders.ts';
 import { presignOcspResponse } from './ocsp-presigner.ts';
 import { caUrls } from './urls.ts';
 import { TiercaError } from '../errors.ts';
+import { GroupCommit } from '../storage/group-commit.ts';
 
 /** What the RA hands the CA: everything is already decided and checked. */
 export interface IssuanceOrder {
@@ -52,7 +53,12 @@ export interface CertificateIssuerDeps {
 const MAX_SERIAL_ATTEMPTS = 3;
 
 export class CertificateIssuer {
-  constructor(private readonly deps: CertificateIssuerDeps) {}
+  /** Issuances arriving together share one commit (each in its own savepoint). */
+  private readonly commits: GroupCommit;
+
+  constructor(private readonly deps: CertificateIssuerDeps) {
+    this.commits = new GroupCommit(deps.store);
+  }
 
   /**
    * Signs and stores a certificate for `order`. `inTransaction` runs inside the same transaction after
@@ -65,7 +71,7 @@ export class CertificateIssuer {
     audit: Omit<AuditEvent, 'outcome' | 'target'>,
     inTransaction?: (tx: Repositories, record: CertificateRecord) => Promise<void>,
   ): Promise<IssuedCertificate> {
-    const { store, responders, random = randomBytes } = this.deps;
+    const { responders, random = randomBytes } = this.deps;
     const responder = await responders.forCa(order.ca.record.id, now);
     for (let attempt = 1; ; attempt++) {
       const serial = randomSerial(random);
@@ -80,7 +86,7 @@ export class CertificateIssuer {
         validityHours: order.tier.statusValidityHours,
       });
       try {
-        await store.transaction(async (tx) => {
+        await this.commits.run(async (tx) => {
           await tx.certificates.insert(record);
           await tx.ocspResponses.upsert(ocsp);
           if (inTransaction) await inTransaction(tx, record);

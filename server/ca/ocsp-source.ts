@@ -11,7 +11,6 @@
 import { createHash } from 'node:crypto';
 import { parseOcspRequest, type CertId, type OcspRequest } from '../../pki/ocsp-request.ts';
 import { buildOcspResponse, ocspErrorResponse, type CertStatus, type SingleResponseParams } from '../../pki/ocsp-response.ts';
-import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
 import { PkiError } from '../../pki/pki-error.ts';
 import type { Store, OcspResponseRecord } from '../storage/storage.ts';
 import type { TierPolicy } from '../config/tier-policy.ts';
@@ -49,16 +48,12 @@ interface CachedAnswer {
 
 export class OcspSource {
   private readonly cache = new Map<string, CachedAnswer>();
-  private readonly sha256KeyHashes = new Map<string, LoadedCa>();
   private lastEventSeq = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   private readonly maxCached: number;
 
   constructor(private readonly deps: OcspSourceDeps) {
     this.maxCached = deps.maxCached ?? 200_000;
-    for (const ca of deps.cas.list()) {
-      this.sha256KeyHashes.set(createHash('sha256').update(subjectPublicKeyBits(ca.fields.publicKeyInfo)).digest('hex'), ca);
-    }
   }
 
   /** Starts polling revocation events so changes made by other instances reach this cache. */
@@ -124,7 +119,8 @@ export class OcspSource {
     let ca: LoadedCa | undefined;
     const keyHash = certId.issuerKeyHash.toString('hex');
     if (certId.hashAlgorithm === 'sha1') ca = this.deps.cas.findByKeyHash(keyHash);
-    else if (certId.hashAlgorithm === 'sha256') ca = this.sha256KeyHashes.get(keyHash);
+    // Both indexes live in the directory, so CA generations added by a rollover are found at once.
+    else if (certId.hashAlgorithm === 'sha256') ca = this.deps.cas.findByKeyHashSha256(keyHash);
     if (!ca || ca.record.layer !== 'tier') return undefined;
     const nameHash = createHash(certId.hashAlgorithm).update(ca.fields.subject).digest();
     return nameHash.equals(certId.issuerNameHash) ? ca : undefined;

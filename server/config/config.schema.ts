@@ -25,6 +25,8 @@ const tierOverride = z
     statusValidityHours: z.number().positive().max(24 * 7),
     archiveDays: z.number().int().nonnegative(),
     responderValidityDays: z.number().int().positive().max(30),
+    renewAtFraction: z.number().gt(0).lt(1),
+    supersedeGraceDays: z.number().nonnegative().max(365),
   })
   .strict()
   .partial();

@@ -28,6 +28,16 @@ export interface TierPolicy {
   readonly archiveDays: number;
   /** Validity of delegated OCSP responder certificates, days. */
   readonly responderValidityDays: number;
+  /**
+   * When an end-entity certificate is due for renewal, as a fraction of its lifetime after notBefore
+   * (`tierca rotate due`). Default 2/3 (server/ca/rotation-planner.ts).
+   */
+  readonly renewAtFraction?: number;
+  /**
+   * Days a renewed certificate stays good beside its successor before it is revoked with reason
+   * superseded; 0 revokes it in the renewal's own transaction. Default 0 when absent.
+   */
+  readonly supersedeGraceDays?: number;
 }
 
 /** tierca's OID arc: 2.25.<UUID 60c8313f-4415-4f5c-b408-e308ed80eae5>. Tiers live under .1. */
@@ -47,6 +57,8 @@ export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id'>> = {
     statusValidityHours: 24,
     archiveDays: 365,
     responderValidityDays: 7,
+    renewAtFraction: 2 / 3,
+    supersedeGraceDays: 7,
   },
   t2: {
     name: 'restricted',
@@ -60,6 +72,8 @@ export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id'>> = {
     statusValidityHours: 4,
     archiveDays: 730,
     responderValidityDays: 3,
+    renewAtFraction: 2 / 3,
+    supersedeGraceDays: 3,
   },
   t3: {
     name: 'confidential',
@@ -73,5 +87,7 @@ export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id'>> = {
     statusValidityHours: 1,
     archiveDays: 1825,
     responderValidityDays: 1,
+    renewAtFraction: 2 / 3,
+    supersedeGraceDays: 1,
   },
 };

@@ -2,7 +2,8 @@
  * The HTTP application: express for the public and admin routes, with the OCSP route in front on
  * bare node:http. `createApp(deps)` builds it and never listens; `createHttpServer` wraps it.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
 import type { Store } from '../storage/storage.ts';
@@ -12,13 +13,17 @@ import type { RegistrationAuthority } from '../ra/registration-authority.ts';
 import type { TierPolicy } from '../config/tier-policy.ts';
 import type { Clock } from '../clock.ts';
 import { TiercaError } from '../errors.ts';
-import { authenticate } from './authenticate.ts';
+import { auditFailedWrites, authenticate, authorizeRoutes } from './authenticate.ts';
 import { problemHandler } from './problem.ts';
 import { publicRoutes } from './routes/public.routes.ts';
 import { caRoutes } from './routes/ca.routes.ts';
 import { subjectRoutes } from './routes/subject.routes.ts';
 import { certificateRoutes } from './routes/certificate.routes.ts';
 import { crlRoutes } from './routes/crl.routes.ts';
+import { principalRoutes } from './routes/principal.routes.ts';
+import { auditRoutes } from './routes/audit.routes.ts';
+import { rotationPublicRoutes, rotationRoutes } from './routes/rotation.routes.ts';
+import type { RotationAuthority } from '../ra/rotation-authority.ts';
 import { ocspHandler } from './ocsp-handler.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 
@@ -34,6 +39,8 @@ export interface AppDeps {
   publicUrl: string;
   log: Logger;
   metrics?: Metrics;
+  /** Renewal, rotation and CA rollover routes (server/http/routes/rotation.routes.ts); absent, they are not served. */
+  rotation?: RotationAuthority;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -52,9 +59,11 @@ export function createApp(deps: AppDeps): Express {
   app.get('/metrics', async (_req, res) => {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
+  if (deps.rotation) app.use(rotationPublicRoutes(deps.rotation, MAX_BODY));
   app.use(publicRoutes(deps));
   const api = express.Router();
   api.use(authenticate(deps.ra));
+  api.use(authorizeRoutes(deps.ra, api));
   api.use(express.json({ limit: MAX_BODY, type: ['application/json', 'application/*+json'] }));
   api.use((req, _res, next) => {
     if (req.method === 'POST' && req.headers['content-length'] !== '0' && req.headers['content-type'] && !req.is(['application/json', 'application/*+json'])) {
@@ -64,22 +73,40 @@ export function createApp(deps: AppDeps): Express {
   });
   api.use(caRoutes(deps.ra, deps.publicUrl));
   api.use(subjectRoutes(deps.ra));
+  if (deps.rotation) api.use(rotationRoutes(deps.rotation));
   api.use(certificateRoutes(deps.ra, deps.clock));
   api.use(crlRoutes(deps.ra, deps.store));
+  api.use(principalRoutes(deps.ra));
+  api.use(auditRoutes(deps.ra));
   api.use((_req, _res, next) => next(new TiercaError('not-found', 'no such API route')));
+  api.use(auditFailedWrites(deps.ra));
   app.use('/api/v1', api);
   app.use((_req, _res, next) => next(new TiercaError('not-found', 'no such route')));
   app.use(problemHandler(deps.log));
   return app;
 }
 
-/** An http.Server that answers `/ocsp` on the fast path and everything else with the express app. */
-export function createHttpServer(deps: AppDeps): Server {
+/** PEM key material of an HTTPS listener; `ca` verifies client certificates (the tierca root). */
+export interface TlsListenOptions {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca: string | Buffer | (string | Buffer)[];
+}
+
+/**
+ * An http.Server (an https one with `tls`) that answers `/ocsp` on the fast path and everything else
+ * with the express app. Over HTTPS a client certificate is asked for but not required, so bearer
+ * tokens work too; authenticate.ts reads whether it verified.
+ */
+export function createHttpServer(deps: AppDeps, tls?: TlsListenOptions): Server {
   const app = createApp(deps);
   const ocsp = ocspHandler(deps.ocsp, deps.clock);
-  const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) => {
+  const handler: RequestListener = (req, res) => {
     if (!ocsp(req, res)) app(req, res);
-  });
+  };
+  const server: Server = tls
+    ? createHttpsServer({ keepAliveTimeout: 65_000, ...tls, requestCert: true, rejectUnauthorized: false }, handler)
+    : createServer({ keepAliveTimeout: 65_000 }, handler);
   server.headersTimeout = 20_000;
   server.requestTimeout = 30_000;
   return server;

@@ -1,44 +1,105 @@
 /**
- * Bearer-token authentication for `/api/v1`: every route behind it has a principal or gets 401.
- * Failures are rate-limited per source address.
+ * Authentication and route authorization for `/api/v1`.
+ *
+ * `authenticate`: every request behind it has a principal — from a bearer token, or, on an HTTPS
+ * listener, from a client certificate tierca issued to a principal — or gets 401. Every failure is
+ * counted per source address; past {@link MAX_FAILURES} in {@link FAILURE_WINDOW_MS} the source gets
+ * 429 until its window ends. A failed login — a token or certificate presented and refused — is
+ * audited with its reason; a request with no credentials at all is not (it tried nothing), and once a
+ * source is limited one record says so and no more are written, so a flood cannot flood the log.
+ *
+ * `authorizeRoutes`: every admin route has a permission in {@link ROUTE_PERMISSIONS}, checked against
+ * the principal's role before the body is parsed; a route that exists but is not in the table is
+ * refused to everyone (deny by default), so no endpoint is open by accident.
+ * test/integration/route-walk.test.ts walks the real router and holds both.
  */
 import { randomUUID } from 'node:crypto';
-import type { Request, RequestHandler, Response } from 'express';
+import type { TLSSocket } from 'node:tls';
+import type { ErrorRequestHandler, Request, RequestHandler, Response, Router } from 'express';
 import type { RegistrationAuthority } from '../ra/registration-authority.ts';
-import type { RequestContext } from '../ra/permissions.ts';
-import { TiercaError } from '../errors.ts';
+import type { AuthOutcome, LoginFailure } from '../ra/authorizer.ts';
+import type { Permission, RequestContext } from '../ra/permissions.ts';
+import { TiercaError, type ErrorCode } from '../errors.ts';
+import { isAudited } from '../audit/audit-log.ts';
 
-const FAILURE_WINDOW_MS = 60_000;
-const MAX_FAILURES = 20;
+export const FAILURE_WINDOW_MS = 60_000;
+export const MAX_FAILURES = 20;
+/** Sources remembered at most; beyond it, expired windows are dropped first, then the oldest. */
+const MAX_TRACKED_SOURCES = 10_000;
 
 export function authenticate(ra: RegistrationAuthority, now: () => number = Date.now): RequestHandler {
   const failures = new Map<string, { count: number; since: number }>();
+  const windowOf = (source: string) => {
+    const entry = failures.get(source);
+    return entry && now() - entry.since < FAILURE_WINDOW_MS ? entry : undefined;
+  };
   return async (req, res, next) => {
     try {
       const source = req.socket.remoteAddress ?? 'unknown';
-      const entry = failures.get(source);
-      if (entry && now() - entry.since < FAILURE_WINDOW_MS && entry.count >= MAX_FAILURES) {
+      const header = req.headers['x-request-id'];
+      const requestId = typeof header === 'string' && /^[\w.-]{1,64}$/.test(header) ? header : randomUUID();
+      res.setHeader('x-request-id', requestId);
+      const target = `${req.method} ${req.baseUrl}${req.path}`.slice(0, 300);
+      const entry = windowOf(source);
+      if (entry && entry.count >= MAX_FAILURES) {
+        if (entry.count === MAX_FAILURES) {
+          entry.count++;
+          await ra.authorizer.auditLoginFailure({ source, requestId, target, reason: 'rate-limited' });
+        }
         throw new TiercaError('rate-limited', 'too many failed logins from this address; wait a minute');
       }
-      const header = req.headers.authorization ?? '';
-      const match = /^Bearer ([^\s]+)$/i.exec(header);
-      const principal = match ? await ra.authenticate(match[1]) : null;
-      if (!principal) {
-        const e = entry && now() - entry.since < FAILURE_WINDOW_MS ? entry : { count: 0, since: now() };
+      const outcome = await credentialsOf(ra, req);
+      if (!outcome.ok) {
+        const e = entry ?? { count: 0, since: now() };
         e.count++;
-        failures.set(source, e);
-        throw new TiercaError('unauthenticated', match ? 'the token is not valid' : 'a bearer token is required');
+        remember(failures, source, e, now());
+        if (outcome.reason !== 'no-credentials') {
+          await ra.authorizer.auditLoginFailure({ source, requestId, target, reason: outcome.reason, principalId: outcome.principalId });
+        }
+        // The reason is in the audit log only: the caller learns nothing about which tokens exist.
+        throw new TiercaError('unauthenticated', MESSAGES[outcome.reason] ?? 'the credentials are not valid');
       }
-      const requestId = typeof req.headers['x-request-id'] === 'string' && /^[\w.-]{1,64}$/.test(req.headers['x-request-id'])
-        ? req.headers['x-request-id']
-        : randomUUID();
-      res.locals.ctx = { principal, source, requestId } satisfies RequestContext;
-      res.setHeader('x-request-id', requestId);
+      res.locals.ctx = { principal: outcome.principal, source, requestId } satisfies RequestContext;
       next();
     } catch (err) {
       next(err);
     }
   };
+}
+
+const MESSAGES: Partial<Record<LoginFailure, string>> = {
+  'no-credentials': 'a bearer token is required',
+  'malformed-token': 'the token is not valid',
+  'unknown-token': 'the token is not valid',
+  'principal-disabled': 'the credentials are not valid',
+};
+
+/** The bearer token when one is sent; else the verified TLS client certificate; else nothing. */
+async function credentialsOf(ra: RegistrationAuthority, req: Request): Promise<AuthOutcome> {
+  const header = req.headers.authorization;
+  if (header !== undefined) {
+    const match = /^Bearer ([^\s]+)$/i.exec(header);
+    return match ? ra.authorizer.authenticateToken(match[1]) : { ok: false, reason: 'malformed-token' };
+  }
+  const socket = req.socket as TLSSocket;
+  if (socket.encrypted) {
+    const peer = socket.getPeerCertificate();
+    if (peer && peer.raw) {
+      // The listener asks for a certificate but lets the handshake finish without one (bearer tokens
+      // work over HTTPS too), so the chain verdict is read here.
+      if (!socket.authorized) return { ok: false, reason: 'certificate-unverified' };
+      return ra.authorizer.authenticateCertificate(peer.raw);
+    }
+  }
+  return { ok: false, reason: 'no-credentials' };
+}
+
+function remember(failures: Map<string, { count: number; since: number }>, source: string, entry: { count: number; since: number }, at: number): void {
+  failures.delete(source); // re-insert: Map order is then oldest first
+  failures.set(source, entry);
+  if (failures.size <= MAX_TRACKED_SOURCES) return;
+  for (const [key, value] of failures) if (at - value.since >= FAILURE_WINDOW_MS) failures.delete(key);
+  while (failures.size > MAX_TRACKED_SOURCES) failures.delete(failures.keys().next().value!);
 }
 
 export const ctxOf = (res: Response): RequestContext => res.locals.ctx as RequestContext;
@@ -49,3 +110,140 @@ export const handle =
   (req, res, next) => {
     fn(req, res).catch(next);
   };
+
+// ---- route authorization -----------------------------------------------------------------------
+
+/** Who may call a route: any one of `allow`; `action` names it in the audit record of a denial. */
+export interface RouteRule {
+  readonly allow: readonly Permission[];
+  readonly action: string;
+}
+
+/**
+ * Every admin route (`METHOD /path` under /api/v1, as registered) and the permission it needs. The
+ * registration authority checks again with the domain of what is acted on. Add a line here with
+ * every new route: a route missing here is refused to everyone.
+ */
+export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
+  'GET /whoami': { allow: ['self:read'], action: 'whoami' },
+  'GET /cas': { allow: ['ca:read'], action: 'ca.list' },
+  'GET /cas/:id': { allow: ['ca:read'], action: 'ca.show' },
+  'POST /cas/:id/revoke': { allow: ['ca:revoke'], action: 'ca.revoke' },
+  'GET /domains': { allow: ['ca:read'], action: 'domain.list' },
+  'GET /principals': { allow: ['principal:read'], action: 'principal.list' },
+  'POST /principals': { allow: ['principal:manage'], action: 'principal.add' },
+  'POST /principals/:id/disable': { allow: ['principal:manage'], action: 'principal.disable' },
+  'POST /principals/:id/certificate': { allow: ['principal:manage'], action: 'principal.certificate' },
+  'POST /subjects': { allow: ['subject:write'], action: 'subject.add' },
+  'GET /subjects': { allow: ['subject:read'], action: 'subject.list' },
+  'GET /subjects/:id': { allow: ['subject:read'], action: 'subject.show' },
+  'POST /subjects/:id/revoke': { allow: ['certificate:revoke'], action: 'subject.revoke' },
+  'POST /certificates': { allow: ['certificate:issue'], action: 'certificate.issue' },
+  'GET /certificates': { allow: ['certificate:read'], action: 'certificate.list' },
+  'GET /certificates/:serial': { allow: ['certificate:read'], action: 'certificate.show' },
+  'POST /certificates/:serial/revoke': { allow: ['certificate:revoke'], action: 'certificate.revoke' },
+  'POST /certificates/:serial/hold': { allow: ['certificate:revoke'], action: 'certificate.hold' },
+  'POST /certificates/:serial/release': { allow: ['certificate:revoke'], action: 'certificate.release' },
+  'GET /requests': { allow: ['request:read'], action: 'request.list' },
+  'POST /requests/:id/approve': { allow: ['request:approve'], action: 'request.approve' },
+  'POST /requests/:id/reject': { allow: ['request:approve'], action: 'request.reject' },
+  'POST /crls': { allow: ['crl:generate'], action: 'crl.generate' },
+  'GET /crls/:ca': { allow: ['ca:read'], action: 'crl.show' },
+  'POST /escrow/:issuer/:serial/recover': { allow: ['escrow:recover'], action: 'escrow.recover' },
+  'GET /audit': { allow: ['audit:read'], action: 'audit.read' },
+  'GET /audit/export': { allow: ['audit:read'], action: 'audit.export' },
+  'GET /audit/verify': { allow: ['audit:read'], action: 'audit.verify' },
+  'GET /audit/checkpoints': { allow: ['audit:read'], action: 'audit.checkpoints' },
+  'POST /audit/checkpoints': { allow: ['audit:checkpoint'], action: 'audit.checkpoint' },
+  // Rotation (server/http/routes/rotation.routes.ts); a device's signed renewal is served before /api/v1.
+  'GET /rotation/due': { allow: ['rotation:read'], action: 'rotation.due' },
+  'POST /rotation/run': { allow: ['rotation:run'], action: 'rotation.run' },
+  'POST /certificates/:serial/renew': { allow: ['certificate:renew'], action: 'certificate.renew' },
+  'POST /cas/:id/rollover': { allow: ['ca:rollover'], action: 'ca.rollover' },
+  'GET /cas/:id/links': { allow: ['ca:read'], action: 'ca.links' },
+};
+
+/** A route of a router: its method, its path as registered (mount paths joined) and its table key. */
+export interface ListedRoute {
+  method: string;
+  path: string;
+  key: string;
+}
+
+interface RouterLayer {
+  route?: { path: unknown; methods: Record<string, boolean> };
+  handle?: { stack?: RouterLayer[] };
+  rawPath?: unknown;
+}
+
+/** Every route of an express 5 router (nested routers included), in the order the router tries them. */
+export function listRoutes(router: Router, prefix = ''): ListedRoute[] {
+  const out: ListedRoute[] = [];
+  for (const layer of (router as unknown as { stack: RouterLayer[] }).stack) {
+    if (layer.route) {
+      const path = `${prefix}${String(layer.route.path)}`;
+      for (const [method, on] of Object.entries(layer.route.methods)) {
+        if (on && method !== '_all') out.push({ method: method.toUpperCase(), path, key: `${method.toUpperCase()} ${path}` });
+      }
+    } else if (layer.handle?.stack) {
+      const mount = typeof layer.rawPath === 'string' && layer.rawPath !== '/' ? layer.rawPath : '';
+      out.push(...listRoutes(layer.handle as unknown as Router, `${prefix}${mount}`));
+    }
+  }
+  return out;
+}
+
+/** A route path with `:param` segments as a regexp matched the way express 5 matches by default. */
+function routeRegExp(path: string): RegExp | undefined {
+  // Wildcards and optional groups are not used under /api/v1; such a route is not matched here (the
+  // route walk test fails for it, since it cannot be in the table).
+  if (/[*{}()?+]/.test(path)) return undefined;
+  const source = path.split('/').map((seg) => (seg.startsWith(':') ? '[^/]+' : seg.replace(/[.^$|[\]\\]/g, '\\$&'))).join('/');
+  return new RegExp(`^${source}/?$`, 'i');
+}
+
+/**
+ * Checks the route's permission (see {@link ROUTE_PERMISSIONS}) against the principal's role before
+ * any route runs. Mounted after {@link authenticate} on `router`, whose routes it reads on first use.
+ */
+export function authorizeRoutes(ra: RegistrationAuthority, router: Router): RequestHandler {
+  let routes: { method: string; key: string; regexp: RegExp | undefined }[] | undefined;
+  return async (req, res, next) => {
+    try {
+      routes ??= listRoutes(router).map((r) => ({ ...r, regexp: routeRegExp(r.path) }));
+      const method = req.method === 'HEAD' ? 'GET' : req.method;
+      const route = routes.find((r) => r.method === method && r.regexp?.test(req.path));
+      if (!route) return next(); // no such route: the router answers 404
+      const rule = ROUTE_PERMISSIONS[route.key];
+      res.locals.routeAction = rule?.action;
+      await ra.authorizer.requireAny(ctxOf(res), rule?.allow ?? [], rule?.action ?? 'route.undeclared', `${req.method} ${req.baseUrl}${req.path}`.slice(0, 300));
+      next();
+    } catch (err) {
+      next(err);
+    }
+  };
+}
+
+// ---- failed writes -------------------------------------------------------------------------------
+
+/** Refusals of a body that was never understood as an action: not recorded (nothing was attempted). */
+const BODY_REFUSALS: ReadonlySet<ErrorCode> = new Set(['payload-too-large', 'unsupported-media-type']);
+
+/**
+ * Records every write (any method but GET/HEAD) by an authenticated principal that failed and is not
+ * recorded yet — a lookup that found nothing, a body that failed validation, an unknown route — so
+ * that every state-changing request leaves a record, whichever layer refused it. Denials and the
+ * failures the registration authority audits itself are marked and not recorded twice; a body that
+ * could not be read at all (too large, not JSON) is not an attempted action. Mounted after the routes.
+ */
+export function auditFailedWrites(ra: RegistrationAuthority): ErrorRequestHandler {
+  return (err, req, res, next) => {
+    const ctx = res.locals.ctx as RequestContext | undefined;
+    const code: ErrorCode = err instanceof TiercaError ? err.code : 'internal';
+    const unread = (err as { type?: unknown })?.type !== undefined || BODY_REFUSALS.has(code);
+    if (!ctx || req.method === 'GET' || req.method === 'HEAD' || isAudited(err) || unread) return next(err);
+    ra.authorizer
+      .auditFailure(ctx, (res.locals.routeAction as string | undefined) ?? 'route.unknown', `${req.method} ${req.baseUrl}${req.path}`.slice(0, 300), code)
+      .then(() => next(err), () => next(err));
+  };
+}

@@ -55,8 +55,17 @@ export function problemHandler(log: Logger): ErrorRequestHandler {
   };
 }
 
+/**
+ * The database cannot be reached or cannot take the request now — worth retrying, not a bug: the
+ * network (connection refused, reset, timed out), PostgreSQL shutting down or ending sessions (class
+ * 57P: 57P01 terminated by an administrator, 57P02 crash, 57P03 not accepting connections yet) or any
+ * connection exception (class 08), and SQLite's write lock held by another process beyond the wait.
+ */
 function isDatabaseDown(err: unknown): boolean {
-  const code = (err as { code?: string })?.code;
-  return code === 'ECONNREFUSED' || code === '57P01' || code === '57P03' || code === '08006' || code === '08001' ||
-    /Connection terminated|connect ECONNREFUSED|Knex: Timeout acquiring a connection/.test(String((err as Error)?.message));
+  const code = (err as { code?: unknown })?.code;
+  if (typeof code === 'string') {
+    if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'SQLITE_BUSY', 'SQLITE_BUSY_RECOVERY'].includes(code)) return true;
+    if (/^(08|57P0[123])/.test(code)) return true;
+  }
+  return /Connection terminated|connect ECONNREFUSED|Knex: Timeout acquiring a connection|timeout exceeded when trying to connect/.test(String((err as Error)?.message));
 }

@@ -1,40 +1,105 @@
 /**
- * Authentication (bearer token → principal) and authorization (role × permission × domain). A denial
- * is audited and thrown as `forbidden`, naming the missing permission.
+ * Authentication (a bearer token, or a client certificate tierca issued to a principal → the
+ * principal) and authorization (role × permission × domain). Every refusal is audited: a denial is
+ * thrown as `forbidden`, naming the missing permission; a failed login is recorded with its reason.
  */
-import { createHash } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Store } from '../storage/storage.ts';
 import type { Clock } from '../clock.ts';
-import { appendAudit } from '../audit/audit-log.ts';
+import { readCertificate } from '../../pki/certificate-reader.ts';
+import { appendAudit, markAudited } from '../audit/audit-log.ts';
 import { TiercaError } from '../errors.ts';
-import { DOMAIN_SCOPED, ROLE_PERMISSIONS, type Permission, type Principal, type RequestContext } from './permissions.ts';
+import { DOMAIN_SCOPED, roleHas, type Permission, type Principal, type RequestContext } from './permissions.ts';
 
 /** SHA-256 of a token, hex: the only form a token is stored in. */
 export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
+
+const TOKEN_SHAPE = /^[A-Za-z0-9_-]{16,128}$/;
+
+/** Why a login failed (recorded in the audit log, never shown to the caller). */
+export type LoginFailure =
+  | 'no-credentials'
+  | 'malformed-token'
+  | 'unknown-token'
+  | 'principal-disabled'
+  | 'certificate-unverified'
+  | 'certificate-unknown'
+  | 'certificate-revoked'
+  | 'certificate-expired'
+  | 'ca-not-active'
+  | 'rate-limited';
+
+export type AuthOutcome =
+  | { ok: true; principal: Principal; via: 'token' | 'certificate' }
+  | { ok: false; reason: LoginFailure; principalId?: string };
 
 export class Authorizer {
   constructor(private readonly store: Store, private readonly clock: Clock) {}
 
   /** The principal a bearer token belongs to, or null (unknown token or disabled principal). */
   async authenticate(token: string): Promise<Principal | null> {
-    if (!/^[A-Za-z0-9_-]{16,128}$/.test(token)) return null;
-    // The lookup is by the token's hash, so timing reveals nothing about stored tokens.
-    const stored = await this.store.tokens.findByHash(hashToken(token));
-    if (!stored) return null;
-    const principal = await this.store.principals.get(stored.principalId);
-    if (!principal || principal.disabled) return null;
-    return { id: principal.id, name: principal.name, role: principal.role, domains: principal.domains };
+    const outcome = await this.authenticateToken(token);
+    return outcome.ok ? outcome.principal : null;
+  }
+
+  /** Looks a bearer token up by its hash; says why when it does not authenticate. */
+  async authenticateToken(token: string): Promise<AuthOutcome> {
+    if (!TOKEN_SHAPE.test(token)) return { ok: false, reason: 'malformed-token' };
+    const hash = hashToken(token);
+    // The lookup is by the token's hash, so its timing says nothing about stored tokens; the stored
+    // hash is still compared in constant time, so no code path compares secrets byte by byte.
+    const stored = await this.store.tokens.findByHash(hash);
+    if (!stored || !timingSafeEqual(Buffer.from(stored.tokenHash, 'hex'), Buffer.from(hash, 'hex'))) {
+      return { ok: false, reason: 'unknown-token' };
+    }
+    return this.principalOutcome(stored.principalId, 'token');
+  }
+
+  /**
+   * The principal a client certificate belongs to. TLS has already checked the chain and that the
+   * peer holds the key; this checks that tierca issued exactly these bytes to a principal (the
+   * certificate's subject id is the principal's id), that it is good (not revoked or on hold) and
+   * within its validity, and that its issuer and every CA above it are active.
+   */
+  async authenticateCertificate(der: Buffer): Promise<AuthOutcome> {
+    let serial: string;
+    try {
+      serial = readCertificate(der).serial;
+    } catch {
+      return { ok: false, reason: 'certificate-unknown' };
+    }
+    const cert = (await this.store.certificates.findBySerial(serial)).find((c) => c.der.equals(der));
+    if (!cert || !cert.subjectId || cert.profile !== 'user-sign') return { ok: false, reason: 'certificate-unknown' };
+    const principal = await this.store.principals.get(cert.subjectId);
+    if (!principal) return { ok: false, reason: 'certificate-unknown' };
+    if (cert.status !== 'good') return { ok: false, reason: 'certificate-revoked', principalId: principal.id };
+    const now = this.clock.now().getTime();
+    if (now < cert.notBefore.getTime() || now >= cert.notAfter.getTime()) return { ok: false, reason: 'certificate-expired', principalId: principal.id };
+    for (let id: string | null = cert.issuerId, depth = 0; id && depth < 8; depth++) {
+      const ca = await this.store.cas.get(id);
+      if (!ca || ca.status !== 'active') return { ok: false, reason: 'ca-not-active', principalId: principal.id };
+      id = ca.parentId;
+    }
+    return this.principalOutcome(principal.id, 'certificate');
   }
 
   /** Throws `forbidden` (and audits the denial) unless the principal may do `permission` in `domain`. */
   async require(ctx: RequestContext, permission: Permission, action: string, target: string | null, domain?: string | null): Promise<void> {
     const { principal } = ctx;
-    const allowed = ROLE_PERMISSIONS[principal.role].includes(permission);
+    const allowed = roleHas(principal.role, permission);
     const inScope = !DOMAIN_SCOPED.has(permission) || domain == null || principal.domains.includes(domain);
     if (allowed && inScope) return;
     const why = allowed ? `${permission} in domain ${domain}` : permission;
     await this.auditDenial(ctx, action, target, { missing: why });
-    throw new TiercaError('forbidden', `role ${principal.role} lacks permission ${why}`, { detail: { permission, domain } });
+    throw markAudited(new TiercaError('forbidden', `role ${principal.role} lacks permission ${why}`, { detail: { permission, domain: domain ?? null } }));
+  }
+
+  /** Throws `forbidden` (and audits the denial) unless the principal's role holds one of `permissions` (no domain). */
+  async requireAny(ctx: RequestContext, permissions: readonly Permission[], action: string, target: string | null): Promise<void> {
+    if (permissions.some((p) => roleHas(ctx.principal.role, p))) return;
+    const why = permissions.length ? permissions.join(' or ') : 'for this route (none is declared)';
+    await this.auditDenial(ctx, action, target, { missing: why });
+    throw markAudited(new TiercaError('forbidden', `role ${ctx.principal.role} lacks permission ${why}`, { detail: { permission: permissions[0] ?? null, domain: null } }));
   }
 
   async auditDenial(ctx: RequestContext, action: string, target: string | null, detail: Record<string, unknown>): Promise<void> {
@@ -48,5 +113,40 @@ export class Authorizer {
       requestId: ctx.requestId,
       detail,
     });
+  }
+
+  /** Records a request that failed with `code` before anything else recorded it. */
+  async auditFailure(ctx: RequestContext, action: string, target: string | null, code: string): Promise<void> {
+    await appendAudit(this.store.audit, this.clock.now(), {
+      principalId: ctx.principal.id,
+      role: ctx.principal.role,
+      source: ctx.source,
+      action,
+      target,
+      outcome: code === 'forbidden' ? 'denied' : 'failure',
+      requestId: ctx.requestId,
+      detail: { error: code },
+    });
+  }
+
+  /** Records a failed login: where from, which route, why (never the credential itself). */
+  async auditLoginFailure(p: { source: string | null; requestId: string; target: string; reason: LoginFailure; principalId?: string }): Promise<void> {
+    await appendAudit(this.store.audit, this.clock.now(), {
+      principalId: p.principalId ?? null,
+      role: null,
+      source: p.source,
+      action: 'auth.login',
+      target: p.target,
+      outcome: 'denied',
+      requestId: p.requestId,
+      detail: { reason: p.reason },
+    });
+  }
+
+  private async principalOutcome(principalId: string, via: 'token' | 'certificate'): Promise<AuthOutcome> {
+    const principal = await this.store.principals.get(principalId);
+    if (!principal) return { ok: false, reason: via === 'token' ? 'unknown-token' : 'certificate-unknown' };
+    if (principal.disabled) return { ok: false, reason: 'principal-disabled', principalId };
+    return { ok: true, via, principal: { id: principal.id, name: principal.name, role: principal.role, domains: principal.domains } };
   }
 }

@@ -23,6 +23,12 @@ export const PERMISSIONS = [
   'certificate:read',
   'certificate:issue',
   'certificate:revoke',
+  /** Renew a certificate: officers in their domains; a device only its own, authenticated by it (rotation). */
+  'certificate:renew',
+  /** See what is due for rotation (`rotate due`). */
+  'rotation:read',
+  /** Run the scheduled rotation (`rotate run`): renew what the server may, revoke superseded, retire old CA keys. */
+  'rotation:run',
   'request:read',
   /** Approve or reject a pending request; each request action then asks for its own permission too. */
   'request:approve',
@@ -37,21 +43,22 @@ export type Permission = (typeof PERMISSIONS)[number];
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   sysadmin: [
     'self:read', 'ca:read', 'ca:revoke', 'ca:rollover', 'crl:generate', 'principal:read', 'principal:manage',
-    'subject:read', 'certificate:read', 'request:read', 'request:approve',
+    'subject:read', 'certificate:read', 'request:read', 'request:approve', 'rotation:read', 'rotation:run',
   ],
   officer: [
     'self:read', 'ca:read', 'subject:read', 'subject:write', 'certificate:read', 'certificate:issue', 'certificate:revoke',
-    'request:read', 'request:approve', 'escrow:recover',
+    'request:read', 'request:approve', 'escrow:recover', 'certificate:renew', 'rotation:read',
   ],
   auditor: [
     'self:read', 'ca:read', 'principal:read', 'subject:read', 'certificate:read', 'request:read', 'audit:read', 'audit:checkpoint',
+    'rotation:read',
   ],
-  device: ['self:read'],
+  device: ['self:read', 'certificate:renew'],
 };
 
 /** Permissions that are limited to the officer's domains when the thing acted on has a domain. */
 export const DOMAIN_SCOPED: ReadonlySet<Permission> = new Set([
-  'subject:write', 'certificate:issue', 'certificate:revoke', 'escrow:recover',
+  'subject:write', 'certificate:issue', 'certificate:revoke', 'escrow:recover', 'certificate:renew',
 ]);
 
 /** Whether `role` holds `permission` (ignoring domains). */

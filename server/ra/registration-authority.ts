@@ -2,8 +2,15 @@
  * The registration authority: who may ask for what. It authorises every admin action, applies the
  * tier and domain rules to issuance, runs dual control, and hands checked orders to the CA. Every
  * action, allowed or refused, leaves an audit record.
+ *
+ * Dual control is one mechanism for every action that needs it: the first principal's call opens a
+ * request (`requests` table, 202), a different principal holding the action's permission (in the
+ * request's domain, for officers) approves it through `approve`, and the action registered for the
+ * request's `action` carries it out. Registered here: `issue` (t3 issuance, two officers),
+ * `ca.revoke` (two sysadmins), `escrow.recover` (two officers); `ca.rollover` (two sysadmins) is
+ * registered by rotation through {@link RegistrationAuthority.registerRequestAction}.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { parseCsr, verifyCsr } from '../../pki/csr.ts';
 import { encodeName, formatName, type DistinguishedName } from '../../pki/name.ts';
@@ -14,23 +21,33 @@ import { PkiError } from '../../pki/pki-error.ts';
 import { reasonCode } from '../../pki/revocation-reason.ts';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
 import type {
-  CertificateFilter, CertificateProfile, CertificateRecord, PrincipalRecord, Repositories, RequestRecord, Role, Store,
-  SubjectFilter, SubjectKind, SubjectRecord,
+  AuditCheckpointRecord, AuditRecord, CertificateFilter, CertificateProfile, CertificateRecord, PrincipalRecord, Repositories,
+  RequestRecord, Role, Store, SubjectFilter, SubjectKind, SubjectRecord,
 } from '../storage/storage.ts';
 import type { TiercaConfig } from '../config/load-config.ts';
 import type { TierPolicy } from '../config/tier-policy.ts';
 import type { Clock } from '../clock.ts';
 import { appendAudit } from '../audit/audit-log.ts';
-import { TiercaError } from '../errors.ts';
+import { AuditCheckpoints, type AuditAnchor, type AuditVerification } from '../audit/audit-checkpoints.ts';
+import { TiercaError, type ErrorCode } from '../errors.ts';
 import type { CaDirectory, LoadedCa } from '../ca/ca-directory.ts';
 import type { CertificateIssuer, IssuanceOrder } from '../ca/certificate-issuer.ts';
 import type { RevocationService, StatusAction } from '../ca/revocation-service.ts';
 import type { CrlPublisher, PublishedCrl } from '../ca/crl-publisher.ts';
 import { Authorizer, hashToken } from './authorizer.ts';
-import type { Principal, RequestContext } from './permissions.ts';
+import { runAudited, actorOf } from './audited.ts';
+import type { Permission, Principal, RequestContext } from './permissions.ts';
 import { checkKeyAlgorithm, checkKeyGeneration, checkNames, checkProfile, validityFor } from './issuance-policy.ts';
 
-const REQUEST_LIFETIME_MS = 7 * 24 * 3600 * 1000;
+const HOUR_MS = 3600 * 1000;
+/** How long an issuance request waits for its second officer. */
+const ISSUE_REQUEST_LIFETIME_MS = 7 * 24 * HOUR_MS;
+/** How long a CA revocation or key recovery waits for its second approver: these are urgent, and stale approvals are dangerous. */
+const URGENT_REQUEST_LIFETIME_MS = 24 * HOUR_MS;
+/** Default validity of a principal's client certificate (capped by the tier's user maximum). */
+const PRINCIPAL_CERTIFICATE_DAYS = 365;
+/** OU of every principal certificate: it names an operator of tierca, not a subject of the intranet. */
+export const PRINCIPAL_OU = 'tierca principal';
 
 export interface SubjectInput {
   kind: SubjectKind;
@@ -57,6 +74,60 @@ export type IssueResult =
   | { kind: 'issued'; certificate: CertificateRecord; chain: readonly Buffer[]; pkcs12?: Buffer; passphrase?: string }
   | { kind: 'pending'; request: RequestRecord };
 
+/** What approving a request gives: still pending, an issued certificate, a recovered key, or another action done. */
+export type ApprovalResult =
+  | IssueResult
+  | { kind: 'recovered'; request: RequestRecord; certificate: CertificateRecord; chain: readonly Buffer[]; pkcs12: Buffer; passphrase: string }
+  | { kind: 'done'; request: RequestRecord; result: Record<string, unknown> };
+
+/**
+ * An action that runs under dual control: who may ask for and approve it, how long a request waits,
+ * and how it is carried out once approved.
+ */
+export interface RequestAction {
+  /** The permission the requester and every approver must hold (besides `request:approve` to approve). */
+  readonly permission: Permission;
+  /** Whether that permission is checked in the request's domain (officers act only inside theirs). */
+  readonly domainScoped: boolean;
+  /** How long a request waits for its approvals before it expires. */
+  readonly lifetimeMs: number;
+  /**
+   * Carries out `request`, which now has every approval it needs. Runs once; must mark the request
+   * `done` (with `result`) in the same transaction as the change and its audit record, after
+   * re-reading it there with {@link claimRequest} so that two concurrent approvals cannot both run it.
+   */
+  execute(ctx: RequestContext, request: RequestRecord): Promise<ApprovalResult>;
+}
+
+/** A request to open for a second approver (see {@link RegistrationAuthority.requestApproval}). */
+export interface ApprovalRequestInput {
+  /** A registered request action: 'issue', 'ca.revoke', 'escrow.recover', 'ca.rollover'. */
+  action: string;
+  /** What the request acts on, for the audit log: 'ca:yuhu-t2', 'certificate:yuhu-t2/0a1b…'. */
+  target: string;
+  subjectId?: string | null;
+  domain?: string | null;
+  tier?: string | null;
+  /** What `execute` needs; never a secret (it is stored as plain JSON). */
+  payload: Record<string, unknown>;
+  /** Approvals needed besides the requester; default 1. */
+  approvalsRequired?: number;
+  /** The audit action of opening the request; default `<action>.request`. */
+  auditAction?: string;
+  auditDetail?: Record<string, unknown>;
+}
+
+/** Audit log queries (`GET /api/v1/audit`). Without `since` or `afterSeq`, the newest `limit` records. */
+export interface AuditQuery {
+  since?: Date;
+  until?: Date;
+  actor?: string;
+  action?: string;
+  /** Records after this seq, oldest first (paging). */
+  afterSeq?: number;
+  limit: number;
+}
+
 export interface RegistrationAuthorityDeps {
   store: Store;
   config: TiercaConfig;
@@ -69,6 +140,12 @@ export interface RegistrationAuthorityDeps {
   random?: (n: number) => Buffer;
 }
 
+/** A public key whose CSR was parsed, verified and checked against the tier a moment ago. */
+interface VerifiedKey {
+  publicKeyInfo: Buffer;
+  keyAlgorithm: KeyAlgorithm;
+}
+
 interface PendingPayload {
   csr?: string;
   generate?: { algorithm: KeyAlgorithm };
@@ -78,9 +155,36 @@ interface PendingPayload {
 
 export class RegistrationAuthority {
   readonly authorizer: Authorizer;
+  private readonly placeNameCache = new Map<string, { locality: string; organ: string }>();
+  /** Signed audit checkpoints; bootstrap starts its timer. */
+  readonly checkpoints: AuditCheckpoints;
+  private readonly requestActions = new Map<string, RequestAction>();
 
   constructor(private readonly deps: RegistrationAuthorityDeps) {
     this.authorizer = new Authorizer(deps.store, deps.clock);
+    this.checkpoints = new AuditCheckpoints({ store: deps.store, keystore: deps.keystore, clock: deps.clock, random: deps.random });
+    this.registerRequestAction('issue', {
+      permission: 'certificate:issue', domainScoped: true, lifetimeMs: ISSUE_REQUEST_LIFETIME_MS,
+      execute: (ctx, request) => this.executeIssueRequest(ctx, request),
+    });
+    this.registerRequestAction('ca.revoke', {
+      permission: 'ca:revoke', domainScoped: false, lifetimeMs: URGENT_REQUEST_LIFETIME_MS,
+      execute: (ctx, request) => this.executeCaRevocation(ctx, request),
+    });
+    this.registerRequestAction('escrow.recover', {
+      permission: 'escrow:recover', domainScoped: true, lifetimeMs: URGENT_REQUEST_LIFETIME_MS,
+      execute: (ctx, request) => this.executeKeyRecovery(ctx, request),
+    });
+    // 'ca.rollover' (two sysadmins) is registered by the rotation authority: registerRequestAction('ca.rollover', …).
+  }
+
+  /**
+   * Registers the action that carries out requests of kind `name` once approved. Each name once: a
+   * second registration is a programming error.
+   */
+  registerRequestAction(name: string, action: RequestAction): void {
+    if (this.requestActions.has(name)) throw new Error(`request action ${name} is already registered`);
+    this.requestActions.set(name, action);
   }
 
   authenticate(token: string): Promise<Principal | null> {
@@ -108,55 +212,128 @@ export class RegistrationAuthority {
   }
 
   /**
-   * Revokes a CA (sysadmin). Every certificate under it then answers revoked (cACompromise) at OCSP,
-   * and its parent's next CRL lists it. Revoking a CA is final.
+   * Asks for a CA's revocation (sysadmin). Revoking a CA is final and takes everything under it
+   * down, so it runs under dual control: this opens a request that a second sysadmin approves
+   * (`approve`), and only then is the CA revoked — every certificate under it answers revoked
+   * (cACompromise) at OCSP, and its parent's next CRL lists it.
    */
-  async revokeCa(ctx: RequestContext, id: string, reasonName: string): Promise<LoadedCa> {
+  async revokeCa(ctx: RequestContext, id: string, reasonName: string): Promise<{ kind: 'pending'; request: RequestRecord }> {
     await this.authorizer.require(ctx, 'ca:revoke', 'ca.revoke', `ca:${id}`);
-    const reason = this.reason(reasonName);
+    this.reason(reasonName); // an unknown reason is refused before a request is opened
     return this.audited(ctx, 'ca.revoke', `ca:${id}`, async () => {
       const ca = this.deps.cas.get(id);
       if (!ca) throw new TiercaError('not-found', `no CA ${id}`);
       if (ca.record.layer === 'root') throw new TiercaError('conflict', 'the root is withdrawn by replacing the trust anchor, not revoked');
-      if (ca.record.status === 'revoked') return ca;
+      if (ca.record.status === 'revoked') throw new TiercaError('revocation-final', `CA ${id} is already revoked`);
       const now = this.deps.clock.now();
-      await this.deps.store.transaction(async (tx) => {
-        await tx.cas.updateStatus(id, 'revoked', now, reason);
-        await appendAudit(tx.audit, now, { ...actor(ctx), action: 'ca.revoke', target: `ca:${id}`, outcome: 'success', detail: { reason: reasonName } });
+      const open = (await this.deps.store.requests.list({ status: 'pending' }))
+        .map((r) => expired(r, now))
+        .find((r) => r.status === 'pending' && r.action === 'ca.revoke' && r.payload.caId === id);
+      if (open) {
+        throw new TiercaError('conflict', `request ${open.id} to revoke CA ${id} is already waiting for a second sysadmin`, { detail: { request: open.id } });
+      }
+      const request = await this.requestApproval(ctx, {
+        action: 'ca.revoke', target: `ca:${id}`, domain: ca.record.domain, tier: ca.record.tier,
+        payload: { caId: id, reason: reasonName }, auditDetail: { reason: reasonName },
       });
-      const updated = { ...ca, record: { ...ca.record, status: 'revoked' as const, revokedAt: now, revocationReason: reason } };
-      this.deps.cas.add(updated);
-      if (ca.record.parentId) await this.deps.crls.publish(ca.record.parentId);
-      return updated;
+      return { kind: 'pending', request };
     });
   }
 
   // ---- principals ------------------------------------------------------------------------------
 
+  async listPrincipals(ctx: RequestContext): Promise<PrincipalRecord[]> {
+    await this.authorizer.require(ctx, 'principal:read', 'principal.list', null);
+    return this.deps.store.principals.list();
+  }
+
   /** Creates a principal and its first token; the token is returned once and stored only hashed. */
   async addPrincipal(ctx: RequestContext, input: { name: string; role: Role; domains?: string[] }): Promise<{ principal: PrincipalRecord; token: string }> {
     await this.authorizer.require(ctx, 'principal:manage', 'principal.add', null);
     return this.audited(ctx, 'principal.add', null, async () => {
-      for (const d of input.domains ?? []) {
+      const domains = [...new Set(input.domains ?? [])];
+      for (const d of domains) {
         if (!(await this.deps.store.domains.get(d))) throw new TiercaError('bad-request', `no domain ${d}`);
       }
-      if (input.role === 'officer' && !(input.domains?.length)) throw new TiercaError('bad-request', 'an officer needs at least one domain');
+      if (input.role === 'officer' && domains.length === 0) throw new TiercaError('bad-request', 'an officer needs at least one domain');
+      if (input.role !== 'officer' && domains.length > 0) throw new TiercaError('bad-request', `only officers are scoped to domains, not a ${input.role}`);
       const now = this.deps.clock.now();
       return this.deps.store.transaction(async (tx) => {
-        const created = await createPrincipal(tx, { ...input, now, random: this.deps.random });
+        const created = await createPrincipal(tx, { ...input, domains, now, random: this.deps.random });
         await appendAudit(tx.audit, now, {
           ...actor(ctx), action: 'principal.add', target: `principal:${created.principal.id}`, outcome: 'success',
-          detail: { role: input.role, domains: input.domains ?? [] },
+          detail: { role: input.role, domains, name: input.name },
         });
         return created;
       });
     });
   }
 
+  /** Disables a principal: its tokens and client certificates stop authenticating at once. */
+  async disablePrincipal(ctx: RequestContext, id: string): Promise<PrincipalRecord> {
+    await this.authorizer.require(ctx, 'principal:manage', 'principal.disable', `principal:${id}`);
+    return this.audited(ctx, 'principal.disable', `principal:${id}`, async () => {
+      const principal = await this.deps.store.principals.get(id);
+      if (!principal) throw new TiercaError('not-found', `no principal ${id}`);
+      if (id === ctx.principal.id) throw new TiercaError('conflict', 'a principal may not disable itself');
+      if (principal.disabled) return principal;
+      const now = this.deps.clock.now();
+      await this.deps.store.transaction(async (tx) => {
+        await tx.principals.setDisabled(id, true);
+        await appendAudit(tx.audit, now, {
+          ...actor(ctx), action: 'principal.disable', target: `principal:${id}`, outcome: 'success', detail: { role: principal.role, name: principal.name },
+        });
+      });
+      return { ...principal, disabled: true };
+    });
+  }
+
+  /**
+   * Issues a principal's client certificate for mutual TLS on the admin API, from the principal's
+   * CSR (the key never leaves its holder). Profile user-sign (clientAuth) from the lowest tier's CA of
+   * the principal's first domain (the first configured domain — the city — for principals without
+   * domains); subject C, ST, L of that domain, O the organisation, OU {@link PRINCIPAL_OU}, CN the
+   * principal id. The certificate's subject id is the principal id: that is how a TLS client
+   * certificate is mapped back to its principal. It is revoked like any certificate.
+   */
+  async issuePrincipalCertificate(ctx: RequestContext, id: string, input: { csr: string | Buffer; days?: number }): Promise<{ certificate: CertificateRecord; chain: readonly Buffer[] }> {
+    await this.authorizer.require(ctx, 'principal:manage', 'principal.certificate', `principal:${id}`);
+    return this.audited(ctx, 'principal.certificate', `principal:${id}`, async () => {
+      const { store, config } = this.deps;
+      const principal = await store.principals.get(id);
+      if (!principal) throw new TiercaError('not-found', `no principal ${id}`);
+      if (principal.disabled) throw new TiercaError('conflict', `principal ${id} is disabled`);
+      const csr = this.csrOf(input.csr);
+      const tier = [...config.tiers.values()][0];
+      const domainSlug = principal.domains[0] ?? config.domains[0]?.slug;
+      const ca = domainSlug ? this.deps.cas.issuingCa(domainSlug, tier.id) : undefined;
+      if (!ca || ca.record.status !== 'active') throw new TiercaError('ca-unavailable', `the issuing CA of ${domainSlug} ${tier.id} is not active`);
+      const keyAlgorithm = checkKeyAlgorithm(tier, csr.keyAlgorithm, csr.keyAlgorithm ?? 'of this type/size');
+      const now = this.deps.clock.now();
+      const days = input.days ?? Math.min(PRINCIPAL_CERTIFICATE_DAYS, tier.maxValidityDays.user);
+      const { notBefore, notAfter } = validityFor({ tier, kind: 'user', days, now, caNotAfter: ca.record.notAfter });
+      const domain = await store.domains.get(domainSlug!);
+      const dn: DistinguishedName = [
+        { type: 'C', value: config.country },
+        { type: 'ST', value: config.province },
+        { type: 'L', value: domain?.locality ?? domainSlug! },
+        { type: 'O', value: config.organisation },
+        { type: 'OU', value: PRINCIPAL_OU },
+        { type: 'CN', value: principal.id },
+      ];
+      const issued = await this.deps.issuer.issue({
+        ca, tier, profile: 'user-sign', subject: encodeName(dn), subjectDn: formatName(dn), subjectId: principal.id,
+        domain: domainSlug!, publicKeyInfo: csr.publicKeyInfo, keyAlgorithm, names: { dns: [], ip: [], email: [] },
+        notBefore, notAfter, requestId: null,
+      }, now, { ...actor(ctx), action: 'principal.certificate', detail: { principal: principal.id, role: principal.role } });
+      return { certificate: issued.record, chain: issued.chain };
+    });
+  }
+
   // ---- subjects ---------------------------------------------------------------------------------
 
   async addSubject(ctx: RequestContext, input: SubjectInput): Promise<SubjectRecord> {
-    await this.authorizer.require(ctx, 'subject:write', 'subject.add', null, input.domain);
+    await this.authorizer.require(ctx, 'subject:write', 'subject.add', `domain:${input.domain}`, input.domain);
     return this.audited(ctx, 'subject.add', null, async () => {
       const { store } = this.deps;
       const domain = await store.domains.get(input.domain);
@@ -237,9 +414,10 @@ export class RegistrationAuthority {
       if (!!input.csr === !!input.generate) throw new TiercaError('bad-request', 'send either a CSR or generate, not both or neither');
       checkKeyGeneration(tier, profile, !!input.generate);
       const payload: PendingPayload = { profile, days: input.days };
+      let verified: VerifiedKey | undefined;
       if (input.csr) {
         const csr = this.csrOf(input.csr);
-        checkKeyAlgorithm(tier, csr.keyAlgorithm, csr.keyAlgorithm ?? 'of this type/size');
+        verified = { publicKeyInfo: csr.publicKeyInfo, keyAlgorithm: checkKeyAlgorithm(tier, csr.keyAlgorithm, csr.keyAlgorithm ?? 'of this type/size') };
         payload.csr = csr.der.toString('base64');
       } else {
         const algorithm = input.generate!.algorithm ?? tier.keyAlgorithms[0];
@@ -251,8 +429,8 @@ export class RegistrationAuthority {
       const now = this.deps.clock.now();
       validityFor({ tier, kind: subject.kind, days: input.days, now, caNotAfter: ca.record.notAfter });
       await this.checkNoLive(this.deps.store, subject, profile, now);
-      if (tier.approvals > 1) return { kind: 'pending', request: await this.createRequest(ctx, subject, tier, payload, now) };
-      return this.execute(ctx, subject, payload, null, input.generate?.passphrase);
+      if (tier.approvals > 1) return { kind: 'pending', request: await this.createRequest(ctx, subject, tier, payload) };
+      return this.execute(ctx, subject, payload, null, input.generate?.passphrase, verified);
     });
   }
 
@@ -262,14 +440,17 @@ export class RegistrationAuthority {
     return (await this.deps.store.requests.list(filter)).map((r) => expired(r, now));
   }
 
-  /** A second officer approves a pending request; when enough have approved, it is issued. */
-  async approve(ctx: RequestContext, id: string): Promise<IssueResult> {
-    const request = await this.deps.store.requests.get(id);
-    if (!request) throw new TiercaError('not-found', `no request ${id}`);
-    await this.authorizer.require(ctx, 'request:approve', 'request.approve', `request:${id}`, request.domain);
+  /**
+   * Approves a pending request. The approver needs `request:approve` and the request action's own
+   * permission (in the request's domain when the action is domain-scoped), and may not be the
+   * requester nor approve twice. With enough approvals the action is carried out; a request that
+   * cannot be carried out any more is marked failed.
+   */
+  async approve(ctx: RequestContext, id: string): Promise<ApprovalResult> {
+    const { request, action } = await this.decisionRequest(ctx, id, 'request.approve');
     return this.audited(ctx, 'request.approve', `request:${id}`, async () => {
       const now = this.deps.clock.now();
-      const current = expired(request, now);
+      const current = await this.current(request, now);
       if (current.status !== 'pending') throw new TiercaError('request-not-pending', `request ${id} is ${current.status}`);
       if (current.requestedBy === ctx.principal.id || current.approvals.includes(ctx.principal.id)) {
         throw new TiercaError('policy-self-approval', 'a principal may not approve its own request, nor approve twice');
@@ -277,30 +458,164 @@ export class RegistrationAuthority {
       const approvals = [...current.approvals, ctx.principal.id];
       if (approvals.length < current.approvalsRequired) {
         await this.deps.store.transaction(async (tx) => {
+          await claimRequest(tx, current);
           await tx.requests.update(id, { approvals });
-          await appendAudit(tx.audit, now, { ...actor(ctx), action: 'request.approve', target: `request:${id}`, outcome: 'success', detail: { approvals } });
+          await appendAudit(tx.audit, now, { ...actor(ctx), action: 'request.approve', target: `request:${id}`, outcome: 'success', detail: { action: current.action, approvals } });
         });
         return { kind: 'pending', request: { ...current, approvals } };
       }
-      const subject = await this.deps.store.subjects.get(current.subjectId!);
-      if (!subject || subject.status !== 'active') throw new TiercaError('conflict', 'the request subject is gone or revoked');
-      return this.execute(ctx, subject, current.payload as unknown as PendingPayload, { ...current, approvals }, undefined);
+      try {
+        return await action.execute(ctx, { ...current, approvals });
+      } catch (err) {
+        // A request that can no longer be carried out (its subject revoked, its CA gone) is closed, so
+        // it does not wait to be approved again; a passing fault (database, bug) leaves it pending.
+        if (err instanceof TiercaError && !RETRYABLE.has(err.code)) {
+          await this.deps.store.requests.update(id, { status: 'failed', result: { error: err.code } }).catch(() => undefined);
+        }
+        throw err;
+      }
     });
   }
 
   async reject(ctx: RequestContext, id: string): Promise<RequestRecord> {
-    const request = await this.deps.store.requests.get(id);
-    if (!request) throw new TiercaError('not-found', `no request ${id}`);
-    await this.authorizer.require(ctx, 'request:approve', 'request.reject', `request:${id}`, request.domain);
+    const { request } = await this.decisionRequest(ctx, id, 'request.reject');
     return this.audited(ctx, 'request.reject', `request:${id}`, async () => {
       const now = this.deps.clock.now();
-      const current = expired(request, now);
+      const current = await this.current(request, now);
       if (current.status !== 'pending') throw new TiercaError('request-not-pending', `request ${id} is ${current.status}`);
       await this.deps.store.transaction(async (tx) => {
+        await claimRequest(tx, current);
         await tx.requests.update(id, { status: 'rejected' });
-        await appendAudit(tx.audit, now, { ...actor(ctx), action: 'request.reject', target: `request:${id}`, outcome: 'success' });
+        await appendAudit(tx.audit, now, { ...actor(ctx), action: 'request.reject', target: `request:${id}`, outcome: 'success', detail: { action: current.action } });
       });
       return { ...current, status: 'rejected' };
+    });
+  }
+
+  /**
+   * Opens a request for a second approver and audits it (`auditAction`, default `<action>.request`).
+   * The caller has checked that `ctx` may ask for it. The action must be registered.
+   */
+  async requestApproval(ctx: RequestContext, input: ApprovalRequestInput): Promise<RequestRecord> {
+    const action = this.requestActions.get(input.action);
+    if (!action) throw new Error(`no request action ${input.action} is registered`);
+    const now = this.deps.clock.now();
+    const request: RequestRecord = {
+      id: `req-${randomUUID()}`,
+      action: input.action,
+      subjectId: input.subjectId ?? null,
+      domain: input.domain ?? null,
+      tier: input.tier ?? null,
+      payload: input.payload,
+      requestedBy: ctx.principal.id,
+      approvals: [],
+      approvalsRequired: input.approvalsRequired ?? 1,
+      status: 'pending',
+      result: null,
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + action.lifetimeMs),
+    };
+    await this.deps.store.transaction(async (tx) => {
+      await tx.requests.insert(request);
+      await appendAudit(tx.audit, now, {
+        ...actor(ctx), action: input.auditAction ?? `${input.action}.request`, target: input.target, outcome: 'success',
+        detail: { ...(input.auditDetail ?? {}), request: request.id },
+      });
+    });
+    return request;
+  }
+
+  // ---- escrowed keys ----------------------------------------------------------------------------
+
+  /**
+   * Asks for the recovery of an escrowed key (officer, in the certificate's domain). Two officers:
+   * this opens the request; a second officer's approval returns the key as a PKCS#12.
+   */
+  async requestKeyRecovery(ctx: RequestContext, issuerId: string, serial: string, input: { reason?: string } = {}): Promise<{ kind: 'pending'; request: RequestRecord }> {
+    const cert = await this.findCertificate(serial, issuerId);
+    const target = `certificate:${cert.issuerId}/${cert.serial}`;
+    await this.authorizer.require(ctx, 'escrow:recover', 'escrow.recover', target, cert.domain);
+    return this.audited(ctx, 'escrow.recover', target, async () => {
+      if (!(await this.deps.store.escrow.get(cert.issuerId, cert.serial))) {
+        throw new TiercaError('not-found', `no escrowed key for ${cert.issuerId}/${cert.serial}`);
+      }
+      const request = await this.requestApproval(ctx, {
+        action: 'escrow.recover', target, subjectId: cert.subjectId, domain: cert.domain, tier: cert.tier,
+        payload: { issuerId: cert.issuerId, serial: cert.serial, reason: input.reason ?? null },
+        auditDetail: { reason: input.reason ?? null },
+      });
+      return { kind: 'pending', request };
+    });
+  }
+
+  // ---- audit log --------------------------------------------------------------------------------
+
+  /** Audit records: from `since`/`afterSeq` oldest first, else the newest `limit`; in seq order. */
+  async auditRecords(ctx: RequestContext, q: AuditQuery): Promise<AuditRecord[]> {
+    await this.authorizer.require(ctx, 'audit:read', 'audit.read', null);
+    const { audit } = this.deps.store;
+    const filter = { until: q.until, actor: q.actor, action: q.action };
+    if (q.since !== undefined || q.afterSeq !== undefined) {
+      return audit.list({ ...filter, since: q.since, fromSeq: q.afterSeq === undefined ? undefined : q.afterSeq + 1, limit: q.limit });
+    }
+    // The newest `limit` matching records: look back over a widening window of seqs.
+    const last = await audit.last();
+    if (!last) return [];
+    for (let window = Math.max(q.limit * 4, 1000); ; window *= 4) {
+      const fromSeq = Math.max(1, last.seq - window + 1);
+      const rows = await audit.list({ ...filter, fromSeq });
+      if (rows.length >= q.limit || fromSeq === 1) return rows.slice(-q.limit);
+    }
+  }
+
+  /**
+   * The records of `[from, to)` (both optional) for export, paged from the database as they are
+   * read. The export itself is audited.
+   */
+  async exportAudit(ctx: RequestContext, range: { from?: Date; to?: Date }): Promise<AsyncIterable<AuditRecord>> {
+    await this.authorizer.require(ctx, 'audit:read', 'audit.export', null);
+    await appendAudit(this.deps.store.audit, this.deps.clock.now(), {
+      ...actor(ctx), action: 'audit.export', target: null, outcome: 'success',
+      detail: { from: range.from?.toISOString() ?? null, to: range.to?.toISOString() ?? null },
+    });
+    const { audit } = this.deps.store;
+    return {
+      async *[Symbol.asyncIterator]() {
+        for (let fromSeq = 1; ;) {
+          const page = await audit.list({ fromSeq, since: range.from, until: range.to, limit: 1000 });
+          yield* page;
+          if (page.length < 1000) return;
+          fromSeq = page[page.length - 1].seq + 1;
+        }
+      },
+    };
+  }
+
+  /** Recomputes the whole chain and every checkpoint (see {@link AuditCheckpoints.verify}); the run is audited. */
+  async verifyAudit(ctx: RequestContext, options: { anchor?: AuditAnchor } = {}): Promise<AuditVerification> {
+    await this.authorizer.require(ctx, 'audit:read', 'audit.verify', null);
+    const result = await this.checkpoints.verify(options);
+    await appendAudit(this.deps.store.audit, this.deps.clock.now(), {
+      ...actor(ctx), action: 'audit.verify', target: null, outcome: 'success',
+      detail: { ok: result.ok, checked: result.checked, checkpoints: result.checkpoints, ...(result.firstBad ? { firstBad: result.firstBad } : {}) },
+    });
+    return result;
+  }
+
+  /** The audit keys and every checkpoint, for checking them outside tierca. */
+  async auditCheckpoints(ctx: RequestContext): Promise<{ keys: Awaited<ReturnType<AuditCheckpoints['publicKeys']>>; checkpoints: AuditCheckpointRecord[] }> {
+    await this.authorizer.require(ctx, 'audit:read', 'audit.checkpoints', null);
+    return { keys: await this.checkpoints.publicKeys(), checkpoints: await this.checkpoints.list() };
+  }
+
+  /** Signs a checkpoint now, over the record of this very request (auditor). */
+  async auditCheckpoint(ctx: RequestContext): Promise<AuditCheckpointRecord> {
+    await this.authorizer.require(ctx, 'audit:checkpoint', 'audit.checkpoint', null);
+    return this.audited(ctx, 'audit.checkpoint', null, async () => {
+      const record = await appendAudit(this.deps.store.audit, this.deps.clock.now(), {
+        ...actor(ctx), action: 'audit.checkpoint', target: null, outcome: 'success',
+      });
+      return this.checkpoints.checkpoint(record);
     });
   }
 
@@ -399,35 +714,127 @@ export class RegistrationAuthority {
     }
   }
 
-  private async createRequest(ctx: RequestContext, subject: SubjectRecord, tier: TierPolicy, payload: PendingPayload, now: Date): Promise<RequestRecord> {
-    const request: RequestRecord = {
-      id: `req-${randomUUID()}`,
-      action: 'issue',
-      subjectId: subject.id,
-      domain: subject.domain,
-      tier: tier.id,
-      payload: payload as unknown as Record<string, unknown>,
-      requestedBy: ctx.principal.id,
-      approvals: [],
-      approvalsRequired: tier.approvals - 1,
-      status: 'pending',
-      result: null,
-      createdAt: now,
-      expiresAt: new Date(now.getTime() + REQUEST_LIFETIME_MS),
-    };
+  private createRequest(ctx: RequestContext, subject: SubjectRecord, tier: TierPolicy, payload: PendingPayload): Promise<RequestRecord> {
+    return this.requestApproval(ctx, {
+      action: 'issue', target: `subject:${subject.id}`, subjectId: subject.id, domain: subject.domain, tier: tier.id,
+      payload: payload as unknown as Record<string, unknown>, approvalsRequired: tier.approvals - 1,
+      auditAction: 'certificate.request', auditDetail: { subject: subject.id, tier: tier.id, profile: payload.profile },
+    });
+  }
+
+  /**
+   * The request a decision (approve, reject) is about, and its action, once `ctx` is allowed to decide
+   * it: `request:approve`, then the action's permission in the request's domain. Denials are audited.
+   */
+  private async decisionRequest(ctx: RequestContext, id: string, auditAction: string): Promise<{ request: RequestRecord; action: RequestAction }> {
+    const request = await this.deps.store.requests.get(id);
+    if (!request) throw new TiercaError('not-found', `no request ${id}`);
+    const target = `request:${id}`;
+    await this.authorizer.require(ctx, 'request:approve', auditAction, target);
+    const action = this.requestActions.get(request.action);
+    if (!action) {
+      await this.audited(ctx, auditAction, target, async () => {
+        throw new TiercaError('conflict', `this server cannot carry out ${request.action} requests`);
+      });
+    }
+    await this.authorizer.require(ctx, action!.permission, auditAction, target, action!.domainScoped ? request.domain : null);
+    return { request, action: action! };
+  }
+
+  /** The request as of `now`; a pending request past its expiry is marked expired in the database too. */
+  private async current(request: RequestRecord, now: Date): Promise<RequestRecord> {
+    const current = expired(request, now);
+    if (current.status === 'expired' && request.status === 'pending') await this.deps.store.requests.update(request.id, { status: 'expired' });
+    return current;
+  }
+
+  /** `issue`: the approved t3 issuance is issued now. */
+  private async executeIssueRequest(ctx: RequestContext, request: RequestRecord): Promise<ApprovalResult> {
+    const subject = request.subjectId ? await this.deps.store.subjects.get(request.subjectId) : undefined;
+    if (!subject || subject.status !== 'active') throw new TiercaError('conflict', 'the request subject is gone or revoked');
+    return this.execute(ctx, subject, request.payload as unknown as PendingPayload, request, undefined);
+  }
+
+  /** `ca.revoke`: the CA is revoked, the request closed and both audited in one transaction; the parent's CRL is republished. */
+  private async executeCaRevocation(ctx: RequestContext, request: RequestRecord): Promise<ApprovalResult> {
+    const { caId, reason: reasonName } = request.payload as { caId: string; reason: string };
+    const reason = this.reason(reasonName);
+    const ca = this.deps.cas.get(caId);
+    if (!ca) throw new TiercaError('not-found', `no CA ${caId}`);
+    if (ca.record.status === 'revoked') throw new TiercaError('revocation-final', `CA ${caId} is already revoked`);
+    const now = this.deps.clock.now();
+    const result = { caId, status: 'revoked', reason: reasonName, revokedAt: now.toISOString() };
     await this.deps.store.transaction(async (tx) => {
-      await tx.requests.insert(request);
+      await claimRequest(tx, request);
+      await tx.cas.updateStatus(caId, 'revoked', now, reason);
+      await tx.requests.update(request.id, { approvals: request.approvals, status: 'done', result });
       await appendAudit(tx.audit, now, {
-        ...actor(ctx), action: 'certificate.request', target: `request:${request.id}`, outcome: 'success',
-        detail: { subject: subject.id, tier: tier.id, profile: payload.profile },
+        ...actor(ctx), action: 'ca.revoke', target: `ca:${caId}`, outcome: 'success',
+        detail: { reason: reasonName, request: request.id, requestedBy: request.requestedBy, approvedBy: request.approvals },
       });
     });
-    return request;
+    this.deps.cas.add({ ...ca, record: { ...ca.record, status: 'revoked', revokedAt: now, revocationReason: reason } });
+    if (ca.record.parentId) await this.deps.crls.publish(ca.record.parentId);
+    return { kind: 'done', request: { ...request, status: 'done', result }, result };
+  }
+
+  /**
+   * `escrow.recover`: the escrowed key is unsealed (bound to `escrow:<issuer>/<serial>`) and handed
+   * out once, in a PKCS#12 under a passphrase made here; the server keeps neither.
+   */
+  private async executeKeyRecovery(ctx: RequestContext, request: RequestRecord): Promise<ApprovalResult> {
+    const { store, keystore } = this.deps;
+    const { issuerId, serial } = request.payload as { issuerId: string; serial: string };
+    const cert = await store.certificates.get(issuerId, serial);
+    const sealed = await store.escrow.get(issuerId, serial);
+    if (!cert || !sealed) throw new TiercaError('not-found', `no escrowed key for ${issuerId}/${serial}`);
+    const pkcs8 = keystore.unseal(sealed, `escrow:${issuerId}/${serial}`);
+    let privateKey: KeyObject;
+    try {
+      privateKey = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+    } finally {
+      pkcs8.fill(0);
+    }
+    const subject = cert.subjectId ? await store.subjects.get(cert.subjectId) : undefined;
+    const chain = this.deps.cas.get(issuerId)?.chain ?? [];
+    const passphrase = generatePassphrase(this.deps.random);
+    // friendlyName is a BMPString: a name outside the Basic Multilingual Plane is left out rather than refused.
+    const friendlyName = subject && !/[\ud800-\udfff]/.test(subject.name) ? subject.name : undefined;
+    const pkcs12 = await buildPkcs12({ privateKey, certificate: cert.der, chain: [...chain], passphrase, friendlyName });
+    const now = this.deps.clock.now();
+    const result = { issuerId, serial };
+    await store.transaction(async (tx) => {
+      await claimRequest(tx, request);
+      await tx.requests.update(request.id, { approvals: request.approvals, status: 'done', result });
+      await appendAudit(tx.audit, now, {
+        ...actor(ctx), action: 'escrow.recover', target: `certificate:${issuerId}/${serial}`, outcome: 'success',
+        detail: { request: request.id, requestedBy: request.requestedBy, approvedBy: request.approvals, subject: cert.subjectId },
+      });
+    });
+    return { kind: 'recovered', request: { ...request, status: 'done', result }, certificate: cert, chain, pkcs12, passphrase };
+  }
+
+  /**
+   * The locality and organ names that go into a subject DN. Domains and organs are written once by
+   * the ceremony and never change, so they are read once per instance.
+   */
+  private async placeNames(domainSlug: string, organSlug: string): Promise<{ locality: string; organ: string }> {
+    const key = `${domainSlug}/${organSlug}`;
+    const cached = this.placeNameCache.get(key);
+    if (cached) return cached;
+    const domain = await this.deps.store.domains.get(domainSlug);
+    const organ = await this.deps.store.organs.get(domainSlug, organSlug);
+    const names = { locality: domain?.locality ?? domainSlug, organ: organ?.name ?? organSlug };
+    if (domain && organ) this.placeNameCache.set(key, names);
+    return names;
   }
 
   /** Issues a checked payload now: builds the order, signs, stores, escrows, delivers. */
-  private async execute(ctx: RequestContext, subject: SubjectRecord, payload: PendingPayload, request: RequestRecord | null, passphrase: string | undefined): Promise<IssueResult> {
-    const { store, keystore } = this.deps;
+  private async execute(
+    ctx: RequestContext, subject: SubjectRecord, payload: PendingPayload, request: RequestRecord | null,
+    passphrase: string | undefined, verified?: VerifiedKey,
+  ): Promise<IssueResult> {
+    const { keystore } = this.deps;
     const tier = this.tier(subject.tier);
     const ca = this.issuingCa(subject);
     const now = this.deps.clock.now();
@@ -435,7 +842,10 @@ export class RegistrationAuthority {
     let publicKeyInfo: Buffer;
     let keyAlgorithm: KeyAlgorithm;
     let privateKey: KeyObject | undefined;
-    if (payload.csr) {
+    if (verified) {
+      // Checked moments ago in issue(): proof of possession is not verified twice on the hot path.
+      ({ publicKeyInfo, keyAlgorithm } = verified);
+    } else if (payload.csr) {
       const csr = this.csrOf(Buffer.from(payload.csr, 'base64'));
       keyAlgorithm = checkKeyAlgorithm(tier, csr.keyAlgorithm, csr.keyAlgorithm ?? 'of this type/size');
       publicKeyInfo = csr.publicKeyInfo;
@@ -444,13 +854,12 @@ export class RegistrationAuthority {
       privateKey = (await generateKeyPair(keyAlgorithm)).privateKey;
       publicKeyInfo = publicKeyInfoOf(privateKey);
     }
-    const organ = await store.organs.get(subject.domain, subject.organ);
-    const domain = await store.domains.get(subject.domain);
+    const names = await this.placeNames(subject.domain, subject.organ);
     const dn: DistinguishedName = [
       { type: 'C', value: this.deps.config.country },
       { type: 'ST', value: this.deps.config.province },
-      { type: 'L', value: domain?.locality ?? subject.domain },
-      { type: 'O', value: organ?.name ?? subject.organ },
+      { type: 'L', value: names.locality },
+      { type: 'O', value: names.organ },
       { type: 'CN', value: subject.name },
     ];
     const order: IssuanceOrder = {
@@ -470,6 +879,7 @@ export class RegistrationAuthority {
         await tx.escrow.insert(record.issuerId, record.serial, keystore.seal(pkcs8, `escrow:${record.issuerId}/${record.serial}`), now);
       }
       if (request) {
+        await claimRequest(tx, request);
         await tx.requests.update(request.id, {
           approvals: request.approvals, status: 'done', result: { issuerId: record.issuerId, serial: record.serial },
         });
@@ -484,22 +894,26 @@ export class RegistrationAuthority {
   }
 
   /** Runs `fn`; a refusal or failure is audited (outside any rolled-back transaction) and re-thrown. */
-  private async audited<T>(ctx: RequestContext, action: string, target: string | null, fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      const code = err instanceof TiercaError ? err.code : 'internal';
-      await appendAudit(this.deps.store.audit, this.deps.clock.now(), {
-        ...actor(ctx), action, target, outcome: code === 'forbidden' ? 'denied' : 'failure', detail: { error: code },
-      }).catch(() => undefined);
-      throw err;
-    }
+  private audited<T>(ctx: RequestContext, action: string, target: string | null, fn: () => Promise<T>): Promise<T> {
+    return runAudited({ audit: this.deps.store.audit, clock: this.deps.clock }, ctx, action, target, fn);
   }
+
 }
 
-function actor(ctx: RequestContext) {
-  return { principalId: ctx.principal.id, role: ctx.principal.role, source: ctx.source, requestId: ctx.requestId };
+/** Errors after which an approved request stays pending (it may succeed when approved again). */
+const RETRYABLE: ReadonlySet<ErrorCode> = new Set(['internal', 'unavailable', 'request-not-pending', 'wrong-passphrase', 'rate-limited']);
+
+/**
+ * Re-reads `request` inside `tx` and throws `request-not-pending` unless it is still pending: of two
+ * approvals racing to carry a request out, the second finds it done. (SQLite transactions are
+ * serialised; on PostgreSQL the window is the READ COMMITTED snapshot of each statement.)
+ */
+export async function claimRequest(tx: Repositories, request: RequestRecord): Promise<void> {
+  const fresh = await tx.requests.get(request.id);
+  if (!fresh || fresh.status !== 'pending') throw new TiercaError('request-not-pending', `request ${request.id} is ${fresh?.status ?? 'gone'}`);
 }
+
+const actor = actorOf;
 
 function expired(r: RequestRecord, now: Date): RequestRecord {
   return r.status === 'pending' && r.expiresAt.getTime() <= now.getTime() ? { ...r, status: 'expired' } : r;

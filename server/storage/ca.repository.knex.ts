@@ -29,6 +29,16 @@ export class KnexCaRepository implements CaRepository {
   async updateStatus(id: string, status: CaStatus, revokedAt: Date | null, reason: number | null): Promise<void> {
     await this.ctx.db('cas').where({ id }).update({ status, revoked_at: isoOrNull(revokedAt), revocation_reason: reason });
   }
+
+  /** One conditional UPDATE: only a generation without a successor gets one (a second rollover loses). */
+  async setSuccessor(id: string, successorId: string): Promise<boolean> {
+    const changed = await this.ctx.db('cas').where({ id }).whereNull('successor_id').update({ successor_id: successorId });
+    return Number(changed) === 1;
+  }
+
+  async retire(id: string, at: Date): Promise<void> {
+    await this.ctx.db('cas').where({ id }).update({ status: 'retired', retired_at: iso(at) });
+  }
 }
 
 function caToRow(c: CaRecord): Row {
@@ -51,6 +61,10 @@ function caToRow(c: CaRecord): Row {
     revoked_at: isoOrNull(c.revokedAt),
     revocation_reason: c.revocationReason,
     created_at: iso(c.createdAt),
+    lineage: c.lineage ?? c.id,
+    generation: c.generation ?? 1,
+    successor_id: c.successorId ?? null,
+    retired_at: isoOrNull(c.retiredAt ?? null),
   };
 }
 
@@ -74,5 +88,19 @@ function rowToCa(r: Row): CaRecord {
     revokedAt: toDateOrNull(r.revoked_at),
     revocationReason: toNumberOrNull(r.revocation_reason),
     createdAt: toDate(r.created_at),
+    // The generation fields are left out when they hold their defaults (see CaRecord), so a CA that
+    // was never rolled over reads back exactly as it was written.
+    ...generationFields(r),
   };
+}
+
+function generationFields(r: Row): Pick<CaRecord, 'lineage' | 'generation' | 'successorId' | 'retiredAt'> {
+  const out: Pick<CaRecord, 'lineage' | 'generation' | 'successorId' | 'retiredAt'> = {};
+  const lineage = (r.lineage as string | null) ?? (r.id as string);
+  const generation = toNumberOrNull(r.generation) ?? 1;
+  if (lineage !== r.id) out.lineage = lineage;
+  if (generation !== 1) out.generation = generation;
+  if (r.successor_id != null) out.successorId = r.successor_id as string;
+  if (r.retired_at != null) out.retiredAt = toDateOrNull(r.retired_at);
+  return out;
 }

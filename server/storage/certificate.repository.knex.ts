@@ -52,13 +52,17 @@ export class KnexCertificateRepository implements CertificateRepository {
   }
 
   async findLive(subjectId: string, profile: CertificateProfile, now: Date): Promise<CertificateRecord[]> {
+    // Only the subject's own rows, filtered here: with status and not_after in the WHERE clause,
+    // SQLite's planner (without statistics) picked the (status, not_after) index and scanned every
+    // live certificate — 117 ms per issuance at 100,000 certificates (docs/benchmarks.md).
     const rows = await this.ctx
       .db('certificates')
       .where({ subject_id: subjectId, profile })
-      .whereIn('status', LIVE_STATUSES)
-      .where('not_after', '>', iso(now))
       .orderBy([{ column: 'created_at' }, { column: 'serial' }]);
-    return rows.map(rowToCertificate);
+    const after = iso(now);
+    return rows
+      .filter((r: { status: string; not_after: string }) => (LIVE_STATUSES as readonly string[]).includes(r.status) && r.not_after > after)
+      .map(rowToCertificate);
   }
 
   async listRevoked(issuerId: string, notAfterAfter: Date): Promise<CertificateRecord[]> {
@@ -119,7 +123,8 @@ function certificateToRow(c: CertificateRecord): Row {
   };
 }
 
-function rowToCertificate(r: Row): CertificateRecord {
+/** A `certificates` row as a record (also used by the rotation repository's joins). */
+export function rowToCertificate(r: Row): CertificateRecord {
   return {
     issuerId: r.issuer_id as string,
     serial: r.serial as string,

@@ -36,6 +36,7 @@ import { KnexOcspResponseRepository } from './ocsp-response.repository.knex.ts';
 import { KnexResponderRepository } from './responder.repository.knex.ts';
 import { KnexCrlRepository } from './crl.repository.knex.ts';
 import { KnexRevocationEventRepository } from './revocation-event.repository.knex.ts';
+import { KnexCaLinkRepository, KnexRenewalRepository, KnexRotationRequestRepository } from './rotation.repository.knex.ts';
 
 /** Where the store lives. */
 export interface StoreOptions {
@@ -206,6 +207,9 @@ export function createRepositories(ctx: DbContext): Repositories {
     responders: new KnexResponderRepository(ctx),
     crls: new KnexCrlRepository(ctx),
     revocationEvents: new KnexRevocationEventRepository(ctx),
+    renewals: new KnexRenewalRepository(ctx),
+    caLinks: new KnexCaLinkRepository(ctx),
+    rotationRequests: new KnexRotationRequestRepository(ctx),
   };
 }
 
@@ -228,6 +232,9 @@ class KnexStore implements Store {
   readonly responders;
   readonly crls;
   readonly revocationEvents;
+  readonly renewals;
+  readonly caLinks;
+  readonly rotationRequests;
 
   constructor(
     readonly knex: Knex,
@@ -251,6 +258,9 @@ class KnexStore implements Store {
     this.responders = repos.responders;
     this.crls = repos.crls;
     this.revocationEvents = repos.revocationEvents;
+    this.renewals = repos.renewals;
+    this.caLinks = repos.caLinks;
+    this.rotationRequests = repos.rotationRequests;
   }
 
   /**
@@ -259,6 +269,22 @@ class KnexStore implements Store {
    */
   transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T> {
     return this.knex.transaction((trx) => fn(createRepositories({ db: trx, engine: this.engine })));
+  }
+
+  /** One transaction, a savepoint per unit (knex nests transactions as savepoints). */
+  transactionBatch<T>(units: readonly ((tx: Repositories) => Promise<T>)[]): Promise<PromiseSettledResult<T>[]> {
+    return this.knex.transaction(async (trx) => {
+      const results: PromiseSettledResult<T>[] = [];
+      for (const unit of units) {
+        try {
+          const value = await trx.transaction((sp) => unit(createRepositories({ db: sp, engine: this.engine })));
+          results.push({ status: 'fulfilled', value });
+        } catch (reason) {
+          results.push({ status: 'rejected', reason });
+        }
+      }
+      return results;
+    });
   }
 
   close(): Promise<void> {

@@ -11,6 +11,7 @@
 import type { Knex } from 'knex';
 import * as initial from '../../migrations/0001_initial.ts';
 import * as auditCheckpoints from '../../migrations/0002_audit_checkpoints.ts';
+import * as rotation from '../../migrations/0003_rotation.ts';
 
 /** One migration: a stable name and its `up`/`down` functions. */
 export interface Migration {
@@ -23,6 +24,7 @@ export interface Migration {
 export const migrations: readonly Migration[] = [
   { name: '0001_initial', up: initial.up, down: initial.down },
   { name: '0002_audit_checkpoints', up: auditCheckpoints.up, down: auditCheckpoints.down },
+  { name: '0003_rotation', up: rotation.up, down: rotation.down },
 ];
 
 /** The knex migration source over {@link migrations}. */

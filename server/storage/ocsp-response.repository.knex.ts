@@ -33,6 +33,10 @@ export class KnexOcspResponseRepository implements OcspResponseRepository {
       .limit(limit);
     return rows.map(rowToResponse);
   }
+
+  async deleteByIssuer(issuerId: string): Promise<number> {
+    return Number(await this.ctx.db('ocsp_responses').where({ issuer_id: issuerId }).delete());
+  }
 }
 
 function rowToResponse(r: Row): OcspResponseRecord {

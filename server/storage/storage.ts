@@ -60,6 +60,18 @@ export interface CaRecord {
   revokedAt: Date | null;
   revocationReason: number | null;
   createdAt: Date;
+  /**
+   * The stable name of the CA across key generations: the first generation's id (`yuhu-t2`). Each key
+   * rollover adds a row (`yuhu-t2-g2`, …) with the same lineage (docs/decisions/0006-ca-rollover.md).
+   * Default: `id`.
+   */
+  lineage?: string;
+  /** 1 for the CA made by the ceremony, +1 per rollover. Default 1. */
+  generation?: number;
+  /** The generation that replaced this one (null or absent: this is the current generation). */
+  successorId?: string | null;
+  /** When a superseded generation stopped signing (status 'retired'). */
+  retiredAt?: Date | null;
 }
 
 export interface SubjectRecord {
@@ -226,6 +238,59 @@ export interface RevocationEvent {
   at: Date;
 }
 
+/** Which certificate a renewal replaced with which, and when the old one is revoked as superseded. */
+export interface RenewalRecord {
+  oldIssuerId: string;
+  oldSerial: string;
+  newIssuerId: string;
+  newSerial: string;
+  requestId: string;
+  /** 'renew' keeps the key; 'rekey' certifies a new one (STYLE.md: words mean one thing). */
+  mode: 'renew' | 'rekey';
+  requestedBy: string | null;
+  /** When the grace period of the tier ends and the old certificate is revoked (superseded). */
+  supersedeAt: Date;
+  /** When that revocation was done; null while the old certificate is still in its grace period. */
+  supersededAt: Date | null;
+  createdAt: Date;
+}
+
+/** An RFC 4210 §4.4 link certificate made by a CA key rollover. */
+export interface CaLinkRecord {
+  id: string;
+  lineage: string;
+  oldCaId: string;
+  newCaId: string;
+  /** 'old-with-new': the old public key signed by the new key; 'new-with-old': the new key signed by the old. */
+  kind: 'old-with-new' | 'new-with-old';
+  certificate: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  createdAt: Date;
+}
+
+/** A completed renewal or rollover, by the caller's request id (idempotency). */
+export interface RotationRequestRecord {
+  id: string;
+  kind: 'renew' | 'rollover';
+  target: string;
+  principalId: string | null;
+  result: Record<string, unknown>;
+  createdAt: Date;
+}
+
+/** Certificates a rotation plan considers (see {@link RenewalRepository.listRenewable}). */
+export interface RenewableFilter {
+  domain?: string;
+  tier?: string;
+  /** Only certificates not yet expired at this time. */
+  notAfterAfter: Date;
+  /** Only certificates whose notAfter is at or before this time. */
+  notAfterBefore: Date;
+  limit: number;
+  offset?: number;
+}
+
 /** Thrown by insert methods when a unique key (id, (issuer, serial), token hash, …) already exists. */
 export class UniqueViolationError extends Error {
   constructor(message: string) {
@@ -264,6 +329,13 @@ export interface CaRepository {
   findByKeyHash(keyHashSha1: string): Promise<CaRecord | undefined>;
   list(): Promise<CaRecord[]>;
   updateStatus(id: string, status: CaStatus, revokedAt: Date | null, reason: number | null): Promise<void>;
+  /**
+   * Marks `id` as replaced by `successorId`; only when it has no successor yet. Returns false (and
+   * changes nothing) when another rollover got there first.
+   */
+  setSuccessor(id: string, successorId: string): Promise<boolean>;
+  /** Sets status 'retired' and retiredAt. */
+  retire(id: string, at: Date): Promise<void>;
 }
 
 export interface SubjectRepository {
@@ -337,6 +409,8 @@ export interface OcspResponseRepository {
   get(issuerId: string, serial: string): Promise<OcspResponseRecord | undefined>;
   /** Responses whose nextUpdate is before `before` (for the refresher), oldest first. */
   listStale(before: Date, limit: number): Promise<OcspResponseRecord[]>;
+  /** Deletes every stored answer of an issuer (a retired CA generation signs no more); returns how many. */
+  deleteByIssuer(issuerId: string): Promise<number>;
 }
 
 export interface ResponderRepository {
@@ -356,6 +430,41 @@ export interface CrlRepository {
    * advisory lock; SQLite transactions hold the write lock already). Only inside `transaction`.
    */
   lockCa(caId: string): Promise<void>;
+}
+
+export interface RenewalRepository {
+  /** Inserts; a second renewal of the same old certificate throws {@link UniqueViolationError}. */
+  insert(renewal: RenewalRecord): Promise<void>;
+  /** The renewal that replaced (issuer, serial), if any. */
+  getByOld(issuerId: string, serial: string): Promise<RenewalRecord | undefined>;
+  /** The renewal that made (issuer, serial), if any. */
+  getByNew(issuerId: string, serial: string): Promise<RenewalRecord | undefined>;
+  /** Renewals whose old certificate is not yet superseded and whose grace ends at or before `before`, oldest first. */
+  listPendingSupersession(before: Date, limit: number): Promise<RenewalRecord[]>;
+  /**
+   * Records that the old certificate was revoked as superseded, once: false (and nothing changed)
+   * when it already was — another instance got there first.
+   */
+  markSuperseded(oldIssuerId: string, oldSerial: string, at: Date): Promise<boolean>;
+  /**
+   * Good end-entity certificates (not OCSP responders) that no renewal has replaced yet, in the
+   * filter's notAfter window, ordered by notAfter then issuer and serial.
+   */
+  listRenewable(filter: RenewableFilter): Promise<CertificateRecord[]>;
+  /** The latest notAfter of the certificates an issuer signed, or null when it signed none. */
+  lastExpiryOf(issuerId: string): Promise<Date | null>;
+}
+
+export interface CaLinkRepository {
+  insert(link: CaLinkRecord): Promise<void>;
+  /** The link certificates of a lineage (every CA when omitted), oldest first. */
+  list(lineage?: string): Promise<CaLinkRecord[]>;
+}
+
+export interface RotationRequestRepository {
+  /** Inserts; a request id used before throws {@link UniqueViolationError}. */
+  insert(request: RotationRequestRecord): Promise<void>;
+  get(id: string): Promise<RotationRequestRecord | undefined>;
 }
 
 export interface RevocationEventRepository {
@@ -383,11 +492,20 @@ export interface Repositories {
   responders: ResponderRepository;
   crls: CrlRepository;
   revocationEvents: RevocationEventRepository;
+  renewals: RenewalRepository;
+  caLinks: CaLinkRepository;
+  rotationRequests: RotationRequestRepository;
 }
 
 export interface Store extends Repositories {
   readonly engine: 'sqlite' | 'postgres';
   /** Runs `fn` in one transaction: all of its writes commit together or none do. */
   transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T>;
+  /**
+   * Runs several independent units in ONE transaction (one commit, one fsync), each in its own
+   * savepoint: a unit that throws is rolled back alone and reported rejected; the others commit
+   * together. If the commit itself fails, every unit is rejected. Group commit for hot write paths.
+   */
+  transactionBatch<T>(units: readonly ((tx: Repositories) => Promise<T>)[]): Promise<PromiseSettledResult<T>[]>;
   close(): Promise<void>;
 }

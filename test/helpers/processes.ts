@@ -152,6 +152,9 @@ export async function startServe(params: ServeParams): Promise<ServeProcess> {
   const port = params.port ?? (await freePort());
   const env = {
     ...process.env,
+    // Only what the test gives: an inherited DATABASE_URL would send a SQLite test to PostgreSQL.
+    DATABASE_URL: undefined,
+    TIERCA_WORKERS: undefined,
     TIERCA_PASSPHRASE: TEST_PASSPHRASE,
     HOST: '127.0.0.1',
     ...params.env,
@@ -215,7 +218,7 @@ export function runTierca(args: string[], options: { env?: Record<string, string
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [TIERCA_BIN, ...args], {
       cwd: ROOT,
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, DATABASE_URL: undefined, TIERCA_PASSPHRASE: undefined, ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     const out: Buffer[] = [];
@@ -320,7 +323,7 @@ export async function waitFor<T>(fn: () => Promise<T>, timeoutMs: number, interv
 // HTTP against a child
 
 /** One HTTP answer: status, headers, the body parsed when it is JSON, and the raw bytes. */
-export interface HttpAnswer<T = any> { // eslint-disable-line @typescript-eslint/no-explicit-any
+export interface HttpAnswer<T = any> {
   status: number;
   headers: Headers;
   body: T;
@@ -328,7 +331,7 @@ export interface HttpAnswer<T = any> { // eslint-disable-line @typescript-eslint
 }
 
 /** Calls `base + path`, with a bearer `token` and a JSON `body` when given. */
-export async function http<T = any>( // eslint-disable-line @typescript-eslint/no-explicit-any
+export async function http<T = any>(
   base: string,
   method: string,
   path: string,
@@ -345,7 +348,7 @@ export async function http<T = any>( // eslint-disable-line @typescript-eslint/n
     }
   }
   const res = await fetch(`${base}${path}`, {
-    method, headers, body: payload, signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
+    method, headers, body: payload as BodyInit | undefined, signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
   });
   const raw = Buffer.from(await res.arrayBuffer());
   const type = res.headers.get('content-type') ?? '';

@@ -131,7 +131,7 @@ describe('key custody', () => {
 });
 
 describe('admin API authentication', () => {
-  it('refuses a missing or wrong token with 401 and writes nothing', async () => {
+  it('refuses a missing or wrong token with 401 and writes nothing but the failed login to the audit log', async () => {
     const before = await snapshotCounts(t.store);
     const none = await call(t, null, 'GET', '/api/v1/cas');
     expect(none.status).toBe(401);
@@ -139,7 +139,10 @@ describe('admin API authentication', () => {
     const wrong = await call(t, null, 'POST', '/api/v1/subjects', { kind: 'device' }, { authorization: 'Bearer tca_wrongwrongwrongwrongwrong' });
     expect(wrong.status).toBe(401);
     expect(wrong.body.detail).toBe('the token is not valid');
-    expect(await snapshotCounts(t.store)).toEqual(before);
+    const after = await snapshotCounts(t.store);
+    // A presented credential that fails is a login attempt: audited (issue 6); no credential at all is not.
+    expect({ ...after, audit_log: 0 }).toEqual({ ...before, audit_log: 0 });
+    expect(after.audit_log).toBe(before.audit_log + 1);
   });
 
   it('lists CAs for a sysadmin and shows one with its PEM and children', async () => {

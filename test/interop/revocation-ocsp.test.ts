@@ -197,7 +197,10 @@ describe('CRLs seen by openssl', () => {
     expect(missing.body.type).toBe('urn:tierca:problem:not-found');
     const badReason = await call(t, 'officer', 'POST', `/api/v1/certificates/${serial}/revoke`, { reason: 'boredom' });
     expect(badReason.status).toBe(400);
-    expect(await snapshotCounts(t.store)).toEqual(before);
+    // Only the audit log grows: each refused write is recorded (issue 6).
+    const after = await snapshotCounts(t.store);
+    expect({ ...after, audit_log: 0 }).toEqual({ ...before, audit_log: 0 });
+    expect(after.audit_log).toBe(before.audit_log + 2);
   });
 
   it('revokes everything a subject holds', async () => {
@@ -227,9 +230,12 @@ describe('CA revocation', () => {
     const certPath = tmp.file('doomed.pem', issued.body.pem);
     const denied = await call(t, 'officer', 'POST', '/api/v1/cas/shaoshan-t2/revoke', { reason: 'keyCompromise' });
     expect(denied.status).toBe(403);
-    const res = await call(t, 'admin', 'POST', '/api/v1/cas/shaoshan-t2/revoke', { reason: 'keyCompromise' });
+    // Dual control (issue 6): one sysadmin asks, a second approves.
+    const asked = await call(t, 'admin', 'POST', '/api/v1/cas/shaoshan-t2/revoke', { reason: 'keyCompromise' });
+    expect(asked.status).toBe(202);
+    const res = await call(t, 'admin2', 'POST', `/api/v1/requests/${asked.body.request.id}/approve`);
     expect(res.status).toBe(200);
-    expect(res.body.status).toBe('revoked');
+    expect(res.body.result.status).toBe('revoked');
     const shaoshanT2 = tmp.file('shaoshan-t2.pem', (await call(t, null, 'GET', '/ca/shaoshan-t2.pem')).raw);
     const answer = await openssl(['ocsp', '-issuer', shaoshanT2, '-cert', certPath, '-url', `${t.url}/ocsp`, '-noverify']);
     expect(answer.stdout).toContain(`${certPath}: revoked`);

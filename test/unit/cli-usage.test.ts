@@ -57,10 +57,12 @@ describe('help', () => {
 
   it('every command has --help listing exactly its own options', async () => {
     expect(commands.map((c) => c.path.join(' '))).toEqual([
-      'whoami', 'ca list', 'ca show', 'ca revoke', 'subject add', 'subject list', 'subject show', 'subject revoke',
-      'cert issue', 'cert list', 'cert show', 'cert revoke', 'cert hold', 'cert release',
-      'request list', 'request approve', 'request reject', 'crl generate', 'crl show', 'ocsp check',
-      'init', 'serve', 'db migrate', 'db status',
+      'whoami', 'ca list', 'ca show', 'ca revoke', 'ca rollover', 'ca links', 'subject add', 'subject list', 'subject show', 'subject revoke',
+      'cert issue', 'cert list', 'cert show', 'cert revoke', 'cert hold', 'cert release', 'cert renew',
+      'request list', 'request approve', 'request reject', 'crl generate', 'crl show', 'rotate due', 'rotate run',
+      'principal add', 'principal list', 'principal disable', 'principal certificate',
+      'audit tail', 'audit export', 'audit verify', 'audit checkpoint', 'audit checkpoints', 'ocsp check',
+      'init', 'serve', 'db migrate', 'db status', 'backup', 'restore',
     ]);
     for (const { path, cmd } of commands) {
       const r = await runCli([...path, '--help'], {});

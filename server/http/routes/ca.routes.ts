@@ -1,18 +1,12 @@
 /**
- * Admin routes for CAs, domains and principals.
+ * Admin routes for CAs and domains (principals: principal.routes.ts).
  */
 import { Router } from 'express';
 import { z } from 'zod';
 import type { RegistrationAuthority } from '../../ra/registration-authority.ts';
 import { ctxOf } from '../authenticate.ts';
 import { parseWith } from '../validate.ts';
-import { caDetail, caSummary } from '../views.ts';
-
-const principalBody = z.object({
-  name: z.string().min(1).max(200),
-  role: z.enum(['sysadmin', 'officer', 'auditor', 'device']),
-  domains: z.array(z.string().min(1).max(64)).max(100).optional(),
-}).strict();
+import { caDetail, caSummary, requestView } from '../views.ts';
 
 export function caRoutes(ra: RegistrationAuthority, publicUrl: string): Router {
   const r = Router();
@@ -30,8 +24,9 @@ export function caRoutes(ra: RegistrationAuthority, publicUrl: string): Router {
   });
   r.post('/cas/:id/revoke', async (req, res) => {
     const { reason } = parseWith(z.object({ reason: z.string().min(1).max(64) }).strict(), req.body ?? {});
-    const ca = await ra.revokeCa(ctxOf(res), req.params.id, reason);
-    res.json(caSummary(ca, publicUrl));
+    // Dual control: a second sysadmin approves through POST /requests/{id}/approve.
+    const { request } = await ra.revokeCa(ctxOf(res), req.params.id, reason);
+    res.status(202).json({ request: requestView(request) });
   });
   r.get('/domains', async (_req, res) => {
     const domains = await ra.listDomains(ctxOf(res));
@@ -39,11 +34,6 @@ export function caRoutes(ra: RegistrationAuthority, publicUrl: string): Router {
       slug: d.slug, name: d.name, dnsSuffix: d.dnsSuffix, emailSuffix: d.emailSuffix,
       organs: d.organs.map((o) => ({ slug: o.slug, name: o.name })),
     })));
-  });
-  r.post('/principals', async (req, res) => {
-    const body = parseWith(principalBody, req.body);
-    const { principal, token } = await ra.addPrincipal(ctxOf(res), body);
-    res.status(201).json({ id: principal.id, name: principal.name, role: principal.role, domains: principal.domains, token });
   });
   return r;
 }

@@ -3,7 +3,7 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import type { RegistrationAuthority, IssueResult } from '../../ra/registration-authority.ts';
+import type { RegistrationAuthority, IssueResult, ApprovalResult } from '../../ra/registration-authority.ts';
 import type { Clock } from '../../clock.ts';
 import { ctxOf } from '../authenticate.ts';
 import { parseWith } from '../validate.ts';
@@ -59,6 +59,34 @@ export function renderIssued(result: IssueResult) {
   };
 }
 
+/**
+ * The answer to an approval: 200 `{ request }` while more approvals are needed; 201 *issued* for an
+ * issuance; 200 *issued* + `{ request }` for a recovered escrowed key; 200 `{ request, result }` for
+ * any other action (CA revocation, rollover).
+ */
+export function renderApproval(result: ApprovalResult): { status: number; body: Record<string, unknown> } {
+  switch (result.kind) {
+    case 'pending':
+      return { status: 200, body: { request: requestView(result.request) } };
+    case 'issued':
+      return renderIssued(result);
+    case 'recovered':
+      return {
+        status: 200,
+        body: {
+          request: requestView(result.request),
+          certificate: certificateSummary(result.certificate),
+          pem: certificateToPem(result.certificate.der),
+          chain: pemChain(result.chain),
+          pkcs12: result.pkcs12.toString('base64'),
+          passphrase: result.passphrase,
+        },
+      };
+    case 'done':
+      return { status: 200, body: { request: requestView(result.request), result: result.result } };
+  }
+}
+
 export function certificateRoutes(ra: RegistrationAuthority, clock: Clock): Router {
   const r = Router();
   r.post('/certificates', async (req, res) => {
@@ -100,8 +128,8 @@ export function certificateRoutes(ra: RegistrationAuthority, clock: Clock): Rout
     res.json((await ra.listRequests(ctxOf(res), { status })).map(requestView));
   });
   r.post('/requests/:id/approve', async (req, res) => {
-    const { status, body } = renderIssued(await ra.approve(ctxOf(res), req.params.id));
-    res.status(status === 202 ? 200 : 201).set('cache-control', 'no-store').json(body);
+    const { status, body } = renderApproval(await ra.approve(ctxOf(res), req.params.id));
+    res.status(status).set('cache-control', 'no-store').json(body);
   });
   r.post('/requests/:id/reject', async (req, res) => {
     res.json(requestView(await ra.reject(ctxOf(res), req.params.id)));
