@@ -909,8 +909,9 @@ const RETRYABLE: ReadonlySet<ErrorCode> = new Set(['internal', 'unavailable', 'r
  * serialised; on PostgreSQL the window is the READ COMMITTED snapshot of each statement.)
  */
 export async function claimRequest(tx: Repositories, request: RequestRecord): Promise<void> {
+  if (await tx.requests.lockPending(request.id)) return;
   const fresh = await tx.requests.get(request.id);
-  if (!fresh || fresh.status !== 'pending') throw new TiercaError('request-not-pending', `request ${request.id} is ${fresh?.status ?? 'gone'}`);
+  throw new TiercaError('request-not-pending', `request ${request.id} is ${fresh?.status ?? 'gone'}`);
 }
 
 const actor = actorOf;

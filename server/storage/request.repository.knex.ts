@@ -32,6 +32,11 @@ export class KnexRequestRepository implements RequestRepository {
     if (Object.keys(row).length === 0) return;
     await this.ctx.db('requests').where({ id }).update(row);
   }
+
+  async lockPending(id: string): Promise<boolean> {
+    const updated = await this.ctx.db('requests').where({ id, status: 'pending' }).update({ status: 'pending' });
+    return Number(updated) === 1;
+  }
 }
 
 function requestToRow(r: RequestRecord): Row {

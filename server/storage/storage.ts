@@ -370,6 +370,12 @@ export interface RequestRepository {
   get(id: string): Promise<RequestRecord | undefined>;
   list(filter: { status?: RequestRecord['status']; domain?: string; limit?: number }): Promise<RequestRecord[]>;
   update(id: string, change: Partial<Pick<RequestRecord, 'approvals' | 'status' | 'result'>>): Promise<void>;
+  /**
+   * Locks the request row for the rest of the transaction if it is still pending; false when it is
+   * not (any more). Two transactions approving one request at once: the second waits for the first
+   * and then sees it is no longer pending (a no-op UPDATE takes the row lock on PostgreSQL).
+   */
+  lockPending(id: string): Promise<boolean>;
 }
 
 export interface PrincipalRepository {
