@@ -4,7 +4,8 @@
  * with `--concurrency` calls in flight. Prints one JSON line (IssuanceChildResult).
  *
  *   node --import tsx bench/issuance-inprocess.ts --count 2000 --concurrency 32
- *        [--warmup 64] [--profile out.cpuprofile] [--sql-stats]
+ *        [--warmup 64] [--profile out.cpuprofile] [--sql-stats] [--synchronous FULL|NORMAL|OFF]
+ *        [--prefill N] [--analyze] [--max-seconds S]
  *
  * --profile records a V8 CPU profile of the timed window only (node:inspector); --sql-stats times
  * every SQLite statement of the timed window (by wrapping better-sqlite3's prepared statements).
@@ -15,17 +16,16 @@
  * SQLite's ANALYZE before the timed window, so the query planner has statistics. --max-seconds S
  * stops starting new issuances after S seconds (the rate is then over those completed).
  */
-import { Session } from 'node:inspector/promises';
+import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
+import { knexOf } from '../server/storage/knex-store.ts';
 import { freshDataDir } from './lib/tierca-process.ts';
 import { openDemoServices } from './lib/demo-services.ts';
-import { deviceSubject, prepareCsrs } from './lib/demo-data.ts';
+import { BENCH_DOMAIN, BENCH_TIER, deviceSubject, prepareCsrs } from './lib/demo-data.ts';
 import { mapConcurrent, percentile } from './lib/util.ts';
-import { knexOf } from '../server/storage/knex-store.ts';
-import { BENCH_DOMAIN, BENCH_TIER } from './lib/demo-data.ts';
-import { randomBytes } from 'node:crypto';
 
 export interface SqlStat {
   sql: string;

@@ -10,7 +10,8 @@
  * In-process: the same issuance through `services.ra.issue(ctx, …)` with 32 in flight and no HTTP
  * (bench/issuance-inprocess.ts, in a child process of its own).
  */
-import { rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { KeepAliveClient } from './lib/http-client.ts';
@@ -19,6 +20,7 @@ import { freshDataDir, startTierca } from './lib/tierca-process.ts';
 import { log, mapConcurrent, percentile, runNodeJson } from './lib/util.ts';
 import { processGroupCpuSeconds } from './lib/proc-cpu.ts';
 import type { IssuanceChildResult } from './issuance-inprocess.ts';
+import { formatProfile, summariseProfile } from './lib/cpu-profile.ts';
 
 export const CLIENTS = 32;
 
@@ -179,4 +181,37 @@ async function inProcessRun(count: number, warmup: number, prefill: number, maxS
   };
   log(`issuance: ${run.label}: ${run.perSecond.toFixed(0)} certificates/s, p50 ${run.p50.toFixed(1)} ms, p99 ${run.p99.toFixed(1)} ms, CPU ${run.cpuMsPerCertificate?.toFixed(2) ?? "?"} ms/certificate${problems.length ? `; PROBLEMS: ${problems.join('; ')}` : ''}`);
   return run;
+}
+
+/**
+ * --profile: where an API issuance spends its server CPU. Subjects are created by an unprofiled
+ * server; then the same data folder is served by one process under `node --cpu-prof`, which only
+ * issues (after a warm-up) and stops, so the profile holds issuance and little else.
+ */
+export async function profileApiIssuance(count: number, csrs: string[]): Promise<string> {
+  const dataDir = freshDataDir('issue-profile');
+  const profileDir = mkdtempSync(join(tmpdir(), 'tierca-bench-api-profile-'));
+  try {
+    let server = await startTierca({ workers: 1, dataDir });
+    let client = new KeepAliveClient(server.url, { authorization: `Bearer ${server.token('officer')}` }, CLIENTS);
+    const subjects = await createSubjectsViaApi(client, 'profile', count);
+    client.close();
+    await server.stop();
+    server = await startTierca({ workers: 1, dataDir, port: server.port, nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] });
+    client = new KeepAliveClient(server.url, { authorization: `Bearer ${server.token('officer')}` }, CLIENTS);
+    const started = performance.now();
+    await mapConcurrent(subjects, CLIENTS, async (subjectId, i) => {
+      const res = await client.json('POST', '/api/v1/certificates', { subjectId, csr: csrs[i % csrs.length] });
+      if (res.status !== 201) throw new Error(`profiled issuance answered ${res.status}: ${res.body.toString('utf8').slice(0, 200)}`);
+    });
+    const rate = count / ((performance.now() - started) / 1000);
+    client.close();
+    await server.stop();
+    const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
+    if (!file) return 'no CPU profile was written';
+    return `tierca API server, 1 process, ${count} issuances (${rate.toFixed(0)}/s under the profiler; start-up included):\n${formatProfile(summariseProfile(join(profileDir, file)), 30)}`;
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(profileDir, { recursive: true, force: true });
+  }
 }

@@ -14,7 +14,9 @@
  * Before the load, every one of the 1,000 answers is read back and checked: a successful response
  * naming the right status (revoked for the 100, good for the rest), over POST and over GET.
  */
-import { rmSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseOcspResponse } from '../pki/ocsp-response.ts';
 import { KeepAliveClient } from './lib/http-client.ts';
@@ -23,9 +25,6 @@ import { freshDataDir, startTierca, type TiercaProcess } from './lib/tierca-proc
 import { ocspGetPath, ocspRequestsFor, writeRequestFiles } from './lib/ocsp-requests.ts';
 import { buildOpensslPeer, namespacesAvailable, runOpensslPeer } from './lib/openssl-peer.ts';
 import { runWrk, type WrkLoad, type WrkResult } from './lib/wrk.ts';
-import type { ChildProcess } from 'node:child_process';
-import { mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { formatProfile, summariseProfile } from './lib/cpu-profile.ts';
 import { processGroupCpuSeconds } from './lib/proc-cpu.ts';
 import { freePort, log, mapConcurrent, ROOT, sleep, spawnOwned, stopChild } from './lib/util.ts';

@@ -19,7 +19,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { runIssuanceBenchmarks } from './issuance.ts';
+import { profileApiIssuance, runIssuanceBenchmarks } from './issuance.ts';
+import { prepareCsrs } from './lib/demo-data.ts';
 import { runOcspBenchmarks } from './ocsp.ts';
 import { runCrlBenchmarks } from './crl.ts';
 import { loadNow, machineInfo } from './lib/machine.ts';
@@ -150,6 +151,8 @@ async function profileIssuance(count: number): Promise<void> {
       process.stdout.write(`  ${s.totalMs.toFixed(0).padStart(7)} ms ${String(s.calls).padStart(7)} calls ${((s.totalMs / s.calls) * 1000).toFixed(0).padStart(6)} µs  ${s.sql.slice(0, 110)}\n`);
     }
     process.stdout.write('\n');
+    log(`bench: profiling the API server issuing ${count} certificates`);
+    process.stdout.write(`\n${await profileApiIssuance(count, await prepareCsrs(count))}\n\n`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

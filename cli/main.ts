@@ -65,7 +65,7 @@ export function buildProgram(io: Io, state: { exitCode: number }): Command {
     .option('--server <url>', 'tierca server (env TIERCA_URL)', io.env.TIERCA_URL || DEFAULT_SERVER_URL)
     .option(
       '--token-file <path>',
-      'file holding the API token; else env TIERCA_TOKEN; else, for a server on this machine only, $TIERCA_DATA/demo-admin.token',
+      'file holding the API token; else env TIERCA_TOKEN; else, for a server on this machine only, the demo token for the command role in $TIERCA_DATA (demo-officer.token, demo-auditor.token, demo-admin.token)',
     )
     .option('--json', 'machine output: the API JSON as it came (errors: the problem document on stdout)')
     .option('--no-color', 'no ANSI colours (also NO_COLOR; never when output is not a terminal)')

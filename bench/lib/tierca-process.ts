@@ -3,7 +3,7 @@
  * TIERCA_WORKERS processes on one port and a data folder of its own. On an empty folder the server
  * builds the DEMO hierarchy and writes demo-*.token files there.
  */
-import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -34,6 +34,8 @@ export async function startTierca(opts: { workers: number; dataDir: string; port
   const port = opts.port ?? (await freePort());
   const logFile = join(opts.dataDir, `server-${opts.workers}w-${port}.log`);
   const fd = openSync(logFile, 'a');
+  // A restart on the same folder and port appends to the same log: only what this process writes counts.
+  const from = statSync(logFile).size;
   const env: NodeJS.ProcessEnv = { ...process.env, TIERCA_WORKERS: String(opts.workers), TIERCA_DATA: opts.dataDir, PORT: String(port), HOST: '127.0.0.1' };
   // Neither of these may leak in from the caller's shell: the demo needs an empty SQLite folder.
   delete env.TIERCA_PASSPHRASE;
@@ -45,7 +47,7 @@ export async function startTierca(opts: { workers: number; dataDir: string; port
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`tierca exited early (${child.exitCode ?? child.signalCode}); log ${logFile}:\n${readFileSync(logFile, 'utf8').slice(-3000)}`);
     }
-    const text = readFileSync(logFile, 'utf8');
+    const text = readFileSync(logFile).subarray(from).toString('utf8');
     const serving = text.split('\n').filter((l) => l.includes('"msg":"tierca is serving"')).length;
     if (serving >= opts.workers) break;
     if (Date.now() > deadline) {

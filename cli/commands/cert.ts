@@ -7,16 +7,15 @@
  * issued, not after.
  */
 import { open, unlink, writeFile, type FileHandle } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { KEY_ALGORITHMS } from '../../pki/algorithms.ts';
-import { decodePemOrDerOf } from '../../pki/pem.ts';
 import { apiPath } from '../api-client.ts';
 import { CliError, EXIT, usageError } from '../cli-error.ts';
 import type { CommandContext, ContextFactory } from '../context.ts';
 import { durationText, hexSerial, isoTime, positiveInteger, REVOCATION_REASONS } from '../option-parsers.ts';
 import { shortTime, statusColour, type Column, type Output } from '../output.ts';
 import { readPkcs12Passphrase } from '../passphrase.ts';
+import { readCsrFile } from '../csr-file.ts';
 
 /** A certificate summary as docs/api.md gives it. */
 export interface CertificateSummary {
@@ -123,21 +122,6 @@ export async function saveIssued(issued: Issued, files: IssuedFiles, out: Output
   if (!files.out) out.print(`\n${pemText(issued.pem).trimEnd()}`);
 }
 
-/** The CSR in `path` (PEM or DER) as base64 DER for the API; checked locally so a wrong file fails early. */
-function readCsr(path: string): string {
-  let raw: Buffer;
-  try {
-    raw = readFileSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw usageError(`--csr: cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? String(err))}`);
-  }
-  try {
-    return decodePemOrDerOf(raw, ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST']).toString('base64');
-  } catch (err) {
-    throw usageError(`--csr: ${path}: ${(err as Error).message}`);
-  }
-}
 
 interface IssueOptions {
   subject: string;
@@ -165,7 +149,7 @@ async function issue(ctx: CommandContext, opts: IssueOptions): Promise<void> {
   if (opts.days) body.days = opts.days;
   let p12: IssuedFiles['p12'];
   if (opts.csr) {
-    body.csr = readCsr(opts.csr);
+    body.csr = readCsrFile(opts.csr);
   } else {
     const passphrase = await readPkcs12Passphrase({ file: opts.p12PassphraseFile, stdin: io.stdin, stderr: io.stderr });
     p12 = await createKeyFile(opts.p12!);

@@ -4,16 +4,15 @@
  * server keeps only its hash — so `--token-out` writes it to a new file (mode 0600) instead of the
  * screen. `certificate` issues the principal's client certificate for mutual TLS from its CSR.
  */
-import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { decodePemOrDerOf } from '../../pki/pem.ts';
 import { apiPath } from '../api-client.ts';
 import { usageError } from '../cli-error.ts';
 import type { ContextFactory } from '../context.ts';
 import { positiveInteger } from '../option-parsers.ts';
 import { shortTime, type Column } from '../output.ts';
 import { createKeyFile, type CertificateSummary } from './cert.ts';
+import { readCsrFile } from '../csr-file.ts';
 
 export const ROLES = ['sysadmin', 'officer', 'auditor', 'device'] as const;
 
@@ -47,21 +46,6 @@ function domainList(value: string): string[] {
   return domains;
 }
 
-/** The CSR in `path` (PEM or DER) as base64 DER for the API. */
-function readCsr(path: string): string {
-  let raw: Buffer;
-  try {
-    raw = readFileSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw usageError(`--csr: cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? String(err))}`);
-  }
-  try {
-    return decodePemOrDerOf(raw, ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST']).toString('base64');
-  } catch (err) {
-    throw usageError(`--csr: ${path}: ${(err as Error).message}`);
-  }
-}
 
 export function register(program: Command, context: ContextFactory): void {
   const principal = program.command('principal').description('principals of the admin API and their credentials (sysadmin)');
@@ -125,7 +109,7 @@ export function register(program: Command, context: ContextFactory): void {
     .option('--chain-out <chain.pem>', 'write the chain up to the root here')
     .action(async (id: string, opts: { csr: string; days?: number; out?: string; chainOut?: string }, cmd: Command) => {
       const { api, out } = context(cmd);
-      const body = { csr: readCsr(opts.csr), ...(opts.days ? { days: opts.days } : {}) };
+      const body = { csr: readCsrFile(opts.csr), ...(opts.days ? { days: opts.days } : {}) };
       const res = await api.post<{ certificate: CertificateSummary; pem: string; chain: string[] }>(apiPath`/api/v1/principals/${id}/certificate`, body);
       const { certificate, pem, chain } = res.body;
       if (opts.out) await writeFile(opts.out, `${pem.trimEnd()}\n`);

@@ -8,12 +8,10 @@
  * `--request-id` and the same successor comes back. A rollover is a bulk change under dual control:
  * without --execute it only shows what it would ask for.
  */
-import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { Option, type Command } from 'commander';
 import { KEY_ALGORITHMS } from '../../pki/algorithms.ts';
-import { decodePemOrDerOf } from '../../pki/pem.ts';
 import { apiPath } from '../api-client.ts';
 import { CliError, EXIT, usageError } from '../cli-error.ts';
 import type { CommandContext, ContextFactory } from '../context.ts';
@@ -22,6 +20,7 @@ import { shortTime } from '../output.ts';
 import { readPkcs12Passphrase } from '../passphrase.ts';
 import { createKeyFile, type CertificateSummary } from './cert.ts';
 import type { CaDetail } from './ca.ts';
+import { readCsrFile } from '../csr-file.ts';
 
 /** The answer to a renewal (201, or 200 when the request id had already been done). */
 export interface Renewed {
@@ -50,20 +49,6 @@ interface RenewOptions {
 
 const pemText = (pem: string): string => `${pem.trimEnd()}\n`;
 
-function readCsr(path: string): string {
-  let raw: Buffer;
-  try {
-    raw = readFileSync(path);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw usageError(`--csr: cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : (code ?? String(err))}`);
-  }
-  try {
-    return decodePemOrDerOf(raw, ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST']).toString('base64');
-  } catch (err) {
-    throw usageError(`--csr: ${path}: ${(err as Error).message}`);
-  }
-}
 
 async function renew(ctx: CommandContext, serial: string, opts: RenewOptions): Promise<void> {
   const { api, out, io } = ctx;
@@ -72,7 +57,7 @@ async function renew(ctx: CommandContext, serial: string, opts: RenewOptions): P
   const requestId = opts.requestId ?? `renew-${randomUUID()}`;
   const body: Record<string, unknown> = { requestId, ...(opts.issuer ? { issuer: opts.issuer } : {}) };
   let p12: Awaited<ReturnType<typeof createKeyFile>> | undefined;
-  if (opts.csr) body.csr = readCsr(opts.csr);
+  if (opts.csr) body.csr = readCsrFile(opts.csr);
   if (opts.generate) {
     const passphrase = await readPkcs12Passphrase({ file: opts.p12PassphraseFile, stdin: io.stdin, stderr: io.stderr });
     p12 = await createKeyFile(opts.p12!);

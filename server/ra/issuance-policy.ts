@@ -11,6 +11,8 @@ import type { KeyAlgorithm } from '../../pki/algorithms.ts';
 import type { TierPolicy, HolderKind } from '../config/tier-policy.ts';
 import type { DomainRecord, SubjectKind, CertificateProfile } from '../storage/storage.ts';
 import { TiercaError } from '../errors.ts';
+import { parseCsr, verifyCsr, type ParsedCsr } from '../../pki/csr.ts';
+import { PkiError } from '../../pki/pki-error.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
 /** Leaves are back-dated a minute so that a relying party whose clock is slightly behind accepts them. */
@@ -118,4 +120,17 @@ export function checkNames(
   }
   if (kind === 'user' && emails.length === 0) throw new TiercaError('bad-request', 'a user needs an e-mail address');
   return { dns: [...new Set(dns)], ips: [...new Set(ips)], emails: [...new Set(emails)] };
+}
+
+/** Parses a PKCS#10 request and verifies its proof of possession; a refusal says which went wrong. */
+export function verifiedCsr(input: string | Buffer): ParsedCsr {
+  try {
+    const csr = parseCsr(input);
+    verifyCsr(csr);
+    return csr;
+  } catch (err) {
+    if (err instanceof PkiError && err.code === 'bad-signature') throw new TiercaError('bad-csr-signature', err.message);
+    if (err instanceof PkiError) throw new TiercaError('malformed-input', `the CSR is not a valid PKCS#10 request: ${err.message}`);
+    throw err;
+  }
 }

@@ -12,12 +12,10 @@
  */
 import { createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { parseCsr, verifyCsr } from '../../pki/csr.ts';
 import { encodeName, formatName, type DistinguishedName } from '../../pki/name.ts';
 import { generateKeyPair, publicKeyInfoOf } from '../../pki/key-pair.ts';
 import { buildPkcs12, generatePassphrase } from '../../pki/pkcs12.ts';
 import { isKeyAlgorithm, type KeyAlgorithm } from '../../pki/algorithms.ts';
-import { PkiError } from '../../pki/pki-error.ts';
 import { reasonCode } from '../../pki/revocation-reason.ts';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
 import type {
@@ -37,7 +35,7 @@ import type { CrlPublisher, PublishedCrl } from '../ca/crl-publisher.ts';
 import { Authorizer, hashToken } from './authorizer.ts';
 import { runAudited, actorOf } from './audited.ts';
 import type { Permission, Principal, RequestContext } from './permissions.ts';
-import { checkKeyAlgorithm, checkKeyGeneration, checkNames, checkProfile, validityFor } from './issuance-policy.ts';
+import { checkKeyAlgorithm, checkKeyGeneration, checkNames, checkProfile, validityFor, verifiedCsr } from './issuance-policy.ts';
 
 const HOUR_MS = 3600 * 1000;
 /** How long an issuance request waits for its second officer. */
@@ -685,16 +683,9 @@ export class RegistrationAuthority {
   }
 
   private csrOf(input: string | Buffer) {
-    try {
-      const csr = parseCsr(input);
-      verifyCsr(csr);
-      return csr;
-    } catch (err) {
-      if (err instanceof PkiError && err.code === 'bad-signature') throw new TiercaError('bad-csr-signature', err.message);
-      if (err instanceof PkiError) throw new TiercaError('malformed-input', `the CSR is not a valid PKCS#10 request: ${err.message}`);
-      throw err;
-    }
+    return verifiedCsr(input);
   }
+
 
   private async findCertificate(serial: string, issuerId?: string): Promise<CertificateRecord> {
     const normalised = serial.toLowerCase().replace(/^(00)+(?=.)/, '');

@@ -18,13 +18,11 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { runAudited, actorOf } from './audited.ts';
 import type { Logger } from 'pino';
-import { parseCsr, verifyCsr } from '../../pki/csr.ts';
 import { generateKeyPair, publicKeyInfoOf, keyAlgorithmOf } from '../../pki/key-pair.ts';
 import { buildPkcs12, generatePassphrase } from '../../pki/pkcs12.ts';
 import { isKeyAlgorithm, signatureAlgorithmIdentifier, type KeyAlgorithm } from '../../pki/algorithms.ts';
 import { readCertificate, verifySignature } from '../../pki/certificate-reader.ts';
 import { parseIp } from '../../pki/extensions.ts';
-import { PkiError } from '../../pki/pki-error.ts';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
 import type {
   CaLinkRecord, CertificateProfile, CertificateRecord, RenewalRecord, RequestRecord, Store,
@@ -42,7 +40,7 @@ import { CaRollover, type RolloverOutcome, type RolloverStep } from '../ca/ca-ro
 import { RotationPlanner, graceDaysOf, serverRenewal, type DueItem, type RotationPlan } from '../ca/rotation-planner.ts';
 import { Authorizer } from './authorizer.ts';
 import type { Principal, RequestContext } from './permissions.ts';
-import { checkKeyAlgorithm, checkKeyGeneration, checkNames, checkProfile, validityFor } from './issuance-policy.ts';
+import { checkKeyAlgorithm, checkKeyGeneration, checkNames, checkProfile, validityFor, verifiedCsr } from './issuance-policy.ts';
 import { claimRequest, type ApprovalResult, type RegistrationAuthority } from './registration-authority.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -664,17 +662,7 @@ function checkNotWider(old: CertificateRecord, names: { dns: string[]; ips: stri
   }
 }
 
-function csrOf(input: string | Buffer) {
-  try {
-    const csr = parseCsr(input);
-    verifyCsr(csr);
-    return csr;
-  } catch (err) {
-    if (err instanceof PkiError && err.code === 'bad-signature') throw new TiercaError('bad-csr-signature', err.message);
-    if (err instanceof PkiError) throw new TiercaError('malformed-input', `the CSR is not a valid PKCS#10 request: ${err.message}`);
-    throw err;
-  }
-}
+const csrOf = verifiedCsr;
 
 const normaliseSerial = (serial: string): string => serial.toLowerCase().replace(/[:\s]/g, '').replace(/^(00)+(?=.)/, '');
 
