@@ -88,7 +88,7 @@ try {
 
   gc();
   const t2 = performance.now();
-  const listed = await store.certificates.listRevoked(ca.record.id, new Date(now - 365 * 86_400_000));
+  const listed = await store.certificates.listRevokedEntries(ca.record.id, new Date(now - 365 * 86_400_000));
   const listRevokedMs = performance.now() - t2;
 
   gc();

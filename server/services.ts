@@ -10,6 +10,7 @@ import type { Store } from './storage/storage.ts';
 import type { TiercaConfig } from './config/load-config.ts';
 import type { Clock } from './clock.ts';
 import { CaDirectory } from './ca/ca-directory.ts';
+import { caRsaPadding } from './ca/ca-signature.ts';
 import { ResponderPool } from './ca/ocsp-responders.ts';
 import { CrlPublisher } from './ca/crl-publisher.ts';
 import { OcspSource } from './ca/ocsp-source.ts';
@@ -55,7 +56,7 @@ export async function openServices({ store, keystore, config, clock, log, random
       await keystore.load({ id: key.id, algorithm: key.algorithm, sealed: key.sealed, pkcs11Label: key.pkcs11Label });
     }
   }
-  const cas = CaDirectory.build(await store.cas.list(), algorithms, keystore);
+  const cas = CaDirectory.build(await store.cas.list(), algorithms, keystore, (record) => caRsaPadding(config, record));
   const tiers = config.tiers;
   const responders = new ResponderPool({ store, keystore, cas, tiers, publicUrl: config.publicUrl, random });
   const crls = new CrlPublisher({ store, cas, tiers, clock, publicUrl: config.publicUrl });

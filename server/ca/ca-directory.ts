@@ -13,7 +13,7 @@ import type { CaRecord } from '../storage/storage.ts';
 import type { Signer } from '../../pki/signer.ts';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
 import { readCertificate, type CertificateFields } from '../../pki/certificate-reader.ts';
-import type { KeyAlgorithm } from '../../pki/algorithms.ts';
+import type { KeyAlgorithm, RsaPadding } from '../../pki/algorithms.ts';
 import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
 
 export interface LoadedCa {
@@ -33,7 +33,14 @@ export class CaDirectory {
   private readonly byLineage = new Map<string, LoadedCa[]>();
 
   /** Builds the directory from CA records whose keys are already loaded in `keystore`. */
-  static build(records: readonly CaRecord[], keyAlgorithms: ReadonlyMap<string, KeyAlgorithm>, keystore: KeyStore): CaDirectory {
+  /**
+   * Builds the directory from CA records whose keys are already loaded in `keystore`; `paddingOf`
+   * says how each RSA CA signs (server/ca/ca-signature.ts; default PKCS#1 v1.5).
+   */
+  static build(
+    records: readonly CaRecord[], keyAlgorithms: ReadonlyMap<string, KeyAlgorithm>, keystore: KeyStore,
+    paddingOf: (record: CaRecord) => RsaPadding = () => 'pkcs1',
+  ): CaDirectory {
     const dir = new CaDirectory();
     const recordsById = new Map(records.map((r) => [r.id, r]));
     for (const record of records) {
@@ -44,7 +51,10 @@ export class CaDirectory {
       }
       const keyAlgorithm = keyAlgorithms.get(record.keyId);
       if (!keyAlgorithm) throw new Error(`CA ${record.id}: key ${record.keyId} is not in the keystore table`);
-      dir.add({ record, fields: readCertificate(record.certificate), keyAlgorithm, chain, signer: keystore.signer(record.keyId) });
+      dir.add({
+        record, fields: readCertificate(record.certificate), keyAlgorithm, chain,
+        signer: keystore.signer(record.keyId, { rsaPadding: paddingOf(record) }),
+      });
     }
     return dir;
   }

@@ -19,6 +19,7 @@
  * same request id returns what the first attempt committed.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { caRsaPadding } from './ca-signature.ts';
 import type { Logger } from 'pino';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
 import type { KeyAlgorithm } from '../../pki/algorithms.ts';
@@ -112,7 +113,7 @@ export class CaRollover {
     const algorithm = this.algorithmOf(old);
     const keyId = `ca-${id}-${random(4).toString('hex')}`;
     const generated = await keystore.generate(keyId, algorithm);
-    const newSigner = keystore.signer(keyId);
+    const newSigner = keystore.signer(keyId, { rsaPadding: caRsaPadding(this.deps.config, old.record) });
     const newSpki = generated.publicKeyInfo;
     const key: KeyRecord = {
       id: keyId, algorithm, custody: keystore.custody, sealed: generated.sealed, pkcs11Label: generated.pkcs11Label,
@@ -304,7 +305,7 @@ export class CaRollover {
           fields: readCertificate(record.certificate),
           keyAlgorithm: key.algorithm,
           chain: [record.certificate, ...(parent?.chain ?? [])],
-          signer: keystore.signer(key.id),
+          signer: keystore.signer(key.id, { rsaPadding: caRsaPadding(this.deps.config, record) }),
         });
         changed++;
       }

@@ -5,7 +5,7 @@
  */
 import { buildCrl, type CrlEntry } from '../../pki/crl.ts';
 import { keyIdentifier } from '../../pki/key-pair.ts';
-import { UniqueViolationError, type CertificateRecord, type CrlRecord, type Repositories, type Store } from '../storage/storage.ts';
+import { UniqueViolationError, type CertificateRecord, type CrlRecord, type RevokedEntryRecord, type Repositories, type Store } from '../storage/storage.ts';
 import type { TierPolicy } from '../config/tier-policy.ts';
 import type { CaDirectory, LoadedCa } from './ca-directory.ts';
 import type { Clock } from '../clock.ts';
@@ -129,7 +129,7 @@ export class CrlPublisher {
     }
     const tier = this.deps.tiers.get(ca.record.tier!);
     const archiveMs = (tier?.archiveDays ?? 365) * DAY_MS;
-    const revoked = await store.certificates.listRevoked(ca.record.id, new Date(now.getTime() - archiveMs));
+    const revoked = await store.certificates.listRevokedEntries(ca.record.id, new Date(now.getTime() - archiveMs));
     return revoked.map(entryOf);
   }
 
@@ -165,7 +165,7 @@ export class CrlPublisher {
   }
 }
 
-function entryOf(cert: CertificateRecord): CrlEntry {
+function entryOf(cert: RevokedEntryRecord): CrlEntry {
   return {
     serial: cert.serial,
     revokedAt: cert.revokedAt!,

@@ -14,6 +14,7 @@ import type { Signer } from '../../pki/signer.ts';
 import type { TiercaConfig } from '../config/load-config.ts';
 import type { CaRecord, KeyRecord, Repositories, Store } from '../storage/storage.ts';
 import { caUrls } from './urls.ts';
+import { caRsaPadding } from './ca-signature.ts';
 import { ROOT_CA_ID, tierCaId } from './ca-directory.ts';
 
 const YEAR_MS = 365.25 * 24 * 3600 * 1000;
@@ -43,7 +44,7 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
     { type: 'ST', value: config.province },
   ];
 
-  const makeKey = async (caId: string, algorithm: KeyAlgorithm): Promise<{ key: KeyRecord; signer: Signer }> => {
+  const makeKey = async (caId: string, algorithm: KeyAlgorithm, layer: CaRecord['layer'], tier: string | null = null): Promise<{ key: KeyRecord; signer: Signer }> => {
     const id = `ca-${caId}-${random(4).toString('hex')}`;
     const generated = await keystore.generate(id, algorithm);
     return {
@@ -57,7 +58,7 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
         purpose: 'ca',
         createdAt: start,
       },
-      signer: keystore.signer(id),
+      signer: keystore.signer(id, { rsaPadding: caRsaPadding(config, { layer, tier }) }),
     };
   };
 
@@ -91,7 +92,7 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
   };
 
   // Root: self-signed, anyPolicy, no path length limit (the domain CAs carry pathLen 1).
-  const rootKey = await makeKey(ROOT_CA_ID, config.root.algorithm);
+  const rootKey = await makeKey(ROOT_CA_ID, config.root.algorithm, 'root');
   const rootSubject = encodeName([...base, { type: 'O', value: config.organisation }, { type: 'CN', value: config.root.name }]);
   const rootNotAfter = new Date(start.getTime() + config.root.validityYears * YEAR_MS);
   const rootSerial = randomSerial(random);
@@ -108,7 +109,7 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
   const tierPolicies = [...config.tiers.values()];
   for (const domain of config.domains) {
     const locality: DistinguishedName = [...base, { type: 'L', value: domain.name }];
-    const domainKey = await makeKey(domain.slug, config.domainCa.algorithm);
+    const domainKey = await makeKey(domain.slug, config.domainCa.algorithm, 'domain');
     const name = `${domain.name}域CA`;
     const subject = encodeName([...locality, { type: 'O', value: config.organisation }, { type: 'CN', value: name }]);
     const notAfter = earlier(root.record.notAfter, new Date(start.getTime() + config.domainCa.validityYears * YEAR_MS));
@@ -130,7 +131,7 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
 
     for (const tier of tierPolicies) {
       const id = tierCaId(domain.slug, tier.id);
-      const tierKey = await makeKey(id, tier.caAlgorithm);
+      const tierKey = await makeKey(id, tier.caAlgorithm, 'tier', tier.id);
       const tierName = `${domain.name} ${tier.id} 签发CA`;
       const tierSubject = encodeName([
         ...locality,

@@ -26,7 +26,7 @@ const CA_COMPROMISE = 2;
 export interface OcspAnswer {
   body: Buffer;
   /** Present for pre-signed answers, which HTTP caches may keep (RFC 5019 §6). */
-  cacheable?: { thisUpdate: Date; nextUpdate: Date; etag: string };
+  cacheable?: { thisUpdate: Date; nextUpdate: Date; etag: string; lastModified?: string; expires?: string };
 }
 
 export interface OcspSourceDeps {
@@ -44,10 +44,23 @@ interface CachedAnswer {
   thisUpdate: Date;
   nextUpdate: Date;
   etag: string;
+  /** HTTP date strings, formatted once (RFC 5019 §6.2 headers). */
+  lastModified: string;
+  expires: string;
 }
+
+/** Request bytes (or GET path) → cache key, kept at most (oldest dropped first). */
+const MAX_MEMO = 100_000;
 
 export class OcspSource {
   private readonly cache = new Map<string, CachedAnswer>();
+  /**
+   * The common request is the same bytes again and again (each device asks about its own
+   * certificate): remembering which cached answer a given request maps to skips parsing it and
+   * looking up its issuer. Only single-CertID, nonce-less, SHA-1 requests are remembered — exactly
+   * those whose answer depends on nothing but their bytes.
+   */
+  private readonly requestMemo = new Map<string, { key: string; caId: string }>();
   private lastEventSeq = 0;
   private pollTimer: NodeJS.Timeout | undefined;
   private readonly maxCached: number;
@@ -97,7 +110,13 @@ export class OcspSource {
   }
 
   /** Answers one DER OCSPRequest. Never throws: failures become OCSP responseStatus values. */
-  async respond(der: Buffer): Promise<OcspAnswer> {
+  async respond(der: Buffer, memoKey?: string): Promise<OcspAnswer> {
+    if (memoKey !== undefined) {
+      const memo = this.requestMemo.get(memoKey);
+      // The CA's status is looked up again: a revoked or retired issuer must not be answered from memory.
+      const hit = memo && this.deps.cas.get(memo.caId)?.record.status === 'active' ? this.cache.get(memo.key) : undefined;
+      if (hit && hit.nextUpdate.getTime() > this.deps.clock.now().getTime()) return answerOf(hit);
+    }
     let request: OcspRequest;
     try {
       request = parseOcspRequest(der);
@@ -107,7 +126,7 @@ export class OcspSource {
     }
     try {
       if (request.certIds.length === 1 && !request.nonce && request.certIds[0].hashAlgorithm === 'sha1') {
-        return await this.presigned(request.certIds[0]);
+        return await this.presigned(request.certIds[0], memoKey);
       }
       return await this.signFresh(request);
     } catch {
@@ -122,16 +141,19 @@ export class OcspSource {
     // Both indexes live in the directory, so CA generations added by a rollover are found at once.
     else if (certId.hashAlgorithm === 'sha256') ca = this.deps.cas.findByKeyHashSha256(keyHash);
     if (!ca || ca.record.layer !== 'tier') return undefined;
+    // SHA-1 name hashes are stored with the CA; others are computed (rare: RFC 5019 clients send SHA-1).
+    if (certId.hashAlgorithm === 'sha1') return certId.issuerNameHash.toString('hex') === ca.record.nameHashSha1 ? ca : undefined;
     const nameHash = createHash(certId.hashAlgorithm).update(ca.fields.subject).digest();
     return nameHash.equals(certId.issuerNameHash) ? ca : undefined;
   }
 
-  private async presigned(certId: CertId): Promise<OcspAnswer> {
+  private async presigned(certId: CertId, memoKey?: string): Promise<OcspAnswer> {
     const ca = this.issuerOf(certId);
     if (!ca) return { body: ocspErrorResponse('unauthorized') };
     if (ca.record.status === 'revoked') return this.signFresh({ certIds: [certId], nonce: null, signed: false });
     const key = cacheKey(ca.record.id, certId.serial);
     const now = this.deps.clock.now();
+    if (memoKey !== undefined) this.memo(memoKey, key, ca.record.id);
     const hit = this.cache.get(key);
     if (hit && hit.nextUpdate.getTime() > now.getTime()) return answerOf(hit);
     let stored = await this.deps.store.ocspResponses.get(ca.record.id, certId.serial);
@@ -192,12 +214,22 @@ export class OcspSource {
     return (tierId ? this.deps.tiers.get(tierId)?.statusValidityHours : undefined) ?? 1;
   }
 
+  private memo(memoKey: string, key: string, caId: string): void {
+    if (this.requestMemo.size >= MAX_MEMO) {
+      const oldest = this.requestMemo.keys().next().value;
+      if (oldest !== undefined) this.requestMemo.delete(oldest);
+    }
+    this.requestMemo.set(memoKey, { key, caId });
+  }
+
   private remember(key: string, record: OcspResponseRecord): CachedAnswer {
     const entry: CachedAnswer = {
       der: record.der,
       thisUpdate: record.thisUpdate,
       nextUpdate: record.nextUpdate,
       etag: `"${createHash('sha1').update(record.der).digest('hex')}"`,
+      lastModified: record.thisUpdate.toUTCString(),
+      expires: record.nextUpdate.toUTCString(),
     };
     this.cache.delete(key);
     this.cache.set(key, entry);
@@ -213,5 +245,5 @@ const cacheKey = (issuerId: string, serial: string): string => `${issuerId}/${se
 
 const answerOf = (c: CachedAnswer): OcspAnswer => ({
   body: c.der,
-  cacheable: { thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, etag: c.etag },
+  cacheable: { thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, etag: c.etag, lastModified: c.lastModified, expires: c.expires },
 });

@@ -8,6 +8,8 @@ import { KEY_ALGORITHMS } from '../../pki/algorithms.ts';
 const slug = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/, 'a slug is lowercase letters, digits and dashes');
 const dnsName = z.string().regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/, 'a DNS suffix like yuhu.xiangtan.intranet');
 const keyAlgorithm = z.enum(KEY_ALGORITHMS);
+/** How an RSA CA signs: PKCS#1 v1.5 (default) or RSASSA-PSS. */
+const rsaPadding = z.enum(['pkcs1', 'pss']);
 const oid = z.string().regex(/^[0-2](\.(0|[1-9][0-9]*))+$/, 'a dotted OID');
 
 const tierOverride = z
@@ -16,6 +18,7 @@ const tierOverride = z
     oid,
     keyAlgorithms: z.array(keyAlgorithm).min(1),
     caAlgorithm: keyAlgorithm,
+    caRsaPadding: rsaPadding,
     maxValidityDays: z
       .object({ user: z.number().int().positive(), device: z.number().int().positive(), organ: z.number().int().positive() })
       .strict(),
@@ -37,8 +40,8 @@ export const configSchema = z
     country: z.string().length(2).regex(/^[A-Z]{2}$/),
     province: z.string().min(1),
     organisation: z.string().min(1),
-    root: z.object({ name: z.string().min(1), algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30) }).strict(),
-    domainCa: z.object({ algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30) }).strict(),
+    root: z.object({ name: z.string().min(1), algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30), rsaPadding: rsaPadding.optional() }).strict(),
+    domainCa: z.object({ algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30), rsaPadding: rsaPadding.optional() }).strict(),
     tierCa: z.object({ validityYears: z.number().int().min(1).max(30) }).strict(),
     tiers: z.record(slug, tierOverride).default({}),
     organs: z.array(z.object({ slug, name: z.string().min(1) }).strict()).min(1),

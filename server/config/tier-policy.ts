@@ -2,7 +2,7 @@
  * A tier's policy: what may be issued at it. Built from config (defaults from DESIGN.md) and
  * frozen at start-up; the registration authority reads it, nothing changes it at run time.
  */
-import type { KeyAlgorithm } from '../../pki/algorithms.ts';
+import type { KeyAlgorithm, RsaPadding } from '../../pki/algorithms.ts';
 
 export type HolderKind = 'user' | 'device' | 'organ';
 export type KeyGeneration = 'holder' | 'server';
@@ -16,6 +16,8 @@ export interface TierPolicy {
   readonly keyAlgorithms: readonly KeyAlgorithm[];
   /** Algorithm of the tier's issuing CAs. */
   readonly caAlgorithm: KeyAlgorithm;
+  /** How an RSA issuing CA signs (default PKCS#1 v1.5; 'pss' = RSASSA-PSS, SHA-256). */
+  readonly caRsaPadding?: RsaPadding;
   readonly maxValidityDays: Readonly<Record<HolderKind, number>>;
   /** Where keys may be made: by the holder (CSR) and/or by the server (PKCS#12). */
   readonly keyGeneration: readonly KeyGeneration[];

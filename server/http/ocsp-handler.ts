@@ -24,7 +24,7 @@ export function ocspHandler(source: OcspSource, clock: Clock): (req: IncomingMes
       readBody(req, MAX_OCSP_BODY).then(
         (body) => {
           if (!body) return send(res, { body: ocspErrorResponse('malformedRequest') }, false, clock, req, true);
-          source.respond(body).then((answer) => send(res, answer, false, clock, req));
+          source.respond(body, `p${body.toString('latin1')}`).then((answer) => send(res, answer, false, clock, req));
         },
         () => send(res, { body: ocspErrorResponse('malformedRequest') }, false, clock, req, true),
       );
@@ -35,7 +35,8 @@ export function ocspHandler(source: OcspSource, clock: Clock): (req: IncomingMes
       let der: Buffer | null = null;
       if (encoded.length > 0 && encoded.length <= MAX_OCSP_GET_PATH) {
         try {
-          der = Buffer.from(decodeURIComponent(encoded).replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+          // Node's base64 decoder also reads the URL-safe alphabet; percent-decoding only when needed.
+          der = Buffer.from(encoded.includes('%') ? decodeURIComponent(encoded) : encoded, 'base64');
         } catch {
           der = null;
         }
@@ -44,7 +45,7 @@ export function ocspHandler(source: OcspSource, clock: Clock): (req: IncomingMes
         send(res, { body: ocspErrorResponse('malformedRequest') }, true, clock, req);
         return true;
       }
-      source.respond(der).then((answer) => send(res, answer, true, clock, req));
+      source.respond(der, `g${encoded}`).then((answer) => send(res, answer, true, clock, req));
       return true;
     }
     res.writeHead(405, { allow: 'GET, POST', 'content-type': 'text/plain' }).end('OCSP takes GET /ocsp/{base64} or POST /ocsp\n');
@@ -59,8 +60,8 @@ function send(res: ServerResponse, answer: OcspAnswer, get: boolean, clock: Cloc
     const { thisUpdate, nextUpdate, etag } = answer.cacheable;
     const maxAge = Math.max(0, Math.floor((nextUpdate.getTime() - clock.now().getTime()) / 1000));
     headers['cache-control'] = `max-age=${maxAge}, public, no-transform, must-revalidate`;
-    headers['last-modified'] = thisUpdate.toUTCString();
-    headers.expires = nextUpdate.toUTCString();
+    headers['last-modified'] = answer.cacheable.lastModified ?? thisUpdate.toUTCString();
+    headers.expires = answer.cacheable.expires ?? nextUpdate.toUTCString();
     headers.etag = etag;
     if (req.headers['if-none-match'] === etag) {
       res.writeHead(304, { etag, 'cache-control': headers['cache-control'] as string }).end();

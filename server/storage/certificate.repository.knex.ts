@@ -4,6 +4,7 @@
  */
 import type { Knex } from 'knex';
 import type {
+  RevokedEntryRecord,
   CertificateFilter,
   CertificateProfile,
   CertificateRecord,
@@ -73,6 +74,23 @@ export class KnexCertificateRepository implements CertificateRepository {
       .where('not_after', '>', iso(notAfterAfter))
       .orderBy('serial');
     return rows.map(rowToCertificate);
+  }
+
+  async listRevokedEntries(issuerId: string, notAfterAfter: Date): Promise<RevokedEntryRecord[]> {
+    const rows = await this.ctx
+      .db('certificates')
+      .select('serial', 'status', 'revoked_at', 'revocation_reason', 'invalidity_date')
+      .where({ issuer_id: issuerId })
+      .whereIn('status', LISTED_STATUSES)
+      .where('not_after', '>', iso(notAfterAfter))
+      .orderBy('serial');
+    return rows.map((r: Row) => ({
+      serial: r.serial as string,
+      status: r.status as CertificateStatus,
+      revokedAt: toDateOrNull(r.revoked_at),
+      revocationReason: toNumberOrNull(r.revocation_reason),
+      invalidityDate: toDateOrNull(r.invalidity_date),
+    }));
   }
 
   async updateStatus(issuerId: string, serial: string, change: StatusChange): Promise<void> {

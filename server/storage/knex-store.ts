@@ -110,9 +110,13 @@ class TiercaSqliteClient extends BetterSqlite3Client {
     if (!cache) statementCaches.set(connection, (cache = new Map()));
     let statement = cache.get(obj.sql);
     if (!statement) {
-      if (cache.size >= STATEMENT_CACHE_SIZE) cache.clear();
       statement = connection.prepare(obj.sql);
-      cache.set(obj.sql, statement);
+      // Savepoint statements carry a new name each time (`SAVEPOINT trx1061`): caching them would
+      // fill the cache and evict the hot statements every few hundred group-committed issuances.
+      if (!ONE_OFF_STATEMENT.test(obj.sql)) {
+        if (cache.size >= STATEMENT_CACHE_SIZE) cache.clear();
+        cache.set(obj.sql, statement);
+      }
     }
     statement.safeIntegers(obj.options?.safeIntegers === true);
     const bindings = this._formatBindings(obj.bindings) as unknown[];
@@ -135,6 +139,8 @@ interface SqliteQuery {
   response?: unknown;
   context?: { lastID: number | bigint; changes: number };
 }
+
+const ONE_OFF_STATEMENT = /^\s*(SAVEPOINT|RELEASE|ROLLBACK TO)\b/i;
 
 /** Prepared statements per connection, by SQL text; cleared when full (the set of queries is small). */
 const statementCaches = new WeakMap<Database, Map<string, Statement>>();
@@ -302,6 +308,9 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   try {
     if (engine === 'postgres' && options.searchPath) await createSchemaIfMissing(knex, options.searchPath);
     await migrateLatest(knex);
+    // Let SQLite gather the statistics its planner needs (a query on certificates once picked the
+    // wrong index without them); cheap when nothing changed (https://sqlite.org/pragma.html#pragma_optimize).
+    if (engine === 'sqlite') await knex.raw('PRAGMA optimize');
   } catch (err) {
     await knex.destroy();
     throw err;

@@ -132,6 +132,9 @@ export interface CertificateFilter {
   offset?: number;
 }
 
+/** A revoked or held certificate as a CRL lists it. */
+export type RevokedEntryRecord = Pick<CertificateRecord, 'serial' | 'status' | 'revokedAt' | 'revocationReason' | 'invalidityDate'>;
+
 export interface StatusChange {
   status: CertificateStatus;
   revokedAt: Date | null;
@@ -357,6 +360,11 @@ export interface CertificateRepository {
   findLive(subjectId: string, profile: CertificateProfile, now: Date): Promise<CertificateRecord[]>;
   /** Revoked or on-hold certificates of an issuer not expired before `notAfterAfter` (for CRLs). */
   listRevoked(issuerId: string, notAfterAfter: Date): Promise<CertificateRecord[]>;
+  /**
+   * The same certificates as {@link listRevoked}, with only the fields a CRL entry needs: what the CRL
+   * publisher reads, so that a million revoked rows do not load a million DER certificates.
+   */
+  listRevokedEntries(issuerId: string, notAfterAfter: Date): Promise<RevokedEntryRecord[]>;
   updateStatus(issuerId: string, serial: string, change: StatusChange): Promise<void>;
 }
 

@@ -176,7 +176,7 @@ describe('signed checkpoints', () => {
       const ok = await openssl(['dgst', '-sha256', '-verify', keyPath, '-signature', sig, payload]);
       expect(ok.stdout.trim(), ok.stderr).toBe('Verified OK');
     }
-    const forged = tmp.file('forged.txt', listed.checkpoints[0].payload.replace(/hash=./, 'hash=0'));
+    const forged = tmp.file('forged.txt', listed.checkpoints[0].payload.replace(/hash=(.)/, (_m: string, c: string) => `hash=${c === '0' ? '1' : '0'}`));
     const no = await openssl(['dgst', '-sha256', '-verify', keyPath, '-signature', tmp.file('cp-100.sig'), forged]);
     expect(no.stdout.trim()).toBe('Verification failure');
   });

@@ -343,6 +343,10 @@ describe(`storage on ${testEngine()}`, () => {
       expect(await store.certificates.listRevoked('ca-a', now)).toEqual([held, revoked, revokedExpiredLongAgo]);
       expect(await store.certificates.listRevoked('ca-a', at(3 * DAY))).toEqual([held, revoked]);
       expect(await store.certificates.listRevoked('ca-b', now)).toEqual([otherIssuerRevoked]);
+      // The CRL publisher's narrow read: the same rows, only the fields of a CRL entry.
+      const narrow = (c: typeof held) => ({ serial: c.serial, status: c.status, revokedAt: c.revokedAt, revocationReason: c.revocationReason, invalidityDate: c.invalidityDate });
+      expect(await store.certificates.listRevokedEntries('ca-a', now)).toEqual([held, revoked, revokedExpiredLongAgo].map(narrow));
+      expect(await store.certificates.listRevokedEntries('ca-a', at(3 * DAY))).toEqual([held, revoked].map(narrow));
     });
 
     it('updates status fields only', async () => {

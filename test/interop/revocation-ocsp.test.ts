@@ -228,6 +228,12 @@ describe('CA revocation', () => {
     const { csrPem } = await opensslCsr(tmp, 'doomed', 'P-256');
     const issued = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: subject.body.id, csr: csrPem });
     const certPath = tmp.file('doomed.pem', issued.body.pem);
+    const shaoshanT2 = tmp.file('shaoshan-t2.pem', (await call(t, null, 'GET', '/ca/shaoshan-t2.pem')).raw);
+    // The same nonce-less request before and after: the responder remembers such requests, and must
+    // not answer the second from memory once the CA is revoked.
+    const sameRequest = () => openssl(['ocsp', '-issuer', shaoshanT2, '-cert', certPath, '-url', `${t.url}/ocsp`, '-no_nonce', '-noverify']);
+    expect((await sameRequest()).stdout).toContain(`${certPath}: good`);
+    expect((await sameRequest()).stdout).toContain(`${certPath}: good`);
     const denied = await call(t, 'officer', 'POST', '/api/v1/cas/shaoshan-t2/revoke', { reason: 'keyCompromise' });
     expect(denied.status).toBe(403);
     // Dual control (issue 6): one sysadmin asks, a second approves.
@@ -236,9 +242,9 @@ describe('CA revocation', () => {
     const res = await call(t, 'admin2', 'POST', `/api/v1/requests/${asked.body.request.id}/approve`);
     expect(res.status).toBe(200);
     expect(res.body.result.status).toBe('revoked');
-    const shaoshanT2 = tmp.file('shaoshan-t2.pem', (await call(t, null, 'GET', '/ca/shaoshan-t2.pem')).raw);
     const answer = await openssl(['ocsp', '-issuer', shaoshanT2, '-cert', certPath, '-url', `${t.url}/ocsp`, '-noverify']);
     expect(answer.stdout).toContain(`${certPath}: revoked`);
+    expect((await sameRequest()).stdout).toContain(`${certPath}: revoked`);
     expect((await call(t, null, 'GET', `/status/shaoshan-t2/${issued.body.certificate.serial}`)).body.status).toBe('revoked');
     const parentCrl = await call(t, null, 'GET', '/crl/shaoshan.crl');
     const text = (await openssl(['crl', '-inform', 'DER', '-noout', '-text'], { input: parentCrl.raw })).stdout;
