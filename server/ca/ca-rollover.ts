@@ -19,6 +19,7 @@
  * same request id returns what the first attempt committed.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { addYears } from './validity.ts';
 import { caRsaPadding } from './ca-signature.ts';
 import type { Logger } from 'pino';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
@@ -39,7 +40,6 @@ import type { CrlPublisher } from './crl-publisher.ts';
 import type { AuditActor, RotationFaults } from './renewal.ts';
 import { caUrls } from './urls.ts';
 
-const YEAR_MS = 365.25 * 24 * 3600 * 1000;
 
 /**
  * The steps of a rollover: `key-made` (new key in the keystore's memory only), `certificate-signed`,
@@ -398,7 +398,7 @@ export class CaRollover {
   private notAfterOf(ca: LoadedCa, parent: LoadedCa | undefined, start: Date): Date {
     const { config } = this.deps;
     const years = ca.record.layer === 'root' ? config.root.validityYears : ca.record.layer === 'domain' ? config.domainCa.validityYears : config.tierCa.validityYears;
-    const end = start.getTime() + years * YEAR_MS;
+    const end = addYears(start, years).getTime();
     return new Date(parent ? Math.min(end, parent.record.notAfter.getTime()) : end);
   }
 

@@ -14,10 +14,10 @@ import type { Signer } from '../../pki/signer.ts';
 import type { TiercaConfig } from '../config/load-config.ts';
 import type { CaRecord, KeyRecord, Repositories, Store } from '../storage/storage.ts';
 import { caUrls } from './urls.ts';
+import { addYears } from './validity.ts';
 import { caRsaPadding } from './ca-signature.ts';
 import { ROOT_CA_ID, tierCaId } from './ca-directory.ts';
 
-const YEAR_MS = 365.25 * 24 * 3600 * 1000;
 
 export interface CeremonyParams {
   config: TiercaConfig;
@@ -94,7 +94,7 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
   // Root: self-signed, anyPolicy, no path length limit (the domain CAs carry pathLen 1).
   const rootKey = await makeKey(ROOT_CA_ID, config.root.algorithm, 'root');
   const rootSubject = encodeName([...base, { type: 'O', value: config.organisation }, { type: 'CN', value: config.root.name }]);
-  const rootNotAfter = new Date(start.getTime() + config.root.validityYears * YEAR_MS);
+  const rootNotAfter = addYears(start, config.root.validityYears);
   const rootSerial = randomSerial(random);
   const root = finish({
     id: ROOT_CA_ID, layer: 'root', domain: null, tier: null, parent: null, name: config.root.name, ...rootKey,
@@ -112,7 +112,7 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
     const domainKey = await makeKey(domain.slug, config.domainCa.algorithm, 'domain');
     const name = `${domain.name}域CA`;
     const subject = encodeName([...locality, { type: 'O', value: config.organisation }, { type: 'CN', value: name }]);
-    const notAfter = earlier(root.record.notAfter, new Date(start.getTime() + config.domainCa.validityYears * YEAR_MS));
+    const notAfter = earlier(root.record.notAfter, addYears(start, config.domainCa.validityYears));
     const serial = randomSerial(random);
     const domainCa = finish({
       id: domain.slug, layer: 'domain', domain: domain.slug, tier: null, parent: root, name, ...domainKey, subject, serial, notAfter,
@@ -139,7 +139,7 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
         { type: 'OU', value: `${tier.id} ${tier.name}` },
         { type: 'CN', value: tierName },
       ]);
-      const tierNotAfter = earlier(domainCa.record.notAfter, new Date(start.getTime() + config.tierCa.validityYears * YEAR_MS));
+      const tierNotAfter = earlier(domainCa.record.notAfter, addYears(start, config.tierCa.validityYears));
       const tierSerial = randomSerial(random);
       finish({
         id, layer: 'tier', domain: domain.slug, tier: tier.id, parent: domainCa, name: tierName, ...tierKey,

@@ -32,6 +32,10 @@ describe('GET /ca', () => {
     expect(cas).toHaveLength(1 + 6 + 18);
     const root = cas.find((c) => c.id === 'root');
     expect(root).toMatchObject({ layer: 'root', parent: null, status: 'active', domain: null, tier: null, keyAlgorithm: 'P-384' });
+    // Lifetimes are calendar years: the root ends 20 years on, to the second.
+    expect(root.notAfter).toBe(`${Number(root.notBefore.slice(0, 4)) + 20}${root.notBefore.slice(4)}`);
+    const yuhu = cas.find((c) => c.id === 'yuhu');
+    expect(yuhu.notAfter).toBe(`${Number(yuhu.notBefore.slice(0, 4)) + 10}${yuhu.notBefore.slice(4)}`);
     for (const d of DOMAINS) {
       expect(cas.find((c) => c.id === d)).toMatchObject({ layer: 'domain', parent: 'root', domain: d, tier: null });
       for (const tier of TIERS) {
