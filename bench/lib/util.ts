@@ -3,7 +3,6 @@
  * the run owns (and kills, by process group, if the run is interrupted).
  */
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,18 +33,7 @@ export function fmtMs(ms: number): string {
   return `${fmt(ms, 2)} ms`;
 }
 
-/** A free TCP port on 127.0.0.1 (asked of the kernel, then released). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../test/helpers/net.ts';
 
 // ---- child processes ----------------------------------------------------------------------------
 

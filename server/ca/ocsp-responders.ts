@@ -4,7 +4,7 @@
  * replaced when less than half of its life is left; the previous one keeps verifying the answers it
  * signed until they expire, because each answer carries its own responder certificate.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
 import type { Signer } from '../../pki/signer.ts';
 import { buildCertificate, randomSerial } from '../../pki/certificate.ts';
@@ -13,7 +13,7 @@ import { encodeName, decodeName } from '../../pki/name.ts';
 import { keyIdentifier } from '../../pki/key-pair.ts';
 import type { Store, ResponderRecord } from '../storage/storage.ts';
 import type { TierPolicy } from '../config/tier-policy.ts';
-import type { CaDirectory, LoadedCa } from './ca-directory.ts';
+import type { CaDirectory } from './ca-directory.ts';
 import { caUrls } from './urls.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
@@ -125,6 +125,3 @@ function fresh(r: ResponderRecord, now: Date): boolean {
   return now.getTime() < half && now.getTime() >= r.notBefore.getTime();
 }
 
-export const responderFingerprint = (r: ResponderRecord): string => createHash('sha256').update(r.certificate).digest('hex');
-
-export type { LoadedCa };

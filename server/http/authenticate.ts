@@ -104,12 +104,6 @@ function remember(failures: Map<string, { count: number; since: number }>, sourc
 
 export const ctxOf = (res: Response): RequestContext => res.locals.ctx as RequestContext;
 
-/** Wraps an async handler so its rejections reach the error handler. */
-export const handle =
-  (fn: (req: Request, res: Response) => Promise<void>): RequestHandler =>
-  (req, res, next) => {
-    fn(req, res).catch(next);
-  };
 
 // ---- route authorization -----------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
  * Starts a real tierca service in-process for integration tests: the example topology, a principal
  * per role, on the engine chosen by TIERCA_TEST_DB (SQLite by default, PostgreSQL with a fresh schema).
  */
-import { createServer } from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,17 +31,9 @@ export interface TestTierca {
   close(): Promise<void>;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+import { freePort } from './net.ts';
+
+export { freePort };
 
 
 export async function startTestTierca(opts: { clock?: Clock; configData?: Record<string, unknown>; pollMs?: number } = {}): Promise<TestTierca> {
