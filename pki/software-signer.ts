@@ -25,6 +25,7 @@ export function softwareSigner({ privateKey, algorithm, rsaPadding = 'pkcs1' }: 
       : { key: privateKey }
     : { key: privateKey, dsaEncoding: 'der' as const };
   return {
+    inMemoryKey: { privateKey, algorithm, rsaPadding },
     signatureAlgorithm: signatureAlgorithmIdentifier(algorithm, rsaPadding),
     publicKeyInfo: publicKeyInfoOf(privateKey),
     sign(data: Uint8Array): Promise<Buffer> {

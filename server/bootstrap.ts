@@ -222,6 +222,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
         await services.rotation.stop();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
+        await services.signing.close();
         await store.close();
       },
     };

@@ -16,6 +16,7 @@ import { CrlPublisher } from './ca/crl-publisher.ts';
 import { OcspSource } from './ca/ocsp-source.ts';
 import { RevocationService } from './ca/revocation-service.ts';
 import { CertificateIssuer } from './ca/certificate-issuer.ts';
+import { SigningPool } from './ca/signing-pool.ts';
 import { StatusScheduler } from './ca/status-scheduler.ts';
 import { RegistrationAuthority } from './ra/registration-authority.ts';
 import { RotationAuthority } from './ra/rotation-authority.ts';
@@ -30,6 +31,8 @@ export interface Services {
   ocsp: OcspSource;
   revocation: RevocationService;
   issuer: CertificateIssuer;
+  /** The signing threads of issuance; `close()` them when the services stop. */
+  signing: SigningPool;
   ra: RegistrationAuthority;
   scheduler: StatusScheduler;
   /** Renewal, rotation runs, CA rollover (bootstrap starts its timer). */
@@ -43,10 +46,12 @@ export interface ServicesParams {
   clock: Clock;
   log: Logger;
   random?: (n: number) => Buffer;
+  /** Signing threads (default: defaultSigningThreads(), i.e. TIERCA_SIGNING_THREADS or cores − 1). */
+  signingThreads?: number;
 }
 
 /** Loads the CA keys into the keystore and builds the services. */
-export async function openServices({ store, keystore, config, clock, log, random = randomBytes }: ServicesParams): Promise<Services> {
+export async function openServices({ store, keystore, config, clock, log, random = randomBytes, signingThreads }: ServicesParams): Promise<Services> {
   const keys = await store.keys.list('ca');
   const algorithms = new Map<string, KeyAlgorithm>();
   for (const key of keys) {
@@ -69,8 +74,9 @@ export async function openServices({ store, keystore, config, clock, log, random
       scheduler.crlChanged(record.issuerId);
     },
   });
-  const issuer = new CertificateIssuer({ store, responders, publicUrl: config.publicUrl, random });
-  const ra = new RegistrationAuthority({ store, config, cas, issuer, revocation, crls, keystore, clock, random });
+  const signing = new SigningPool(signingThreads);
+  const issuer = new CertificateIssuer({ store, responders, publicUrl: config.publicUrl, signing, random });
+  const ra = new RegistrationAuthority({ store, config, cas, issuer, signing, revocation, crls, keystore, clock, random });
   const rotation = new RotationAuthority({
     store, config, cas, issuer, responders, crls, keystore, clock, ra, log, random,
     onStatusChange: (record) => {
@@ -78,5 +84,5 @@ export async function openServices({ store, keystore, config, clock, log, random
       scheduler.crlChanged(record.issuerId);
     },
   });
-  return { store, config, clock, cas, responders, crls, ocsp, revocation, issuer, ra, scheduler, rotation };
+  return { store, config, clock, cas, responders, crls, ocsp, revocation, issuer, signing, ra, scheduler, rotation };
 }

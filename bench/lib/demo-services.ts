@@ -37,7 +37,10 @@ export async function openDemoServices(dataDir: string): Promise<DemoServices> {
         if (!principal) throw new Error(`demo token ${name} does not authenticate`);
         return () => ({ principal, source: 'bench', requestId: randomUUID() });
       },
-      close: () => store.close(),
+      async close() {
+        await services.signing.close();
+        await store.close();
+      },
     };
   } catch (err) {
     await store.close();

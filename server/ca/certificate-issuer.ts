@@ -1,13 +1,13 @@
 /**
  * The CA half of issuance (STYLE.md practice 3: the RA decides, the CA signs). It takes an order the
- * registration authority has already checked, builds and signs the certificate, lints it against the
- * order, pre-signs its first OCSP answer, and stores certificate, answer and audit record in one
- * transaction (a savepoint of a group commit, so concurrent issuances share one fsync). A duplicate serial (the unique (issuer, serial) key, not luck) is retried with a new one.
+ * registration authority has already checked; a signing thread (signing-pool.ts) builds, signs and
+ * lints the certificate and pre-signs its first OCSP answer; this stores certificate, answer and
+ * audit record in one transaction (a savepoint of a group commit, so concurrent issuances share one
+ * fsync). A duplicate serial (the unique (issuer, serial) key, not luck) is retried with a new one.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { buildCertificate, randomSerial, serialToHex } from '../../pki/certificate.ts';
-import { readCertificate } from '../../pki/certificate-reader.ts';
-import { endEntityExtensions, type EndEntityProfile } from '../../pki/profiles.ts';
+import { randomSerial, serialToHex } from '../../pki/certificate.ts';
+import type { EndEntityProfile } from '../../pki/profiles.ts';
 import { keyIdentifier } from '../../pki/key-pair.ts';
 import type { KeyAlgorithm } from '../../pki/algorithms.ts';
 import { UniqueViolationError, type CertificateRecord, type Repositories, type Store } from '../storage/storage.ts';
@@ -15,10 +15,11 @@ import type { TierPolicy } from '../config/tier-policy.ts';
 import { appendAudit, type AuditEvent } from '../audit/audit-log.ts';
 import type { LoadedCa } from './ca-directory.ts';
 import type { ResponderPool } from './ocsp-responders.ts';
-import { presignOcspResponse } from './ocsp-presigner.ts';
+import { answerTimes } from './ocsp-presigner.ts';
 import { caUrls } from './urls.ts';
-import { TiercaError } from '../errors.ts';
 import { GroupCommit } from '../storage/group-commit.ts';
+import { SigningPool } from './signing-pool.ts';
+import type { IssuanceSigningJob } from './issuance-signing.ts';
 
 /** What the RA hands the CA: everything is already decided and checked. */
 export interface IssuanceOrder {
@@ -47,6 +48,8 @@ export interface CertificateIssuerDeps {
   store: Store;
   responders: ResponderPool;
   publicUrl: string;
+  /** Where certificates are built and signed; default: on the calling thread. */
+  signing?: SigningPool;
   random?: (n: number) => Buffer;
 }
 
@@ -55,9 +58,11 @@ const MAX_SERIAL_ATTEMPTS = 3;
 export class CertificateIssuer {
   /** Issuances arriving together share one commit (each in its own savepoint). */
   private readonly commits: GroupCommit;
+  private readonly signing: SigningPool;
 
   constructor(private readonly deps: CertificateIssuerDeps) {
     this.commits = new GroupCommit(deps.store);
+    this.signing = deps.signing ?? new SigningPool(0);
   }
 
   /**
@@ -73,18 +78,15 @@ export class CertificateIssuer {
   ): Promise<IssuedCertificate> {
     const { responders, random = randomBytes } = this.deps;
     const responder = await responders.forCa(order.ca.record.id, now);
+    const { thisUpdate, nextUpdate } = answerTimes(now, order.tier.statusValidityHours);
     for (let attempt = 1; ; attempt++) {
       const serial = randomSerial(random);
-      const der = await this.sign(order, serial);
-      const record = this.recordOf(order, der, serialToHex(serial), now);
-      const ocsp = await presignOcspResponse({
-        ca: order.ca,
-        responder,
-        serial: record.serial,
-        certStatus: { status: 'good' },
-        now,
-        validityHours: order.tier.statusValidityHours,
+      const signed = await this.signing.signIssuance(this.jobOf(order, serial, responder.record.certificate, thisUpdate, nextUpdate), {
+        ca: order.ca.signer,
+        responder: responder.signer,
       });
+      const record = this.recordOf(order, signed.certificate, serialToHex(serial), now);
+      const ocsp = { issuerId: record.issuerId, serial: record.serial, der: signed.ocsp, thisUpdate, nextUpdate };
       try {
         await this.commits.run(async (tx) => {
           await tx.certificates.insert(record);
@@ -105,30 +107,27 @@ export class CertificateIssuer {
     }
   }
 
-  private async sign(order: IssuanceOrder, serial: Buffer): Promise<Buffer> {
+  private jobOf(order: IssuanceOrder, serial: Buffer, responderCertificate: Buffer, thisUpdate: Date, nextUpdate: Date): IssuanceSigningJob {
     const { ca } = order;
     const urls = caUrls(this.deps.publicUrl, ca.record.id);
-    const der = await buildCertificate({
+    return {
       serial,
-      issuer: ca.fields.subject,
+      issuer: {
+        name: ca.fields.subject,
+        publicKeyInfo: ca.fields.publicKeyInfo,
+        keyId: ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.publicKeyInfo),
+        notAfter: ca.record.notAfter,
+      },
       subject: order.subject,
+      publicKeyInfo: order.publicKeyInfo,
       notBefore: order.notBefore,
       notAfter: order.notAfter,
-      publicKeyInfo: order.publicKeyInfo,
-      extensions: endEntityExtensions({
-        profile: order.profile,
-        publicKeyInfo: order.publicKeyInfo,
-        issuerKeyId: ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.publicKeyInfo),
-        policyOid: order.tier.oid,
-        links: { caIssuersUrl: urls.certificate, ocspUrl: urls.ocsp, crlUrl: urls.crl, deltaCrlUrl: urls.deltaCrl },
-        dns: order.names.dns,
-        ip: order.names.ip,
-        email: order.names.email,
-      }),
-      signer: ca.signer,
-    });
-    lint(der, order, serial);
-    return der;
+      profile: order.profile,
+      policyOid: order.tier.oid,
+      links: { caIssuersUrl: urls.certificate, ocspUrl: urls.ocsp, crlUrl: urls.crl, deltaCrlUrl: urls.deltaCrl },
+      names: order.names,
+      ocsp: { thisUpdate, nextUpdate, responderCertificate },
+    };
   }
 
   private recordOf(order: IssuanceOrder, der: Buffer, serial: string, now: Date): CertificateRecord {
@@ -153,20 +152,4 @@ export class CertificateIssuer {
       createdAt: now,
     };
   }
-}
-
-/**
- * Reads the signed certificate back and checks it says what the order asked: issuer, subject, key,
- * serial and validity nested inside the CA's. A mismatch is a bug, so it is an internal error.
- */
-function lint(der: Buffer, order: IssuanceOrder, serial: Buffer): void {
-  const f = readCertificate(der);
-  const problems: string[] = [];
-  if (!f.issuer.equals(order.ca.fields.subject)) problems.push('issuer');
-  if (!f.subject.equals(order.subject)) problems.push('subject');
-  if (!f.publicKeyInfo.equals(order.publicKeyInfo)) problems.push('public key');
-  if (f.serial !== serialToHex(serial)) problems.push('serial');
-  if (f.notAfter.getTime() > order.ca.record.notAfter.getTime()) problems.push('outlives its CA');
-  if (f.notBefore.getTime() > f.notAfter.getTime()) problems.push('validity');
-  if (problems.length) throw new TiercaError('internal', 'issued certificate failed its lint', { detail: { problems } });
 }

@@ -8,6 +8,7 @@ import { buildOcspResponse, type CertStatus } from '../../pki/ocsp-response.ts';
 import type { CertificateRecord, OcspResponseRecord } from '../storage/storage.ts';
 import type { LoadedCa } from './ca-directory.ts';
 import type { Responder } from './ocsp-responders.ts';
+import type { Signer } from '../../pki/signer.ts';
 
 const HOUR_MS = 3600 * 1000;
 
@@ -26,16 +27,47 @@ export interface PresignParams {
   validityHours: number;
 }
 
-/** Builds and signs the answer for one serial, with a SHA-1 CertID (what RFC 5019 clients send). */
-export async function presignOcspResponse({ ca, responder, serial, certStatus, now, validityHours }: PresignParams): Promise<OcspResponseRecord> {
+/** The thisUpdate (whole seconds) and nextUpdate of an answer signed at `now`. */
+export function answerTimes(now: Date, validityHours: number): { thisUpdate: Date; nextUpdate: Date } {
   const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
-  const nextUpdate = new Date(thisUpdate.getTime() + validityHours * HOUR_MS);
-  const certId = certIdFor({ issuerName: ca.fields.subject, issuerPublicKeyInfo: ca.fields.publicKeyInfo, serial });
-  const der = await buildOcspResponse({
-    responderPublicKeyInfo: responder.signer.publicKeyInfo,
-    producedAt: thisUpdate,
-    responses: [{ certId, certStatus, thisUpdate, nextUpdate }],
-    certificates: [responder.record.certificate],
+  return { thisUpdate, nextUpdate: new Date(thisUpdate.getTime() + validityHours * HOUR_MS) };
+}
+
+/** What {@link signOcspAnswer} needs: plain data and a signer, so a signing thread can run it too. */
+export interface OcspAnswerParams {
+  issuerName: Buffer;
+  issuerPublicKeyInfo: Buffer;
+  serial: string;
+  certStatus: CertStatus;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  responderCertificate: Buffer;
+  signer: Signer;
+}
+
+/** The DER answer for one serial, with a SHA-1 CertID (what RFC 5019 clients send), signed by the responder. */
+export function signOcspAnswer(p: OcspAnswerParams): Promise<Buffer> {
+  const certId = certIdFor({ issuerName: p.issuerName, issuerPublicKeyInfo: p.issuerPublicKeyInfo, serial: p.serial });
+  return buildOcspResponse({
+    responderPublicKeyInfo: p.signer.publicKeyInfo,
+    producedAt: p.thisUpdate,
+    responses: [{ certId, certStatus: p.certStatus, thisUpdate: p.thisUpdate, nextUpdate: p.nextUpdate }],
+    certificates: [p.responderCertificate],
+    signer: p.signer,
+  });
+}
+
+/** Builds and signs the answer for one serial of `ca`. */
+export async function presignOcspResponse({ ca, responder, serial, certStatus, now, validityHours }: PresignParams): Promise<OcspResponseRecord> {
+  const { thisUpdate, nextUpdate } = answerTimes(now, validityHours);
+  const der = await signOcspAnswer({
+    issuerName: ca.fields.subject,
+    issuerPublicKeyInfo: ca.fields.publicKeyInfo,
+    serial,
+    certStatus,
+    thisUpdate,
+    nextUpdate,
+    responderCertificate: responder.record.certificate,
     signer: responder.signer,
   });
   return { issuerId: ca.record.id, serial, der, thisUpdate, nextUpdate };

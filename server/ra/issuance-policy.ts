@@ -122,11 +122,14 @@ export function checkNames(
   return { dns: [...new Set(dns)], ips: [...new Set(ips)], emails: [...new Set(emails)] };
 }
 
-/** Parses a PKCS#10 request and verifies its proof of possession; a refusal says which went wrong. */
-export function verifiedCsr(input: string | Buffer): ParsedCsr {
+/**
+ * Parses a PKCS#10 request and verifies its proof of possession (with `verify`: by default here,
+ * the RA passes its signing threads); a refusal says which went wrong.
+ */
+export async function verifiedCsr(input: string | Buffer, verify: (csr: ParsedCsr) => void | Promise<void> = verifyCsr): Promise<ParsedCsr> {
   try {
     const csr = parseCsr(input);
-    verifyCsr(csr);
+    await verify(csr);
     return csr;
   } catch (err) {
     if (err instanceof PkiError && err.code === 'bad-signature') throw new TiercaError('bad-csr-signature', err.message);

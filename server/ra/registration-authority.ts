@@ -30,6 +30,8 @@ import { AuditCheckpoints, type AuditAnchor, type AuditVerification } from '../a
 import { TiercaError, type ErrorCode } from '../errors.ts';
 import type { CaDirectory, LoadedCa } from '../ca/ca-directory.ts';
 import type { CertificateIssuer, IssuanceOrder } from '../ca/certificate-issuer.ts';
+import type { SigningPool } from '../ca/signing-pool.ts';
+import type { ParsedCsr } from '../../pki/csr.ts';
 import type { RevocationService, StatusAction } from '../ca/revocation-service.ts';
 import type { CrlPublisher, PublishedCrl } from '../ca/crl-publisher.ts';
 import { Authorizer, hashToken } from './authorizer.ts';
@@ -131,6 +133,8 @@ export interface RegistrationAuthorityDeps {
   config: TiercaConfig;
   cas: CaDirectory;
   issuer: CertificateIssuer;
+  /** Where CSR signatures are verified; default: on the calling thread. */
+  signing?: SigningPool;
   revocation: RevocationService;
   crls: CrlPublisher;
   keystore: KeyStore;
@@ -301,7 +305,7 @@ export class RegistrationAuthority {
       const principal = await store.principals.get(id);
       if (!principal) throw new TiercaError('not-found', `no principal ${id}`);
       if (principal.disabled) throw new TiercaError('conflict', `principal ${id} is disabled`);
-      const csr = this.csrOf(input.csr);
+      const csr = await this.csrOf(input.csr);
       const tier = [...config.tiers.values()][0];
       const domainSlug = principal.domains[0] ?? config.domains[0]?.slug;
       const ca = domainSlug ? this.deps.cas.issuingCa(domainSlug, tier.id) : undefined;
@@ -414,7 +418,7 @@ export class RegistrationAuthority {
       const payload: PendingPayload = { profile, days: input.days };
       let verified: VerifiedKey | undefined;
       if (input.csr) {
-        const csr = this.csrOf(input.csr);
+        const csr = await this.csrOf(input.csr);
         verified = { publicKeyInfo: csr.publicKeyInfo, keyAlgorithm: checkKeyAlgorithm(tier, csr.keyAlgorithm, csr.keyAlgorithm ?? 'of this type/size') };
         payload.csr = csr.der.toString('base64');
       } else {
@@ -682,8 +686,10 @@ export class RegistrationAuthority {
     return ca;
   }
 
-  private csrOf(input: string | Buffer) {
-    return verifiedCsr(input);
+  /** The parsed CSR once its proof of possession verified (on a signing thread when there is one). */
+  private csrOf(input: string | Buffer): Promise<ParsedCsr> {
+    const { signing } = this.deps;
+    return verifiedCsr(input, signing ? (csr) => signing.verifyCsr(csr) : undefined);
   }
 
 
@@ -837,7 +843,7 @@ export class RegistrationAuthority {
       // Checked moments ago in issue(): proof of possession is not verified twice on the hot path.
       ({ publicKeyInfo, keyAlgorithm } = verified);
     } else if (payload.csr) {
-      const csr = this.csrOf(Buffer.from(payload.csr, 'base64'));
+      const csr = await this.csrOf(Buffer.from(payload.csr, 'base64'));
       keyAlgorithm = checkKeyAlgorithm(tier, csr.keyAlgorithm, csr.keyAlgorithm ?? 'of this type/size');
       publicKeyInfo = csr.publicKeyInfo;
     } else {

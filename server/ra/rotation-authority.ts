@@ -343,7 +343,7 @@ export class RotationAuthority {
     let mode: 'renew' | 'rekey' = 'rekey';
     if (input.csr) {
       checkKeyGeneration(tier, profile, false);
-      const csr = csrOf(input.csr);
+      const csr = await csrOf(input.csr);
       keyAlgorithm = checkKeyAlgorithm(tier, csr.keyAlgorithm, csr.keyAlgorithm ?? 'of this type/size');
       publicKeyInfo = csr.publicKeyInfo;
       if (publicKeyInfo.equals(oldFields.publicKeyInfo)) {

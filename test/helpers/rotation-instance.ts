@@ -71,6 +71,7 @@ export async function openInstance(options: StoreOptions, passphrase: string, cl
       async close() {
         await services.scheduler.stop();
         services.ocsp.stopPolling();
+        await services.signing.close();
         await store.close();
       },
     };

@@ -1,0 +1,69 @@
+/**
+ * A signing thread (started by signing-pool.ts): verifies CSR signatures and signs issuances for the
+ * main thread, which keeps HTTP, storage and the transaction. Jobs arrive as messages with an id;
+ * each answer carries the id and either the result or the error as plain fields (errors lose their
+ * class crossing threads; the pool rebuilds them).
+ */
+import { parentPort } from 'node:worker_threads';
+import { parseCsr, verifyCsr } from '../../pki/csr.ts';
+import { softwareSigner } from '../../pki/software-signer.ts';
+import type { InMemoryKey, Signer } from '../../pki/signer.ts';
+import { signIssuance, type IssuanceSigningJob } from './issuance-signing.ts';
+import type { SigningReply, SigningRequest, WireError } from './signing-pool.ts';
+
+if (!parentPort) throw new Error('signing-worker.ts runs as a worker thread only');
+const port = parentPort;
+
+/** Signers by the pool's key id: rebuilding one reads its public key, so it is done once per key. */
+const signers = new Map<number, Signer>();
+const MAX_SIGNERS = 256;
+
+function signerFor(ref: { id: number; key: InMemoryKey }): Signer {
+  let signer = signers.get(ref.id);
+  if (!signer) {
+    if (signers.size >= MAX_SIGNERS) signers.clear();
+    signer = softwareSigner(ref.key);
+    signers.set(ref.id, signer);
+  }
+  return signer;
+}
+
+async function run(request: SigningRequest): Promise<unknown> {
+  switch (request.op) {
+    case 'verify-csr':
+      verifyCsr(parseCsr(Buffer.from(request.der)));
+      return null;
+    case 'issue':
+      return signIssuance(revive(request.job), { ca: signerFor(request.ca), responder: signerFor(request.responder) });
+  }
+}
+
+/** Structured clone turns Buffers into Uint8Arrays: make them Buffers again where the job has them. */
+function revive(job: IssuanceSigningJob): IssuanceSigningJob {
+  const b = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+  return {
+    ...job,
+    serial: b(job.serial),
+    issuer: { ...job.issuer, name: b(job.issuer.name), publicKeyInfo: b(job.issuer.publicKeyInfo), keyId: b(job.issuer.keyId) },
+    subject: b(job.subject),
+    publicKeyInfo: b(job.publicKeyInfo),
+    ocsp: { ...job.ocsp, responderCertificate: b(job.ocsp.responderCertificate) },
+  };
+}
+
+function wireError(err: unknown): WireError {
+  const e = err as { name?: unknown; code?: unknown; message?: unknown; options?: { detail?: unknown } };
+  return {
+    name: typeof e?.name === 'string' ? e.name : 'Error',
+    code: typeof e?.code === 'string' ? e.code : undefined,
+    message: typeof e?.message === 'string' ? e.message : String(err),
+    detail: e?.options?.detail as Record<string, unknown> | undefined,
+  };
+}
+
+port.on('message', (request: SigningRequest) => {
+  run(request).then(
+    (result) => port.postMessage({ id: request.id, ok: true, result } satisfies SigningReply),
+    (err: unknown) => port.postMessage({ id: request.id, ok: false, error: wireError(err) } satisfies SigningReply),
+  );
+});
