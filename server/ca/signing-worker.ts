@@ -9,7 +9,7 @@ import { parseCsr, verifyCsr } from '../../pki/csr.ts';
 import { softwareSigner } from '../../pki/software-signer.ts';
 import type { InMemoryKey, Signer } from '../../pki/signer.ts';
 import { signIssuance, type IssuanceSigningJob } from './issuance-signing.ts';
-import type { SigningReply, SigningRequest, WireError } from './signing-pool.ts';
+import { tight, type SigningReply, type SigningRequest, type WireError } from './signing-pool.ts';
 
 if (!parentPort) throw new Error('signing-worker.ts runs as a worker thread only');
 const port = parentPort;
@@ -33,8 +33,11 @@ async function run(request: SigningRequest): Promise<unknown> {
     case 'verify-csr':
       verifyCsr(parseCsr(Buffer.from(request.der)));
       return null;
-    case 'issue':
-      return signIssuance(revive(request.job), { ca: signerFor(request.ca), responder: signerFor(request.responder) });
+    case 'issue': {
+      const signed = await signIssuance(revive(request.job), { ca: signerFor(request.ca), responder: signerFor(request.responder) });
+      // Answered in ArrayBuffers of their own: DER made with Buffer.concat sits in Node's shared pool.
+      return { certificate: tight(signed.certificate), ocsp: tight(signed.ocsp) };
+    }
   }
 }
 

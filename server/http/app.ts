@@ -56,11 +56,7 @@ export function createApp(deps: AppDeps): Express {
     });
     next();
   });
-  app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
-  });
   if (deps.rotation) app.use(rotationPublicRoutes(deps.rotation, MAX_BODY));
-  app.use(publicRoutes(deps));
   const api = express.Router();
   api.use(authenticate(deps.ra));
   api.use(authorizeRoutes(deps.ra, api));
@@ -71,16 +67,21 @@ export function createApp(deps: AppDeps): Express {
     }
     next();
   });
+  // Certificates first: issuance is the busiest admin route, and express tries routers in order.
+  api.use(certificateRoutes(deps.ra, deps.clock));
   api.use(caRoutes(deps.ra, deps.publicUrl));
   api.use(subjectRoutes(deps.ra));
   if (deps.rotation) api.use(rotationRoutes(deps.rotation));
-  api.use(certificateRoutes(deps.ra, deps.clock));
   api.use(crlRoutes(deps.ra, deps.store));
   api.use(principalRoutes(deps.ra));
   api.use(auditRoutes(deps.ra));
   api.use((_req, _res, next) => next(new TiercaError('not-found', 'no such API route')));
   api.use(auditFailedWrites(deps.ra));
   app.use('/api/v1', api);
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
+  app.use(publicRoutes(deps));
   app.use((_req, _res, next) => next(new TiercaError('not-found', 'no such route')));
   app.use(problemHandler(deps.log));
   return app;

@@ -93,4 +93,17 @@ export function requestView(r: RequestRecord) {
   };
 }
 
-export const pemChain = (chain: readonly Buffer[]): string[] => chain.map((c) => certificateToPem(c));
+/**
+ * A CA chain as PEM. Chains are the CA directory's own arrays, the same for every certificate of a
+ * CA: their PEM is made once per array (an issuance answer carries three or four of them).
+ */
+export function pemChain(chain: readonly Buffer[]): string[] {
+  let pems = chainPems.get(chain);
+  if (!pems) {
+    pems = chain.map((c) => certificateToPem(c));
+    chainPems.set(chain, pems);
+  }
+  return [...pems];
+}
+
+const chainPems = new WeakMap<readonly Buffer[], string[]>();
