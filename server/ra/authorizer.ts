@@ -4,7 +4,7 @@
  * thrown as `forbidden`, naming the missing permission; a failed login is recorded with its reason.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Store } from '../storage/storage.ts';
+import type { PrincipalRecord, Store } from '../storage/storage.ts';
 import type { Clock } from '../clock.ts';
 import { readCertificate } from '../../pki/certificate-reader.ts';
 import { appendAudit, markAudited } from '../audit/audit-log.ts';
@@ -47,12 +47,13 @@ export class Authorizer {
     if (!TOKEN_SHAPE.test(token)) return { ok: false, reason: 'malformed-token' };
     const hash = hashToken(token);
     // The lookup is by the token's hash, so its timing says nothing about stored tokens; the stored
-    // hash is still compared in constant time, so no code path compares secrets byte by byte.
-    const stored = await this.store.tokens.findByHash(hash);
-    if (!stored || !timingSafeEqual(Buffer.from(stored.tokenHash, 'hex'), Buffer.from(hash, 'hex'))) {
+    // hash is still compared in constant time, so no code path compares secrets byte by byte. The
+    // principal comes with the token (one statement per authenticated request).
+    const found = await this.store.tokens.findWithPrincipal(hash);
+    if (!found || !timingSafeEqual(Buffer.from(found.token.tokenHash, 'hex'), Buffer.from(hash, 'hex'))) {
       return { ok: false, reason: 'unknown-token' };
     }
-    return this.principalOutcome(stored.principalId, 'token');
+    return outcomeOf(found.principal, 'token');
   }
 
   /**
@@ -144,9 +145,13 @@ export class Authorizer {
   }
 
   private async principalOutcome(principalId: string, via: 'token' | 'certificate'): Promise<AuthOutcome> {
-    const principal = await this.store.principals.get(principalId);
-    if (!principal) return { ok: false, reason: via === 'token' ? 'unknown-token' : 'certificate-unknown' };
-    if (principal.disabled) return { ok: false, reason: 'principal-disabled', principalId };
-    return { ok: true, via, principal: { id: principal.id, name: principal.name, role: principal.role, domains: principal.domains } };
+    return outcomeOf(await this.store.principals.get(principalId), via);
   }
+}
+
+/** The outcome of a login that found `principal` (undefined: it no longer exists). */
+function outcomeOf(principal: PrincipalRecord | undefined, via: 'token' | 'certificate'): AuthOutcome {
+  if (!principal) return { ok: false, reason: via === 'token' ? 'unknown-token' : 'certificate-unknown' };
+  if (principal.disabled) return { ok: false, reason: 'principal-disabled', principalId: principal.id };
+  return { ok: true, via, principal: { id: principal.id, name: principal.name, role: principal.role, domains: principal.domains } };
 }

@@ -9,7 +9,6 @@
  *   another, can read the same last record and append after it.
  * Called outside a transaction, appendChained opens one of its own.
  */
-import type { Knex } from 'knex';
 import type { AuditRecord, AuditRepository } from './storage.ts';
 import { fromJson, inTransaction, iso, toDate, toJson, toNumber, type DbContext, type Row } from './rows.ts';
 
@@ -18,11 +17,19 @@ import { fromJson, inTransaction, iso, toDate, toJson, toNumber, type DbContext,
  * (hashtext(schema), id): each schema (an installation, or one test) has its own chain and its own
  * locks. Ids: 1 audit chain, 2 revocation events, 3 migrations (migrate.ts).
  */
-export function advisoryXactLock(trx: Knex, id: number): Promise<unknown> {
-  return trx.raw('select pg_advisory_xact_lock(hashtext(current_schema()), ?)', [id]);
+export function advisoryXactLock(tx: DbContext, id: number): Promise<unknown> {
+  return tx.sql.run(ADVISORY_XACT_LOCK_SQL, [id]);
 }
 
 export const AUDIT_LOCK_ID = 1;
+
+// The hot-path statements (rows.ts explains why they are raw SQL). INSERT_SQL's columns are those of
+// auditParams, in that order.
+const ADVISORY_XACT_LOCK_SQL = 'select pg_advisory_xact_lock(hashtext(current_schema()), ?)';
+const LAST_SQL = 'SELECT * FROM "audit_log" ORDER BY "seq" DESC LIMIT 1';
+const INSERT_SQL = `INSERT INTO "audit_log" ("seq", "at", "principal_id", "role", "source", "action", "target", "outcome", "request_id",
+  "detail", "prev_hash", "hash")
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
 
 export interface AuditFilter {
   fromSeq?: number;
@@ -41,14 +48,14 @@ export class KnexAuditRepository implements AuditRepository {
    * (1 for the first record); anything else is a programming error and throws before writing.
    */
   appendChained(build: (last: AuditRecord | undefined) => AuditRecord): Promise<AuditRecord> {
-    return inTransaction(this.ctx, async (db) => {
-      if (this.ctx.engine === 'postgres') await advisoryXactLock(db, AUDIT_LOCK_ID);
-      const lastRow = await db('audit_log').orderBy('seq', 'desc').first();
+    return inTransaction(this.ctx, async (tx) => {
+      if (tx.engine === 'postgres') await advisoryXactLock(tx, AUDIT_LOCK_ID);
+      const lastRow = await tx.sql.first(LAST_SQL);
       const last = lastRow ? rowToAudit(lastRow) : undefined;
       const record = build(last);
       const expected = (last?.seq ?? 0) + 1;
       if (record.seq !== expected) throw new Error(`audit record seq ${record.seq} does not follow ${expected - 1}`);
-      await db('audit_log').insert(auditToRow(record));
+      await tx.sql.run(INSERT_SQL, auditParams(record));
       return record;
     });
   }
@@ -68,26 +75,27 @@ export class KnexAuditRepository implements AuditRepository {
   }
 
   async last(): Promise<AuditRecord | undefined> {
-    const row = await this.ctx.db('audit_log').orderBy('seq', 'desc').first();
+    const row = await this.ctx.sql.first(LAST_SQL);
     return row ? rowToAudit(row) : undefined;
   }
 }
 
-function auditToRow(a: AuditRecord): Row {
-  return {
-    seq: a.seq,
-    at: iso(a.at),
-    principal_id: a.principalId,
-    role: a.role,
-    source: a.source,
-    action: a.action,
-    target: a.target,
-    outcome: a.outcome,
-    request_id: a.requestId,
-    detail: toJson(a.detail),
-    prev_hash: a.prevHash,
-    hash: a.hash,
-  };
+/** The values of INSERT_SQL, column by column (an absent optional field is NULL, as the builder wrote it). */
+function auditParams(a: AuditRecord): unknown[] {
+  return [
+    a.seq,
+    iso(a.at),
+    a.principalId ?? null,
+    a.role ?? null,
+    a.source ?? null,
+    a.action,
+    a.target ?? null,
+    a.outcome,
+    a.requestId ?? null,
+    toJson(a.detail),
+    a.prevHash,
+    a.hash,
+  ];
 }
 
 function rowToAudit(r: Row): AuditRecord {

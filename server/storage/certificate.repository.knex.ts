@@ -12,19 +12,28 @@ import type {
   CertificateStatus,
   StatusChange,
 } from './storage.ts';
-import { insertUnique, iso, isoOrNull, toBuffer, toDate, toDateOrNull, toNumber, toNumberOrNull, type DbContext, type Row } from './rows.ts';
+import { insertUniqueSql, iso, isoOrNull, toBuffer, toDate, toDateOrNull, toNumber, toNumberOrNull, type DbContext, type Row } from './rows.ts';
 
 /** Status values that still make a certificate usable or pending release (RFC 5280 §5.3.1 certificateHold). */
 const LIVE_STATUSES: CertificateStatus[] = ['good', 'hold'];
 /** Status values that a CRL lists. */
 const LISTED_STATUSES: CertificateStatus[] = ['revoked', 'hold'];
 
+// The hot-path statements (rows.ts explains why they are raw SQL). INSERT_SQL's columns are those of
+// certificateParams, in that order.
+const INSERT_SQL = `INSERT INTO "certificates" ("issuer_id", "serial", "subject_id", "profile", "tier", "domain", "subject_dn",
+  "not_before", "not_after", "status", "revoked_at", "revocation_reason", "invalidity_date", "fingerprint", "der", "key_algorithm",
+  "request_id", "created_at")
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING RETURNING "serial"`;
+const FIND_BY_SUBJECT_PROFILE_SQL = 'SELECT * FROM "certificates" WHERE "subject_id" = ? AND "profile" = ? ORDER BY "created_at" ASC, "serial" ASC';
+
 export class KnexCertificateRepository implements CertificateRepository {
   constructor(private readonly ctx: DbContext) {}
 
   /** Inserts; a duplicate (issuer, serial) throws UniqueViolationError and leaves the row count unchanged. */
   async insert(cert: CertificateRecord): Promise<void> {
-    await insertUnique(this.ctx, 'certificates', certificateToRow(cert), 'serial', () => `certificate ${cert.issuerId}/${cert.serial}`);
+    await insertUniqueSql(this.ctx, INSERT_SQL, certificateParams(cert), () => `certificate ${cert.issuerId}/${cert.serial}`);
   }
 
   async get(issuerId: string, serial: string): Promise<CertificateRecord | undefined> {
@@ -56,13 +65,10 @@ export class KnexCertificateRepository implements CertificateRepository {
     // Only the subject's own rows, filtered here: with status and not_after in the WHERE clause,
     // SQLite's planner (without statistics) picked the (status, not_after) index and scanned every
     // live certificate — 117 ms per issuance at 100,000 certificates (docs/benchmarks.md).
-    const rows = await this.ctx
-      .db('certificates')
-      .where({ subject_id: subjectId, profile })
-      .orderBy([{ column: 'created_at' }, { column: 'serial' }]);
+    const rows = await this.ctx.sql.all(FIND_BY_SUBJECT_PROFILE_SQL, [subjectId, profile]);
     const after = iso(now);
     return rows
-      .filter((r: { status: string; not_after: string }) => (LIVE_STATUSES as readonly string[]).includes(r.status) && r.not_after > after)
+      .filter((r) => (LIVE_STATUSES as readonly string[]).includes(r.status as string) && (r.not_after as string) > after)
       .map(rowToCertificate);
   }
 
@@ -118,27 +124,28 @@ function applyFilter(q: Knex.QueryBuilder, f: CertificateFilter): Knex.QueryBuil
   return q;
 }
 
-function certificateToRow(c: CertificateRecord): Row {
-  return {
-    issuer_id: c.issuerId,
-    serial: c.serial,
-    subject_id: c.subjectId,
-    profile: c.profile,
-    tier: c.tier,
-    domain: c.domain,
-    subject_dn: c.subjectDn,
-    not_before: iso(c.notBefore),
-    not_after: iso(c.notAfter),
-    status: c.status,
-    revoked_at: isoOrNull(c.revokedAt),
-    revocation_reason: c.revocationReason,
-    invalidity_date: isoOrNull(c.invalidityDate),
-    fingerprint: c.fingerprint,
-    der: c.der,
-    key_algorithm: c.keyAlgorithm,
-    request_id: c.requestId,
-    created_at: iso(c.createdAt),
-  };
+/** The values of INSERT_SQL, column by column (an absent optional field is NULL, as the builder wrote it). */
+function certificateParams(c: CertificateRecord): unknown[] {
+  return [
+    c.issuerId,
+    c.serial,
+    c.subjectId ?? null,
+    c.profile,
+    c.tier ?? null,
+    c.domain ?? null,
+    c.subjectDn,
+    iso(c.notBefore),
+    iso(c.notAfter),
+    c.status,
+    isoOrNull(c.revokedAt),
+    c.revocationReason ?? null,
+    isoOrNull(c.invalidityDate),
+    c.fingerprint,
+    c.der,
+    c.keyAlgorithm,
+    c.requestId ?? null,
+    iso(c.createdAt),
+  ];
 }
 
 /** A `certificates` row as a record (also used by the rotation repository's joins). */

@@ -15,10 +15,11 @@
  */
 import { createRequire } from 'node:module';
 import knexFactory, { type Knex } from 'knex';
-import type { Database, Statement } from 'better-sqlite3';
+import type { Database } from 'better-sqlite3';
 import type { Repositories, Store } from './storage.ts';
 import { migrateLatest } from './migrate.ts';
-import type { DbContext, Engine } from './rows.ts';
+import { dbContext, type DbContext, type Engine } from './rows.ts';
+import { cachedStatement } from './sqlite-statements.ts';
 import { KnexMetaRepository } from './meta.repository.knex.ts';
 import { KnexDomainRepository } from './domain.repository.knex.ts';
 import { KnexOrganRepository } from './organ.repository.knex.ts';
@@ -56,7 +57,7 @@ const PG_POOL_MAX = 10;
 
 // knex does not export its dialect classes; load the better-sqlite3 client and its transaction to
 // extend them. They are CommonJS classes with no type declarations.
-type AnyClass = new (...args: any[]) => any; // eslint-disable-line @typescript-eslint/no-explicit-any
+type AnyClass = new (...args: any[]) => any;
 const requireCjs = createRequire(import.meta.url);
 const BetterSqlite3Client = requireCjs('knex/lib/dialects/better-sqlite3/index.js') as AnyClass;
 const SqliteTransaction = requireCjs('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js') as AnyClass;
@@ -101,23 +102,11 @@ class TiercaSqliteClient extends BetterSqlite3Client {
   }
 
   /**
-   * knex's better-sqlite3 `_query`, with prepared statements kept per connection: knex prepares every
-   * statement anew, which costs about as much as running a small one.
+   * knex's better-sqlite3 `_query`, with prepared statements kept per connection (sqlite-statements.ts).
    */
   private runStatement(connection: Database, obj: SqliteQuery): SqliteQuery {
     if (!obj.sql) throw new Error('The query is empty');
-    let cache = statementCaches.get(connection);
-    if (!cache) statementCaches.set(connection, (cache = new Map()));
-    let statement = cache.get(obj.sql);
-    if (!statement) {
-      statement = connection.prepare(obj.sql);
-      // Savepoint statements carry a new name each time (`SAVEPOINT trx1061`): caching them would
-      // fill the cache and evict the hot statements every few hundred group-committed issuances.
-      if (!ONE_OFF_STATEMENT.test(obj.sql)) {
-        if (cache.size >= STATEMENT_CACHE_SIZE) cache.clear();
-        cache.set(obj.sql, statement);
-      }
-    }
+    const statement = cachedStatement(connection, obj.sql);
     statement.safeIntegers(obj.options?.safeIntegers === true);
     const bindings = this._formatBindings(obj.bindings) as unknown[];
     if (statement.reader) {
@@ -139,12 +128,6 @@ interface SqliteQuery {
   response?: unknown;
   context?: { lastID: number | bigint; changes: number };
 }
-
-const ONE_OFF_STATEMENT = /^\s*(SAVEPOINT|RELEASE|ROLLBACK TO)\b/i;
-
-/** Prepared statements per connection, by SQL text; cleared when full (the set of queries is small). */
-const statementCaches = new WeakMap<Database, Map<string, Statement>>();
-const STATEMENT_CACHE_SIZE = 500;
 
 /** Sets a new SQLite connection up; runs once per connection (pool `afterCreate`). */
 function prepareSqliteConnection(conn: Database): void {
@@ -246,7 +229,7 @@ class KnexStore implements Store {
     readonly knex: Knex,
     readonly engine: Engine,
   ) {
-    const repos = createRepositories({ db: knex, engine });
+    const repos = createRepositories(dbContext(knex, engine));
     this.meta = repos.meta;
     this.domains = repos.domains;
     this.organs = repos.organs;
@@ -274,7 +257,7 @@ class KnexStore implements Store {
    * the transaction holds the store's one connection, so the store's own repositories would wait for it.
    */
   transaction<T>(fn: (tx: Repositories) => Promise<T>): Promise<T> {
-    return this.knex.transaction((trx) => fn(createRepositories({ db: trx, engine: this.engine })));
+    return this.knex.transaction((trx) => fn(createRepositories(dbContext(trx, this.engine))));
   }
 
   /** One transaction, a savepoint per unit (knex nests transactions as savepoints). */
@@ -283,7 +266,7 @@ class KnexStore implements Store {
       const results: PromiseSettledResult<T>[] = [];
       for (const unit of units) {
         try {
-          const value = await trx.transaction((sp) => unit(createRepositories({ db: sp, engine: this.engine })));
+          const value = await trx.transaction((sp) => unit(createRepositories(dbContext(sp, this.engine))));
           results.push({ status: 'fulfilled', value });
         } catch (reason) {
           results.push({ status: 'rejected', reason });

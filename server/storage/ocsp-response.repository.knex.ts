@@ -2,22 +2,16 @@
 import type { OcspResponseRecord, OcspResponseRepository } from './storage.ts';
 import { iso, toBuffer, toDate, type DbContext, type Row } from './rows.ts';
 
+/** The hot-path statement (rows.ts explains why it is raw SQL). */
+const UPSERT_SQL = `INSERT INTO "ocsp_responses" ("issuer_id", "serial", "der", "this_update", "next_update") VALUES (?, ?, ?, ?, ?)
+ON CONFLICT ("issuer_id", "serial") DO UPDATE SET "der" = excluded."der", "this_update" = excluded."this_update", "next_update" = excluded."next_update"`;
+
 export class KnexOcspResponseRepository implements OcspResponseRepository {
   constructor(private readonly ctx: DbContext) {}
 
   /** Inserts or replaces the answer of one certificate: a single INSERT … ON CONFLICT DO UPDATE. */
   async upsert(response: OcspResponseRecord): Promise<void> {
-    await this.ctx
-      .db('ocsp_responses')
-      .insert({
-        issuer_id: response.issuerId,
-        serial: response.serial,
-        der: response.der,
-        this_update: iso(response.thisUpdate),
-        next_update: iso(response.nextUpdate),
-      })
-      .onConflict(['issuer_id', 'serial'])
-      .merge(['der', 'this_update', 'next_update']);
+    await this.ctx.sql.run(UPSERT_SQL, [response.issuerId, response.serial, response.der, iso(response.thisUpdate), iso(response.nextUpdate)]);
   }
 
   async get(issuerId: string, serial: string): Promise<OcspResponseRecord | undefined> {

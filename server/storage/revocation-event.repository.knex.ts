@@ -23,9 +23,9 @@ export class KnexRevocationEventRepository implements RevocationEventRepository 
       await this.ctx.db('revocation_events').insert(row);
       return;
     }
-    await inTransaction(this.ctx, async (db) => {
-      await advisoryXactLock(db, REVOCATION_EVENT_LOCK_ID);
-      await db('revocation_events').insert(row);
+    await inTransaction(this.ctx, async (tx) => {
+      await advisoryXactLock(tx, REVOCATION_EVENT_LOCK_ID);
+      await tx.db('revocation_events').insert(row);
     });
   }
 

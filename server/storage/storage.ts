@@ -396,6 +396,11 @@ export interface PrincipalRepository {
 export interface TokenRepository {
   insert(token: TokenRecord): Promise<void>;
   findByHash(tokenHash: string): Promise<TokenRecord | undefined>;
+  /**
+   * The token with this hash and its principal, read together (one statement per authentication),
+   * or undefined when no token has this hash.
+   */
+  findWithPrincipal(tokenHash: string): Promise<{ token: TokenRecord; principal: PrincipalRecord } | undefined>;
 }
 
 export interface AuditRepository {

@@ -2,6 +2,9 @@
 import type { SubjectFilter, SubjectKind, SubjectRecord, SubjectRepository } from './storage.ts';
 import { fromJson, insertUnique, iso, toDate, toJson, type DbContext, type Row } from './rows.ts';
 
+/** The hot-path statement (rows.ts explains why it is raw SQL). */
+const GET_SQL = 'SELECT * FROM "subjects" WHERE "id" = ? LIMIT 1';
+
 export class KnexSubjectRepository implements SubjectRepository {
   constructor(private readonly ctx: DbContext) {}
 
@@ -10,7 +13,7 @@ export class KnexSubjectRepository implements SubjectRepository {
   }
 
   async get(id: string): Promise<SubjectRecord | undefined> {
-    const row = await this.ctx.db('subjects').where({ id }).first();
+    const row = await this.ctx.sql.first(GET_SQL, [id]);
     return row ? rowToSubject(row) : undefined;
   }
 

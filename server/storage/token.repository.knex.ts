@@ -1,6 +1,16 @@
 /** The `tokens` table (SHA-256 hashes of API tokens; never a token) over knex. */
-import type { TokenRecord, TokenRepository } from './storage.ts';
+import type { PrincipalRecord, TokenRecord, TokenRepository } from './storage.ts';
 import { insertUnique, iso, toDate, type DbContext, type Row } from './rows.ts';
+import { rowToPrincipal } from './principal.repository.knex.ts';
+
+// The hot-path statements (rows.ts explains why they are raw SQL).
+const FIND_BY_HASH_SQL = 'SELECT * FROM "tokens" WHERE "token_hash" = ? LIMIT 1';
+/** The principal's columns under their own names (for rowToPrincipal), the token's prefixed. */
+const FIND_WITH_PRINCIPAL_SQL = `SELECT "t"."id" AS "token_id", "t"."principal_id" AS "token_principal_id",
+  "t"."token_hash" AS "token_token_hash", "t"."created_at" AS "token_created_at",
+  "p"."id", "p"."name", "p"."role", "p"."domains", "p"."disabled", "p"."created_at"
+FROM "tokens" AS "t" JOIN "principals" AS "p" ON "p"."id" = "t"."principal_id"
+WHERE "t"."token_hash" = ? LIMIT 1`;
 
 export class KnexTokenRepository implements TokenRepository {
   constructor(private readonly ctx: DbContext) {}
@@ -12,8 +22,20 @@ export class KnexTokenRepository implements TokenRepository {
   }
 
   async findByHash(tokenHash: string): Promise<TokenRecord | undefined> {
-    const row = await this.ctx.db('tokens').where({ token_hash: tokenHash }).first();
+    const row = await this.ctx.sql.first(FIND_BY_HASH_SQL, [tokenHash]);
     return row ? rowToToken(row) : undefined;
+  }
+
+  async findWithPrincipal(tokenHash: string): Promise<{ token: TokenRecord; principal: PrincipalRecord } | undefined> {
+    const row = await this.ctx.sql.first(FIND_WITH_PRINCIPAL_SQL, [tokenHash]);
+    if (!row) return undefined;
+    const token: TokenRecord = {
+      id: row.token_id as string,
+      principalId: row.token_principal_id as string,
+      tokenHash: row.token_token_hash as string,
+      createdAt: toDate(row.token_created_at),
+    };
+    return { token, principal: rowToPrincipal(row) };
   }
 }
 
