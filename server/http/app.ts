@@ -67,11 +67,13 @@ export function createApp(deps: AppDeps): Express {
     }
     next();
   });
-  // Certificates first: issuance is the busiest admin route, and express tries routers in order.
+  // Certificates early: issuance is the busiest admin route, and express tries routers in order.
+  // Rotation must come before them: its /certificates/:serial/renew would otherwise meet the
+  // certificate router's answer to an unknown certificate action.
+  if (deps.rotation) api.use(rotationRoutes(deps.rotation));
   api.use(certificateRoutes(deps.ra, deps.clock));
   api.use(caRoutes(deps.ra, deps.publicUrl));
   api.use(subjectRoutes(deps.ra));
-  if (deps.rotation) api.use(rotationRoutes(deps.rotation));
   api.use(crlRoutes(deps.ra, deps.store));
   api.use(principalRoutes(deps.ra));
   api.use(auditRoutes(deps.ra));

@@ -45,10 +45,49 @@ export interface SqlExecutor {
   run(sql: string, params?: readonly unknown[]): Promise<number>;
 }
 
-/** The context of `db` (the store's knex or a transaction of it), with the executor that suits it. */
-export function dbContext(db: Knex, engine: Engine): DbContext {
-  const sql = engine === 'sqlite' && db.isTransaction ? new SqliteTransactionSql(db as Knex.Transaction) : new KnexRawSql(db, engine);
+/**
+ * The context of `db` (the store's knex or a transaction of it), with the executor that suits it.
+ * `reader`: the store's read-only SQLite connection, if it has one; reads outside a transaction
+ * run on it directly (see SqliteReaderSql).
+ */
+export function dbContext(db: Knex, engine: Engine, reader?: Database): DbContext {
+  let sql: SqlExecutor;
+  if (engine === 'sqlite' && db.isTransaction) sql = new SqliteTransactionSql(db as Knex.Transaction);
+  else if (engine === 'sqlite' && reader) sql = new SqliteReaderSql(reader, new KnexRawSql(db, engine));
+  else sql = new KnexRawSql(db, engine);
   return { db, engine, sql };
+}
+
+/**
+ * SQLite outside a transaction: a read-only statement runs on the store's read-only connection, which
+ * sees every committed transaction (WAL) and does not queue behind the writer connection; anything
+ * that writes (better-sqlite3 knows from the prepared statement) goes to the writer through knex.
+ */
+class SqliteReaderSql implements SqlExecutor {
+  constructor(
+    private readonly reader: Database,
+    private readonly writer: SqlExecutor,
+  ) {}
+
+  async all(sql: string, params: readonly unknown[] = []): Promise<Row[]> {
+    const statement = this.readOnly(sql);
+    return statement ? (statement.all(sqliteBindings(params)) as Row[]) : this.writer.all(sql, params);
+  }
+
+  async first(sql: string, params: readonly unknown[] = []): Promise<Row | undefined> {
+    const statement = this.readOnly(sql);
+    return statement ? (statement.get(sqliteBindings(params)) as Row | undefined) : this.writer.first(sql, params);
+  }
+
+  run(sql: string, params: readonly unknown[] = []): Promise<number> {
+    return this.writer.run(sql, params);
+  }
+
+  private readOnly(sql: string): Statement | undefined {
+    // Preparing a write on a read-only connection is allowed (running it is not): `readonly` tells.
+    const statement = cachedStatement(this.reader, sql);
+    return statement.readonly ? statement : undefined;
+  }
 }
 
 /** `knex.raw`: one compile of the SQL text, then knex's runner and pool as for any query. */

@@ -6,10 +6,11 @@
 import type { Database, Statement } from 'better-sqlite3';
 
 /**
- * Savepoint statements carry a new name each time (`SAVEPOINT trx1061`): caching them would fill the
- * cache and evict the hot statements every few hundred group-committed issuances.
+ * knex's savepoint statements carry a new name each time (`SAVEPOINT trx1061`): caching them would
+ * fill the cache and evict the hot statements every few hundred transactions. (The group commit's
+ * own savepoint has a fixed name and is cached.)
  */
-const ONE_OFF_STATEMENT = /^\s*(SAVEPOINT|RELEASE|ROLLBACK TO)\b/i;
+const ONE_OFF_STATEMENT = /^\s*(SAVEPOINT|RELEASE|ROLLBACK TO)\b(\s+SAVEPOINT)?\s+trx\d+/i;
 
 /** Cleared when full: the set of queries tierca runs is small, so a full cache means one-off SQL. */
 const STATEMENT_CACHE_SIZE = 500;

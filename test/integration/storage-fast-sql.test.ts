@@ -128,6 +128,28 @@ describe(`hot-path raw SQL on ${testEngine()}`, () => {
       expect(await outside.all('SELECT "key" FROM "meta"')).toEqual([]);
     });
 
+    it.runIf(testEngine() === 'sqlite')('reads outside a transaction on the read connection: without waiting for an open transaction, committed rows only', async () => {
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let inserted!: () => void;
+      const insertedInside = new Promise<void>((resolve) => (inserted = resolve));
+      const tx = store.transaction(async (t) => {
+        await t.subjects.insert(subject('sub-open'));
+        inserted();
+        await held; // the writer connection stays inside this transaction until released
+      });
+      await insertedInside;
+      // On the writer connection this read would queue behind the open transaction (one connection).
+      const during = await Promise.race([
+        store.subjects.get('sub-open').then((s) => ({ found: s !== undefined })),
+        new Promise<'waited'>((resolve) => setTimeout(() => resolve('waited'), 2000)),
+      ]);
+      expect(during).toEqual({ found: false });
+      release();
+      await tx;
+      expect((await store.subjects.get('sub-open'))?.name).toBe('router sub-open');
+    });
+
     it('refuses to run on a transaction that has ended', async () => {
       let leaked: Repositories | undefined;
       await store.transaction(async (tx) => {
