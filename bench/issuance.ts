@@ -207,9 +207,13 @@ export async function profileApiIssuance(count: number, csrs: string[]): Promise
     const rate = count / ((performance.now() - started) / 1000);
     client.close();
     await server.stop();
-    const file = readdirSync(profileDir).find((f) => f.endsWith('.cpuprofile'));
-    if (!file) return 'no CPU profile was written';
-    return `tierca API server, 1 process, ${count} issuances (${rate.toFixed(0)}/s under the profiler; start-up included):\n${formatProfile(summariseProfile(join(profileDir, file)), 30)}`;
+    // One profile per thread: the main thread (the largest) and the signing threads.
+    const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
+    if (files.length === 0) return 'no CPU profile was written';
+    const summaries = files.map((f) => summariseProfile(join(profileDir, f))).sort((a, b) => b.totalMs - a.totalMs);
+    return summaries
+      .map((summary, i) => `tierca API server, 1 process, ${i === 0 ? 'main thread' : `thread ${i + 1} (a signing thread)`}, ${count} issuances (${rate.toFixed(0)}/s under the profiler; start-up included):\n${formatProfile(summary, 30)}`)
+      .join('\n\n');
   } finally {
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(profileDir, { recursive: true, force: true });
