@@ -1,7 +1,8 @@
 /**
  * `npm start`: serves on PORT (default 8080), in TIERCA_WORKERS processes (default 1), with the data folder TIERCA_DATA (default ./data), or
  * DATABASE_URL for PostgreSQL. The passphrase comes from TIERCA_PASSPHRASE; with neither a passphrase
- * nor a hierarchy, the demo hierarchy is created (see bootstrap.ts).
+ * nor a hierarchy, the demo hierarchy is created (see bootstrap.ts). TIERCA_SIGNING_THREADS sets the
+ * signing threads of each process (default cores − 1; server/ca/signing-pool.ts).
  */
 import 'reflect-metadata';
 import { serveClustered } from './cluster.ts';
