@@ -61,7 +61,8 @@ export function defaultSigningThreads(env: NodeJS.ProcessEnv = process.env): num
 
 export class SigningPool {
   private readonly threads: (Thread | undefined)[];
-  private readonly keyIds = new WeakMap<KeyObjectLike, number>();
+  /** Ids by signer key (not by KeyObject: one key may sign with two RSA paddings, each its own signer). */
+  private readonly keyIds = new WeakMap<InMemoryKey, number>();
   private nextKeyId = 1;
   private nextJobId = 1;
   private closed = false;
@@ -97,10 +98,10 @@ export class SigningPool {
   }
 
   private refOf(key: InMemoryKey): KeyRef {
-    let id = this.keyIds.get(key.privateKey);
+    let id = this.keyIds.get(key);
     if (id === undefined) {
       id = this.nextKeyId++;
-      this.keyIds.set(key.privateKey, id);
+      this.keyIds.set(key, id);
     }
     return { id, key };
   }
@@ -147,8 +148,6 @@ export class SigningPool {
     return thread;
   }
 }
-
-type KeyObjectLike = InMemoryKey['privateKey'];
 
 /** A plain-JavaScript entry that registers tsx in the thread, then loads signing-worker.ts. */
 const WORKER_ENTRY = new URL('./signing-worker.boot.mjs', import.meta.url);

@@ -152,6 +152,28 @@ describe('signing threads', () => {
     expect((error as TiercaError).options.detail).toEqual({ problems: ['outlives its CA'] });
   });
 
+  it('one RSA key behind two signers (PKCS#1 v1.5 and PSS) signs on a thread with each its own padding', async () => {
+    const { privateKey } = await generateKeyPair('RSA-2048');
+    const pkcs1 = softwareSigner({ privateKey, algorithm: 'RSA-2048', rsaPadding: 'pkcs1' });
+    const pss = softwareSigner({ privateKey, algorithm: 'RSA-2048', rsaPadding: 'pss' });
+    const rsaName = encodeName([{ type: 'CN', value: 'RSA signing pool test root' }]);
+    const rsaCa = await buildCertificate({
+      serial: randomSerial(), issuer: rsaName, subject: rsaName,
+      notBefore: new Date(NOW.getTime() - DAY), notAfter: new Date(NOW.getTime() + 3650 * DAY),
+      publicKeyInfo: pkcs1.publicKeyInfo, extensions: rootCaExtensions({ publicKeyInfo: pkcs1.publicKeyInfo }), signer: pkcs1,
+    });
+    const caPath = tmp.file('rsa-ca.pem', certificateToPem(rsaCa));
+    const leaf = await leafKey();
+    const issuer = { name: rsaName, publicKeyInfo: pkcs1.publicKeyInfo, keyId: keyIdentifier(pkcs1.publicKeyInfo), notAfter: new Date(NOW.getTime() + 3650 * DAY) };
+    for (const [signer, label] of [[pkcs1, 'sha256WithRSAEncryption'], [pss, 'rsassaPss'], [pkcs1, 'sha256WithRSAEncryption']] as const) {
+      const signed = await pool.signIssuance(jobFor(leaf.publicKeyInfo, { issuer }), { ca: signer, responder: responderSigner });
+      const path = tmp.file(`rsa-leaf-${label}.pem`, certificateToPem(signed.certificate));
+      expect((await openssl(['x509', '-in', path, '-noout', '-text'])).stdout).toContain(`Signature Algorithm: ${label}`);
+      const verify = await openssl(['verify', '-attime', AT, '-CAfile', caPath, path]);
+      expect(verify.stdout).toContain(': OK');
+    }
+  });
+
   it('a signer whose key is not in memory (an HSM) signs on the calling thread', async () => {
     let calls = 0;
     const hsmLike: Signer = {
