@@ -47,6 +47,8 @@ interface CachedAnswer {
   /** HTTP date strings, formatted once (RFC 5019 §6.2 headers). */
   lastModified: string;
   expires: string;
+  /** The answer object handed out for it, made on first use (a memo hit then allocates nothing). */
+  answer?: OcspAnswer;
 }
 
 /** Request bytes (or GET path) → cache key, kept at most (oldest dropped first). */
@@ -111,12 +113,8 @@ export class OcspSource {
 
   /** Answers one DER OCSPRequest. Never throws: failures become OCSP responseStatus values. */
   async respond(der: Buffer, memoKey?: string): Promise<OcspAnswer> {
-    if (memoKey !== undefined) {
-      const memo = this.requestMemo.get(memoKey);
-      // The CA's status is looked up again: a revoked or retired issuer must not be answered from memory.
-      const hit = memo && this.deps.cas.get(memo.caId)?.record.status === 'active' ? this.cache.get(memo.key) : undefined;
-      if (hit && hit.nextUpdate.getTime() > this.deps.clock.now().getTime()) return answerOf(hit);
-    }
+    const remembered = memoKey === undefined ? undefined : this.memoized(memoKey);
+    if (remembered) return remembered;
     let request: OcspRequest;
     try {
       request = parseOcspRequest(der);
@@ -132,6 +130,18 @@ export class OcspSource {
     } catch {
       return { body: ocspErrorResponse('tryLater') };
     }
+  }
+
+  /**
+   * The answer to a request seen before (by its memo key), synchronously, when it is still cached and
+   * fresh; undefined otherwise (then call {@link respond}). The HTTP handler asks here first: a hit
+   * needs no promise.
+   */
+  memoized(memoKey: string): OcspAnswer | undefined {
+    const memo = this.requestMemo.get(memoKey);
+    // The CA's status is looked up again: a revoked or retired issuer must not be answered from memory.
+    const hit = memo && this.deps.cas.get(memo.caId)?.record.status === 'active' ? this.cache.get(memo.key) : undefined;
+    return hit && hit.nextUpdate.getTime() > this.deps.clock.now().getTime() ? answerOf(hit) : undefined;
   }
 
   private issuerOf(certId: CertId): LoadedCa | undefined {
@@ -243,7 +253,8 @@ export class OcspSource {
 
 const cacheKey = (issuerId: string, serial: string): string => `${issuerId}/${serial}`;
 
-const answerOf = (c: CachedAnswer): OcspAnswer => ({
-  body: c.der,
-  cacheable: { thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, etag: c.etag, lastModified: c.lastModified, expires: c.expires },
-});
+const answerOf = (c: CachedAnswer): OcspAnswer =>
+  (c.answer ??= {
+    body: c.der,
+    cacheable: { thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, etag: c.etag, lastModified: c.lastModified, expires: c.expires },
+  });

@@ -24,7 +24,10 @@ export function ocspHandler(source: OcspSource, clock: Clock): (req: IncomingMes
       readBody(req, MAX_OCSP_BODY).then(
         (body) => {
           if (!body) return send(res, { body: ocspErrorResponse('malformedRequest') }, false, clock, req, true);
-          source.respond(body, `p${body.toString('latin1')}`).then((answer) => send(res, answer, false, clock, req));
+          const memoKey = `p${body.toString('latin1')}`;
+          const remembered = source.memoized(memoKey);
+          if (remembered) send(res, remembered, false, clock, req);
+          else source.respond(body, memoKey).then((answer) => send(res, answer, false, clock, req));
         },
         () => send(res, { body: ocspErrorResponse('malformedRequest') }, false, clock, req, true),
       );
@@ -32,6 +35,12 @@ export function ocspHandler(source: OcspSource, clock: Clock): (req: IncomingMes
     }
     if (req.method === 'GET' && url.startsWith('/ocsp/')) {
       const encoded = url.slice('/ocsp/'.length);
+      // A request seen before is answered from memory before its base64 is even decoded.
+      const remembered = source.memoized(`g${encoded}`);
+      if (remembered) {
+        send(res, remembered, true, clock, req);
+        return true;
+      }
       let der: Buffer | null = null;
       if (encoded.length > 0 && encoded.length <= MAX_OCSP_GET_PATH) {
         try {
