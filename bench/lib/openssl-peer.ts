@@ -98,7 +98,8 @@ export async function runOpensslPeer(peer: OpensslPeer, method: 'POST' | 'GET', 
     'cpu() { local t=0 line rest; for f in /proc/[0-9]*/stat; do read -r line < "$f" 2>/dev/null || continue; case "$line" in *"(openssl)"*) rest=${line##*) }; set -- $rest; t=$((t + ${12} + ${13}));; esac; done; echo $t; }',
     `openssl ocsp -index index.txt -port ${PEER_PORT} -rsigner responder.pem -rkey responder.key -CA ca.pem -multi ${peer.processes} -ndays 1 > openssl-ocsp.log 2>&1 &`,
     // It prints "ACCEPT [::]:port PID=n" on stdout once it listens.
-    'for i in $(seq 1 200); do grep -q ACCEPT openssl-ocsp.log && break; sleep 0.05; done',
+    // Up to 30 s: on a loaded machine (other sessions' suites) openssl has taken over 10 s to listen.
+    'for i in $(seq 1 600); do grep -q ACCEPT openssl-ocsp.log && break; sleep 0.05; done',
     'grep -q ACCEPT openssl-ocsp.log || { echo "BENCH-ERROR openssl ocsp did not start"; cat openssl-ocsp.log; exit 1; }',
     `echo "BENCH-CHECK good $(openssl ocsp -issuer ca.pem -serial 0x${peer.goodSerial} -url ${url} -VAfile responder.pem -no_nonce 2>&1 | tr '\\n\\t' '  ')"`,
     `echo "BENCH-CHECK revoked $(openssl ocsp -issuer ca.pem -serial 0x${peer.revokedSerial} -url ${url} -VAfile responder.pem -no_nonce 2>&1 | tr '\\n\\t' '  ')"`,
