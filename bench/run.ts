@@ -77,12 +77,12 @@ const settings = quick
   ? {
     issuance: { count: 300, warmup: 32, workers: [1, 2], prefill: 0, prefillCount: 0, prefillMaxSeconds: 0 },
     ocsp: { certificates: 1000, revoked: 100, load: { threads: 2, connections: 64, seconds: 3 }, warmupSeconds: 1, workers: [1, 2], rounds: 1 },
-    crl: { sizes: [10_000, 100_000], generator: false, publisherRows: 10_000 },
+    crl: { sizes: [10_000, 100_000], generator: false, publisherRows: 10_000, publisherEngines: ['sqlite', 'postgres'] as const },
   }
   : {
     issuance: { count: 2000, warmup: 64, workers: [1, 2], prefill: 100_000, prefillCount: 1000, prefillMaxSeconds: 20 },
     ocsp: { certificates: 1000, revoked: 100, load: { threads: 2, connections: 64, seconds: 10 }, warmupSeconds: 2, workers: [1, 2], rounds: 3 },
-    crl: { sizes: [10_000, 100_000, 1_000_000], generator: true, publisherRows: 100_000 },
+    crl: { sizes: [10_000, 100_000, 1_000_000], generator: true, publisherRows: 1_000_000, publisherEngines: ['sqlite', 'postgres'] as const },
   };
 
 const argv = process.argv.slice(2);

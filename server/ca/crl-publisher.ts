@@ -1,7 +1,9 @@
 /**
  * Publishes CRLs: a full CRL and a delta CRL per CA (RFC 5280 §5.2.4), numbered from one monotonic
  * sequence per CA, stored as artifacts that the serving path only reads. Called after revocations
- * (debounced) and on a schedule before nextUpdate.
+ * (debounced) and on a schedule before nextUpdate. A tier CA's full CRL — up to a million entries
+ * (issue #4) — is streamed from storage into the CRL writer page by page, so memory does not grow
+ * with the number of revoked certificates (figures in docs/benchmarks.md, benchmark 3).
  */
 import { buildCrl, type CrlEntry } from '../../pki/crl.ts';
 import { keyIdentifier } from '../../pki/key-pair.ts';
@@ -24,7 +26,19 @@ export interface CrlPublisherDeps {
   clock: Clock;
   /** Base of the delta CRL URL written (freshestCRL, RFC 5280 §5.2.6) into full CRLs. */
   publicUrl: string;
+  /**
+   * Revoked certificates read per statement while a tier CA's full CRL is written. Default
+   * {@link DEFAULT_PAGE_SIZE}; tests set a small one to cross page boundaries.
+   */
+  pageSize?: number;
 }
+
+/**
+ * 10,000 rows of five short columns are ~1–2 MB in the driver: large enough that the statements
+ * (100 for a million revoked certificates) cost little next to encoding, small enough that memory
+ * stays flat. Measured in bench/crl-publisher.ts.
+ */
+export const DEFAULT_PAGE_SIZE = 10_000;
 
 export interface PublishedCrl {
   caId: string;
@@ -59,8 +73,7 @@ export class CrlPublisher {
 
   private async full(tx: Repositories, ca: LoadedCa): Promise<PublishedCrl> {
     const now = this.deps.clock.now();
-    const entries = await this.revokedEntries(tx, ca, now);
-    return this.store(tx, ca, now, false, null, entries);
+    return this.store(tx, ca, now, false, null, await this.revokedEntries(tx, ca, now));
   }
 
   /**
@@ -101,7 +114,7 @@ export class CrlPublisher {
         entries.push(entryOf(cert));
       }
     }
-    return this.store(tx, ca, now, true, base!.number, entries);
+    return this.store(tx, ca, now, true, base!.number, listed(entries));
   }
 
   private async changedSince(store: Repositories, ca: LoadedCa, since: Date): Promise<CertificateRecord[]> {
@@ -122,18 +135,46 @@ export class CrlPublisher {
     return out;
   }
 
-  private async revokedEntries(store: Repositories, ca: LoadedCa, now: Date): Promise<CrlEntry[]> {
+  /**
+   * The entries of a full CRL, as a function that starts a fresh pass over them (a retry in `store`
+   * writes the CRL again). Root and domain CAs list their revoked child CAs: a handful, read at once.
+   * A tier CA may list a million certificates: they stream from storage page by page, in serial
+   * order, inside the publication's transaction, and each row becomes an entry only while the CRL
+   * writer encodes it — neither all rows nor all entries are ever held at once.
+   *
+   * Consistency: on SQLite the transaction holds the write lock, so every page sees the same data.
+   * On PostgreSQL (READ COMMITTED) each page is its own snapshot: a status change committed while
+   * the CRL is written shows in it if its serial is still ahead of the pages read, and not otherwise
+   * — as a change committed just after a one-statement read would not. Either way the change has
+   * scheduled a publication of its own after its commit (StatusScheduler.crlChanged), which waits
+   * for this one's lock and lists it.
+   */
+  private async revokedEntries(store: Repositories, ca: LoadedCa, now: Date): Promise<EntrySource> {
     if (ca.record.layer !== 'tier') {
       const children = (await store.cas.list()).filter((c) => c.parentId === ca.record.id && c.status === 'revoked' && c.revokedAt);
-      return children.map((c) => ({ serial: c.serial, revokedAt: c.revokedAt!, reason: c.revocationReason }));
+      return listed(children.map((c) => ({ serial: c.serial, revokedAt: c.revokedAt!, reason: c.revocationReason })));
     }
     const tier = this.deps.tiers.get(ca.record.tier!);
     const archiveMs = (tier?.archiveDays ?? 365) * DAY_MS;
-    const revoked = await store.certificates.listRevokedEntries(ca.record.id, new Date(now.getTime() - archiveMs));
-    return revoked.map(entryOf);
+    const notAfterAfter = new Date(now.getTime() - archiveMs);
+    const pageSize = this.deps.pageSize ?? DEFAULT_PAGE_SIZE;
+    return () => {
+      const pass = {
+        count: 0,
+        async *[Symbol.asyncIterator](): AsyncGenerator<CrlEntry> {
+          for await (const page of store.certificates.revokedEntryPages(ca.record.id, notAfterAfter, pageSize)) {
+            for (const row of page) {
+              pass.count++;
+              yield entryOf(row);
+            }
+          }
+        },
+      };
+      return pass;
+    };
   }
 
-  private async store(store: Repositories, ca: LoadedCa, now: Date, delta: boolean, baseNumber: bigint | null, entries: CrlEntry[]): Promise<PublishedCrl> {
+  private async store(store: Repositories, ca: LoadedCa, now: Date, delta: boolean, baseNumber: bigint | null, source: EntrySource): Promise<PublishedCrl> {
     const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + this.validityHours(ca) * HOUR_MS);
     const authorityKeyId = ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.publicKeyInfo);
@@ -141,6 +182,7 @@ export class CrlPublisher {
     // as a backstop, and a clash is retried with the next number, so numbers never repeat.
     for (let attempt = 0; ; attempt++) {
       const number = (await store.crls.maxNumber(ca.record.id)) + 1n;
+      const entries = source();
       const der = await buildCrl({
         issuer: ca.fields.subject,
         authorityKeyId,
@@ -156,13 +198,24 @@ export class CrlPublisher {
       const record: CrlRecord = { caId: ca.record.id, number, delta, baseNumber, der, thisUpdate, nextUpdate };
       try {
         await store.crls.insert(record);
-        return { caId: ca.record.id, number, delta, thisUpdate, nextUpdate, entries: entries.length };
+        return { caId: ca.record.id, number, delta, thisUpdate, nextUpdate, entries: entries.count };
       } catch (err) {
         if (err instanceof UniqueViolationError && attempt < 5) continue;
         throw err;
       }
     }
   }
+}
+
+/**
+ * Starts a pass over the entries of one CRL, in order; `count` is how many the pass has given so far
+ * (for a stream, the size is known only once it has been read).
+ */
+type EntrySource = () => (Iterable<CrlEntry> | AsyncIterable<CrlEntry>) & { readonly count: number };
+
+/** An entry source over entries already in memory (delta CRLs, root and domain CAs). */
+function listed(entries: readonly CrlEntry[]): EntrySource {
+  return () => ({ count: entries.length, [Symbol.iterator]: () => entries[Symbol.iterator]() });
 }
 
 function entryOf(cert: RevokedEntryRecord): CrlEntry {

@@ -85,18 +85,63 @@ export class KnexCertificateRepository implements CertificateRepository {
   async listRevokedEntries(issuerId: string, notAfterAfter: Date): Promise<RevokedEntryRecord[]> {
     const rows = await this.ctx
       .db('certificates')
-      .select('serial', 'status', 'revoked_at', 'revocation_reason', 'invalidity_date')
+      .select(REVOKED_ENTRY_COLUMNS)
       .where({ issuer_id: issuerId })
       .whereIn('status', LISTED_STATUSES)
       .where('not_after', '>', iso(notAfterAfter))
       .orderBy('serial');
-    return rows.map((r: Row) => ({
-      serial: r.serial as string,
-      status: r.status as CertificateStatus,
-      revokedAt: toDateOrNull(r.revoked_at),
-      revocationReason: toNumberOrNull(r.revocation_reason),
-      invalidityDate: toDateOrNull(r.invalidity_date),
-    }));
+    return rows.map(rowToRevokedEntry);
+  }
+
+  /**
+   * Keyset pagination: each page is one statement, `serial > <last serial of the previous page>
+   * ORDER BY serial LIMIT n`, so a page costs the same at the end of a million rows as at the start
+   * (OFFSET would rescan everything before it) and no more than two pages are held at once.
+   *
+   * Index: the primary key (issuer_id, serial) serves it — equality on issuer_id, a range on serial,
+   * rows already in ORDER BY order, so the scan stops after `pageSize` matches; status and not_after
+   * are checked on each row it walks. Checked with EXPLAIN at 1,000,000 revoked rows: SQLite picks
+   * it with or without statistics (the first page's `serial > ''` keeps one statement shape; every
+   * serial is longer), PostgreSQL picks it once the table has statistics (autovacuum's ANALYZE);
+   * without any, it estimated five rows and sorted every remaining revoked row for each page (85 s
+   * for a million). Costs to know: the walk visits every certificate of the issuer, revoked or not,
+   * and each visit is a table lookup in serial order (~4 µs on SQLite). A partial index on
+   * (issuer_id, serial, …) WHERE status IN ('revoked', 'hold') would make it a walk over listed rows
+   * only; the statuses are written as literals so that SQLite can use such an index (it matches a
+   * partial index's WHERE on constants, not on bound parameters).
+   *
+   * The next page is asked for before this one is handed over: on PostgreSQL the server reads it
+   * while the caller encodes this one.
+   */
+  async *revokedEntryPages(issuerId: string, notAfterAfter: Date, pageSize: number): AsyncGenerator<RevokedEntryRecord[]> {
+    if (!Number.isInteger(pageSize) || pageSize < 1) throw new RangeError(`pageSize must be a positive integer, not ${pageSize}`);
+    const after = iso(notAfterAfter);
+    const page = (last: string): Promise<Row[]> => {
+      const rows: Promise<Row[]> = Promise.resolve(
+        this.ctx
+          .db('certificates')
+          .select(REVOKED_ENTRY_COLUMNS)
+          .where('issuer_id', issuerId)
+          .where('serial', '>', last)
+          .whereRaw(LISTED_STATUSES_SQL)
+          .where('not_after', '>', after)
+          .orderBy('serial')
+          .limit(pageSize),
+      );
+      rows.catch(() => undefined); // awaited below; a page the caller no longer wants must not fail unhandled
+      return rows;
+    };
+    let next: Promise<Row[]> | undefined = page('');
+    try {
+      while (next) {
+        const rows: Row[] = await next;
+        next = rows.length === pageSize ? page(rows[rows.length - 1].serial as string) : undefined;
+        if (rows.length > 0) yield rows.map(rowToRevokedEntry);
+      }
+    } finally {
+      // A caller that stops early must not leave a statement running into the rest of its transaction.
+      await next?.catch(() => undefined);
+    }
   }
 
   async updateStatus(issuerId: string, serial: string, change: StatusChange): Promise<void> {
@@ -110,6 +155,21 @@ export class KnexCertificateRepository implements CertificateRepository {
         invalidity_date: isoOrNull(change.invalidityDate),
       });
   }
+}
+
+/** `status IN ('revoked', 'hold')` as literals (see revokedEntryPages). */
+const LISTED_STATUSES_SQL = `"status" in (${LISTED_STATUSES.map((s) => `'${s}'`).join(', ')})`;
+/** What a CRL entry needs (RevokedEntryRecord): not the DER, which is most of a row. */
+const REVOKED_ENTRY_COLUMNS = ['serial', 'status', 'revoked_at', 'revocation_reason', 'invalidity_date'];
+
+function rowToRevokedEntry(r: Row): RevokedEntryRecord {
+  return {
+    serial: r.serial as string,
+    status: r.status as CertificateStatus,
+    revokedAt: toDateOrNull(r.revoked_at),
+    revocationReason: toNumberOrNull(r.revocation_reason),
+    invalidityDate: toDateOrNull(r.invalidity_date),
+  };
 }
 
 function applyFilter(q: Knex.QueryBuilder, f: CertificateFilter): Knex.QueryBuilder {

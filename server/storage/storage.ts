@@ -365,6 +365,13 @@ export interface CertificateRepository {
    * publisher reads, so that a million revoked rows do not load a million DER certificates.
    */
   listRevokedEntries(issuerId: string, notAfterAfter: Date): Promise<RevokedEntryRecord[]>;
+  /**
+   * The same entries as {@link listRevokedEntries}, in the same (serial) order, as pages of at most
+   * `pageSize` read one statement at a time while the caller iterates: what the CRL publisher streams
+   * into the CRL, so that memory does not grow with the number of revoked certificates. Inside a
+   * transaction every page is read in it. Pages are never empty; only the last may be short.
+   */
+  revokedEntryPages(issuerId: string, notAfterAfter: Date, pageSize: number): AsyncIterable<RevokedEntryRecord[]>;
   updateStatus(issuerId: string, serial: string, change: StatusChange): Promise<void>;
 }
 

@@ -1,7 +1,7 @@
 /**
- * CRLs against the openssl 3.0 CLI: full and delta CRLs made by buildCrl are printed by
- * `openssl crl -text`, verified by `openssl crl -verify`, and used by `openssl verify -crl_check`
- * (and `-use_deltas`) to accept or refuse real certificates.
+ * CRLs against the openssl 3.0 CLI: full and delta CRLs made by buildCrl (one streamed from an async
+ * iterable) are printed by `openssl crl -text`, verified by `openssl crl -verify`, and used by
+ * `openssl verify -crl_check` (and `-use_deltas`) to accept or refuse real certificates.
  *
  * The certificates are made here with the openssl CLI; the commands run are in SETUP below.
  */
@@ -79,7 +79,7 @@ const nextUpdate = new Date(NOW + 86_400_000 + 789);
 const revokedAt = new Date(NOW - 7_200_000 - 555);
 const invalidityDate = new Date(NOW - 3 * 86_400_000 - 444);
 
-async function writeCrl(name: string, p: Partial<BuildCrlParams> & { entries: Iterable<CrlEntry> }): Promise<Buffer> {
+async function writeCrl(name: string, p: Partial<BuildCrlParams> & Pick<BuildCrlParams, 'entries'>): Promise<Buffer> {
   const der = await buildCrl({ issuer, authorityKeyId: aki, thisUpdate, nextUpdate, crlNumber: 7n, signer, distributionPoint: CRL_URL, ...p });
   tmp.file(`${name}.der`, der);
   tmp.file(`${name}.pem`, toPem(der, 'X509 CRL'));
@@ -199,6 +199,31 @@ describe('openssl verify -crl_check with our CRLs', () => {
     const r = await verify('good', 'full.pem');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe('good.pem: OK\n');
+  });
+
+  it('accepts a CRL streamed from an async iterable over several 1 MiB chunks (40,000 entries, the leaf in the middle)', async () => {
+    // What the CRL publisher hands over: entries arriving page by page from storage.
+    const filler = (i: number): CrlEntry => ({ serial: `7f${i.toString(16).padStart(30, '0')}`, revokedAt, reason: [1, 3, 4, 5][i % 4] });
+    async function* pages(): AsyncGenerator<CrlEntry> {
+      for (let i = 0; i < 40_000; i += 1000) {
+        await new Promise((resolve) => setImmediate(resolve));
+        for (let j = i; j < i + 1000; j++) {
+          if (j === 20_000) yield { serial: serial.revoked, revokedAt, reason: 1, invalidityDate };
+          yield filler(j);
+        }
+      }
+    }
+    const der = await writeCrl('streamed', { entries: pages(), crlNumber: 10n });
+    expect(der.length).toBeGreaterThan(1024 * 1024); // two chunks at least
+    const r = await openssl(['crl', '-inform', 'DER', '-in', 'streamed.der', '-noout', '-verify', '-CAfile', 'ca.pem'], { cwd: tmp.path });
+    expect(r.stderr).toContain('verify OK');
+    const text = await run(['crl', '-inform', 'DER', '-in', 'streamed.der', '-text', '-noout']);
+    expect(text.split('Serial Number: ').length - 1).toBe(40_001);
+    expect(text).toMatch(/X509v3 CRL Number: \n\s+10\n/);
+    const revoked = await verify('revoked', 'streamed.pem');
+    expect(revoked.stdout + revoked.stderr).toContain('error 23 at 0 depth lookup: certificate revoked');
+    const good = await verify('good', 'streamed.pem');
+    expect(good.stdout).toBe('good.pem: OK\n');
   });
 
   it('does not apply the CRL to a leaf whose distribution point is not the CRL\'s IDP (RFC 5280 §5.2.5)', async () => {
