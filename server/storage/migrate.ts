@@ -12,6 +12,7 @@ import type { Knex } from 'knex';
 import * as initial from '../../migrations/0001_initial.ts';
 import * as auditCheckpoints from '../../migrations/0002_audit_checkpoints.ts';
 import * as rotation from '../../migrations/0003_rotation.ts';
+import * as crlIndex from '../../migrations/0004_crl_index.ts';
 
 /** One migration: a stable name and its `up`/`down` functions. */
 export interface Migration {
@@ -25,6 +26,7 @@ export const migrations: readonly Migration[] = [
   { name: '0001_initial', up: initial.up, down: initial.down },
   { name: '0002_audit_checkpoints', up: auditCheckpoints.up, down: auditCheckpoints.down },
   { name: '0003_rotation', up: rotation.up, down: rotation.down },
+  { name: '0004_crl_index', up: crlIndex.up, down: crlIndex.down },
 ];
 
 /** The knex migration source over {@link migrations}. */
