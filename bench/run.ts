@@ -2,7 +2,7 @@
  * `npm run bench`: issuance, OCSP and CRL benchmarks; prints a summary table and writes the figures
  * into docs/benchmarks.md (only between its `<!-- bench:… -->` markers).
  *
- *   npm run bench                         everything, ~10 minutes
+ *   npm run bench                         everything, ~12 minutes
  *   npm run bench -- --quick              short runs (under 2 minutes); docs untouched unless --write
  *   npm run bench -- --only ocsp          one benchmark (issuance, ocsp, crl; may be repeated or comma-separated)
  *   npm run bench -- --only issuance --profile
