@@ -30,18 +30,15 @@ import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import pino from 'pino';
 import { ceremony, storeOptions } from '../server/bootstrap.ts';
-import { buildConfig } from '../server/config/load-config.ts';
 import { createKnex, knexOf, openStore } from '../server/storage/knex-store.ts';
-import { SoftwareKeyStore } from '../pki/keystore/software-keystore.ts';
-import { openServices, type Services } from '../server/services.ts';
-import { systemClock } from '../server/clock.ts';
+import type { Services } from '../server/services.ts';
 import { iso } from '../server/storage/rows.ts';
 import { parseCrl } from '../pki/crl.ts';
 import { DEFAULT_PAGE_SIZE } from '../server/ca/crl-publisher.ts';
 import type { Store } from '../server/storage/storage.ts';
 import { BENCH_DOMAIN, BENCH_TIER, deviceSubject, prepareCsrs } from './lib/demo-data.ts';
+import { servicesOn } from './lib/demo-services.ts';
 
 export type BenchEngine = 'sqlite' | 'postgres';
 
@@ -94,9 +91,7 @@ function optionsOf(engine: BenchEngine, where: string) {
 async function openBenchServices(engine: BenchEngine, where: string): Promise<{ services: Services; store: Store; close(): Promise<void> }> {
   const store = await openStore(storeOptions(optionsOf(engine, where)));
   try {
-    const config = buildConfig(JSON.parse((await store.meta.get('config'))!));
-    const keystore = await SoftwareKeyStore.unlock({ passphrase: PASSPHRASE, header: (await store.meta.get('keystore'))! });
-    const services = await openServices({ store, keystore, config, clock: systemClock, log: pino({ level: 'silent' }) });
+    const services = await servicesOn(store, PASSPHRASE);
     return {
       services,
       store,

@@ -14,6 +14,7 @@ import { SoftwareKeyStore } from '../../pki/keystore/software-keystore.ts';
 import { openServices, type Services } from '../../server/services.ts';
 import { systemClock } from '../../server/clock.ts';
 import type { RequestContext } from '../../server/ra/permissions.ts';
+import type { Store } from '../../server/storage/storage.ts';
 
 export interface DemoServices {
   services: Services;
@@ -22,13 +23,21 @@ export interface DemoServices {
   close(): Promise<void>;
 }
 
+/**
+ * The services over an open store whose keystore unlocks with `passphrase`, logging nothing. The
+ * caller closes `services.signing`, then the store.
+ */
+export async function servicesOn(store: Store, passphrase: string): Promise<Services> {
+  const config = buildConfig(JSON.parse((await store.meta.get('config'))!));
+  const keystore = await SoftwareKeyStore.unlock({ passphrase, header: (await store.meta.get('keystore'))! });
+  return openServices({ store, keystore, config, clock: systemClock, log: pino({ level: 'silent' }) });
+}
+
 export async function openDemoServices(dataDir: string): Promise<DemoServices> {
   await prepareDatabase({ dataDir });
   const store = await openStore(storeOptions({ dataDir }));
   try {
-    const config = buildConfig(JSON.parse((await store.meta.get('config'))!));
-    const keystore = await SoftwareKeyStore.unlock({ passphrase: DEMO_PASSPHRASE, header: (await store.meta.get('keystore'))! });
-    const services = await openServices({ store, keystore, config, clock: systemClock, log: pino({ level: 'silent' }) });
+    const services = await servicesOn(store, DEMO_PASSPHRASE);
     return {
       services,
       async context(name) {
