@@ -38,7 +38,7 @@ import { parseCrl } from '../pki/crl.ts';
 import { DEFAULT_PAGE_SIZE } from '../server/ca/crl-publisher.ts';
 import type { Store } from '../server/storage/storage.ts';
 import { BENCH_DOMAIN, BENCH_TIER, deviceSubject, prepareCsrs } from './lib/demo-data.ts';
-import { servicesOn } from './lib/demo-services.ts';
+import { openServicesOn } from './lib/demo-services.ts';
 
 export type BenchEngine = 'sqlite' | 'postgres';
 
@@ -90,20 +90,7 @@ function optionsOf(engine: BenchEngine, where: string) {
 
 async function openBenchServices(engine: BenchEngine, where: string): Promise<{ services: Services; store: Store; close(): Promise<void> }> {
   const store = await openStore(storeOptions(optionsOf(engine, where)));
-  try {
-    const services = await servicesOn(store, PASSPHRASE);
-    return {
-      services,
-      store,
-      async close() {
-        await services.signing.close();
-        await store.close();
-      },
-    };
-  } catch (err) {
-    await store.close();
-    throw err;
-  }
+  return { ...(await openServicesOn(store, PASSPHRASE)), store };
 }
 
 async function fill(engine: BenchEngine, where: string, rows: number): Promise<CrlFillResult> {

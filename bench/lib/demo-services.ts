@@ -24,28 +24,16 @@ export interface DemoServices {
 }
 
 /**
- * The services over an open store whose keystore unlocks with `passphrase`, logging nothing. The
- * caller closes `services.signing`, then the store.
+ * The services over an open store whose keystore unlocks with `passphrase`, logging nothing; `close`
+ * stops their signing threads and closes the store (which is closed at once if opening fails).
  */
-export async function servicesOn(store: Store, passphrase: string): Promise<Services> {
-  const config = buildConfig(JSON.parse((await store.meta.get('config'))!));
-  const keystore = await SoftwareKeyStore.unlock({ passphrase, header: (await store.meta.get('keystore'))! });
-  return openServices({ store, keystore, config, clock: systemClock, log: pino({ level: 'silent' }) });
-}
-
-export async function openDemoServices(dataDir: string): Promise<DemoServices> {
-  await prepareDatabase({ dataDir });
-  const store = await openStore(storeOptions({ dataDir }));
+export async function openServicesOn(store: Store, passphrase: string): Promise<{ services: Services; close(): Promise<void> }> {
   try {
-    const services = await servicesOn(store, DEMO_PASSPHRASE);
+    const config = buildConfig(JSON.parse((await store.meta.get('config'))!));
+    const keystore = await SoftwareKeyStore.unlock({ passphrase, header: (await store.meta.get('keystore'))! });
+    const services = await openServices({ store, keystore, config, clock: systemClock, log: pino({ level: 'silent' }) });
     return {
       services,
-      async context(name) {
-        const token = readFileSync(join(dataDir, `demo-${name}.token`), 'utf8').trim();
-        const principal = await services.ra.authenticate(token);
-        if (!principal) throw new Error(`demo token ${name} does not authenticate`);
-        return () => ({ principal, source: 'bench', requestId: randomUUID() });
-      },
       async close() {
         await services.signing.close();
         await store.close();
@@ -55,4 +43,19 @@ export async function openDemoServices(dataDir: string): Promise<DemoServices> {
     await store.close();
     throw err;
   }
+}
+
+export async function openDemoServices(dataDir: string): Promise<DemoServices> {
+  await prepareDatabase({ dataDir });
+  const { services, close } = await openServicesOn(await openStore(storeOptions({ dataDir })), DEMO_PASSPHRASE);
+  return {
+    services,
+    async context(name) {
+      const token = readFileSync(join(dataDir, `demo-${name}.token`), 'utf8').trim();
+      const principal = await services.ra.authenticate(token);
+      if (!principal) throw new Error(`demo token ${name} does not authenticate`);
+      return () => ({ principal, source: 'bench', requestId: randomUUID() });
+    },
+    close,
+  };
 }

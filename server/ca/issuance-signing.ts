@@ -28,6 +28,21 @@ export interface IssuanceSigningJob {
   ocsp: { thisUpdate: Date; nextUpdate: Date; responderCertificate: Buffer };
 }
 
+/**
+ * `job` with `f` applied to each of its byte fields: the one list of them, for the two sides of the
+ * thread hand-over (signing-pool.ts sends tight copies, signing-worker.ts turns them back into Buffers).
+ */
+export function mapJobBytes(job: IssuanceSigningJob, f: (bytes: Uint8Array) => Buffer): IssuanceSigningJob {
+  return {
+    ...job,
+    serial: f(job.serial),
+    issuer: { ...job.issuer, name: f(job.issuer.name), publicKeyInfo: f(job.issuer.publicKeyInfo), keyId: f(job.issuer.keyId) },
+    subject: f(job.subject),
+    publicKeyInfo: f(job.publicKeyInfo),
+    ocsp: { ...job.ocsp, responderCertificate: f(job.ocsp.responderCertificate) },
+  };
+}
+
 export interface SignedIssuance {
   certificate: Buffer;
   ocsp: Buffer;

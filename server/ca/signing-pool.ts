@@ -17,7 +17,7 @@ import { verifyCsr, type ParsedCsr } from '../../pki/csr.ts';
 import { PkiError, type PkiErrorCode } from '../../pki/pki-error.ts';
 import type { InMemoryKey, Signer } from '../../pki/signer.ts';
 import { TiercaError, type ErrorCode } from '../errors.ts';
-import { signIssuance, type IssuanceSigningJob, type SignedIssuance } from './issuance-signing.ts';
+import { mapJobBytes, signIssuance, type IssuanceSigningJob, type SignedIssuance } from './issuance-signing.ts';
 
 /** A job as posted to a thread. */
 export type SigningRequest =
@@ -83,7 +83,7 @@ export class SigningPool {
     const ca = signers.ca.inMemoryKey;
     const responder = signers.responder.inMemoryKey;
     if (this.size === 0 || !ca || !responder) return signIssuance(job, signers);
-    const result = (await this.post({ id: 0, op: 'issue', job: tightJob(job), ca: this.refOf(ca), responder: this.refOf(responder) })) as {
+    const result = (await this.post({ id: 0, op: 'issue', job: mapJobBytes(job, (b) => tight(b) as Buffer), ca: this.refOf(ca), responder: this.refOf(responder) })) as {
       certificate: Uint8Array;
       ocsp: Uint8Array;
     };
@@ -162,18 +162,8 @@ export function tight(b: Uint8Array): Uint8Array {
   return b.byteOffset === 0 && b.byteLength === b.buffer.byteLength ? b : new Uint8Array(b);
 }
 
-function tightJob(job: IssuanceSigningJob): IssuanceSigningJob {
-  return {
-    ...job,
-    serial: tight(job.serial) as Buffer,
-    issuer: { ...job.issuer, name: tight(job.issuer.name) as Buffer, publicKeyInfo: tight(job.issuer.publicKeyInfo) as Buffer, keyId: tight(job.issuer.keyId) as Buffer },
-    subject: tight(job.subject) as Buffer,
-    publicKeyInfo: tight(job.publicKeyInfo) as Buffer,
-    ocsp: { ...job.ocsp, responderCertificate: tight(job.ocsp.responderCertificate) as Buffer },
-  };
-}
-
-function asBuffer(u: Uint8Array): Buffer {
+/** A Buffer over the same bytes (structured clone delivers Uint8Arrays); no copy. */
+export function asBuffer(u: Uint8Array): Buffer {
   return Buffer.from(u.buffer, u.byteOffset, u.byteLength);
 }
 

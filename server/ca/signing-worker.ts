@@ -8,8 +8,8 @@ import { parentPort } from 'node:worker_threads';
 import { parseCsr, verifyCsr } from '../../pki/csr.ts';
 import { softwareSigner } from '../../pki/software-signer.ts';
 import type { InMemoryKey, Signer } from '../../pki/signer.ts';
-import { signIssuance, type IssuanceSigningJob } from './issuance-signing.ts';
-import { tight, type SigningReply, type SigningRequest, type WireError } from './signing-pool.ts';
+import { mapJobBytes, signIssuance, type IssuanceSigningJob } from './issuance-signing.ts';
+import { asBuffer, tight, type SigningReply, type SigningRequest, type WireError } from './signing-pool.ts';
 
 if (!parentPort) throw new Error('signing-worker.ts runs as a worker thread only');
 const port = parentPort;
@@ -41,18 +41,8 @@ async function run(request: SigningRequest): Promise<unknown> {
   }
 }
 
-/** Structured clone turns Buffers into Uint8Arrays: make them Buffers again where the job has them. */
-function revive(job: IssuanceSigningJob): IssuanceSigningJob {
-  const b = (u: Uint8Array) => Buffer.from(u.buffer, u.byteOffset, u.byteLength);
-  return {
-    ...job,
-    serial: b(job.serial),
-    issuer: { ...job.issuer, name: b(job.issuer.name), publicKeyInfo: b(job.issuer.publicKeyInfo), keyId: b(job.issuer.keyId) },
-    subject: b(job.subject),
-    publicKeyInfo: b(job.publicKeyInfo),
-    ocsp: { ...job.ocsp, responderCertificate: b(job.ocsp.responderCertificate) },
-  };
-}
+/** Structured clone turns Buffers into Uint8Arrays: make them Buffers again (no copy). */
+const revive = (job: IssuanceSigningJob): IssuanceSigningJob => mapJobBytes(job, asBuffer);
 
 function wireError(err: unknown): WireError {
   const e = err as { name?: unknown; code?: unknown; message?: unknown; options?: { detail?: unknown } };

@@ -82,17 +82,6 @@ export class KnexCertificateRepository implements CertificateRepository {
     return rows.map(rowToCertificate);
   }
 
-  async listRevokedEntries(issuerId: string, notAfterAfter: Date): Promise<RevokedEntryRecord[]> {
-    const rows = await this.ctx
-      .db('certificates')
-      .select(REVOKED_ENTRY_COLUMNS)
-      .where({ issuer_id: issuerId })
-      .whereIn('status', LISTED_STATUSES)
-      .where('not_after', '>', iso(notAfterAfter))
-      .orderBy('serial');
-    return rows.map(rowToRevokedEntry);
-  }
-
   /**
    * Keyset pagination: each page is one statement, `serial > <last serial of the previous page>
    * ORDER BY serial LIMIT n`, so a page costs the same at the end of a million rows as at the start

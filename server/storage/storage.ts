@@ -361,12 +361,7 @@ export interface CertificateRepository {
   /** Revoked or on-hold certificates of an issuer not expired before `notAfterAfter` (for CRLs). */
   listRevoked(issuerId: string, notAfterAfter: Date): Promise<CertificateRecord[]>;
   /**
-   * The same certificates as {@link listRevoked}, with only the fields a CRL entry needs: what the CRL
-   * publisher reads, so that a million revoked rows do not load a million DER certificates.
-   */
-  listRevokedEntries(issuerId: string, notAfterAfter: Date): Promise<RevokedEntryRecord[]>;
-  /**
-   * The same entries as {@link listRevokedEntries}, in the same (serial) order, as pages of at most
+   * The certificates of {@link listRevoked} with only the fields a CRL entry needs, in serial order, as pages of at most
    * `pageSize` read one statement at a time while the caller iterates: what the CRL publisher streams
    * into the CRL, so that memory does not grow with the number of revoked certificates. Inside a
    * transaction every page is read in it. Pages are never empty; only the last may be short.
