@@ -107,12 +107,12 @@ async function fill(engine: BenchEngine, where: string, rows: number): Promise<C
     const { ra, cas } = bench.services;
     const ca = cas.issuingCa(BENCH_DOMAIN, BENCH_TIER);
     if (!ca) throw new Error('no Yuhu t1 CA');
-    const principal = await ra.authenticate(officerToken);
+    const principal = await ra.authorizer.authenticate(officerToken);
     if (!principal) throw new Error('the officer token does not authenticate');
     const ctx = () => ({ principal, source: 'bench', requestId: randomBytes(8).toString('hex') });
-    const subject = await ra.addSubject(ctx(), deviceSubject('crl', 0));
+    const subject = await ra.subjects.add(ctx(), deviceSubject('crl', 0));
     const [csr] = await prepareCsrs(1);
-    const sample = await ra.issue(ctx(), { subjectId: subject.id, csr });
+    const sample = await ra.issuance.issue(ctx(), { subjectId: subject.id, csr });
     if (sample.kind !== 'issued') throw new Error('sample issuance did not issue');
     const t = sample.certificate;
 

@@ -1,6 +1,6 @@
 /**
  * Child process of the issuance benchmark: issuance without HTTP. Opens the demo services on a fresh
- * data folder, creates the subjects, prepares the CSRs, then times `ra.issue(ctx, {subjectId, csr})`
+ * data folder, creates the subjects, prepares the CSRs, then times `ra.issuance.issue(ctx, {subjectId, csr})`
  * with `--concurrency` calls in flight. Prints one JSON line (IssuanceChildResult).
  *
  *   node --import tsx bench/issuance-inprocess.ts --count 2000 --concurrency 32
@@ -119,7 +119,7 @@ try {
   const { ra } = demo.services;
   const ctx = await demo.context('officer');
   const subjectStart = performance.now();
-  const subjects = await mapConcurrent(Array.from({ length: count + warmup }, (_, i) => i), concurrency, async (i) => (await ra.addSubject(ctx(), deviceSubject('inproc', i))).id);
+  const subjects = await mapConcurrent(Array.from({ length: count + warmup }, (_, i) => i), concurrency, async (i) => (await ra.subjects.add(ctx(), deviceSubject('inproc', i))).id);
   const subjectsPerSecond = subjects.length / ((performance.now() - subjectStart) / 1000);
   const csrs = await prepareCsrs(count + warmup);
   const prefill = Number(values.prefill);
@@ -127,7 +127,7 @@ try {
   if (values.analyze) await knexOf(demo.services.store).raw('analyze');
 
   // Warm-up (JIT, statement caches), not timed.
-  await mapConcurrent(subjects.slice(count), concurrency, (id, i) => ra.issue(ctx(), { subjectId: id, csr: csrs[count + i] }));
+  await mapConcurrent(subjects.slice(count), concurrency, (id, i) => ra.issuance.issue(ctx(), { subjectId: id, csr: csrs[count + i] }));
 
   let session: Session | undefined;
   if (values.profile) {
@@ -150,7 +150,7 @@ try {
     attempted++;
     const t0 = performance.now();
     try {
-      const result = await ra.issue(ctx(), { subjectId: id, csr: csrs[i] });
+      const result = await ra.issuance.issue(ctx(), { subjectId: id, csr: csrs[i] });
       if (result.kind === 'issued') serials.push(result.certificate.serial);
       else failures.pending = (failures.pending ?? 0) + 1;
     } catch (err) {

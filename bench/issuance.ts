@@ -7,7 +7,7 @@
  * from 32 concurrent keep-alive clients with the demo officer's token. Afterwards: every answer 201,
  * every serial distinct, and the database holds exactly the certificates answered.
  *
- * In-process: the same issuance through `services.ra.issue(ctx, …)` with 32 in flight and no HTTP
+ * In-process: the same issuance through `services.ra.issuance.issue(ctx, …)` with 32 in flight and no HTTP
  * (bench/issuance-inprocess.ts, in a child process of its own).
  */
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';

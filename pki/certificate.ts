@@ -43,9 +43,16 @@ const VERSION_3 = explicit(0, integer(2));
  * an issuer, subject or public key that is not one DER SEQUENCE.
  */
 export async function buildCertificate(p: CertificateParams): Promise<Buffer> {
-  const tbs = tbsCertificate(p);
-  const signature = await p.signer.sign(tbs);
-  return sequence(tbs, p.signer.signatureAlgorithm, bitString(signature));
+  return signTbsCertificate(tbsCertificate(p), p.signer);
+}
+
+/**
+ * The DER certificate of `tbs` (made by {@link tbsCertificate} with this signer's algorithm) signed by
+ * `signer`: for callers that check the TBSCertificate before the key signs it (prepare, lint, sign).
+ */
+export async function signTbsCertificate(tbs: Buffer, signer: Signer): Promise<Buffer> {
+  const signature = await signer.sign(tbs);
+  return sequence(tbs, signer.signatureAlgorithm, bitString(signature));
 }
 
 /** The TBSCertificate that {@link buildCertificate} signs. */

@@ -14,7 +14,7 @@ import type { Store, Role } from './storage/storage.ts';
 import { buildConfig, loadConfigFile, EXAMPLE_CONFIG, type TiercaConfig } from './config/load-config.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { runHierarchyCeremony, formatHierarchyTree } from './ca/hierarchy-ceremony.ts';
-import { createPrincipal } from './ra/registration-authority.ts';
+import { createPrincipal } from './ra/principal.service.ts';
 import { appendAudit } from './audit/audit-log.ts';
 import { openServices, type Services } from './services.ts';
 import { createHttpServer, type TlsListenOptions } from './http/app.ts';
@@ -198,8 +198,8 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     await services.scheduler.start();
     await services.ocsp.startPolling(opts.pollMs ?? 500);
     const server = createHttpServer({
-      store, cas: services.cas, ra: services.ra, ocsp: services.ocsp, tiers: config.tiers, clock, publicUrl: config.publicUrl, log,
-      rotation: services.rotation,
+      ra: services.ra, ocsp: services.ocsp, clock, publicUrl: config.publicUrl, log, rotation: services.rotation,
+      health: async () => void (await store.meta.get('schema')),
     }, opts.tls);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -210,7 +210,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     const url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
     log.info({ url, cas: services.cas.list().length, engine: store.engine }, 'tierca is serving');
     services.ra.checkpoints.start(opts.auditCheckpointMs);
-    services.rotation.start(opts.rotationMs);
+    services.rotation.runs.start(opts.rotationMs);
     return {
       url,
       port: actualPort,
@@ -219,7 +219,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
         services.ocsp.stopPolling();
         await services.scheduler.stop();
         await services.ra.checkpoints.stop();
-        await services.rotation.stop();
+        await services.rotation.runs.stop();
         server.closeAllConnections();
         await new Promise<void>((resolve) => server.close(() => resolve()));
         await services.signing.close();

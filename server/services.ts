@@ -1,25 +1,46 @@
 /**
  * The composition root: wires storage, keystore, configuration and clock into the CA and RA services
- * of one running instance. No HTTP here.
+ * of one running instance. Every service is built here, with only the dependencies it names, and the
+ * dual-control request kinds are registered here explicitly. No HTTP here.
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KeyStore } from '../pki/keystore/keystore.ts';
 import { isKeyAlgorithm, type KeyAlgorithm } from '../pki/algorithms.ts';
-import type { Store } from './storage/storage.ts';
+import type { CertificateRecord, Store } from './storage/storage.ts';
 import type { TiercaConfig } from './config/load-config.ts';
 import type { Clock } from './clock.ts';
+import { AuditCheckpoints } from './audit/audit-checkpoints.ts';
 import { CaDirectory } from './ca/ca-directory.ts';
 import { caRsaPadding } from './ca/ca-signature.ts';
 import { ResponderPool } from './ca/ocsp-responders.ts';
 import { CrlPublisher } from './ca/crl-publisher.ts';
 import { OcspSource } from './ca/ocsp-source.ts';
+import { StatusSource } from './ca/status-source.ts';
 import { RevocationService } from './ca/revocation-service.ts';
 import { CertificateIssuer } from './ca/certificate-issuer.ts';
 import { SigningPool } from './ca/signing-pool.ts';
 import { StatusScheduler } from './ca/status-scheduler.ts';
-import { RegistrationAuthority } from './ra/registration-authority.ts';
-import { RotationAuthority } from './ra/rotation-authority.ts';
+import { RenewalService, type RenewalStep, type RotationFaults } from './ca/renewal.ts';
+import { CaRollover, type RolloverStep } from './ca/ca-rollover.ts';
+import { RotationPlanner } from './ca/rotation-planner.ts';
+import { Authorizer } from './ra/authorizer.ts';
+import { DualControl } from './ra/dual-control.ts';
+import { IssuancePreparer } from './ra/issuance-preparer.ts';
+import { CertificateLookup } from './ra/certificate-lookup.ts';
+import { IssuanceService } from './ra/issuance.service.ts';
+import { SubjectService } from './ra/subject.service.ts';
+import { PrincipalService } from './ra/principal.service.ts';
+import { CaAdminService } from './ra/ca-admin.service.ts';
+import { EscrowService } from './ra/escrow.service.ts';
+import { AuditQueryService } from './ra/audit-query.service.ts';
+import { CertificateStatusService } from './ra/certificate-status.service.ts';
+import type { RegistrationAuthority } from './ra/registration-authority.ts';
+import { RenewalAuthority } from './ra/rotation/renewal.service.ts';
+import { DeviceRenewal } from './ra/rotation/device-signature.ts';
+import { RotationRunService } from './ra/rotation/rotation-run.service.ts';
+import { RolloverService } from './ra/rotation/rollover.service.ts';
+import type { RotationServices } from './ra/rotation/rotation-services.ts';
 
 export interface Services {
   store: Store;
@@ -29,14 +50,17 @@ export interface Services {
   responders: ResponderPool;
   crls: CrlPublisher;
   ocsp: OcspSource;
+  /** The one status answer of OCSP and `/status`. */
+  status: StatusSource;
   revocation: RevocationService;
   issuer: CertificateIssuer;
   /** The signing threads of issuance; `close()` them when the services stop. */
   signing: SigningPool;
+  /** The RA services, one per concern. */
   ra: RegistrationAuthority;
   scheduler: StatusScheduler;
-  /** Renewal, rotation runs, CA rollover (bootstrap starts its timer). */
-  rotation: RotationAuthority;
+  /** Renewal, rotation runs and their timer (bootstrap starts it), CA rollover. */
+  rotation: RotationServices;
 }
 
 export interface ServicesParams {
@@ -65,24 +89,94 @@ export async function openServices({ store, keystore, config, clock, log, random
   const tiers = config.tiers;
   const responders = new ResponderPool({ store, keystore, cas, tiers, publicUrl: config.publicUrl, random });
   const crls = new CrlPublisher({ store, cas, tiers, clock, publicUrl: config.publicUrl });
-  const ocsp = new OcspSource({ store, cas, responders, tiers, clock });
+  const status = new StatusSource({ certificates: store.certificates, cas, tiers });
+  const ocsp = new OcspSource({ store, cas, responders, tiers, status, clock });
   const scheduler = new StatusScheduler({ store, cas, crls, responders, tiers, clock, log });
-  const revocation = new RevocationService({
-    store, cas, responders, tiers,
-    onStatusChange: (record) => {
-      ocsp.invalidate(record.issuerId, record.serial);
-      scheduler.crlChanged(record.issuerId);
-    },
-  });
+  const onStatusChange = (record: CertificateRecord) => {
+    ocsp.invalidate(record.issuerId, record.serial);
+    scheduler.crlChanged(record.issuerId);
+  };
+  const revocation = new RevocationService({ store, cas, responders, tiers, onStatusChange });
   const signing = new SigningPool(signingThreads);
   const issuer = new CertificateIssuer({ store, responders, publicUrl: config.publicUrl, signing, random });
-  const ra = new RegistrationAuthority({ store, config, cas, issuer, signing, revocation, crls, keystore, clock, random });
-  const rotation = new RotationAuthority({
-    store, config, cas, issuer, responders, crls, keystore, clock, ra, log, random,
-    onStatusChange: (record) => {
-      ocsp.invalidate(record.issuerId, record.serial);
-      scheduler.crlChanged(record.issuerId);
-    },
+  const ca = { store, config, clock, cas, responders, crls, revocation, issuer, signing, keystore, status, log, random, onStatusChange };
+  const ra = registrationAuthority(ca);
+  const rotation = rotationServices(ca, ra);
+  return { store, config, clock, cas, responders, crls, ocsp, status, revocation, issuer, signing, ra, scheduler, rotation };
+}
+
+/** The CA side an RA is built over (what {@link openServices} has made). */
+export interface CaSide {
+  store: Store;
+  config: TiercaConfig;
+  clock: Clock;
+  cas: CaDirectory;
+  responders: ResponderPool;
+  crls: CrlPublisher;
+  revocation: RevocationService;
+  issuer: CertificateIssuer;
+  signing?: SigningPool;
+  keystore: KeyStore;
+  status: StatusSource;
+  log?: Logger;
+  random?: (n: number) => Buffer;
+  /** Told after commit about certificates revoked as superseded. */
+  onStatusChange?: (record: CertificateRecord) => void;
+}
+
+/** The RA services over `ca`, with the `issue`, `ca.revoke` and `escrow.recover` request kinds registered. */
+export function registrationAuthority(ca: CaSide): RegistrationAuthority & { preparer: IssuancePreparer; lookup: CertificateLookup } {
+  const { store, config, clock, cas, keystore, random } = ca;
+  const authorizer = new Authorizer(store, clock);
+  const requests = new DualControl({ store, authorizer, clock });
+  const signing = ca.signing;
+  const preparer = new IssuancePreparer({
+    config, cas, domains: store.domains, organs: store.organs, verifyCsr: signing ? (csr) => signing.verifyCsr(csr) : undefined,
   });
-  return { store, config, clock, cas, responders, crls, ocsp, revocation, issuer, signing, ra, scheduler, rotation };
+  const lookup = new CertificateLookup(store.certificates);
+  const checkpoints = new AuditCheckpoints({ store, keystore, clock, random });
+  const issuance = new IssuanceService({ store, tiers: config.tiers, authorizer, preparer, issuer: ca.issuer, requests, keystore, clock, random });
+  const caAdmin = new CaAdminService({ store, cas, crls: ca.crls, authorizer, requests, clock });
+  const escrow = new EscrowService({ store, cas, authorizer, lookup, requests, keystore, clock, random });
+  requests.register('issue', issuance.requestKind);
+  requests.register('ca.revoke', caAdmin.requestKind);
+  requests.register('escrow.recover', escrow.requestKind);
+  return {
+    authorizer, requests, issuance, escrow, checkpoints, preparer, lookup,
+    cas: caAdmin,
+    principals: new PrincipalService({ store, config, authorizer, preparer, issuer: ca.issuer, clock, random }),
+    subjects: new SubjectService({ store, tiers: config.tiers, authorizer, revocation: ca.revocation, cas, clock }),
+    audit: new AuditQueryService({ store, checkpoints, authorizer, clock }),
+    certificates: new CertificateStatusService({ store, cas, authorizer, lookup, revocation: ca.revocation, status: ca.status, clock }),
+  };
+}
+
+/** Test-only fault injection into renewals and rollovers (see RotationFaults). */
+export interface RotationFaultHooks {
+  renewal?: RotationFaults<RenewalStep>;
+  rollover?: RotationFaults<RolloverStep>;
+}
+
+/** The rotation services over `ca` and `ra`, with the `ca.rollover` request kind registered in `ra`. */
+export function rotationServices(
+  ca: CaSide, ra: RegistrationAuthority & { preparer: IssuancePreparer; lookup: CertificateLookup }, faults: RotationFaultHooks = {},
+): RotationServices & { caRenewals: RenewalService } {
+  const { store, config, clock, cas, keystore, log, random } = ca;
+  const caRenewals = new RenewalService({
+    store, cas, issuer: ca.issuer, responders: ca.responders, tiers: config.tiers, keystore, onStatusChange: ca.onStatusChange, faults: faults.renewal,
+  });
+  const caRollovers = new CaRollover({ store, cas, keystore, config, crls: ca.crls, log, random, faults: faults.rollover });
+  const planner = new RotationPlanner({ store, cas, config, rollover: caRollovers });
+  const renewals = new RenewalAuthority({
+    store, tiers: config.tiers, cas, authorizer: ra.authorizer, lookup: ra.lookup, preparer: ra.preparer, renewals: caRenewals, clock, random,
+  });
+  const rollovers = new RolloverService({ store, cas, authorizer: ra.authorizer, requests: ra.requests, rollovers: caRollovers, clock });
+  ra.requests.register('ca.rollover', rollovers.requestKind);
+  return {
+    renewals, rollovers, caRenewals,
+    devices: new DeviceRenewal({ store, cas, authorizer: ra.authorizer, renewals, clock }),
+    runs: new RotationRunService({
+      store, config, authorizer: ra.authorizer, planner, renewals, caRenewals, responders: ca.responders, rollovers: caRollovers, clock, log,
+    }),
+  };
 }

@@ -52,7 +52,7 @@ export async function openDemoServices(dataDir: string): Promise<DemoServices> {
     services,
     async context(name) {
       const token = readFileSync(join(dataDir, `demo-${name}.token`), 'utf8').trim();
-      const principal = await services.ra.authenticate(token);
+      const principal = await services.ra.authorizer.authenticate(token);
       if (!principal) throw new Error(`demo token ${name} does not authenticate`);
       return () => ({ principal, source: 'bench', requestId: randomUUID() });
     },

@@ -15,6 +15,25 @@ import type { KeyStore } from '../../pki/keystore/keystore.ts';
 import { readCertificate, type CertificateFields } from '../../pki/certificate-reader.ts';
 import type { KeyAlgorithm, RsaPadding } from '../../pki/algorithms.ts';
 import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
+import { REVOCATION_REASONS } from '../../pki/revocation-reason.ts';
+import { TiercaError } from '../errors.ts';
+
+/** How deep a chain may be (root → domain → tier is 3); a longer walk means a loop. */
+const MAX_DEPTH = 8;
+
+/**
+ * What a CA's own status and every CA above it make of it. `active`: it and all its ancestors are
+ * active. Otherwise `blockedBy` is the nearest CA (itself or an ancestor) that is revoked, retired or
+ * not loaded, and `revokedAt`/`reason` are what every certificate under it answers (RFC 5280 §5.3.1):
+ * cACompromise for a CA revoked as compromised (keyCompromise, cACompromise, unspecified or no
+ * reason) or not loaded, the CA's own reason otherwise (superseded, cessationOfOperation, …), and
+ * cessationOfOperation for a retired generation (everything it issued has expired).
+ */
+export type EffectiveStatus =
+  | { readonly status: 'active' }
+  | { readonly status: 'revoked' | 'retired' | 'missing'; readonly blockedBy: string; readonly revokedAt: Date | null; readonly reason: number };
+
+const ACTIVE: EffectiveStatus = { status: 'active' };
 
 export interface LoadedCa {
   readonly record: CaRecord;
@@ -31,6 +50,8 @@ export class CaDirectory {
   private readonly byKeyHashSha256 = new Map<string, LoadedCa>();
   /** Generations by lineage, oldest first (issuance looks the current one up per certificate). */
   private readonly byLineage = new Map<string, LoadedCa[]>();
+  /** effectiveStatus by CA id; emptied whenever a CA is added or changes (the OCSP path asks per request). */
+  private readonly effective = new Map<string, EffectiveStatus>();
 
   /** Builds the directory from CA records whose keys are already loaded in `keystore`. */
   /**
@@ -62,6 +83,7 @@ export class CaDirectory {
   /** Adds a CA, or replaces the entry of the same id (a status or successor change). */
   add(ca: LoadedCa): void {
     this.byId.set(ca.record.id, ca);
+    this.effective.clear();
     const lineage = lineageOf(ca.record);
     const generations = (this.byLineage.get(lineage) ?? []).filter((g) => g.record.id !== ca.record.id);
     generations.push(ca);
@@ -109,10 +131,64 @@ export class CaDirectory {
     return all.find((ca) => !ca.record.successorId) ?? all[all.length - 1];
   }
 
-  /** The issuing (tier) CA of a domain and tier: its current generation. */
+  /** The issuing (tier) CA of a domain and tier: its current generation, whatever its status. */
   issuingCa(domain: string, tier: string): LoadedCa | undefined {
     return this.current(tierCaId(domain, tier));
   }
+
+  /**
+   * THE answer to "may this CA's certificates be trusted?": the CA `caId` with every CA above it
+   * (see {@link EffectiveStatus}). Issuance, renewal, OCSP, CRLs and `/status` all ask here.
+   */
+  effectiveStatus(caId: string): EffectiveStatus {
+    const known = this.effective.get(caId);
+    if (known) return known;
+    let result: EffectiveStatus = ACTIVE;
+    let id: string | null = caId;
+    for (let depth = 0; id; depth++) {
+      const ca: LoadedCa | undefined = depth < MAX_DEPTH ? this.byId.get(id) : undefined;
+      if (!ca) {
+        result = { status: 'missing', blockedBy: id, revokedAt: null, reason: REVOCATION_REASONS.cACompromise };
+        break;
+      }
+      const r: CaRecord = ca.record;
+      if (r.status === 'revoked') {
+        result = { status: 'revoked', blockedBy: r.id, revokedAt: r.revokedAt, reason: inheritedReason(r.revocationReason) };
+        break;
+      }
+      if (r.status === 'retired') {
+        result = { status: 'retired', blockedBy: r.id, revokedAt: r.retiredAt ?? null, reason: REVOCATION_REASONS.cessationOfOperation };
+        break;
+      }
+      id = r.parentId;
+    }
+    this.effective.set(caId, result);
+    return result;
+  }
+
+  /**
+   * The CA that issues for `domain` and `tier` now: the current generation of the tier CA, when it
+   * and every CA above it are active. Otherwise throws `ca-unavailable`, naming the CA that stops it.
+   */
+  usableIssuer(domain: string, tier: string): LoadedCa {
+    const id = tierCaId(domain, tier);
+    const ca = this.current(id);
+    if (!ca) throw new TiercaError('ca-unavailable', `there is no issuing CA for ${domain} ${tier}`, { detail: { ca: id } });
+    const status = this.effectiveStatus(ca.record.id);
+    if (status.status !== 'active') {
+      const whose = status.blockedBy === ca.record.id ? 'it' : `its CA ${status.blockedBy}`;
+      throw new TiercaError('ca-unavailable', `the issuing CA ${ca.record.id} of ${domain} ${tier} cannot issue: ${whose} is ${status.status}`, {
+        detail: { ca: ca.record.id, blockedBy: status.blockedBy, status: status.status },
+      });
+    }
+    return ca;
+  }
+}
+
+/** The reason a certificate inherits from its revoked CA (see {@link EffectiveStatus}). */
+function inheritedReason(caReason: number | null): number {
+  const { unspecified, keyCompromise, cACompromise } = REVOCATION_REASONS;
+  return caReason == null || caReason === unspecified || caReason === keyCompromise ? cACompromise : caReason;
 }
 
 export const tierCaId = (domain: string, tier: string): string => `${domain}-${tier}`;

@@ -1,9 +1,11 @@
 /**
- * The CA half of issuance (STYLE.md practice 3: the RA decides, the CA signs). It takes an order the
- * registration authority has already checked; a signing thread (signing-pool.ts) builds, signs and
- * lints the certificate and pre-signs its first OCSP answer; this stores certificate, answer and
- * audit record in one transaction (a savepoint of a group commit, so concurrent issuances share one
- * fsync). A duplicate serial (the unique (issuer, serial) key, not luck) is retried with a new one.
+ * The CA half of issuance (STYLE.md practice 3: the RA decides, the CA signs), in boulder's order:
+ * it takes an order the registration authority prepared and checked, reserves a serial (a fresh
+ * random one; the unique (issuer, serial) key makes it one, and a clash is retried with a new one),
+ * and a signing thread (signing-pool.ts) builds the TBSCertificate, lints it against the tier
+ * profile, signs it once and pre-signs its first OCSP answer. `beforeStore` (key delivery) runs
+ * then, before anything is written; certificate, answer and audit record are stored in one
+ * transaction (a savepoint of a group commit, so concurrent issuances share one fsync).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { randomSerial, serialToHex } from '../../pki/certificate.ts';
@@ -34,9 +36,25 @@ export interface IssuanceOrder {
   publicKeyInfo: Buffer;
   keyAlgorithm: KeyAlgorithm;
   names: { dns: string[]; ip: string[]; email: string[] };
+  /** The domain's permitted DNS and e-mail subtrees (the domain CA's name constraints): every name is inside them. */
+  permitted: { dns: string[]; email: string[] };
   notBefore: Date;
   notAfter: Date;
   requestId: string | null;
+}
+
+/** What runs around the store of one issuance. */
+export interface IssueHooks {
+  /**
+   * After signing, before anything is stored: the RA builds the PKCS#12 of a server-made key here, so
+   * that a key it cannot deliver is never issued. A throw stores nothing.
+   */
+  beforeStore?: (record: CertificateRecord) => Promise<void>;
+  /**
+   * Inside the transaction, after the certificate's insert: the RA re-checks the subject and "one live
+   * certificate per profile" here, escrows keys and closes the request. A throw stores nothing.
+   */
+  inTransaction?: (tx: Repositories, record: CertificateRecord) => Promise<void>;
 }
 
 export interface IssuedCertificate {
@@ -65,17 +83,9 @@ export class CertificateIssuer {
     this.signing = deps.signing ?? new SigningPool(0);
   }
 
-  /**
-   * Signs and stores a certificate for `order`. `inTransaction` runs inside the same transaction after
-   * the insert (the RA uses it to re-check "one live certificate per profile" and to mark a request done);
-   * `audit` is written in that transaction too.
-   */
-  async issue(
-    order: IssuanceOrder,
-    now: Date,
-    audit: Omit<AuditEvent, 'outcome' | 'target'>,
-    inTransaction?: (tx: Repositories, record: CertificateRecord) => Promise<void>,
-  ): Promise<IssuedCertificate> {
+  /** Signs and stores a certificate for `order` (see the module comment and {@link IssueHooks}); `audit` is written in its transaction. */
+  async issue(order: IssuanceOrder, now: Date, audit: Omit<AuditEvent, 'outcome' | 'target'>, hooks: IssueHooks = {}): Promise<IssuedCertificate> {
+    const { beforeStore, inTransaction } = hooks;
     const { responders, random = randomBytes } = this.deps;
     const responder = await responders.forCa(order.ca.record.id, now);
     const { thisUpdate, nextUpdate } = answerTimes(now, order.tier.statusValidityHours);
@@ -87,6 +97,7 @@ export class CertificateIssuer {
       });
       const record = this.recordOf(order, signed.certificate, serialToHex(serial), now);
       const ocsp = { issuerId: record.issuerId, serial: record.serial, der: signed.ocsp, thisUpdate, nextUpdate };
+      if (beforeStore) await beforeStore(record);
       try {
         await this.commits.run(async (tx) => {
           await tx.certificates.insert(record);
@@ -116,6 +127,7 @@ export class CertificateIssuer {
         name: ca.fields.subject,
         publicKeyInfo: ca.fields.publicKeyInfo,
         keyId: ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.publicKeyInfo),
+        notBefore: ca.record.notBefore,
         notAfter: ca.record.notAfter,
       },
       subject: order.subject,
@@ -126,6 +138,7 @@ export class CertificateIssuer {
       policyOid: order.tier.oid,
       links: { caIssuersUrl: urls.certificate, ocspUrl: urls.ocsp, crlUrl: urls.crl, deltaCrlUrl: urls.deltaCrl },
       names: order.names,
+      permitted: order.permitted,
       ocsp: { thisUpdate, nextUpdate, responderCertificate },
     };
   }

@@ -1,21 +1,21 @@
 /**
- * The CPU-bound half of one issuance, plain data in and DER out: build and sign the certificate,
- * lint it against what was asked, and sign its first OCSP answer. It runs on a signing thread
+ * The CPU-bound half of one issuance, plain data in and DER out, in boulder's order: build the
+ * TBSCertificate, lint it against the tier profile (certificate-lint.ts) BEFORE the CA key signs,
+ * then sign it once, and sign its first OCSP answer. It runs on a signing thread
  * (signing-pool.ts) or, when a signer's key is not in this process's memory, on the calling thread;
  * either way it touches no storage, so the transaction around it stays on the main thread.
  */
-import { buildCertificate, serialToHex } from '../../pki/certificate.ts';
-import { readCertificate } from '../../pki/certificate-reader.ts';
+import { serialToHex, signTbsCertificate, tbsCertificate } from '../../pki/certificate.ts';
 import { endEntityExtensions, type EndEntityProfile, type IssuerLinks } from '../../pki/profiles.ts';
 import type { Signer } from '../../pki/signer.ts';
-import { TiercaError } from '../errors.ts';
 import { signOcspAnswer } from './ocsp-presigner.ts';
+import { lintTbsCertificate } from './certificate-lint.ts';
 
 /** Everything one certificate and its first OCSP answer are made from (structured-clone safe). */
 export interface IssuanceSigningJob {
   serial: Buffer;
-  /** The issuing CA: its subject (the certificate's issuer), key, key identifier and end of validity. */
-  issuer: { name: Buffer; publicKeyInfo: Buffer; keyId: Buffer; notAfter: Date };
+  /** The issuing CA: its subject (the certificate's issuer), key, key identifier and validity. */
+  issuer: { name: Buffer; publicKeyInfo: Buffer; keyId: Buffer; notBefore: Date; notAfter: Date };
   subject: Buffer;
   publicKeyInfo: Buffer;
   notBefore: Date;
@@ -24,6 +24,8 @@ export interface IssuanceSigningJob {
   policyOid: string;
   links: IssuerLinks;
   names: { dns: string[]; ip: string[]; email: string[] };
+  /** The domain's permitted DNS and e-mail subtrees, which every name must be inside. */
+  permitted: { dns: string[]; email: string[] };
   /** The first answer: good, valid from thisUpdate to nextUpdate, carrying the responder's certificate. */
   ocsp: { thisUpdate: Date; nextUpdate: Date; responderCertificate: Buffer };
 }
@@ -48,9 +50,9 @@ export interface SignedIssuance {
   ocsp: Buffer;
 }
 
-/** Signs `job` with the CA's and the OCSP responder's signers. */
+/** Builds `job`'s TBSCertificate, lints it, and only then signs it; signs the first OCSP answer. */
 export async function signIssuance(job: IssuanceSigningJob, signers: { ca: Signer; responder: Signer }): Promise<SignedIssuance> {
-  const certificate = await buildCertificate({
+  const tbs = tbsCertificate({
     serial: job.serial,
     issuer: job.issuer.name,
     subject: job.subject,
@@ -69,7 +71,11 @@ export async function signIssuance(job: IssuanceSigningJob, signers: { ca: Signe
     }),
     signer: signers.ca,
   });
-  lint(certificate, job);
+  lintTbsCertificate(tbs, {
+    serialHex: serialToHex(job.serial), issuer: job.issuer, subject: job.subject, publicKeyInfo: job.publicKeyInfo,
+    notBefore: job.notBefore, notAfter: job.notAfter, profile: job.profile, policyOid: job.policyOid, names: job.names, permitted: job.permitted,
+  });
+  const certificate = await signTbsCertificate(tbs, signers.ca);
   const ocsp = await signOcspAnswer({
     issuerName: job.issuer.name,
     issuerPublicKeyInfo: job.issuer.publicKeyInfo,
@@ -81,20 +87,4 @@ export async function signIssuance(job: IssuanceSigningJob, signers: { ca: Signe
     signer: signers.responder,
   });
   return { certificate, ocsp };
-}
-
-/**
- * Reads the signed certificate back and checks it says what the job asked: issuer, subject, key,
- * serial and validity nested inside the CA's. A mismatch is a bug, so it is an internal error.
- */
-function lint(der: Buffer, job: IssuanceSigningJob): void {
-  const f = readCertificate(der);
-  const problems: string[] = [];
-  if (!f.issuer.equals(job.issuer.name)) problems.push('issuer');
-  if (!f.subject.equals(job.subject)) problems.push('subject');
-  if (!f.publicKeyInfo.equals(job.publicKeyInfo)) problems.push('public key');
-  if (f.serial !== serialToHex(job.serial)) problems.push('serial');
-  if (f.notAfter.getTime() > job.issuer.notAfter.getTime()) problems.push('outlives its CA');
-  if (f.notBefore.getTime() > f.notAfter.getTime()) problems.push('validity');
-  if (problems.length) throw new TiercaError('internal', 'issued certificate failed its lint', { detail: { problems } });
 }

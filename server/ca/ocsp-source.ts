@@ -18,10 +18,9 @@ import type { Clock } from '../clock.ts';
 import type { CaDirectory, LoadedCa } from './ca-directory.ts';
 import type { ResponderPool } from './ocsp-responders.ts';
 import { certStatusOf, presignOcspResponse } from './ocsp-presigner.ts';
+import { ocspCertStatus, type StatusSource } from './status-source.ts';
 
 const HOUR_MS = 3600 * 1000;
-const DAY_MS = 24 * HOUR_MS;
-const CA_COMPROMISE = 2;
 
 export interface OcspAnswer {
   body: Buffer;
@@ -34,6 +33,8 @@ export interface OcspSourceDeps {
   cas: CaDirectory;
   responders: ResponderPool;
   tiers: ReadonlyMap<string, TierPolicy>;
+  /** The status of a certificate as its CA chain and its record make it (shared with `/status`). */
+  status: StatusSource;
   clock: Clock;
   /** Cached answers kept in memory at most (oldest dropped first). Default 200,000. */
   maxCached?: number;
@@ -139,8 +140,8 @@ export class OcspSource {
    */
   memoized(memoKey: string): OcspAnswer | undefined {
     const memo = this.requestMemo.get(memoKey);
-    // The CA's status is looked up again: a revoked or retired issuer must not be answered from memory.
-    const hit = memo && this.deps.cas.get(memo.caId)?.record.status === 'active' ? this.cache.get(memo.key) : undefined;
+    // The CA chain's status is looked up again: under a revoked or retired CA nothing is answered from memory.
+    const hit = memo && this.deps.cas.effectiveStatus(memo.caId).status === 'active' ? this.cache.get(memo.key) : undefined;
     return hit && hit.nextUpdate.getTime() > this.deps.clock.now().getTime() ? answerOf(hit) : undefined;
   }
 
@@ -160,7 +161,8 @@ export class OcspSource {
   private async presigned(certId: CertId, memoKey?: string): Promise<OcspAnswer> {
     const ca = this.issuerOf(certId);
     if (!ca) return { body: ocspErrorResponse('unauthorized') };
-    if (ca.record.status === 'revoked') return this.signFresh({ certIds: [certId], nonce: null, signed: false });
+    // Pre-signed answers say what the record said; under a revoked CA (or ancestor) the answer is signed now.
+    if (this.deps.cas.effectiveStatus(ca.record.id).status !== 'active') return this.signFresh({ certIds: [certId], nonce: null, signed: false });
     const key = cacheKey(ca.record.id, certId.serial);
     const now = this.deps.clock.now();
     if (memoKey !== undefined) this.memo(memoKey, key, ca.record.id);
@@ -170,7 +172,7 @@ export class OcspSource {
     if (!stored || stored.nextUpdate.getTime() <= now.getTime()) {
       // No answer yet, or a stale one (the refresher was late): sign one now and keep it.
       const cert = await this.deps.store.certificates.get(ca.record.id, certId.serial);
-      if (!cert || !this.withinArchive(cert.notAfter, cert.tier, now)) {
+      if (!cert || !this.deps.status.withinArchive(cert, now)) {
         return this.signFresh({ certIds: [certId], nonce: null, signed: false });
       }
       const responder = await this.deps.responders.forCa(ca.record.id, now);
@@ -207,17 +209,7 @@ export class OcspSource {
   }
 
   private async statusOf(ca: LoadedCa, serial: string, now: Date): Promise<CertStatus> {
-    if (ca.record.status === 'revoked' && ca.record.revokedAt) {
-      return { status: 'revoked', revokedAt: ca.record.revokedAt, reason: CA_COMPROMISE };
-    }
-    const cert = await this.deps.store.certificates.get(ca.record.id, serial);
-    if (!cert || !this.withinArchive(cert.notAfter, cert.tier, now)) return { status: 'unknown' };
-    return certStatusOf(cert);
-  }
-
-  private withinArchive(notAfter: Date, tierId: string | null, now: Date): boolean {
-    const tier = tierId ? this.deps.tiers.get(tierId) : undefined;
-    return notAfter.getTime() + (tier?.archiveDays ?? 365) * DAY_MS > now.getTime();
+    return ocspCertStatus(await this.deps.status.statusOf(ca, serial, now));
   }
 
   private validityHours(tierId: string | null): number {

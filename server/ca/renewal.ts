@@ -74,6 +74,8 @@ export interface RenewalOrder {
   escrowKey?: KeyObject;
   /** The successor keeps an escrowed key: carry the sealed key over to the successor's id. */
   carryEscrow?: boolean;
+  /** Runs after signing, before anything is stored (the RA delivers a server-made key here). */
+  beforeStore?: (record: CertificateRecord) => Promise<void>;
   actor: AuditActor;
 }
 
@@ -127,7 +129,10 @@ export class RenewalService {
           action: 'certificate.renew',
           detail: { replaced: oldName, mode: o.mode, supersedeAt: supersedeAt.toISOString(), renewalRequest: o.requestId },
         },
-        async (tx, record) => {
+        { beforeStore: o.beforeStore, inTransaction: async (tx, record) => {
+          // The subject is read under its row lock: a subject revoked meanwhile gets no successor.
+          const subject = await tx.subjects.lock(o.order.subjectId, 'share');
+          if (!subject || subject.status !== 'active') throw new TiercaError('conflict', `subject ${o.order.subjectId} is revoked`);
           const current = await tx.certificates.get(o.old.issuerId, o.old.serial);
           if (!current || current.status !== 'good' || current.notAfter.getTime() <= now.getTime()) {
             throw new TiercaError('conflict', `certificate ${oldName} is no longer good; it cannot be renewed`);
@@ -166,7 +171,7 @@ export class RenewalService {
           }
           made.renewal = renewal;
           await faults?.after('in-transaction');
-        },
+        } },
       );
       await faults?.after('committed');
       if (made.superseded) this.deps.onStatusChange?.(made.superseded);

@@ -6,11 +6,9 @@ import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import express, { type Express } from 'express';
 import type { Logger } from 'pino';
-import type { Store } from '../storage/storage.ts';
-import type { CaDirectory } from '../ca/ca-directory.ts';
 import type { OcspSource } from '../ca/ocsp-source.ts';
 import type { RegistrationAuthority } from '../ra/registration-authority.ts';
-import type { TierPolicy } from '../config/tier-policy.ts';
+import type { RotationServices } from '../ra/rotation/rotation-services.ts';
 import type { Clock } from '../clock.ts';
 import { TiercaError } from '../errors.ts';
 import { auditFailedWrites, authenticate, authorizeRoutes } from './authenticate.ts';
@@ -23,24 +21,23 @@ import { crlRoutes } from './routes/crl.routes.ts';
 import { principalRoutes } from './routes/principal.routes.ts';
 import { auditRoutes } from './routes/audit.routes.ts';
 import { rotationPublicRoutes, rotationRoutes } from './routes/rotation.routes.ts';
-import type { RotationAuthority } from '../ra/rotation-authority.ts';
 import { ocspHandler } from './ocsp-handler.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 
 export const MAX_BODY = '64kb';
 
+/** What the HTTP layer is handed: the services it calls, never the store (domain work stays in the services). */
 export interface AppDeps {
-  store: Store;
-  cas: CaDirectory;
   ra: RegistrationAuthority;
   ocsp: OcspSource;
-  tiers: ReadonlyMap<string, TierPolicy>;
   clock: Clock;
   publicUrl: string;
   log: Logger;
+  /** Resolves when the database answers, rejects otherwise (`/healthz`). */
+  health: () => Promise<void>;
   metrics?: Metrics;
   /** Renewal, rotation and CA rollover routes (server/http/routes/rotation.routes.ts); absent, they are not served. */
-  rotation?: RotationAuthority;
+  rotation?: RotationServices;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -74,7 +71,7 @@ export function createApp(deps: AppDeps): Express {
   api.use(certificateRoutes(deps.ra, deps.clock));
   api.use(caRoutes(deps.ra, deps.publicUrl));
   api.use(subjectRoutes(deps.ra));
-  api.use(crlRoutes(deps.ra, deps.store));
+  api.use(crlRoutes(deps.ra));
   api.use(principalRoutes(deps.ra));
   api.use(auditRoutes(deps.ra));
   api.use((_req, _res, next) => next(new TiercaError('not-found', 'no such API route')));

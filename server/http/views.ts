@@ -3,6 +3,7 @@
  */
 import type { CertificateRecord, RequestRecord, SubjectRecord } from '../storage/storage.ts';
 import type { LoadedCa } from '../ca/ca-directory.ts';
+import type { CertificateStatus } from '../ca/status-source.ts';
 import { caUrls } from '../ca/urls.ts';
 import { certificateToPem } from '../../pki/pem.ts';
 import { reasonName } from '../../pki/revocation-reason.ts';
@@ -55,6 +56,19 @@ export function certificateSummary(c: CertificateRecord) {
     invalidityDate: c.invalidityDate?.toISOString() ?? null,
     fingerprint: c.fingerprint,
     keyAlgorithm: c.keyAlgorithm,
+  };
+}
+
+/** `GET /status/{issuer}/{serial}`: the status OCSP gives, as JSON (reason as its RFC 5280 name). */
+export function statusView(s: CertificateStatus, now: Date) {
+  const base = { issuer: s.ca.record.id, serial: s.serial, status: s.status };
+  if (s.status === 'unknown') return base;
+  return {
+    ...base,
+    revokedAt: s.revokedAt?.toISOString() ?? null,
+    reason: s.reason == null ? null : reasonName(s.reason),
+    notAfter: s.certificate?.notAfter.toISOString() ?? null,
+    expired: s.certificate ? s.certificate.notAfter.getTime() < now.getTime() : null,
   };
 }
 

@@ -137,3 +137,10 @@ export async function verifiedCsr(input: string | Buffer, verify: (csr: ParsedCs
     throw err;
   }
 }
+
+/** The configured tier `id`, or `bad-request`. */
+export function tierOf(tiers: ReadonlyMap<string, TierPolicy>, id: string): TierPolicy {
+  const tier = tiers.get(id);
+  if (!tier) throw new TiercaError('bad-request', `no tier ${id}`);
+  return tier;
+}

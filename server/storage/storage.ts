@@ -346,6 +346,14 @@ export interface SubjectRepository {
   get(id: string): Promise<SubjectRecord | undefined>;
   list(filter: SubjectFilter): Promise<SubjectRecord[]>;
   setStatus(id: string, status: SubjectRecord['status']): Promise<void>;
+  /**
+   * Reads the subject and locks its row to the end of the transaction: `update` for a change of its
+   * status (subject revocation), `share` for issuance's re-check (concurrent issuances do not wait on
+   * each other). PostgreSQL: SELECT … FOR UPDATE / FOR SHARE, taken after the audit chain's lock so
+   * that every transaction takes the two in the same order (no deadlock with a group commit that
+   * already holds the chain). SQLite: the write transaction is the lock. Only inside `transaction`.
+   */
+  lock(id: string, mode: 'share' | 'update'): Promise<SubjectRecord | undefined>;
 }
 
 export interface CertificateRepository {

@@ -1,9 +1,12 @@
 /** The `subjects` table (organs, devices and users that hold certificates) over knex. */
 import type { SubjectFilter, SubjectKind, SubjectRecord, SubjectRepository } from './storage.ts';
 import { fromJson, insertUnique, iso, toDate, toJson, type DbContext, type Row } from './rows.ts';
+import { advisoryXactLock, AUDIT_LOCK_ID } from './audit.repository.knex.ts';
 
 /** The hot-path statement (rows.ts explains why it is raw SQL). */
 const GET_SQL = 'SELECT * FROM "subjects" WHERE "id" = ? LIMIT 1';
+const LOCK_SHARE_SQL = 'SELECT * FROM "subjects" WHERE "id" = ? FOR SHARE';
+const LOCK_UPDATE_SQL = 'SELECT * FROM "subjects" WHERE "id" = ? FOR UPDATE';
 
 export class KnexSubjectRepository implements SubjectRepository {
   constructor(private readonly ctx: DbContext) {}
@@ -25,6 +28,13 @@ export class KnexSubjectRepository implements SubjectRepository {
     if (filter.kind !== undefined) q.where('kind', filter.kind);
     if (filter.limit !== undefined) q.limit(filter.limit);
     return (await q).map(rowToSubject);
+  }
+
+  async lock(id: string, mode: 'share' | 'update'): Promise<SubjectRecord | undefined> {
+    if (this.ctx.engine !== 'postgres') return this.get(id);
+    await advisoryXactLock(this.ctx, AUDIT_LOCK_ID);
+    const row = await this.ctx.sql.first(mode === 'update' ? LOCK_UPDATE_SQL : LOCK_SHARE_SQL, [id]);
+    return row ? rowToSubject(row) : undefined;
   }
 
   async setStatus(id: string, status: SubjectRecord['status']): Promise<void> {

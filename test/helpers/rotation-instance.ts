@@ -13,8 +13,9 @@ import { SoftwareKeyStore } from '../../pki/keystore/software-keystore.ts';
 import { openStore, type StoreOptions } from '../../server/storage/knex-store.ts';
 import { buildConfig } from '../../server/config/load-config.ts';
 import { FixedClock } from '../../server/clock.ts';
-import { openServices, type Services } from '../../server/services.ts';
-import { RotationAuthority } from '../../server/ra/rotation-authority.ts';
+import { openServices, registrationAuthority, rotationServices, type Services } from '../../server/services.ts';
+import type { RotationServices } from '../../server/ra/rotation/rotation-services.ts';
+import type { RenewalService } from '../../server/ca/renewal.ts';
 import type { RequestContext } from '../../server/ra/permissions.ts';
 import type { Role, Store } from '../../server/storage/storage.ts';
 import type { RenewalStep } from '../../server/ca/renewal.ts';
@@ -23,8 +24,8 @@ import type { RolloverStep } from '../../server/ca/ca-rollover.ts';
 export interface Instance {
   store: Store;
   services: Services;
-  /** A rotation authority over this instance's services, with the faults asked for. */
-  rotation: RotationAuthority;
+  /** Rotation services over this instance's services (and an RA of their own), with the faults asked for. */
+  rotation: RotationServices & { caRenewals: RenewalService };
   /** A request context for the principal named `name` (made by the test ceremony). */
   ctx(name: string, requestId?: string): Promise<RequestContext>;
   close(): Promise<void>;
@@ -54,11 +55,8 @@ export async function openInstance(options: StoreOptions, passphrase: string, cl
             },
           }
         : undefined;
-    const rotation = new RotationAuthority({
-      store, config, cas: services.cas, issuer: services.issuer, responders: services.responders, crls: services.crls, keystore, clock,
-      faults: { renewal: hook(faults.renewal), rollover: hook(faults.rollover) },
-      onStatusChange: (record) => services.ocsp.invalidate(record.issuerId, record.serial),
-    });
+    const ca = { ...services, keystore, onStatusChange: (record: { issuerId: string; serial: string }) => services.ocsp.invalidate(record.issuerId, record.serial) };
+    const rotation = rotationServices(ca, registrationAuthority(ca), { renewal: hook(faults.renewal), rollover: hook(faults.rollover) });
     return {
       store,
       services,
@@ -96,10 +94,10 @@ if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).
   const order = JSON.parse(process.argv[2]) as ChildOrder;
   const instance = await openInstance(order.options, order.passphrase, new FixedClock(new Date(order.now)), { ...order.kill, how: 'kill' });
   if (order.renew) {
-    await instance.rotation.renew(await instance.ctx(order.renew.principal), order.renew.serial, { requestId: order.renew.requestId });
+    await instance.rotation.renewals.renew(await instance.ctx(order.renew.principal), order.renew.serial, { requestId: order.renew.requestId });
   }
   if (order.rollover) {
-    await instance.rotation.executeRollover(await instance.ctx(order.rollover.principal), { caName: order.rollover.caName, requestId: order.rollover.requestId });
+    await instance.rotation.rollovers.executeRollover(await instance.ctx(order.rollover.principal), { caName: order.rollover.caName, requestId: order.rollover.requestId });
   }
   await instance.close();
   process.stdout.write('completed without being killed\n');

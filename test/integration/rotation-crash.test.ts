@@ -70,7 +70,7 @@ describe('renewal interrupted after each step', () => {
     const before = await snapshotCounts(t.store);
     const faulty = await openInstance(options, TEST_PASSPHRASE, clock, { renewal: step });
     try {
-      await expect(faulty.rotation.renew(await faulty.ctx('officer'), leaf.serial, { requestId })).rejects.toThrow(`injected fault at ${step}`);
+      await expect(faulty.rotation.renewals.renew(await faulty.ctx('officer'), leaf.serial, { requestId })).rejects.toThrow(`injected fault at ${step}`);
     } finally {
       await faulty.close();
     }
@@ -90,10 +90,10 @@ describe('renewal interrupted after each step', () => {
     // Restart: a fresh instance retries with the same request id.
     const restarted = await openInstance(options, TEST_PASSPHRASE, clock);
     try {
-      const retry = await restarted.rotation.renew(await restarted.ctx('officer'), leaf.serial, { requestId });
+      const retry = await restarted.rotation.renewals.renew(await restarted.ctx('officer'), leaf.serial, { requestId });
       expect(retry.replayed).toBe(committed);
       if (committed) expect(retry.certificate.serial).toBe(state.renewal!.newSerial);
-      const again = await restarted.rotation.renew(await restarted.ctx('officer'), leaf.serial, { requestId });
+      const again = await restarted.rotation.renewals.renew(await restarted.ctx('officer'), leaf.serial, { requestId });
       expect(again.replayed).toBe(true);
       expect(again.certificate.serial).toBe(retry.certificate.serial);
     } finally {
@@ -113,7 +113,7 @@ describe('renewal interrupted after each step', () => {
     clock.advance(5 * DAY_MS);
     const faulty = await openInstance(options, TEST_PASSPHRASE, clock, { renewal: step });
     try {
-      await expect(faulty.rotation.renewals.supersedeDue(clock.now(), { principalId: null, role: null, source: 'test', requestId: null }))
+      await expect(faulty.rotation.caRenewals.supersedeDue(clock.now(), { principalId: null, role: null, source: 'test', requestId: null }))
         .rejects.toThrow(`injected fault at ${step}`);
     } finally {
       await faulty.close();
@@ -123,8 +123,8 @@ describe('renewal interrupted after each step', () => {
     expect(mid.renewal!.supersededAt === null).toBe(step !== 'supersede:committed');
     const restarted = await openInstance(options, TEST_PASSPHRASE, clock);
     try {
-      await restarted.rotation.tick();
-      await restarted.rotation.tick();
+      await restarted.rotation.runs.tick();
+      await restarted.rotation.runs.tick();
     } finally {
       await restarted.close();
     }
@@ -169,7 +169,7 @@ describe('CA rollover interrupted after each step', () => {
     const counts = await snapshotCounts(t.store);
     const faulty = await openInstance(options, TEST_PASSPHRASE, clock, { rollover: step });
     try {
-      await expect(faulty.rotation.executeRollover(await faulty.ctx('admin'), { caName: lineage, requestId })).rejects.toThrow(`injected fault at ${step}`);
+      await expect(faulty.rotation.rollovers.executeRollover(await faulty.ctx('admin'), { caName: lineage, requestId })).rejects.toThrow(`injected fault at ${step}`);
     } finally {
       await faulty.close();
     }
@@ -187,9 +187,9 @@ describe('CA rollover interrupted after each step', () => {
     }
     const restarted = await openInstance(options, TEST_PASSPHRASE, clock);
     try {
-      const retry = await restarted.rotation.executeRollover(await restarted.ctx('admin'), { caName: lineage, requestId });
+      const retry = await restarted.rotation.rollovers.executeRollover(await restarted.ctx('admin'), { caName: lineage, requestId });
       expect(retry.replayed).toBe(committed);
-      const again = await restarted.rotation.executeRollover(await restarted.ctx('admin'), { caName: lineage, requestId });
+      const again = await restarted.rotation.rollovers.executeRollover(await restarted.ctx('admin'), { caName: lineage, requestId });
       expect(again.replayed).toBe(true);
       expect(again.current.record.id).toBe(retry.current.record.id);
     } finally {
@@ -213,7 +213,7 @@ describe('CA rollover interrupted after each step', () => {
     expect(await generations(lineage)).toEqual(before);
     // The running server retries it (the seam the approval flow calls), then issues from the new key.
     const ctx = { principal: { id: 'prn-test', name: 'admin', role: 'sysadmin' as const, domains: [] }, source: 'test', requestId };
-    const outcome = await t.service.services.rotation.executeRollover(ctx, { caName: lineage, requestId });
+    const outcome = await t.service.services.rotation.rollovers.executeRollover(ctx, { caName: lineage, requestId });
     expect(outcome.replayed).toBe(false);
     expect(outcome.current.record.id).toBe('yuhu-t3-g2');
     const leaf = await issueLeaf(t, tmp, { kind: 'device', tier: 't3' });
@@ -227,7 +227,7 @@ describe('CA rollover interrupted after each step', () => {
   it('the running server learns generations made by another instance, and issues from the newest', async () => {
     // The throw tests above rolled yuhu-t1 over from other instances; this server has not been told.
     const newest = (await generations('yuhu-t1')).find((c) => !c.successorId)!;
-    await t.service.services.rotation.tick();
+    await t.service.services.rotation.runs.tick();
     const leaf = await issueLeaf(t, tmp, { kind: 'device', tier: 't1' });
     expect(leaf.issuerId).toBe(newest.id);
     const v = await verifyAt(tmp, {

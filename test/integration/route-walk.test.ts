@@ -47,7 +47,7 @@ beforeAll(async () => {
   t = await startTestTierca();
   const services = t.service.services;
   // The app as the service builds it: every service it runs (so optional route groups are there too).
-  const app = createApp({ ...services, tiers: services.config.tiers, publicUrl: services.config.publicUrl, log: pino({ level: 'silent' }) });
+  const app = createApp({ ...services, publicUrl: services.config.publicUrl, log: pino({ level: 'silent' }), health: async () => undefined });
   routes = walk((app as unknown as { router: { stack: any[] } }).router).filter((r) => r.path.startsWith('/api/v1/'));
   tokens.sysadmin = t.tokens.admin;
   tokens.officer = t.tokens.officer;

@@ -67,14 +67,14 @@ export function auditRoutes(ra: RegistrationAuthority): Router {
   const r = Router();
   r.get('/audit', async (req, res) => {
     const q = parseWith(listQuery, req.query);
-    const records = await ra.auditRecords(ctxOf(res), {
+    const records = await ra.audit.records(ctxOf(res), {
       since: q.since, until: q.until, actor: q.actor, action: q.action, afterSeq: q.after, limit: q.limit,
     });
     res.json(records.map(auditView));
   });
   r.get('/audit/export', async (req, res) => {
     const q = parseWith(exportQuery, req.query);
-    const records = await ra.exportAudit(ctxOf(res), { from: q.from, to: q.to });
+    const records = await ra.audit.export(ctxOf(res), { from: q.from, to: q.to });
     res.status(200).set({ 'content-type': 'application/jsonl; charset=utf-8', 'cache-control': 'no-store' });
     for await (const record of records) {
       if (!res.write(`${JSON.stringify(auditView(record))}\n`)) await new Promise((resolve) => res.once('drain', resolve));
@@ -84,10 +84,10 @@ export function auditRoutes(ra: RegistrationAuthority): Router {
   r.get('/audit/verify', async (req, res) => {
     const { anchor } = parseWith(verifyQuery, req.query);
     const [seqText, hash] = anchor?.split(':') ?? [];
-    res.set('cache-control', 'no-store').json(await ra.verifyAudit(ctxOf(res), anchor ? { anchor: { seq: Number(seqText), hash } } : {}));
+    res.set('cache-control', 'no-store').json(await ra.audit.verify(ctxOf(res), anchor ? { anchor: { seq: Number(seqText), hash } } : {}));
   });
   r.get('/audit/checkpoints', async (_req, res) => {
-    const { keys, checkpoints } = await ra.auditCheckpoints(ctxOf(res));
+    const { keys, checkpoints } = await ra.audit.checkpointList(ctxOf(res));
     res.json({
       keys: keys.map((k) => ({
         id: k.id, algorithm: k.algorithm, createdAt: k.createdAt.toISOString(),
@@ -97,7 +97,7 @@ export function auditRoutes(ra: RegistrationAuthority): Router {
     });
   });
   r.post('/audit/checkpoints', async (_req, res) => {
-    res.status(201).json(checkpointView(await ra.auditCheckpoint(ctxOf(res))));
+    res.status(201).json(checkpointView(await ra.audit.checkpoint(ctxOf(res))));
   });
   return r;
 }

@@ -15,21 +15,21 @@ export function caRoutes(ra: RegistrationAuthority, publicUrl: string): Router {
     res.json({ id: principal.id, name: principal.name, role: principal.role, domains: principal.domains });
   });
   r.get('/cas', async (_req, res) => {
-    res.json((await ra.listCas(ctxOf(res))).map((ca) => caSummary(ca, publicUrl)));
+    res.json((await ra.cas.list(ctxOf(res))).map((ca) => caSummary(ca, publicUrl)));
   });
   r.get('/cas/:id', async (req, res) => {
     const ctx = ctxOf(res);
-    const ca = await ra.getCa(ctx, req.params.id);
-    res.json(caDetail(ca, await ra.listCas(ctx), publicUrl));
+    const ca = await ra.cas.get(ctx, req.params.id);
+    res.json(caDetail(ca, await ra.cas.list(ctx), publicUrl));
   });
   r.post('/cas/:id/revoke', async (req, res) => {
     const { reason } = parseWith(z.object({ reason: z.string().min(1).max(64) }).strict(), req.body ?? {});
     // Dual control: a second sysadmin approves through POST /requests/{id}/approve.
-    const { request } = await ra.revokeCa(ctxOf(res), req.params.id, reason);
+    const { request } = await ra.cas.revoke(ctxOf(res), req.params.id, reason);
     res.status(202).json({ request: requestView(request) });
   });
   r.get('/domains', async (_req, res) => {
-    const domains = await ra.listDomains(ctxOf(res));
+    const domains = await ra.cas.domains(ctxOf(res));
     res.json(domains.map((d) => ({
       slug: d.slug, name: d.name, dnsSuffix: d.dnsSuffix, emailSuffix: d.emailSuffix,
       organs: d.organs.map((o) => ({ slug: o.slug, name: o.name })),

@@ -3,7 +3,10 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import type { RegistrationAuthority, IssueResult, ApprovalResult } from '../../ra/registration-authority.ts';
+import type { RegistrationAuthority } from '../../ra/registration-authority.ts';
+import type { IssueResult } from '../../ra/issuance.service.ts';
+import type { ApprovalResult } from '../../ra/dual-control.ts';
+import { reasonOrRefuse } from '../../ra/certificate-status.service.ts';
 import type { Clock } from '../../clock.ts';
 import { ctxOf } from '../authenticate.ts';
 import { parseWith } from '../validate.ts';
@@ -91,13 +94,13 @@ export function certificateRoutes(ra: RegistrationAuthority, clock: Clock): Rout
   const r = Router();
   r.post('/certificates', async (req, res) => {
     const body = parseWith(issueBody, req.body);
-    const { status, body: out } = renderIssued(await ra.issue(ctxOf(res), body));
+    const { status, body: out } = renderIssued(await ra.issuance.issue(ctxOf(res), body));
     res.status(status).set('cache-control', 'no-store').json(out);
   });
   r.get('/certificates', async (req, res) => {
     const q = parseWith(listQuery, req.query);
     const now = clock.now();
-    const certs = await ra.listCertificates(ctxOf(res), {
+    const certs = await ra.certificates.list(ctxOf(res), {
       domain: q.domain, tier: q.tier, status: q.status, issuerId: q.issuer, subjectId: q.subject, profile: q.profile,
       limit: q.limit ?? 1000, offset: q.offset,
       ...(q.expiringWithin ? { notAfterAfter: now, notAfterBefore: new Date(now.getTime() + durationMs(q.expiringWithin)) } : {}),
@@ -106,13 +109,13 @@ export function certificateRoutes(ra: RegistrationAuthority, clock: Clock): Rout
   });
   r.get('/certificates/:serial', async (req, res) => {
     const { issuer } = parseWith(issuerOnly, req.query);
-    const { certificate, chain } = await ra.getCertificate(ctxOf(res), req.params.serial, issuer);
+    const { certificate, chain } = await ra.certificates.get(ctxOf(res), req.params.serial, issuer);
     res.json({ ...certificateSummary(certificate), pem: certificateToPem(certificate.der), chain: pemChain(chain) });
   });
   r.post('/certificates/:serial/revoke', async (req, res) => {
     const body = parseWith(revokeBody, req.body ?? {});
-    const reason = ra.reason(body.reason);
-    const record = await ra.changeStatus(ctxOf(res), req.params.serial, body.issuer, {
+    const reason = reasonOrRefuse(body.reason);
+    const record = await ra.certificates.change(ctxOf(res), req.params.serial, body.issuer, {
       kind: 'revoke', reason, invalidityDate: body.invalidityDate ? new Date(body.invalidityDate) : null,
     });
     res.json(certificateSummary(record));
@@ -120,19 +123,19 @@ export function certificateRoutes(ra: RegistrationAuthority, clock: Clock): Rout
   for (const kind of ['hold', 'release'] as const) {
     r.post(`/certificates/:serial/${kind}`, async (req, res) => {
       const { issuer } = parseWith(issuerOnly, req.body ?? {});
-      res.json(certificateSummary(await ra.changeStatus(ctxOf(res), req.params.serial, issuer, { kind })));
+      res.json(certificateSummary(await ra.certificates.change(ctxOf(res), req.params.serial, issuer, { kind })));
     });
   }
   r.get('/requests', async (req, res) => {
     const { status } = parseWith(z.object({ status: z.enum(['pending', 'done', 'rejected', 'expired', 'failed']).optional() }), req.query);
-    res.json((await ra.listRequests(ctxOf(res), { status })).map(requestView));
+    res.json((await ra.requests.list(ctxOf(res), { status })).map(requestView));
   });
   r.post('/requests/:id/approve', async (req, res) => {
-    const { status, body } = renderApproval(await ra.approve(ctxOf(res), req.params.id));
+    const { status, body } = renderApproval(await ra.requests.approve(ctxOf(res), req.params.id));
     res.status(status).set('cache-control', 'no-store').json(body);
   });
   r.post('/requests/:id/reject', async (req, res) => {
-    res.json(requestView(await ra.reject(ctxOf(res), req.params.id)));
+    res.json(requestView(await ra.requests.reject(ctxOf(res), req.params.id)));
   });
   r.use('/certificates/:serial/:action', (_req, _res, next) => next(new TiercaError('not-found', 'no such certificate action')));
   return r;

@@ -32,25 +32,25 @@ export function principalView(p: PrincipalRecord) {
 export function principalRoutes(ra: RegistrationAuthority): Router {
   const r = Router();
   r.get('/principals', async (_req, res) => {
-    res.json((await ra.listPrincipals(ctxOf(res))).map(principalView));
+    res.json((await ra.principals.list(ctxOf(res))).map(principalView));
   });
   r.post('/principals', async (req, res) => {
     const body = parseWith(principalBody, req.body);
-    const { principal, token } = await ra.addPrincipal(ctxOf(res), body);
+    const { principal, token } = await ra.principals.add(ctxOf(res), body);
     // The token is shown this once; only its hash is kept.
     res.status(201).set('cache-control', 'no-store').json({ ...principalView(principal), token });
   });
   r.post('/principals/:id/disable', async (req, res) => {
-    res.json(principalView(await ra.disablePrincipal(ctxOf(res), req.params.id)));
+    res.json(principalView(await ra.principals.disable(ctxOf(res), req.params.id)));
   });
   r.post('/principals/:id/certificate', async (req, res) => {
     const body = parseWith(certificateBody, req.body);
-    const { certificate, chain } = await ra.issuePrincipalCertificate(ctxOf(res), req.params.id, body);
+    const { certificate, chain } = await ra.principals.issueCertificate(ctxOf(res), req.params.id, body);
     res.status(201).json({ certificate: certificateSummary(certificate), pem: certificateToPem(certificate.der), chain: pemChain(chain) });
   });
   r.post('/escrow/:issuer/:serial/recover', async (req, res) => {
     const { reason } = parseWith(recoverBody, req.body ?? {});
-    const { request } = await ra.requestKeyRecovery(ctxOf(res), req.params.issuer, req.params.serial, { reason });
+    const { request } = await ra.escrow.requestRecovery(ctxOf(res), req.params.issuer, req.params.serial, { reason });
     res.status(202).json({ request: requestView(request) });
   });
   return r;

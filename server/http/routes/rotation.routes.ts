@@ -8,7 +8,9 @@
  */
 import express, { Router } from 'express';
 import { z } from 'zod';
-import type { RotationAuthority, RenewResult, RunReport } from '../../ra/rotation-authority.ts';
+import type { RotationServices } from '../../ra/rotation/rotation-services.ts';
+import type { RenewResult } from '../../ra/rotation/renewal.service.ts';
+import type { RunReport } from '../../ra/rotation/rotation-run.service.ts';
 import type { RotationPlan, DueItem } from '../../ca/rotation-planner.ts';
 import type { CaLinkRecord } from '../../storage/storage.ts';
 import { certificateToPem } from '../../../pki/pem.ts';
@@ -103,41 +105,41 @@ export function linkView(l: CaLinkRecord) {
 }
 
 /** Admin routes under /api/v1 (mount before certificateRoutes, whose catch-all answers unknown certificate actions). */
-export function rotationRoutes(rotation: RotationAuthority): Router {
+export function rotationRoutes(rotation: RotationServices): Router {
   const r = Router();
   r.get('/rotation/due', async (req, res) => {
     const q = parseWith(dueQuery, req.query);
-    const plan = await rotation.due(ctxOf(res), { withinMs: q.within ? durationMs(q.within) : 0, domain: q.domain, tier: q.tier });
+    const plan = await rotation.runs.due(ctxOf(res), { withinMs: q.within ? durationMs(q.within) : 0, domain: q.domain, tier: q.tier });
     res.json(planView(plan));
   });
   r.post('/rotation/run', async (req, res) => {
     const body = parseWith(runBody, req.body ?? {});
-    res.json(runView(await rotation.run(ctxOf(res), body)));
+    res.json(runView(await rotation.runs.run(ctxOf(res), body)));
   });
   r.post('/certificates/:serial/renew', async (req, res) => {
     const body = parseWith(renewBody, req.body ?? {});
-    const { status, body: out } = renderRenewed(await rotation.renew(ctxOf(res), req.params.serial, body));
+    const { status, body: out } = renderRenewed(await rotation.renewals.renew(ctxOf(res), req.params.serial, body));
     res.status(status).set('cache-control', 'no-store').json(out);
   });
   r.post('/cas/:id/rollover', async (req, res) => {
     const body = parseWith(rolloverBody, req.body ?? {});
     // Dual control: a second sysadmin approves through POST /requests/{id}/approve.
-    const { request } = await rotation.requestRollover(ctxOf(res), req.params.id, body);
+    const { request } = await rotation.rollovers.requestRollover(ctxOf(res), req.params.id, body);
     res.status(202).json({ request: requestView(request) });
   });
   r.get('/cas/:id/links', async (req, res) => {
-    res.json((await rotation.listLinks(ctxOf(res), req.params.id)).map(linkView));
+    res.json((await rotation.rollovers.listLinks(ctxOf(res), req.params.id)).map(linkView));
   });
   return r;
 }
 
 /** Public routes, mounted in front of the public routes and of /api/v1. */
-export function rotationPublicRoutes(rotation: RotationAuthority, maxBody: string): Router {
+export function rotationPublicRoutes(rotation: RotationServices, maxBody: string): Router {
   const r = Router();
   r.get('/ca/:file', async (req, res, next) => {
     const m = /^([a-z0-9-]{1,64})-links\.pem$/.exec(req.params.file);
     if (!m) return next();
-    const links = await rotation.links(m[1]);
+    const links = await rotation.rollovers.links(m[1]);
     if (links.length === 0) throw new TiercaError('not-found', `no link certificates for CA ${m[1]} (it was never rolled over)`);
     res.set('cache-control', 'public, max-age=3600').type('application/x-pem-file').send(links.map((l) => certificateToPem(l.certificate)).join(''));
   });
@@ -151,7 +153,7 @@ export function rotationPublicRoutes(rotation: RotationAuthority, maxBody: strin
       const certificate = req.headers['tierca-certificate'];
       if (typeof certificate !== 'string') throw new TiercaError('unauthenticated', 'Tierca-Certificate (base64 DER of the certificate being renewed) is required with Tierca-Signature');
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-      const result = await rotation.renewBySignature({
+      const result = await rotation.devices.renewBySignature({
         serial: req.params.serial, body, signature, certificate, source: req.socket.remoteAddress ?? null,
       });
       const { status, body: out } = renderRenewed(result);

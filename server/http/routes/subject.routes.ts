@@ -33,19 +33,19 @@ const revokeBody = z.object({ reason: z.string().min(1).max(64) }).strict();
 export function subjectRoutes(ra: RegistrationAuthority): Router {
   const r = Router();
   r.post('/subjects', async (req, res) => {
-    const subject = await ra.addSubject(ctxOf(res), parseWith(subjectBody, req.body));
+    const subject = await ra.subjects.add(ctxOf(res), parseWith(subjectBody, req.body));
     res.status(201).json(subjectView(subject));
   });
   r.get('/subjects', async (req, res) => {
-    res.json((await ra.listSubjects(ctxOf(res), parseWith(subjectQuery, req.query))).map(subjectView));
+    res.json((await ra.subjects.list(ctxOf(res), parseWith(subjectQuery, req.query))).map(subjectView));
   });
   r.get('/subjects/:id', async (req, res) => {
-    const { subject, certificates } = await ra.getSubject(ctxOf(res), req.params.id);
+    const { subject, certificates } = await ra.subjects.get(ctxOf(res), req.params.id);
     res.json({ ...subjectView(subject), certificates: certificates.map(certificateSummary) });
   });
   r.post('/subjects/:id/revoke', async (req, res) => {
     const { reason } = parseWith(revokeBody, req.body);
-    res.json({ revoked: await ra.revokeSubject(ctxOf(res), req.params.id, reason) });
+    res.json({ revoked: await ra.subjects.revoke(ctxOf(res), req.params.id, reason) });
   });
   return r;
 }

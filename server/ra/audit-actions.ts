@@ -1,0 +1,38 @@
+/**
+ * Every action name written into the audit log, as one typed list: the route permission table
+ * (server/http/authenticate.ts), the authorizer's denials and every service's records use these
+ * names and no others. The strings are what auditors query (`tierca audit list --action …`): never
+ * rename one; add new ones at the end of their group.
+ */
+export const AUDIT_ACTIONS = [
+  // identity and routes
+  'whoami', 'auth.login', 'route.undeclared', 'route.unknown',
+  // CAs and topology
+  'ca.list', 'ca.show', 'ca.links', 'domain.list', 'ca.revoke', 'ca.revoke.request', 'ca.rollover', 'ca.rollover.request', 'ca.retire',
+  'hierarchy.create',
+  // CRLs
+  'crl.generate', 'crl.show',
+  // principals
+  'principal.list', 'principal.add', 'principal.disable', 'principal.certificate',
+  // subjects
+  'subject.add', 'subject.list', 'subject.show', 'subject.revoke',
+  // certificates
+  'certificate.issue', 'certificate.request', 'certificate.list', 'certificate.show', 'certificate.revoke', 'certificate.hold',
+  'certificate.release', 'certificate.renew',
+  // dual control
+  'request.list', 'request.approve', 'request.reject',
+  // escrow
+  'escrow.recover', 'escrow.recover.request',
+  // audit log
+  'audit.read', 'audit.export', 'audit.verify', 'audit.checkpoints', 'audit.checkpoint',
+  // rotation
+  'rotation.due', 'rotation.run',
+] as const;
+
+/** One name of {@link AUDIT_ACTIONS}. */
+export type AuditAction = (typeof AUDIT_ACTIONS)[number];
+
+const KNOWN: ReadonlySet<string> = new Set(AUDIT_ACTIONS);
+
+/** Whether `name` is an audit action (for names that arrive as text, e.g. a query filter). */
+export const isAuditAction = (name: string): name is AuditAction => KNOWN.has(name);

@@ -1,0 +1,182 @@
+/**
+ * Issuance of end-entity certificates to registered subjects: checks the subject, tier, profile and
+ * key, opens a dual-control request where the tier asks for two officers (the `issue` request kind),
+ * and otherwise — or once approved — prepares the order, has the CA sign it, delivers a server-made
+ * key before commit and escrows encryption keys, in the CA's one transaction.
+ */
+import type { KeyObject } from 'node:crypto';
+import type { KeyStore } from '../../pki/keystore/keystore.ts';
+import type { CertificateProfile, CertificateRecord, Repositories, RequestRecord, Store, SubjectRecord } from '../storage/storage.ts';
+import type { TierPolicy } from '../config/tier-policy.ts';
+import type { Clock } from '../clock.ts';
+import { TiercaError } from '../errors.ts';
+import type { CertificateIssuer } from '../ca/certificate-issuer.ts';
+import type { Authorizer } from './authorizer.ts';
+import { actorOf, runAudited } from './audited.ts';
+import type { RequestContext } from './permissions.ts';
+import { checkProfile, tierOf } from './issuance-policy.ts';
+import type { CheckedKey, IssuableProfile, IssuancePreparer } from './issuance-preparer.ts';
+import { deliverKey, sealPassphrase, unsealPassphrase, type DeliveredKey } from './key-delivery.ts';
+import { completeRequest, type DualControl, type RequestKindHandler } from './dual-control.ts';
+
+const HOUR_MS = 3600 * 1000;
+/** How long an issuance request waits for its second officer. */
+export const ISSUE_REQUEST_LIFETIME_MS = 7 * 24 * HOUR_MS;
+
+export interface IssueInput {
+  subjectId: string;
+  /** PEM or DER PKCS#10. */
+  csr?: string | Buffer;
+  /** Server-made key, delivered as PKCS#12 (under `passphrase`, else one made and returned once). */
+  generate?: { algorithm?: string; passphrase?: string };
+  profile?: CertificateProfile;
+  days?: number;
+}
+
+export type IssueResult =
+  | { kind: 'issued'; certificate: CertificateRecord; chain: readonly Buffer[]; pkcs12?: Buffer; passphrase?: string }
+  | { kind: 'pending'; request: RequestRecord };
+
+/** What a pending `issue` request keeps: never a secret in plain (the passphrase is sealed). */
+interface IssuePayload {
+  /** Base64 DER of the verified CSR. */
+  csr?: string;
+  generate?: { algorithm: CheckedKey['keyAlgorithm'] };
+  profile: IssuableProfile;
+  days?: number;
+  /** The requester's PKCS#12 passphrase, sealed for this request (key-delivery.ts). */
+  sealedPassphrase?: string;
+}
+
+export interface IssuanceServiceDeps {
+  store: Pick<Store, 'subjects' | 'certificates' | 'audit'>;
+  tiers: ReadonlyMap<string, TierPolicy>;
+  authorizer: Pick<Authorizer, 'require'>;
+  preparer: IssuancePreparer;
+  issuer: Pick<CertificateIssuer, 'issue'>;
+  requests: Pick<DualControl, 'open'>;
+  keystore: Pick<KeyStore, 'seal' | 'unseal'>;
+  clock: Clock;
+  random?: (n: number) => Buffer;
+}
+
+export class IssuanceService {
+  constructor(private readonly deps: IssuanceServiceDeps) {}
+
+  /** The `issue` request kind: t3 issuance, approved by a second officer of the subject's domain. */
+  get requestKind(): RequestKindHandler {
+    return {
+      permission: 'certificate:issue', domainScoped: true, lifetimeMs: ISSUE_REQUEST_LIFETIME_MS,
+      execute: (ctx, request) => this.executeRequest(ctx, request),
+    };
+  }
+
+  async issue(ctx: RequestContext, input: IssueInput): Promise<IssueResult> {
+    const { store, authorizer, preparer } = this.deps;
+    const subject = await store.subjects.get(input.subjectId);
+    if (!subject) throw new TiercaError('not-found', `no subject ${input.subjectId}`);
+    await authorizer.require(ctx, 'certificate:issue', 'certificate.issue', `subject:${subject.id}`, subject.domain);
+    return runAudited({ audit: store.audit, clock: this.deps.clock }, ctx, 'certificate.issue', `subject:${subject.id}`, async () => {
+      if (subject.status !== 'active') throw new TiercaError('conflict', `subject ${subject.id} is revoked`);
+      const tier = tierOf(this.deps.tiers, subject.tier);
+      const profile = checkProfile(subject.kind, input.profile);
+      const key = await preparer.checkKey(tier, profile, input);
+      const now = this.deps.clock.now();
+      preparer.issuerAndValidity({ tier, domain: subject.domain, holderKind: subject.kind, days: input.days, now });
+      await checkNoLive(store, subject, profile, now);
+      const passphrase = input.generate?.passphrase;
+      if (tier.approvals > 1) return { kind: 'pending', request: await this.openRequest(ctx, subject, tier, profile, key, input.days, passphrase) };
+      return this.execute(ctx, subject, tier, profile, key, input.days, null, passphrase);
+    });
+  }
+
+  /** `issue` requests, once approved: the checked payload is issued now (the CSR verified again). */
+  private async executeRequest(ctx: RequestContext, request: RequestRecord): Promise<IssueResult> {
+    const subject = request.subjectId ? await this.deps.store.subjects.get(request.subjectId) : undefined;
+    if (!subject || subject.status !== 'active') throw new TiercaError('conflict', 'the request subject is gone or revoked');
+    const payload = request.payload as unknown as IssuePayload;
+    const tier = tierOf(this.deps.tiers, subject.tier);
+    const key = await this.deps.preparer.checkKey(tier, payload.profile, payload.csr ? { csr: Buffer.from(payload.csr, 'base64') } : { generate: payload.generate });
+    const passphrase = payload.sealedPassphrase ? unsealPassphrase(this.deps.keystore, request.id, payload.sealedPassphrase) : undefined;
+    return this.execute(ctx, subject, tier, payload.profile, key, payload.days, request, passphrase);
+  }
+
+  private openRequest(
+    ctx: RequestContext, subject: SubjectRecord, tier: TierPolicy, profile: IssuableProfile, key: CheckedKey, days: number | undefined,
+    passphrase: string | undefined,
+  ): Promise<RequestRecord> {
+    return this.deps.requests.open(ctx, {
+      kind: 'issue', target: `subject:${subject.id}`, subjectId: subject.id, domain: subject.domain, tier: tier.id,
+      payload: (requestId) => {
+        const payload: IssuePayload = { profile, days };
+        if (key.kind === 'csr') payload.csr = key.csrDer.toString('base64');
+        else payload.generate = { algorithm: key.keyAlgorithm };
+        if (passphrase && key.kind === 'generate') payload.sealedPassphrase = sealPassphrase(this.deps.keystore, requestId, passphrase);
+        return payload as unknown as Record<string, unknown>;
+      },
+      approvalsRequired: tier.approvals - 1,
+      auditAction: 'certificate.request', auditDetail: { subject: subject.id, tier: tier.id, profile },
+    });
+  }
+
+  /** Issues now: prepare, sign, deliver the key (before commit), store with escrow and the request closed. */
+  private async execute(
+    ctx: RequestContext, subject: SubjectRecord, tier: TierPolicy, profile: IssuableProfile, key: CheckedKey, days: number | undefined,
+    request: RequestRecord | null, passphrase: string | undefined,
+  ): Promise<IssueResult> {
+    const { keystore } = this.deps;
+    const now = this.deps.clock.now();
+    const { order, privateKey } = await this.deps.preparer.prepare({
+      tier, domain: subject.domain, profile, holderKind: subject.kind, days, name: { kind: 'subject', subject }, subjectId: subject.id,
+      names: { dns: subject.dnsNames, ip: subject.ipAddresses, email: subject.emails }, key, requestId: request?.id ?? null, now,
+    });
+    let delivered: DeliveredKey | undefined;
+    const issued = await this.deps.issuer.issue(order, now, { ...actorOf(ctx), action: 'certificate.issue', detail: request ? { request: request.id } : {} }, {
+      beforeStore: async (record) => {
+        if (privateKey) delivered = await deliverKey({ privateKey, certificate: record.der, chain: order.ca.chain, holderName: subject.name, passphrase, random: this.deps.random });
+      },
+      inTransaction: async (tx, record) => {
+        // Re-checked inside the transaction: a subject revoked meanwhile gets nothing, and of two
+        // concurrent issuances for one subject only one lands.
+        await checkSubjectStillActive(tx, subject.id);
+        const live = await tx.certificates.findLive(subject.id, profile, now);
+        if (live.some((c) => c.serial !== record.serial || c.issuerId !== record.issuerId)) {
+          throw new TiercaError('already-holds-certificate', `subject ${subject.id} already holds a valid ${profile} certificate`);
+        }
+        if (privateKey && profile === 'user-enc') await escrow(tx, keystore, record, privateKey, now);
+        if (request) await completeRequest(tx, request, { issuerId: record.issuerId, serial: record.serial });
+      },
+    });
+    return { kind: 'issued', certificate: issued.record, chain: issued.chain, ...delivered };
+  }
+}
+
+/** Refuses (`already-holds-certificate`) when the subject holds a live certificate of `profile`. */
+async function checkNoLive(repos: Pick<Repositories, 'certificates'>, subject: SubjectRecord, profile: CertificateProfile, now: Date): Promise<void> {
+  const live = await repos.certificates.findLive(subject.id, profile, now);
+  if (live.length > 0) {
+    throw new TiercaError('already-holds-certificate', `subject ${subject.id} already holds a valid ${profile} certificate (${live[0].serial}); renew it instead`, {
+      detail: { serial: live[0].serial },
+    });
+  }
+}
+
+/**
+ * Inside an issuance's transaction: the subject is still active, read under its row lock (see
+ * SubjectRepository.lock), so a concurrent subject revocation either sees this certificate or made
+ * this issuance fail here.
+ */
+export async function checkSubjectStillActive(tx: Pick<Repositories, 'subjects'>, subjectId: string): Promise<void> {
+  const current = await tx.subjects.lock(subjectId, 'share');
+  if (!current || current.status !== 'active') throw new TiercaError('conflict', `subject ${subjectId} is revoked`);
+}
+
+/** Escrows a server-made encryption key, sealed and bound to `escrow:<issuer>/<serial>`. */
+async function escrow(tx: Pick<Repositories, 'escrow'>, keystore: Pick<KeyStore, 'seal'>, record: CertificateRecord, privateKey: KeyObject, now: Date): Promise<void> {
+  const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
+  try {
+    await tx.escrow.insert(record.issuerId, record.serial, keystore.seal(pkcs8, `escrow:${record.issuerId}/${record.serial}`), now);
+  } finally {
+    pkcs8.fill(0);
+  }
+}
