@@ -1,5 +1,5 @@
 // Lint rules that hold the architecture (STYLE.md practice 1): pki/ is pure, the CLI is an API client,
-// ra/ and ca/ reach the database only through server/storage interfaces.
+// ra/ and ca/ reach the database only through server/storage interfaces, http/ only through the services.
 import tseslint from 'typescript-eslint';
 
 const restrict = (patterns) => ['error', { patterns }];
@@ -31,6 +31,17 @@ export default tseslint.config(
         { group: ['knex', 'pg', 'better-sqlite3', '**/*.repository.knex.ts', '**/knex-store.ts'], message: 'ra/ and ca/ use the storage interfaces only.' },
         { group: ['express', '**/http/**'], message: 'ra/ and ca/ know no HTTP.' },
       ]),
+    },
+  },
+  {
+    // The HTTP layer parses, calls a service and renders: it reads no rows itself (records are fine as types).
+    files: ['server/http/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['**/storage/**', 'knex', 'pg', 'better-sqlite3'], allowTypeImports: true, message: 'server/http reaches data through the RA services; only `import type` from server/storage.' },
+        ],
+      }],
     },
   },
   {

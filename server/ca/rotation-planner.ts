@@ -63,7 +63,7 @@ export interface DueCertificate {
   /** The renewal point. */
   dueAt: Date;
   /** `renew`: the server renews it (same key); `wait-for-holder`: the holder must send a CSR; `blocked`: cannot be renewed. */
-  action: 'renew' | 'wait-for-holder' | 'blocked';
+  action: Extract<DueAction, 'renew' | 'wait-for-holder' | 'blocked'>;
   why?: string;
 }
 
@@ -76,7 +76,7 @@ export interface DueSupersession {
   successor: { issuerId: string; serial: string };
   /** The end of the grace period. */
   dueAt: Date;
-  action: 'revoke-superseded';
+  action: Extract<DueAction, 'revoke-superseded'>;
 }
 
 export interface DueResponder {
@@ -88,7 +88,7 @@ export interface DueResponder {
   notAfter: Date | null;
   /** Half its life: the pool replaces it then. */
   dueAt: Date;
-  action: 'automatic';
+  action: Extract<DueAction, 'automatic'>;
 }
 
 export interface DueCa {
@@ -102,7 +102,7 @@ export interface DueCa {
   /** From then on it cannot give a full lifetime to what it issues. */
   dueAt: Date;
   /** `rollover` by a sysadmin (tierca ca rollover); `ceremony` for the root. */
-  action: 'rollover' | 'ceremony';
+  action: Extract<DueAction, 'rollover' | 'ceremony'>;
 }
 
 export interface DueRetirement {
@@ -113,8 +113,16 @@ export interface DueRetirement {
   tier: string | null;
   /** When the last certificate it issued expires (or expired). */
   dueAt: Date;
-  action: 'retire';
+  action: Extract<DueAction, 'retire'>;
 }
+
+/**
+ * What is to be done about a due item (its `action` field in `rotate due` answers): a renewal by the
+ * server, a wait for the holder's CSR, a block, the end of a grace period, a responder replaced by
+ * itself, a CA rollover or root ceremony, a retirement. (Not an audit action nor a request kind.)
+ */
+export type DueAction =
+  | 'renew' | 'wait-for-holder' | 'blocked' | 'revoke-superseded' | 'automatic' | 'rollover' | 'ceremony' | 'retire';
 
 export type DueItem = DueCertificate | DueSupersession | DueResponder | DueCa | DueRetirement;
 
@@ -169,17 +177,18 @@ export class RotationPlanner {
           let why: string | undefined;
           const subject = cert.subjectId ? await cached(subjects, cert.subjectId, () => store.subjects.get(cert.subjectId!)) : undefined;
           const server = serverRenewal(tier, cert.keyAlgorithm);
-          const revokedCa = this.revokedAbove(cert.issuerId);
+          const chain = this.deps.cas.effectiveStatus(cert.issuerId);
+          const issuing = this.deps.cas.issuingCa(cert.domain ?? '', tier.id);
           if (!subject && cert.subjectId && (await store.principals.get(cert.subjectId))) {
             action = 'blocked';
             why = 'the client certificate of an admin principal: issue a new one (tierca principal certificate)';
           } else if (!subject || subject.status !== 'active') {
             action = 'blocked';
             why = `subject ${cert.subjectId ?? '-'} is ${subject ? subject.status : 'missing'}`;
-          } else if (revokedCa) {
+          } else if (chain.status !== 'active') {
             action = 'blocked';
-            why = `its CA ${revokedCa} is revoked`;
-          } else if (!this.deps.cas.issuingCa(cert.domain ?? '', tier.id) || this.deps.cas.issuingCa(cert.domain ?? '', tier.id)!.record.status !== 'active') {
+            why = `its CA ${chain.blockedBy} is ${chain.status}`;
+          } else if (!issuing || this.deps.cas.effectiveStatus(issuing.record.id).status !== 'active') {
             action = 'blocked';
             why = `the issuing CA of ${cert.domain} ${tier.id} is not active`;
           } else if (!server.ok) {
@@ -196,17 +205,6 @@ export class RotationPlanner {
       }
     }
     return out;
-  }
-
-  /** The first revoked CA from `caId` up to the root, if any. */
-  private revokedAbove(caId: string): string | undefined {
-    let id: string | null = caId;
-    for (let depth = 0; id && depth < 8; depth++) {
-      const ca = this.deps.cas.get(id);
-      if (ca?.record.status === 'revoked') return ca.record.id;
-      id = ca?.record.parentId ?? null;
-    }
-    return undefined;
   }
 
   private async supersessions(horizon: Date, domain?: string, tier?: string): Promise<DueSupersession[]> {

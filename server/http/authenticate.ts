@@ -19,6 +19,7 @@ import type { ErrorRequestHandler, Request, RequestHandler, Response, Router } f
 import type { RegistrationAuthority } from '../ra/registration-authority.ts';
 import type { AuthOutcome, LoginFailure } from '../ra/authorizer.ts';
 import type { Permission, RequestContext } from '../ra/permissions.ts';
+import type { AuditAction } from '../ra/audit-actions.ts';
 import { TiercaError, type ErrorCode } from '../errors.ts';
 import { isAudited } from '../audit/audit-log.ts';
 
@@ -118,7 +119,7 @@ export const ctxOf = (res: Response): RequestContext => res.locals.ctx as Reques
 /** Who may call a route: any one of `allow`; `action` names it in the audit record of a denial. */
 export interface RouteRule {
   readonly allow: readonly Permission[];
-  readonly action: string;
+  readonly action: AuditAction;
 }
 
 /**
@@ -245,7 +246,7 @@ export function auditFailedWrites(ra: RegistrationAuthority): ErrorRequestHandle
     const unread = (err as { type?: unknown })?.type !== undefined || BODY_REFUSALS.has(code);
     if (!ctx || req.method === 'GET' || req.method === 'HEAD' || isAudited(err) || unread) return next(err);
     ra.authorizer
-      .auditFailure(ctx, (res.locals.routeAction as string | undefined) ?? 'route.unknown', `${req.method} ${req.baseUrl}${req.path}`.slice(0, 300), code)
+      .auditFailure(ctx, (res.locals.routeAction as AuditAction | undefined) ?? 'route.unknown', `${req.method} ${req.baseUrl}${req.path}`.slice(0, 300), code)
       .then(() => next(err), () => next(err));
   };
 }

@@ -8,6 +8,7 @@ import type { Clock } from '../clock.ts';
 import { appendAudit, isAudited, markAudited } from '../audit/audit-log.ts';
 import { TiercaError, type ErrorCode } from '../errors.ts';
 import type { RequestContext } from './permissions.ts';
+import type { AuditAction } from './audit-actions.ts';
 
 /** Refusals recorded as `denied` rather than `failure`: the caller was not allowed. */
 const DENIALS: ReadonlySet<ErrorCode> = new Set(['forbidden', 'policy-self-approval']);
@@ -21,7 +22,7 @@ export function actorOf(ctx: RequestContext) {
 export async function runAudited<T>(
   deps: { audit: AuditRepository; clock: Clock },
   ctx: RequestContext,
-  action: string,
+  action: AuditAction,
   target: string | null,
   fn: () => Promise<T>,
 ): Promise<T> {

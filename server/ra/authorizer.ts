@@ -10,6 +10,7 @@ import { readCertificate } from '../../pki/certificate-reader.ts';
 import { appendAudit, markAudited } from '../audit/audit-log.ts';
 import { TiercaError } from '../errors.ts';
 import { DOMAIN_SCOPED, roleHas, type Permission, type Principal, type RequestContext } from './permissions.ts';
+import type { AuditAction } from './audit-actions.ts';
 
 /** SHA-256 of a token, hex: the only form a token is stored in. */
 export const hashToken = (token: string): string => createHash('sha256').update(token, 'utf8').digest('hex');
@@ -85,7 +86,7 @@ export class Authorizer {
   }
 
   /** Throws `forbidden` (and audits the denial) unless the principal may do `permission` in `domain`. */
-  async require(ctx: RequestContext, permission: Permission, action: string, target: string | null, domain?: string | null): Promise<void> {
+  async require(ctx: RequestContext, permission: Permission, action: AuditAction, target: string | null, domain?: string | null): Promise<void> {
     const { principal } = ctx;
     const allowed = roleHas(principal.role, permission);
     const inScope = !DOMAIN_SCOPED.has(permission) || domain == null || principal.domains.includes(domain);
@@ -96,14 +97,14 @@ export class Authorizer {
   }
 
   /** Throws `forbidden` (and audits the denial) unless the principal's role holds one of `permissions` (no domain). */
-  async requireAny(ctx: RequestContext, permissions: readonly Permission[], action: string, target: string | null): Promise<void> {
+  async requireAny(ctx: RequestContext, permissions: readonly Permission[], action: AuditAction, target: string | null): Promise<void> {
     if (permissions.some((p) => roleHas(ctx.principal.role, p))) return;
     const why = permissions.length ? permissions.join(' or ') : 'for this route (none is declared)';
     await this.auditDenial(ctx, action, target, { missing: why });
     throw markAudited(new TiercaError('forbidden', `role ${ctx.principal.role} lacks permission ${why}`, { detail: { permission: permissions[0] ?? null, domain: null } }));
   }
 
-  async auditDenial(ctx: RequestContext, action: string, target: string | null, detail: Record<string, unknown>): Promise<void> {
+  async auditDenial(ctx: RequestContext, action: AuditAction, target: string | null, detail: Record<string, unknown>): Promise<void> {
     await appendAudit(this.store.audit, this.clock.now(), {
       principalId: ctx.principal.id,
       role: ctx.principal.role,
@@ -117,7 +118,7 @@ export class Authorizer {
   }
 
   /** Records a request that failed with `code` before anything else recorded it. */
-  async auditFailure(ctx: RequestContext, action: string, target: string | null, code: string): Promise<void> {
+  async auditFailure(ctx: RequestContext, action: AuditAction, target: string | null, code: string): Promise<void> {
     await appendAudit(this.store.audit, this.clock.now(), {
       principalId: ctx.principal.id,
       role: ctx.principal.role,

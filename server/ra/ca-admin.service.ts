@@ -87,7 +87,7 @@ export class CaAdminService {
       }
       const request = await this.deps.requests.open(ctx, {
         kind: 'ca.revoke', target: `ca:${id}`, domain: ca.record.domain, tier: ca.record.tier,
-        payload: { caId: id, reason: reasonName }, auditDetail: { reason: reasonName },
+        payload: { caId: id, reason: reasonName }, auditAction: 'ca.revoke.request', auditDetail: { reason: reasonName },
       });
       return { kind: 'pending', request };
     });

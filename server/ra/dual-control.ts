@@ -57,8 +57,8 @@ export interface OpenRequestInput {
   payload: Record<string, unknown> | ((requestId: string) => Record<string, unknown>);
   /** Approvals needed besides the requester; default 1. */
   approvalsRequired?: number;
-  /** The audit action of opening the request; default `<kind>.request`. */
-  auditAction?: AuditAction;
+  /** The audit action of opening the request (`<kind>.request`, `certificate.request` for issuance). */
+  auditAction: AuditAction;
   auditDetail?: Record<string, unknown>;
 }
 
@@ -97,7 +97,7 @@ export class DualControl {
     await this.deps.store.transaction(async (tx) => {
       await tx.requests.insert(request);
       await appendAudit(tx.audit, now, {
-        ...actorOf(ctx), action: input.auditAction ?? `${input.kind}.request`, target: input.target, outcome: 'success',
+        ...actorOf(ctx), action: input.auditAction, target: input.target, outcome: 'success',
         detail: { ...(input.auditDetail ?? {}), request: request.id },
       });
     });

@@ -64,7 +64,7 @@ export class EscrowService {
       const request = await this.deps.requests.open(ctx, {
         kind: 'escrow.recover', target, subjectId: cert.subjectId, domain: cert.domain, tier: cert.tier,
         payload: { issuerId: cert.issuerId, serial: cert.serial, reason: input.reason ?? null },
-        auditDetail: { reason: input.reason ?? null },
+        auditAction: 'escrow.recover.request', auditDetail: { reason: input.reason ?? null },
       });
       return { kind: 'pending', request };
     });

@@ -59,7 +59,7 @@ export class RolloverService {
       const request = await this.deps.requests.open(ctx, {
         kind: 'ca.rollover', target: `ca:${lineage}`, domain: ca.record.domain, tier: ca.record.tier,
         payload: { ca: lineage, ceremony: !!input.ceremony, current: ca.record.id },
-        auditDetail: { current: ca.record.id, layer: ca.record.layer, ceremony: !!input.ceremony },
+        auditAction: 'ca.rollover.request', auditDetail: { current: ca.record.id, layer: ca.record.layer, ceremony: !!input.ceremony },
       });
       return { kind: 'pending', request };
     });
