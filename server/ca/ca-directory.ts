@@ -178,7 +178,7 @@ export class CaDirectory {
     if (status.status !== 'active') {
       const whose = status.blockedBy === ca.record.id ? 'it' : `its CA ${status.blockedBy}`;
       throw new TiercaError('ca-unavailable', `the issuing CA ${ca.record.id} of ${domain} ${tier} cannot issue: ${whose} is ${status.status}`, {
-        detail: { ca: ca.record.id, blockedBy: status.blockedBy, status: status.status },
+        detail: { ca: ca.record.id, blockedBy: status.blockedBy, caStatus: status.status },
       });
     }
     return ca;
