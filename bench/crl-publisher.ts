@@ -26,7 +26,6 @@
  *
  * drop: removes the folder or the schema. Prints {}.
  */
-import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
