@@ -256,7 +256,7 @@ describe('the tierca CLI: rotate due, rotate run, cert renew, ca rollover', () =
     const before = await t.store.certificates.count({});
     const dry = await cli('admin', ['rotate', 'run']);
     expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout).toMatch(/dry run, nothing changed: .*would renew \d+\nrun again with --execute to do it\n$/);
+    expect(dry.stdout).toMatch(/dry run, nothing changed: .*would renew \d+.*\nrun again with --execute to do it\n$/);
     expect(await t.store.certificates.count({})).toBe(before);
     const real = await cli('admin', ['rotate', 'run', '--execute', '--request-id', 'cli-run-1', '--batch', '1'], true);
     expect(real.code, real.stderr).toBe(0);
