@@ -13,6 +13,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { buildCrl, parseCrl, type CrlEntry } from '../pki/crl.ts';
 import { encodeName } from '../pki/name.ts';
 import { softwareSigner } from '../pki/software-signer.ts';
+import { DAY_MS, HOUR_MS } from '../pki/time-constants.ts';
 
 export interface CrlBuildResult {
   entries: number;
@@ -46,7 +47,7 @@ function entry(i: number): CrlEntry {
     serial: randomBytes(16).toString('hex'),
     revokedAt,
     reason: REASONS[i % REASONS.length],
-    invalidityDate: i % 10 === 0 ? new Date(revokedAt.getTime() - 3_600_000) : null,
+    invalidityDate: i % 10 === 0 ? new Date(revokedAt.getTime() - HOUR_MS) : null,
   };
 }
 
@@ -76,7 +77,7 @@ const der = await buildCrl({
   issuer,
   authorityKeyId: randomBytes(20),
   thisUpdate: new Date(now),
-  nextUpdate: new Date(now + 24 * 3_600_000),
+  nextUpdate: new Date(now + DAY_MS),
   crlNumber: 42n,
   entries: list,
   signer,

@@ -26,7 +26,6 @@
  *
  * drop: removes the folder or the schema. Prints {}.
  */
-import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -39,6 +38,7 @@ import { DEFAULT_PAGE_SIZE } from '../server/ca/crl-publisher.ts';
 import type { Store } from '../server/storage/storage.ts';
 import { BENCH_DOMAIN, BENCH_TIER, deviceSubject, prepareCsrs } from './lib/demo-data.ts';
 import { openServicesOn } from './lib/demo-services.ts';
+import { DAY_MS, HOUR_MS } from '../pki/time-constants.ts';
 
 export type BenchEngine = 'sqlite' | 'postgres';
 
@@ -141,7 +141,7 @@ async function fill(engine: BenchEngine, where: string, rows: number): Promise<C
               hold ? 'hold' : 'revoked',
               iso(revokedAt),
               hold ? 6 : [0, 1, 4, 3, 5][done % 5],
-              done % 10 === 0 ? iso(new Date(revokedAt.getTime() - 3_600_000)) : null,
+              done % 10 === 0 ? iso(new Date(revokedAt.getTime() - HOUR_MS)) : null,
               randomBytes(32).toString('hex'),
               t.der,
               t.keyAlgorithm,
@@ -182,7 +182,7 @@ async function publish(engine: BenchEngine, where: string, rows: number, insertM
     const t2 = performance.now();
     let read = 0;
     await store.transaction(async (tx) => {
-      const after = new Date(Date.now() - 365 * 86_400_000);
+      const after = new Date(Date.now() - 365 * DAY_MS);
       for await (const page of tx.certificates.revokedEntryPages(ca.record.id, after, DEFAULT_PAGE_SIZE)) read += page.length;
     });
     const readMs = performance.now() - t2;

@@ -26,6 +26,7 @@ import { freshDataDir } from './lib/tierca-process.ts';
 import { openDemoServices } from './lib/demo-services.ts';
 import { BENCH_DOMAIN, BENCH_TIER, deviceSubject, prepareCsrs } from './lib/demo-data.ts';
 import { mapConcurrent, percentile } from './lib/util.ts';
+import { DAY_MS } from '../pki/time-constants.ts';
 
 export interface SqlStat {
   sql: string;
@@ -201,7 +202,7 @@ async function prefillCertificates(n: number): Promise<void> {
   const ca = cas.issuingCa(BENCH_DOMAIN, BENCH_TIER);
   if (!ca) throw new Error('no bench CA');
   const now = new Date();
-  const notAfter = new Date(now.getTime() + 365 * 86_400_000).toISOString();
+  const notAfter = new Date(now.getTime() + 365 * DAY_MS).toISOString();
   const knex = knexOf(store);
   for (let done = 0; done < n; ) {
     const rows = [];

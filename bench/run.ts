@@ -14,7 +14,6 @@
  * when a correctness check fails (an issuance answer that is not 201, a duplicate serial, a wrong
  * OCSP answer, a CRL that does not parse back).
  */
-import 'reflect-metadata';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

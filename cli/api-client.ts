@@ -227,17 +227,32 @@ export function isLoopback(url: URL): boolean {
  */
 export const DEMO_TOKEN_FILES = ['demo-admin.token'] as const;
 
+/** A demo principal of `npm start`: its token is `$TIERCA_DATA/demo-<role>.token`. */
+export type DemoRole = 'officer' | 'auditor' | 'admin';
+
 /**
- * Which demo principal a command acts as against the local demo: officers issue and revoke, auditors
- * read the audit log, sysadmins run the CAs. Each falls back to `demo-admin.token`.
+ * Which demo principal a command acts as against the local demo, by the role the command needs
+ * (docs/api.md "Permissions"): sysadmins run the CAs, rotation, principals and CRL generation;
+ * officers manage subjects, certificates and requests; auditors read the audit log. A subcommand
+ * entry (`crl generate`) wins over its command's (`crl`); a command not listed (`whoami`) uses
+ * `demo-admin.token`, and every one falls back to it when its own file is missing.
  */
-export const DEMO_ROLE_BY_COMMAND: Readonly<Record<string, 'officer' | 'auditor' | 'admin'>> = {
+export const DEMO_ROLE_BY_COMMAND: Readonly<Record<string, DemoRole>> = {
+  ca: 'admin',
+  rotate: 'admin',
+  principal: 'admin',
   subject: 'officer',
   cert: 'officer',
   request: 'officer',
-  rotate: 'officer',
+  crl: 'officer',
+  'crl generate': 'admin', // POST /api/v1/crls is crl:generate, sysadmin only
   audit: 'auditor',
 };
+
+/** The demo role of a command path (`['cert', 'issue']`); undefined for a command not listed. */
+export function demoRoleFor(path: readonly string[]): DemoRole | undefined {
+  return DEMO_ROLE_BY_COMMAND[path.slice(0, 2).join(' ')] ?? DEMO_ROLE_BY_COMMAND[path[0] ?? ''];
+}
 
 export interface TokenSourceParams {
   /** `--token-file`: a file holding the token (surrounding whitespace ignored). */
@@ -249,7 +264,7 @@ export interface TokenSourceParams {
   /** Base for relative paths; default `process.cwd()`. */
   cwd?: string;
   /** The demo principal to prefer (`demo-<role>.token`) before `demo-admin.token`. */
-  demoRole?: 'officer' | 'auditor' | 'admin';
+  demoRole?: DemoRole;
 }
 
 const readTokenFile = (path: string, what: string): string => {

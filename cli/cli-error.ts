@@ -1,30 +1,12 @@
 /**
- * The CLI's exit codes and its one error type. Codes 1–9 are the `exit` column of
- * `server/errors.ts` (a problem document from the server maps onto them through
- * `exitCodeForProblemType`); 10 and 11 are `ocsp check` answers, not failures of the tool, and 12
- * an OCSP answer that must not be believed.
- * docs/cli.md lists them; keep the two in step.
+ * The CLI's exit codes and its one error type. `EXIT` is made from the table of exit codes in
+ * `server/errors.ts` (EXIT_CODES), where the error codes of the server map onto them too (a problem
+ * document becomes an exit code through `exitCodeForProblemType`); `tierca --help` and docs/cli.md
+ * list them from the same table (cli/exit-codes.ts).
  */
-export const EXIT = {
-  ok: 0,
-  internal: 1,
-  usage: 2,
-  notFound: 3,
-  auth: 4,
-  conflict: 5,
-  policy: 6,
-  keystore: 7,
-  rateLimited: 8,
-  unavailable: 9,
-  ocspRevoked: 10,
-  ocspUnknown: 11,
-  /** `ocsp check`: the answer fails a check (signature, responder, CertID, nonce, times). */
-  ocspUntrusted: 12,
-  /** `audit verify`: the audit log does not verify (a record or checkpoint does not match). */
-  auditBroken: 13,
-  /** Ctrl-C at a prompt, as a shell reports SIGINT (128 + 2). */
-  interrupted: 130,
-} as const;
+import { EXIT } from '../server/errors.ts';
+
+export { EXIT };
 
 /** An RFC 9457 problem document as the server sends it (extra members are kept). */
 export interface Problem {

@@ -4,7 +4,7 @@
  * the subcommand (`tierca --json cert list` and `tierca cert list --json` are the same).
  */
 import type { Command } from 'commander';
-import { ApiClient, parseServerUrl, resolveToken, DEMO_ROLE_BY_COMMAND } from './api-client.ts';
+import { ApiClient, demoRoleFor, parseServerUrl, resolveToken } from './api-client.ts';
 import { Output, type Io } from './output.ts';
 
 /** The global options (`tierca --help`). */
@@ -48,7 +48,7 @@ export function contextFactory(io: Io, state: { exitCode: number }, version: str
           const serverUrl = parseServerUrl(globals.server);
           const names: string[] = [];
           for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
-          const demoRole = DEMO_ROLE_BY_COMMAND[names[1] ?? ''];
+          const demoRole = demoRoleFor(names.slice(1)); // names[0] is the program, `tierca`
           api = new ApiClient({
             baseUrl: globals.server,
             token: () => resolveToken({ tokenFile: globals.tokenFile, env: io.env, serverUrl, demoRole }),

@@ -9,6 +9,7 @@ import { ERROR_CODES, TiercaError } from '../server/errors.ts';
 import { DEFAULT_SERVER_URL } from './api-client.ts';
 import { CliError, EXIT } from './cli-error.ts';
 import { contextFactory } from './context.ts';
+import { exitCodesHelp } from './exit-codes.ts';
 import { Output, type Io } from './output.ts';
 import * as auditCommands from './commands/audit.ts';
 import * as caCommands from './commands/ca.ts';
@@ -30,21 +31,7 @@ const VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.
 
 const EXIT_CODES_HELP = `
 Exit codes:
-  0   success (ocsp check: the certificate is good)
-  1   internal error (a bug, or the server answered 500)
-  2   usage error or bad input (unknown option, unreadable file, 400)
-  3   not found (404)
-  4   authentication or permission (no token, 401, 403)
-  5   conflict (409: already exists, already revoked, request not pending)
-  6   refused by policy (422: algorithm, validity, names, approvals)
-  7   keystore (wrong passphrase)
-  8   rate limited (429)
-  9   server unavailable (cannot connect, timeout, 503)
-  10  ocsp check: the certificate is revoked
-  11  ocsp check: the responder does not know the certificate
-  12  ocsp check: the answer fails verification (signature, responder, nonce, times)
-  13  audit verify: the audit log does not verify
-  130 interrupted at a prompt (Ctrl-C)
+${exitCodesHelp()}
 
 Environment:
   TIERCA_URL         default of --server

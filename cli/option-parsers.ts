@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { InvalidArgumentError } from 'commander';
-import { DurationError, formatDuration, parseDuration } from './duration.ts';
+import { DurationError, formatDuration, parseDuration } from '../pki/duration.ts';
 
 /** RFC 5280 §5.3.1 CRLReason names, as the API takes them. */
 export const REVOCATION_REASONS = [

@@ -5,7 +5,8 @@
  */
 import { createPublicKey, verify as nodeVerify, constants, type KeyObject } from 'node:crypto';
 import { OID } from './algorithms.ts';
-import { children, decodeOid, decodeUnsignedHex, expectTag, readOnly, type DerElement } from './der-reader.ts';
+import { children, decodeOid, decodeUnsignedHex, DerError, expectTag, readOnly, type DerElement } from './der-reader.ts';
+import { readTime } from './der-time.ts';
 import { EXTENSION_OID } from './extensions.ts';
 import { PkiError } from './pki-error.ts';
 
@@ -39,13 +40,13 @@ export interface CertificateFields {
  *
  * @throws PkiError('malformed') for anything that is not a well-formed X.509 certificate: bad DER,
  * trailing bytes, a negative serial, inner and outer signature algorithms that differ (RFC 5280
- * §4.1.1.2), malformed times or a duplicated extension.
+ * §4.1.1.2), malformed times (der-time.ts) or a duplicated extension.
  */
 export function readCertificate(der: Buffer): CertificateFields {
   try {
     return read(der);
   } catch (err) {
-    if (err instanceof PkiError) throw err;
+    if (err instanceof PkiError && !(err instanceof DerError)) throw err;
     throw new PkiError('malformed', `malformed certificate: ${(err as Error).message}`);
   }
 }
@@ -103,8 +104,8 @@ function read(der: Buffer): CertificateFields {
     serial,
     issuer,
     subject,
-    notBefore: readTime(nb),
-    notAfter: readTime(na),
+    notBefore: readTime(nb, 'notBefore'),
+    notAfter: readTime(na, 'notAfter'),
     publicKeyInfo,
     subjectKeyId,
     authorityKeyId,
@@ -133,35 +134,6 @@ export function readExtensions(wrapper: DerElement): Map<string, Buffer> {
 function bitStringBytes(el: DerElement): Buffer {
   if (el.content.length === 0 || el.content[0] !== 0) throw new PkiError('malformed', 'malformed certificate: signature BIT STRING has unused bits');
   return el.content.subarray(1);
-}
-
-/** UTCTime `YYMMDDHHMMSSZ` or GeneralizedTime `YYYYMMDDHHMMSSZ`, the only forms RFC 5280 §4.1.2.5 allows. */
-export function readTime(el: DerElement): Date {
-  const text = el.content.toString('latin1');
-  let m: RegExpExecArray | null;
-  let year: number;
-  if (el.tag === 0x17 && (m = /^(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text))) {
-    const yy = Number(m[1]);
-    year = yy < 50 ? 2000 + yy : 1900 + yy; // RFC 5280 §4.1.2.5.1
-  } else if (el.tag === 0x18 && (m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text))) {
-    year = Number(m[1]);
-  } else {
-    throw new PkiError('malformed', `malformed certificate: bad time ${JSON.stringify(text)}`);
-  }
-  const [month, day, hour, minute, second] = m.slice(2).map(Number);
-  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
-  if (
-    date.getUTCFullYear() !== year ||
-    date.getUTCMonth() !== month - 1 ||
-    date.getUTCDate() !== day ||
-    date.getUTCHours() !== hour ||
-    date.getUTCMinutes() !== minute ||
-    date.getUTCSeconds() !== second
-  ) {
-    throw new PkiError('malformed', `malformed certificate: bad time ${JSON.stringify(text)}`);
-  }
-  if (year < 100) date.setUTCFullYear(year); // Date.UTC maps 0–99 to 1900–1999
-  return date;
 }
 
 /**
@@ -274,7 +246,7 @@ export function verifySignature(p: {
   try {
     plan = planFor(p.algorithm);
   } catch (err) {
-    if (err instanceof PkiError) throw err;
+    if (err instanceof PkiError && !(err instanceof DerError)) throw err;
     throw new PkiError('malformed', `malformed signature algorithm: ${(err as Error).message}`);
   }
   const key = publicKeyOf(p.publicKeyInfo, p.cacheKey ?? true);

@@ -16,7 +16,9 @@
  * test/interop/crl.test.ts; pkijs reads it back in test/unit/crl.test.ts.
  */
 import { bitString, explicit, ia5String, integer, octetString, oid, tlvOf, x509Time, encodeLength } from './der.ts';
-import { readElement, readOnly, decodeOid, DerError, type DerElement } from './der-reader.ts';
+import { children, readOnly, decodeOid, DerError, expectTag, type DerElement } from './der-reader.ts';
+import { Tag } from './der-tag.ts';
+import { readTime, readTimeAt } from './der-time.ts';
 import { PkiError } from './pki-error.ts';
 import { isReasonCode, REVOCATION_REASONS } from './revocation-reason.ts';
 import type { Signer } from './signer.ts';
@@ -421,9 +423,8 @@ function two(buf: Buffer, o: number, n: number): number {
   return o + 2;
 }
 
-class Malformed extends Error {}
 const fail = (message: string): never => {
-  throw new Malformed(message);
+  throw new DerError(message);
 };
 
 /**
@@ -437,32 +438,32 @@ export function parseCrl(der: Buffer): ParsedCrl {
   try {
     return parse(der);
   } catch (err) {
-    if (err instanceof PkiError && err.code === 'malformed') throw err;
-    const detail = err instanceof Malformed || err instanceof DerError ? err.message : 'unreadable CRL';
+    if (err instanceof PkiError && err.code === 'malformed' && !(err instanceof DerError)) throw err;
+    const detail = err instanceof DerError ? err.message : 'unreadable CRL';
     throw new PkiError('malformed', `malformed CRL: ${detail}`);
   }
 }
 
 function parse(der: Buffer): ParsedCrl {
-  const [tbs, sigAlg, sig, extra] = childList(readOnly(der, 0x30));
+  const [tbs, sigAlg, sig, extra] = children(readOnly(der, 0x30));
   if (extra || !sig) fail('CertificateList has not three elements');
-  tagged(tbs, 0x30);
-  tagged(sigAlg, 0x30);
-  const sigBits = tagged(sig, 0x03).content;
+  expectTag(tbs, 0x30);
+  expectTag(sigAlg, 0x30);
+  const sigBits = expectTag(sig, 0x03).content;
   if (sigBits.length === 0 || sigBits[0] !== 0) fail('signature BIT STRING has unused bits');
 
-  const parts = childList(tbs);
+  const parts = children(tbs);
   let i = 0;
   if (parts[i]?.tag === 0x02) {
     if (parts[i].content.length !== 1 || parts[i].content[0] !== 1) fail('unsupported CRL version');
     i++;
   }
-  const innerAlg = tagged(parts[i++], 0x30);
+  const innerAlg = expectTag(parts[i++], 0x30);
   if (!innerAlg.raw.equals(sigAlg.raw)) fail('signature algorithms of TBSCertList and CertificateList differ (RFC 5280 §5.1.1.2)');
-  const issuer = tagged(parts[i++], 0x30).raw;
-  const thisUpdate = readTime(parts[i++]);
+  const issuer = expectTag(parts[i++], 0x30).raw;
+  const thisUpdate = readTime(parts[i++], 'thisUpdate');
   let nextUpdate: Date | null = null;
-  if (parts[i]?.tag === 0x17 || parts[i]?.tag === 0x18) nextUpdate = readTime(parts[i++]);
+  if (parts[i]?.tag === Tag.UTC_TIME || parts[i]?.tag === Tag.GENERALIZED_TIME) nextUpdate = readTime(parts[i++], 'nextUpdate');
   const entries: CrlEntry[] = [];
   if (parts[i]?.tag === 0x30) readEntries(parts[i++], entries);
   let crlNumber: bigint | null = null;
@@ -471,9 +472,9 @@ function parse(der: Buffer): ParsedCrl {
   let distributionPoint: string | null = null;
   let freshestCrl: string | null = null;
   if (parts[i]?.tag === 0xa0) {
-    const [list, more] = childList(parts[i++]);
+    const [list, more] = children(parts[i++]);
     if (more) fail('extra element after crlExtensions');
-    for (const ext of readExtensionList(tagged(list, 0x30))) {
+    for (const ext of readExtensionList(expectTag(list, 0x30))) {
       switch (ext.oid) {
         case EXT.cRLNumber:
           crlNumber = readNumber(readOnly(ext.value));
@@ -482,7 +483,7 @@ function parse(der: Buffer): ParsedCrl {
           baseCrlNumber = readNumber(readOnly(ext.value));
           break;
         case EXT.authorityKeyIdentifier: {
-          const keyId = childList(readOnly(ext.value, 0x30)).find((c) => c.tag === 0x80);
+          const keyId = children(readOnly(ext.value, 0x30)).find((c) => c.tag === 0x80);
           authorityKeyId = keyId ? keyId.content : null;
           break;
         }
@@ -490,8 +491,8 @@ function parse(der: Buffer): ParsedCrl {
           distributionPoint = readFullNameUri(readOnly(ext.value, 0x30));
           break;
         case EXT.freshestCrl: {
-          const [first] = childList(readOnly(ext.value, 0x30));
-          freshestCrl = first ? readFullNameUri(tagged(first, 0x30)) : null;
+          const [first] = children(readOnly(ext.value, 0x30));
+          freshestCrl = first ? readFullNameUri(expectTag(first, 0x30)) : null;
           break;
         }
       }
@@ -516,9 +517,9 @@ function parse(der: Buffer): ParsedCrl {
 
 /** The first URI of the fullName in a SEQUENCE that starts with distributionPoint [0]. */
 function readFullNameUri(seq: DerElement): string | null {
-  const dp = childList(seq).find((c) => c.tag === 0xa0);
-  const fullName = dp ? childList(dp).find((c) => c.tag === 0xa0) : undefined;
-  const uri = fullName ? childList(fullName).find((c) => c.tag === 0x86) : undefined;
+  const dp = children(seq).find((c) => c.tag === 0xa0);
+  const fullName = dp ? children(dp).find((c) => c.tag === 0xa0) : undefined;
+  const uri = fullName ? children(fullName).find((c) => c.tag === 0x86) : undefined;
   return uri ? uri.content.toString('latin1') : null;
 }
 
@@ -537,7 +538,7 @@ function readEntries(list: DerElement, out: CrlEntry[]): void {
     const serial = serialHex(buf, hStart, hEnd);
     const timeTag = buf[hEnd];
     header(buf, hEnd, entryEnd, -1, 'revocationDate');
-    const revokedAt = timeAt(buf, timeTag, hStart, hEnd);
+    const revokedAt = readTimeAt(buf, timeTag, hStart, hEnd);
     let p = hEnd;
     let reason: number | null = null;
     let invalidityDate: Date | null = null;
@@ -572,7 +573,7 @@ function readEntries(list: DerElement, out: CrlEntry[]): void {
             seenInvalidity = true;
             header(buf, valueStart, valueEnd, 0x18, 'invalidityDate');
             if (hEnd !== valueEnd) fail('bad invalidityDate');
-            invalidityDate = timeAt(buf, 0x18, hStart, hEnd);
+            invalidityDate = readTimeAt(buf, Tag.GENERALIZED_TIME, hStart, hEnd);
           }
         }
         p = extEnd;
@@ -618,7 +619,7 @@ function serialHex(buf: Buffer, start: number, end: number): string {
 }
 
 function readNumber(el: DerElement): bigint {
-  const c = tagged(el, 0x02).content;
+  const c = expectTag(el, 0x02).content;
   if (c.length === 0 || c.length > 21 || c[0] & 0x80) fail('bad CRL number');
   return BigInt(`0x${c.toString('hex')}`);
 }
@@ -631,71 +632,13 @@ interface RawExtension {
 
 function readExtensionList(list: DerElement): RawExtension[] {
   const out: RawExtension[] = [];
-  for (const item of childList(list)) {
-    const parts = childList(tagged(item, 0x30));
+  for (const item of children(list)) {
+    const parts = children(expectTag(item, 0x30));
     if (parts.length < 2 || parts.length > 3) fail('bad Extension');
-    const extOid = decodeOid(tagged(parts[0], 0x06));
-    const critical = parts.length === 3 && tagged(parts[1], 0x01).content[0] === 0xff;
+    const extOid = decodeOid(expectTag(parts[0], 0x06));
+    const critical = parts.length === 3 && expectTag(parts[1], 0x01).content[0] === 0xff;
     if (out.some((e) => e.oid === extOid)) fail(`extension ${extOid} appears twice (RFC 5280 §4.2)`);
-    out.push({ oid: extOid, critical, value: tagged(parts[parts.length - 1], 0x04).content });
+    out.push({ oid: extOid, critical, value: expectTag(parts[parts.length - 1], 0x04).content });
   }
   return out;
-}
-
-function readTime(el: DerElement | undefined): Date {
-  if (!el) return fail('missing time');
-  return timeAt(el.content, el.tag, 0, el.content.length);
-}
-
-/** UTCTime `YYMMDDHHMMSSZ` or GeneralizedTime `YYYYMMDDHHMMSSZ` (RFC 5280 §5.1.2.4) in buf[start, end). */
-function timeAt(c: Buffer, tag: number, start: number, end: number): Date {
-  const length = end - start;
-  let year: number;
-  let o: number;
-  if (tag === 0x17 && length === 13) {
-    const yy = digits2(c, start);
-    year = yy < 50 ? 2000 + yy : 1900 + yy; // RFC 5280 §4.1.2.5.1
-    o = start + 2;
-  } else if (tag === 0x18 && length === 15) {
-    year = digits2(c, start) * 100 + digits2(c, start + 2);
-    o = start + 4;
-  } else {
-    return fail('bad time (RFC 5280 allows YYMMDDHHMMSSZ and YYYYMMDDHHMMSSZ only)');
-  }
-  if (c[end - 1] !== 0x5a) fail('time is not in Zulu');
-  const month = digits2(c, o);
-  const day = digits2(c, o + 2);
-  const hour = digits2(c, o + 4);
-  const minute = digits2(c, o + 6);
-  const second = digits2(c, o + 8);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) fail('bad time');
-  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
-  if (date.getUTCDate() !== day) fail('bad time');
-  if (year < 100) date.setUTCFullYear(year);
-  return date;
-}
-
-function digits2(c: Buffer, o: number): number {
-  const a = c[o] - 48;
-  const b = c[o + 1] - 48;
-  if (a < 0 || a > 9 || b < 0 || b > 9) fail('bad digit in time');
-  return a * 10 + b;
-}
-
-function childList(el: DerElement): DerElement[] {
-  if ((el.tag & 0x20) === 0) fail(`tag 0x${el.tag.toString(16)} is not constructed`);
-  const out: DerElement[] = [];
-  let offset = 0;
-  while (offset < el.content.length) {
-    const child = readElement(el.content, offset);
-    out.push(child);
-    offset += child.raw.length;
-  }
-  return out;
-}
-
-function tagged(el: DerElement | undefined, tag: number): DerElement {
-  if (!el) return fail('missing element');
-  if (el.tag !== tag) fail(`expected tag 0x${tag.toString(16)}, found 0x${el.tag.toString(16)}`);
-  return el;
 }

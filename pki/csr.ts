@@ -6,7 +6,7 @@
  * CSR; requested extensions are not read — the RA and the profile decide them.
  */
 import { bitString, implicitConstructed, integer, sequence } from './der.ts';
-import { children, expectTag, readOnly } from './der-reader.ts';
+import { children, DerError, expectTag, readOnly } from './der-reader.ts';
 import type { KeyAlgorithm } from './algorithms.ts';
 import { verifySignature } from './certificate-reader.ts';
 import { keyAlgorithmOf } from './key-pair.ts';
@@ -81,7 +81,7 @@ function csrParts(der: Buffer): CsrParts {
       signature: sig.content.subarray(1),
     };
   } catch (err) {
-    if (err instanceof PkiError) throw err;
+    if (err instanceof PkiError && !(err instanceof DerError)) throw err;
     throw new PkiError('malformed', `malformed CSR: ${(err as Error).message}`);
   }
 }

@@ -1,12 +1,20 @@
 /**
  * A strict, allocation-light DER reader for the hot request paths (OCSP requests, CSRs). It only
- * walks TLVs; callers check tags. Any structural error throws {@link DerError}, never reads past
- * the buffer, and refuses indefinite lengths and non-minimal length octets (X.690 §10.1).
+ * walks TLVs; callers check tags with {@link expectTag}. Any structural error throws
+ * {@link DerError}, never reads past the buffer, and refuses indefinite lengths and non-minimal
+ * length octets (X.690 §10.1).
  */
+import { isConstructed, Tag, tagHex } from './der-tag.ts';
+import { PkiError } from './pki-error.ts';
 
-export class DerError extends Error {
+/**
+ * A structural DER error: a PkiError with code `malformed`, so whatever escapes a reader is the one
+ * pki/ error. The parsers of whole structures (certificates, CRLs, OCSP) catch it and add what was
+ * being read to the message (`malformed CRL: truncated DER content`).
+ */
+export class DerError extends PkiError {
   constructor(message: string) {
-    super(message);
+    super('malformed', message);
     this.name = 'DerError';
   }
 }
@@ -56,14 +64,14 @@ export function readOnly(buf: Buffer, expectedTag?: number): DerElement {
   const el = readElement(buf, 0);
   if (el.raw.length !== buf.length) throw new DerError('trailing bytes after DER element');
   if (expectedTag !== undefined && el.tag !== expectedTag) {
-    throw new DerError(`expected tag 0x${expectedTag.toString(16)}, found 0x${el.tag.toString(16)}`);
+    throw new DerError(`expected tag ${tagHex(expectedTag)}, found ${tagHex(el.tag)}`);
   }
   return el;
 }
 
 /** The children of a constructed element, in order. */
 export function children(el: DerElement): DerElement[] {
-  if ((el.tag & 0x20) === 0) throw new DerError(`tag 0x${el.tag.toString(16)} is not constructed`);
+  if (!isConstructed(el.tag)) throw new DerError(`tag ${tagHex(el.tag)} is not constructed`);
   const out: DerElement[] = [];
   let offset = 0;
   while (offset < el.content.length) {
@@ -74,16 +82,22 @@ export function children(el: DerElement): DerElement[] {
   return out;
 }
 
-/** Asserts the tag of an element and returns it. */
-export function expectTag(el: DerElement | undefined, tag: number, what: string): DerElement {
-  if (!el) throw new DerError(`missing ${what}`);
-  if (el.tag !== tag) throw new DerError(`${what}: expected tag 0x${tag.toString(16)}, found 0x${el.tag.toString(16)}`);
+/**
+ * The one tag check of every reader: asserts that `el` is there and has `tag`, and returns it.
+ * `what` names the field in the message (`issuer: expected tag 0x30, found 0x31`); without it the
+ * message is `missing element` / `expected tag 0x30, found 0x31`.
+ *
+ * @throws DerError otherwise.
+ */
+export function expectTag(el: DerElement | undefined, tag: number, what?: string): DerElement {
+  if (!el) throw new DerError(`missing ${what ?? 'element'}`);
+  if (el.tag !== tag) throw new DerError(`${what ? `${what}: ` : ''}expected tag ${tagHex(tag)}, found ${tagHex(el.tag)}`);
   return el;
 }
 
 /** Decodes OBJECT IDENTIFIER content octets to dotted text. */
 export function decodeOid(el: DerElement): string {
-  if (el.tag !== 0x06) throw new DerError('expected OBJECT IDENTIFIER');
+  if (el.tag !== Tag.OID) throw new DerError('expected OBJECT IDENTIFIER');
   const c = el.content;
   if (c.length === 0) throw new DerError('empty OBJECT IDENTIFIER');
   const arcs: bigint[] = [];
@@ -107,7 +121,7 @@ export function decodeOid(el: DerElement): string {
  * tierca's canonical serial form.
  */
 export function decodeUnsignedHex(el: DerElement): string {
-  if (el.tag !== 0x02) throw new DerError('expected INTEGER');
+  if (el.tag !== Tag.INTEGER) throw new DerError('expected INTEGER');
   if (el.content.length === 0) throw new DerError('empty INTEGER');
   let bytes = el.content;
   while (bytes.length > 1 && bytes[0] === 0) bytes = bytes.subarray(1);

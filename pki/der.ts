@@ -7,23 +7,9 @@
  * is proven by the openssl CLI in test/interop, and read back by @peculiar/x509 / pkijs in tests.
  */
 
-export const Tag = {
-  BOOLEAN: 0x01,
-  INTEGER: 0x02,
-  BIT_STRING: 0x03,
-  OCTET_STRING: 0x04,
-  NULL: 0x05,
-  OID: 0x06,
-  ENUMERATED: 0x0a,
-  UTF8_STRING: 0x0c,
-  PRINTABLE_STRING: 0x13,
-  IA5_STRING: 0x16,
-  UTC_TIME: 0x17,
-  GENERALIZED_TIME: 0x18,
-  BMP_STRING: 0x1e,
-  SEQUENCE: 0x30,
-  SET: 0x31,
-} as const;
+import { contextConstructed, contextPrimitive, Tag } from './der-tag.ts';
+
+export { Tag } from './der-tag.ts';
 
 /** Encodes a DER length (X.690 §8.1.3, definite form, minimal octets). */
 export function encodeLength(length: number): Buffer {
@@ -57,9 +43,9 @@ export function setOf(...parts: Uint8Array[]): Buffer {
   return tlvOf(Tag.SET, sorted);
 }
 
-export const nullValue = (): Buffer => Buffer.from([0x05, 0x00]);
+export const nullValue = (): Buffer => Buffer.from([Tag.NULL, 0x00]);
 
-export const boolean = (value: boolean): Buffer => Buffer.from([0x01, 0x01, value ? 0xff : 0x00]);
+export const boolean = (value: boolean): Buffer => Buffer.from([Tag.BOOLEAN, 0x01, value ? 0xff : 0x00]);
 
 /**
  * INTEGER from a non-negative big-endian magnitude, a bigint or a number. Adds a leading zero when
@@ -125,13 +111,13 @@ export const printableString = (text: string): Buffer => tlv(Tag.PRINTABLE_STRIN
 export const ia5String = (text: string): Buffer => tlv(Tag.IA5_STRING, Buffer.from(text, 'ascii'));
 
 /** `[n]` EXPLICIT: a constructed context tag around one encoded element. */
-export const explicit = (n: number, content: Uint8Array): Buffer => tlv(0xa0 | n, content);
+export const explicit = (n: number, content: Uint8Array): Buffer => tlv(contextConstructed(n), content);
 
 /** `[n]` IMPLICIT over primitive content (the content octets only). */
-export const implicitPrimitive = (n: number, content: Uint8Array): Buffer => tlv(0x80 | n, content);
+export const implicitPrimitive = (n: number, content: Uint8Array): Buffer => tlv(contextPrimitive(n), content);
 
 /** `[n]` IMPLICIT over a constructed type (content octets of the SEQUENCE/SET it replaces). */
-export const implicitConstructed = (n: number, parts: Uint8Array[]): Buffer => tlvOf(0xa0 | n, parts);
+export const implicitConstructed = (n: number, parts: Uint8Array[]): Buffer => tlvOf(contextConstructed(n), parts);
 
 const pad = (n: number, width = 2) => String(n).padStart(width, '0');
 

@@ -108,7 +108,7 @@ export function decodeName(der: Buffer): DistinguishedName {
       return { type, value: decodeDirectoryString(valueEl) };
     });
   } catch (err) {
-    if (err instanceof PkiError) throw err;
+    if (err instanceof PkiError && !(err instanceof DerError)) throw err;
     throw new PkiError('malformed', `malformed Name: ${(err as Error).message}`);
   }
 }

@@ -15,7 +15,8 @@
  */
 import { createHash } from 'node:crypto';
 import { explicit, integer, nullValue, octetString, oid, sequence, tlvOf } from './der.ts';
-import { readElement, readOnly, decodeOid, DerError, type DerElement } from './der-reader.ts';
+import { readElement, readOnly, decodeOid, DerError, expectTag, type DerElement } from './der-reader.ts';
+import { isConstructed, tagHex } from './der-tag.ts';
 import { subjectPublicKeyBits } from './key-pair.ts';
 import { PkiError } from './pki-error.ts';
 
@@ -88,9 +89,8 @@ const CERT_ID_ALGORITHMS: Record<'sha1' | 'sha256', Buffer> = {
 /** Serials longer than this (content octets) are refused: RFC 5280 §4.1.2.2 caps conforming serials at 20 octets. */
 const MAX_SERIAL_OCTETS = 32;
 
-class Malformed extends Error {}
 const fail = (message: string): never => {
-  throw new Malformed(message);
+  throw new DerError(message);
 };
 
 /**
@@ -110,8 +110,8 @@ export function parseOcspRequest(der: Buffer, limits: OcspRequestLimits = {}): O
     const buf = Buffer.isBuffer(input) ? input : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     return parseRequest(buf, maxRequests, maxNonceLength);
   } catch (err) {
-    if (err instanceof PkiError && err.code === 'malformed') throw err;
-    const detail = err instanceof Malformed || err instanceof DerError ? err.message : 'unreadable request';
+    if (err instanceof PkiError && err.code === 'malformed' && !(err instanceof DerError)) throw err;
+    const detail = err instanceof DerError ? err.message : 'unreadable request';
     throw new PkiError('malformed', `malformed OCSP request: ${detail}`);
   }
 }
@@ -120,10 +120,10 @@ function parseRequest(buf: Buffer, maxRequests: number, maxNonceLength: number):
   // OCSPRequest ::= SEQUENCE { tbsRequest TBSRequest, optionalSignature [0] EXPLICIT Signature OPTIONAL }
   const top = readOnly(buf, 0x30);
   const outer = elementsOf(top, 2);
-  const tbs = expect(outer[0], 0x30, 'tbsRequest');
+  const tbs = expectTag(outer[0], 0x30, 'tbsRequest');
   let signed = false;
   if (outer.length === 2) {
-    checkSignature(expect(outer[1], 0xa0, 'optionalSignature'));
+    checkSignature(expectTag(outer[1], 0xa0, 'optionalSignature'));
     signed = true;
   }
 
@@ -141,7 +141,7 @@ function parseRequest(buf: Buffer, maxRequests: number, maxNonceLength: number):
     elementsOf(parts[i], 1, 1); // requestorName: one GeneralName, not used by tierca
     i++;
   }
-  const requestList = expect(parts[i++], 0x30, 'requestList');
+  const requestList = expectTag(parts[i++], 0x30, 'requestList');
   let nonce: Buffer | null = null;
   if (i < parts.length && parts[i].tag === 0xa2) {
     for (const ext of readExtensions(parts[i++])) {
@@ -161,9 +161,9 @@ function parseRequest(buf: Buffer, maxRequests: number, maxNonceLength: number):
     const request = readElement(list, offset);
     offset += request.raw.length;
     // Request ::= SEQUENCE { reqCert CertID, singleRequestExtensions [0] EXPLICIT Extensions OPTIONAL }
-    const fields = elementsOf(expect(request, 0x30, 'Request'), 2);
+    const fields = elementsOf(expectTag(request, 0x30, 'Request'), 2);
     if (fields.length === 2) {
-      for (const ext of readExtensions(expect(fields[1], 0xa0, 'singleRequestExtensions'))) {
+      for (const ext of readExtensions(expectTag(fields[1], 0xa0, 'singleRequestExtensions'))) {
         if (ext.critical) fail(`unsupported critical singleRequestExtension ${ext.oid}`);
       }
     }
@@ -176,29 +176,29 @@ function parseRequest(buf: Buffer, maxRequests: number, maxNonceLength: number):
 /**
  * Reads one CertID (RFC 6960 §4.1.1). Exported for the response parser.
  *
- * @throws Error on any structural problem; callers wrap it in their PkiError.
+ * @throws DerError on any structural problem; callers add what they were reading to the message.
  */
 export function readCertId(el: DerElement | undefined): CertId {
   // CertID ::= SEQUENCE { hashAlgorithm AlgorithmIdentifier, issuerNameHash OCTET STRING,
   //   issuerKeyHash OCTET STRING, serialNumber CertificateSerialNumber }
-  const certId = expect(el, 0x30, 'CertID');
+  const certId = expectTag(el, 0x30, 'CertID');
   const fields = elementsOf(certId, 4, 4);
-  const algParts = elementsOf(expect(fields[0], 0x30, 'hashAlgorithm'), 2, 1);
-  const algOid = expect(algParts[0], 0x06, 'hash algorithm OID');
+  const algParts = elementsOf(expectTag(fields[0], 0x30, 'hashAlgorithm'), 2, 1);
+  const algOid = expectTag(algParts[0], 0x06, 'hash algorithm OID');
   const hashAlgorithm = HASH_BY_OID_CONTENT.get(algOid.content.toString('hex'));
   if (!hashAlgorithm) fail('unsupported CertID hash algorithm');
   // RFC 5754 §2: parameters absent or NULL.
   if (algParts.length === 2 && (algParts[1].tag !== 0x05 || algParts[1].content.length !== 0)) fail('bad hash algorithm parameters');
   const length = HASH_LENGTHS[hashAlgorithm!];
-  const issuerNameHash = expect(fields[1], 0x04, 'issuerNameHash').content;
-  const issuerKeyHash = expect(fields[2], 0x04, 'issuerKeyHash').content;
+  const issuerNameHash = expectTag(fields[1], 0x04, 'issuerNameHash').content;
+  const issuerKeyHash = expectTag(fields[2], 0x04, 'issuerKeyHash').content;
   if (issuerNameHash.length !== length || issuerKeyHash.length !== length) fail(`CertID hash is not ${length} octets long`);
   return { hashAlgorithm: hashAlgorithm!, issuerNameHash, issuerKeyHash, serial: readSerial(fields[3]), raw: certId.raw };
 }
 
 /** A CertificateSerialNumber as canonical hex: non-negative, minimally encoded (X.690 §8.3.2), at most 32 octets. */
 function readSerial(el: DerElement): string {
-  const c = expect(el, 0x02, 'serialNumber').content;
+  const c = expectTag(el, 0x02, 'serialNumber').content;
   if (c.length === 0) fail('empty serialNumber');
   if (c.length > 1 && ((c[0] === 0 && c[1] < 0x80) || (c[0] === 0xff && c[1] >= 0x80))) fail('serialNumber is not minimally encoded');
   if (c[0] & 0x80) fail('negative serialNumber');
@@ -226,13 +226,13 @@ function checkNonce(value: Buffer, maxNonceLength: number): Buffer {
 /** Signature ::= SEQUENCE { signatureAlgorithm, signature BIT STRING, certs [0] EXPLICIT SEQUENCE OF Certificate OPTIONAL } */
 function checkSignature(wrapper: DerElement): void {
   const [signature] = elementsOf(wrapper, 1, 1);
-  const parts = elementsOf(expect(signature, 0x30, 'Signature'), 3, 2);
-  elementsOf(expect(parts[0], 0x30, 'signatureAlgorithm'), 2, 1);
-  const bits = expect(parts[1], 0x03, 'signature');
+  const parts = elementsOf(expectTag(signature, 0x30, 'Signature'), 3, 2);
+  elementsOf(expectTag(parts[0], 0x30, 'signatureAlgorithm'), 2, 1);
+  const bits = expectTag(parts[1], 0x03, 'signature');
   if (bits.content.length < 1) fail('empty signature BIT STRING');
   if (parts.length === 3) {
-    const [certs] = elementsOf(expect(parts[2], 0xa0, 'certs'), 1, 1);
-    for (const cert of elementsOf(expect(certs, 0x30, 'certs'), 64)) expect(cert, 0x30, 'Certificate');
+    const [certs] = elementsOf(expectTag(parts[2], 0xa0, 'certs'), 1, 1);
+    for (const cert of elementsOf(expectTag(certs, 0x30, 'certs'), 64)) expectTag(cert, 0x30, 'Certificate');
   }
 }
 
@@ -250,18 +250,18 @@ export interface ParsedExtension {
  */
 export function readExtensions(wrapper: DerElement): ParsedExtension[] {
   const [list] = elementsOf(wrapper, 1, 1);
-  const items = elementsOf(expect(list, 0x30, 'Extensions'), 64, 1);
+  const items = elementsOf(expectTag(list, 0x30, 'Extensions'), 64, 1);
   const out: ParsedExtension[] = [];
   for (const item of items) {
-    const parts = elementsOf(expect(item, 0x30, 'Extension'), 3, 2);
-    const extOid = decodeOid(expect(parts[0], 0x06, 'extnID'));
+    const parts = elementsOf(expectTag(item, 0x30, 'Extension'), 3, 2);
+    const extOid = decodeOid(expectTag(parts[0], 0x06, 'extnID'));
     let critical = false;
     if (parts.length === 3) {
-      const flag = expect(parts[1], 0x01, 'critical').content;
+      const flag = expectTag(parts[1], 0x01, 'critical').content;
       if (flag.length !== 1 || (flag[0] !== 0 && flag[0] !== 0xff)) fail('critical is not a DER BOOLEAN');
       critical = flag[0] === 0xff;
     }
-    const value = expect(parts[parts.length - 1], 0x04, 'extnValue').content;
+    const value = expectTag(parts[parts.length - 1], 0x04, 'extnValue').content;
     if (out.some((e) => e.oid === extOid)) fail(`extension ${extOid} appears twice`);
     out.push({ oid: extOid, critical, value });
   }
@@ -273,7 +273,7 @@ export function readExtensions(wrapper: DerElement): ParsedExtension[] {
  * nothing) and fewer than `min`.
  */
 export function elementsOf(el: DerElement, max: number, min = 0): DerElement[] {
-  if ((el.tag & 0x20) === 0) fail(`tag 0x${el.tag.toString(16)} is not constructed`);
+  if (!isConstructed(el.tag)) fail(`tag ${tagHex(el.tag)} is not constructed`);
   const out: DerElement[] = [];
   let offset = 0;
   while (offset < el.content.length) {
@@ -286,11 +286,6 @@ export function elementsOf(el: DerElement, max: number, min = 0): DerElement[] {
   return out;
 }
 
-function expect(el: DerElement | undefined, tag: number, what: string): DerElement {
-  if (!el) return fail(`missing ${what}`);
-  if (el.tag !== tag) fail(`${what}: expected tag 0x${tag.toString(16)}, found 0x${el.tag.toString(16)}`);
-  return el;
-}
 
 /** Parameters of {@link certIdFor}. */
 export interface CertIdParams {

@@ -15,7 +15,8 @@
  */
 import { createHash } from 'node:crypto';
 import { bitString, enumerated, explicit, generalizedTime, octetString, oid, sequence, tlvOf } from './der.ts';
-import { readOnly, decodeOid, type DerElement } from './der-reader.ts';
+import { readOnly, decodeOid, DerError, expectTag, type DerElement } from './der-reader.ts';
+import { readGeneralizedTime } from './der-time.ts';
 import { subjectPublicKeyBits } from './key-pair.ts';
 import { OCSP_NONCE_OID, elementsOf, readCertId, readExtensions, type CertId } from './ocsp-request.ts';
 import { PkiError } from './pki-error.ts';
@@ -225,9 +226,8 @@ export interface ParsedOcspResponse {
   responderName?: Buffer | null;
 }
 
-class Malformed extends Error {}
 const fail = (message: string): never => {
-  throw new Malformed(message);
+  throw new DerError(message);
 };
 
 /**
@@ -240,8 +240,8 @@ export function parseOcspResponse(der: Buffer): ParsedOcspResponse {
   try {
     return parseResponse(der);
   } catch (err) {
-    if (err instanceof PkiError && err.code === 'malformed') throw err;
-    throw new PkiError('malformed', `malformed OCSP response: ${err instanceof Error ? err.message : 'unreadable'}`);
+    if (err instanceof PkiError && err.code === 'malformed' && !(err instanceof DerError)) throw err;
+    throw new PkiError('malformed', `malformed OCSP response: ${err instanceof DerError ? err.message : 'unreadable'}`);
   }
 }
 
@@ -256,18 +256,18 @@ function parseResponse(der: Buffer): ParsedOcspResponse {
   }
   if (!bytesEl || bytesEl.tag !== 0xa0) return fail('missing responseBytes');
   const [responseBytes] = elementsOf(bytesEl, 1, 1);
-  const [typeEl, octets] = elementsOf(tagged(responseBytes, 0x30), 2, 2);
-  if (decodeOid(tagged(typeEl, 0x06)) !== OCSP_BASIC_OID) fail('responseType is not id-pkix-ocsp-basic');
-  const basic = readOnly(tagged(octets, 0x04).content, 0x30);
+  const [typeEl, octets] = elementsOf(expectTag(responseBytes, 0x30), 2, 2);
+  if (decodeOid(expectTag(typeEl, 0x06)) !== OCSP_BASIC_OID) fail('responseType is not id-pkix-ocsp-basic');
+  const basic = readOnly(expectTag(octets, 0x04).content, 0x30);
   const [tbs, sigAlg, sig, certsEl] = elementsOf(basic, 4, 3);
-  tagged(tbs, 0x30);
-  tagged(sigAlg, 0x30);
-  const sigBits = tagged(sig, 0x03).content;
+  expectTag(tbs, 0x30);
+  expectTag(sigAlg, 0x30);
+  const sigBits = expectTag(sig, 0x03).content;
   if (sigBits.length === 0 || sigBits[0] !== 0) fail('signature BIT STRING has unused bits');
   const certificates: Buffer[] = [];
   if (certsEl) {
-    const [list] = elementsOf(tagged(certsEl, 0xa0), 1, 1);
-    for (const c of elementsOf(tagged(list, 0x30), 1024)) certificates.push(tagged(c, 0x30).raw);
+    const [list] = elementsOf(expectTag(certsEl, 0xa0), 1, 1);
+    for (const c of elementsOf(expectTag(list, 0x30), 1024)) certificates.push(expectTag(c, 0x30).raw);
   }
 
   const parts = elementsOf(tbs, 5, 3);
@@ -281,29 +281,29 @@ function parseResponse(der: Buffer): ParsedOcspResponse {
   let responderKeyHash: Buffer | null = null;
   let responderName: Buffer | null = null;
   if (responderEl?.tag === 0xa1) {
-    responderName = tagged(elementsOf(responderEl, 1, 1)[0], 0x30).raw;
+    responderName = expectTag(elementsOf(responderEl, 1, 1)[0], 0x30).raw;
   } else if (responderEl?.tag === 0xa2) {
-    responderKeyHash = tagged(elementsOf(responderEl, 1, 1)[0], 0x04).content;
+    responderKeyHash = expectTag(elementsOf(responderEl, 1, 1)[0], 0x04).content;
   } else {
     fail('bad responderID');
   }
-  const producedAt = readGeneralizedTime(parts[i++]);
-  const list = tagged(parts[i++], 0x30);
+  const producedAt = readGeneralizedTime(parts[i++], 'producedAt');
+  const list = expectTag(parts[i++], 0x30);
   let nonce: Buffer | null = null;
   if (i < parts.length) {
-    for (const ext of readExtensions(tagged(parts[i++], 0xa1))) if (ext.oid === OCSP_NONCE_OID) nonce = ext.value;
+    for (const ext of readExtensions(expectTag(parts[i++], 0xa1))) if (ext.oid === OCSP_NONCE_OID) nonce = ext.value;
   }
   if (i !== parts.length) fail('unexpected element in ResponseData');
 
   const responses: ParsedOcspResponse['responses'] = [];
   for (const single of elementsOf(list, 4096)) {
-    const f = elementsOf(tagged(single, 0x30), 5, 3);
+    const f = elementsOf(expectTag(single, 0x30), 5, 3);
     const certId = readCertId(f[0]);
     const certStatus = readCertStatus(f[1]);
-    const thisUpdate = readGeneralizedTime(f[2]);
+    const thisUpdate = readGeneralizedTime(f[2], 'thisUpdate');
     let j = 3;
     let nextUpdate: Date | undefined;
-    if (f[j]?.tag === 0xa0) nextUpdate = readGeneralizedTime(elementsOf(f[j++], 1, 1)[0]);
+    if (f[j]?.tag === 0xa0) nextUpdate = readGeneralizedTime(elementsOf(f[j++], 1, 1)[0], 'nextUpdate');
     if (f[j]?.tag === 0xa1) readExtensions(f[j++]);
     if (j !== f.length) fail('unexpected element in SingleResponse');
     responses.push(nextUpdate ? { certId, certStatus, thisUpdate, nextUpdate } : { certId, certStatus, thisUpdate });
@@ -328,29 +328,9 @@ function readCertStatus(el: DerElement | undefined): CertStatus {
   if (el.tag === 0x82 && el.content.length === 0) return { status: 'unknown' };
   if (el.tag !== 0xa1) return fail('bad certStatus');
   const [timeEl, reasonEl] = elementsOf(el, 2, 1);
-  const revokedAt = readGeneralizedTime(timeEl);
+  const revokedAt = readGeneralizedTime(timeEl, 'revocationTime');
   if (!reasonEl) return { status: 'revoked', revokedAt, reason: null };
-  const [enumEl] = elementsOf(tagged(reasonEl, 0xa0), 1, 1);
+  const [enumEl] = elementsOf(expectTag(reasonEl, 0xa0), 1, 1);
   if (enumEl.tag !== 0x0a || enumEl.content.length !== 1 || !isReasonCode(enumEl.content[0])) fail('bad revocationReason');
   return { status: 'revoked', revokedAt, reason: enumEl.content[0] };
-}
-
-/** GeneralizedTime `YYYYMMDDHHMMSSZ`, the only form RFC 5280 §4.1.2.5.2 (and so RFC 6960) allows. */
-function readGeneralizedTime(el: DerElement | undefined): Date {
-  const text = tagged(el, 0x18).content.toString('latin1');
-  const m = /^(\d{4})(\d{2})(\d{2})(\d{2})(\d{2})(\d{2})Z$/.exec(text);
-  if (!m) return fail(`bad GeneralizedTime ${JSON.stringify(text)}`);
-  const [year, month, day, hour, minute, second] = m.slice(1).map(Number);
-  const date = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
-  if (date.getUTCMonth() !== month - 1 || date.getUTCDate() !== day || hour > 23 || minute > 59 || second > 59) {
-    fail(`bad GeneralizedTime ${JSON.stringify(text)}`);
-  }
-  if (year < 100) date.setUTCFullYear(year);
-  return date;
-}
-
-function tagged(el: DerElement | undefined, tag: number): DerElement {
-  if (!el) return fail('missing element');
-  if (el.tag !== tag) fail(`expected tag 0x${tag.toString(16)}, found 0x${el.tag.toString(16)}`);
-  return el;
 }

@@ -4,7 +4,6 @@
  * nor a hierarchy, the demo hierarchy is created (see bootstrap.ts). TIERCA_SIGNING_THREADS sets the
  * signing threads of each process (default cores − 1; server/ca/signing-pool.ts).
  */
-import 'reflect-metadata';
 import { serveClustered } from './cluster.ts';
 import { TiercaError } from './errors.ts';
 

@@ -2,7 +2,6 @@
  * The demo hierarchy opened in-process, without HTTP and without the status scheduler: the same
  * composition root (server/services.ts) that `tierca serve` uses, on a fresh SQLite data folder.
  */
-import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

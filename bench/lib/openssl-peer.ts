@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { runCommand } from './util.ts';
 import { ocspRequestsFor, writeRequestFiles } from './ocsp-requests.ts';
 import { parseWrk, wrkArgs, type WrkLoad, type WrkResult } from './wrk.ts';
+import { DAY_MS } from '../../pki/time-constants.ts';
 
 export interface OpensslPeer {
   dir: string;
@@ -62,8 +63,8 @@ export async function buildOpensslPeer(dir: string, serials: readonly string[], 
   ].join('\n'));
   await openssl(['x509', '-req', '-in', 'responder.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', '1', '-days', '7', '-extfile', 'responder.ext', '-out', 'responder.pem'], dir);
 
-  const expiry = indexTime(new Date(now.getTime() + 730 * 86_400_000));
-  const revokedAt = indexTime(new Date(now.getTime() - 86_400_000));
+  const expiry = indexTime(new Date(now.getTime() + 730 * DAY_MS));
+  const revokedAt = indexTime(new Date(now.getTime() - DAY_MS));
   const lines = serials.map((serial, i) => revoked.has(serial)
     ? `R\t${expiry}\t${revokedAt},keyCompromise\t${indexSerial(serial)}\tunknown\t/CN=bench device ${i}`
     : `V\t${expiry}\t\t${indexSerial(serial)}\tunknown\t/CN=bench device ${i}`);

@@ -6,7 +6,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { InvalidArgumentError, type Command } from 'commander';
-import { DurationError, parseDuration } from '../duration.ts';
+import { DurationError, parseDuration } from '../../pki/duration.ts';
 import type { ContextFactory } from '../context.ts';
 import { isoTime, positiveInteger } from '../option-parsers.ts';
 import { shortTime, type Column } from '../output.ts';

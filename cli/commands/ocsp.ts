@@ -1,12 +1,13 @@
 /**
  * `tierca ocsp check <cert>`: asks the server's OCSP responder about a certificate the way a device
- * does (RFC 6960 request, `POST /ocsp`), checks the answer (cli/ocsp-verify.ts) and reports good,
+ * does (RFC 6960 request, `POST /ocsp`), checks the answer (pki/ocsp-answer-check.ts) and reports good,
  * revoked (time and reason) or unknown — as the exit code too: 0, 10, 11. Public: no token is sent.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { readCertificate, verifyCertificateSignature, type CertificateFields } from '../../pki/certificate-reader.ts';
+import { checkOcspAnswer, OcspAnswerError } from '../../pki/ocsp-answer-check.ts';
 import { buildOcspRequest, certIdFor } from '../../pki/ocsp-request.ts';
 import { parseOcspResponse, type ParsedOcspResponse } from '../../pki/ocsp-response.ts';
 import { decodePemOrDer } from '../../pki/pem.ts';
@@ -14,7 +15,6 @@ import { isReasonCode, reasonName } from '../../pki/revocation-reason.ts';
 import { apiPath } from '../api-client.ts';
 import { CliError, EXIT, usageError } from '../cli-error.ts';
 import type { ContextFactory } from '../context.ts';
-import { OcspVerifyError, verifyOcspResponse } from '../ocsp-verify.ts';
 
 /** Exit code for each unsuccessful OCSP responseStatus (RFC 6960 §2.3). */
 const EXIT_FOR_STATUS: Record<Exclude<ParsedOcspResponse['responseStatus'], 'successful'>, number> = {
@@ -109,9 +109,9 @@ export function register(program: Command, context: ContextFactory): void {
       }
       let verified;
       try {
-        verified = verifyOcspResponse({ response, issuer, certId, nonce, now: new Date() });
+        verified = checkOcspAnswer({ response, issuer, certId, nonce, now: new Date() });
       } catch (err) {
-        if (err instanceof OcspVerifyError) throw new CliError(`the OCSP answer cannot be trusted: ${err.message}`, EXIT.ocspUntrusted);
+        if (err instanceof OcspAnswerError) throw new CliError(`the OCSP answer cannot be trusted: ${err.message}`, EXIT.ocspUntrusted);
         throw err;
       }
 

@@ -4,7 +4,8 @@
  * `rotate run` renews in batches (one API call per `--batch` renewals), so a long run neither hits an
  * HTTP time limit nor loses its work when interrupted: every call carries the run's request id, and
  * running it again with the same `--request-id` renews nothing twice. A progress bar goes to stderr
- * when it is a terminal; the summary to stdout. `--dry-run` only shows what would be done.
+ * when it is a terminal; the summary to stdout. Without `--execute` it only shows what it would do
+ * (a dry run of the server's: nothing changes), as `ca revoke` does (STYLE.md practice 11).
  */
 import { randomUUID } from 'node:crypto';
 import { InvalidArgumentError, type Command } from 'commander';
@@ -158,18 +159,19 @@ export function register(program: Command, context: ContextFactory): void {
       'renew everything due that the server may renew (keeping keys), revoke superseded certificates whose grace is over, ' +
         'replace OCSP responders, retire old CA keys; report what waits for a holder (CSR-only tiers) or a CA rollover',
     )
-    .option('--dry-run', 'show what would be done; change nothing')
+    .option('--execute', 'really renew, revoke and retire (without it, nothing changes: it shows what it would do)')
     .option('--domain <slug>', 'only this domain')
     .option('--tier <tier>', 'only this tier')
     .option('--request-id <id>', 'the run\'s id: run again with the same id after an interruption and nothing is renewed twice (default: a new one, printed)')
     .option('--batch <n>', 'renewals per API call (default 25)', positiveInteger)
-    .action(async (opts: { dryRun?: boolean; domain?: string; tier?: string; requestId?: string; batch?: number }, cmd: Command) => {
+    .action(async (opts: { execute?: boolean; domain?: string; tier?: string; requestId?: string; batch?: number }, cmd: Command) => {
       const { api, out, io, setExitCode } = context(cmd);
       const filters = { domain: opts.domain, tier: opts.tier };
-      if (opts.dryRun) {
+      if (!opts.execute) {
         const res = await api.post<RunAnswer>('/api/v1/rotation/run', { ...filters, dryRun: true });
         if (out.json) return out.printJson(res.body);
         printRun(out, res.body.items, res.body.summary, 'dry run, nothing changed');
+        out.print('run again with --execute to do it');
         return;
       }
       const requestId = opts.requestId ?? `run-${randomUUID()}`;
@@ -194,7 +196,7 @@ export function register(program: Command, context: ContextFactory): void {
         }
       } catch (err) {
         bar.finish();
-        out.note(`the run was interrupted; run \`tierca rotate run --request-id ${requestId}\` to finish it (nothing is renewed twice)`);
+        out.note(`the run was interrupted; run \`tierca rotate run --execute --request-id ${requestId}\` to finish it (nothing is renewed twice)`);
         throw err;
       }
       bar.finish();

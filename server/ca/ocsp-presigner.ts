@@ -9,8 +9,8 @@ import type { CertificateRecord, OcspResponseRecord } from '../storage/storage.t
 import type { LoadedCa } from './ca-directory.ts';
 import type { Responder } from './ocsp-responders.ts';
 import type { Signer } from '../../pki/signer.ts';
+import { HOUR_MS } from '../../pki/time-constants.ts';
 
-const HOUR_MS = 3600 * 1000;
 
 /** The OCSP certStatus of a stored certificate. A hold answers revoked with reason certificateHold (RFC 6960 §2.2). */
 export function certStatusOf(cert: Pick<CertificateRecord, 'status' | 'revokedAt' | 'revocationReason'>): CertStatus {

@@ -15,8 +15,8 @@ import type { Store, ResponderRecord } from '../storage/storage.ts';
 import type { TierPolicy } from '../config/tier-policy.ts';
 import type { CaDirectory } from './ca-directory.ts';
 import { caUrls } from './urls.ts';
+import { DAY_MS } from '../../pki/time-constants.ts';
 
-const DAY_MS = 24 * 3600 * 1000;
 
 export interface Responder {
   readonly record: ResponderRecord;

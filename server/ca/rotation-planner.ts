@@ -10,8 +10,8 @@ import type { TiercaConfig } from '../config/load-config.ts';
 import { isKeyAlgorithm } from '../../pki/algorithms.ts';
 import { lineageOf, type CaDirectory, type LoadedCa } from './ca-directory.ts';
 import type { CaRollover } from './ca-rollover.ts';
+import { DAY_MS } from '../../pki/time-constants.ts';
 
-const DAY_MS = 24 * 3600 * 1000;
 const YEAR_MS = 365.25 * DAY_MS;
 const PAGE = 1000;
 

@@ -1,7 +1,7 @@
 /**
  * The hash-chained `audit_log` over knex. Appends are serialised so that exactly one record follows
  * each record:
- * - PostgreSQL: `pg_advisory_xact_lock` on a constant key of the schema, taken inside the caller's transaction and
+ * - PostgreSQL: advisory lock `audit` of the schema (advisory-locks.ts), taken inside the caller's transaction and
  *   held until it commits or rolls back; the last record is read by the NEXT statement, whose
  *   snapshot (READ COMMITTED) therefore includes whatever the previous holder committed.
  * - SQLite: every transaction starts with BEGIN IMMEDIATE (see knex-store.ts), so the write lock of
@@ -9,23 +9,13 @@
  *   another, can read the same last record and append after it.
  * Called outside a transaction, appendChained opens one of its own.
  */
+import { advisoryXactLock } from './advisory-locks.ts';
 import type { AuditRecord, AuditRepository } from './storage.ts';
 import { fromJson, inTransaction, iso, toDate, toJson, toNumber, type DbContext, type Row } from './rows.ts';
 
-/**
- * Takes PostgreSQL advisory lock `id` of the current schema until the transaction ends. Keys are
- * (hashtext(schema), id): each schema (an installation, or one test) has its own chain and its own
- * locks. Ids: 1 audit chain, 2 revocation events, 3 migrations (migrate.ts).
- */
-export function advisoryXactLock(tx: DbContext, id: number): Promise<unknown> {
-  return tx.sql.run(ADVISORY_XACT_LOCK_SQL, [id]);
-}
-
-export const AUDIT_LOCK_ID = 1;
 
 // The hot-path statements (rows.ts explains why they are raw SQL). INSERT_SQL's columns are those of
 // auditParams, in that order.
-const ADVISORY_XACT_LOCK_SQL = 'select pg_advisory_xact_lock(hashtext(current_schema()), ?)';
 const LAST_SQL = 'SELECT * FROM "audit_log" ORDER BY "seq" DESC LIMIT 1';
 const INSERT_SQL = `INSERT INTO "audit_log" ("seq", "at", "principal_id", "role", "source", "action", "target", "outcome", "request_id",
   "detail", "prev_hash", "hash")
@@ -49,7 +39,7 @@ export class KnexAuditRepository implements AuditRepository {
    */
   appendChained(build: (last: AuditRecord | undefined) => AuditRecord): Promise<AuditRecord> {
     return inTransaction(this.ctx, async (tx) => {
-      if (tx.engine === 'postgres') await advisoryXactLock(tx, AUDIT_LOCK_ID);
+      if (tx.engine === 'postgres') await advisoryXactLock(tx, 'audit');
       const lastRow = await tx.sql.first(LAST_SQL);
       const last = lastRow ? rowToAudit(lastRow) : undefined;
       const record = build(last);

@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import type { Knex } from 'knex';
 import { TiercaError } from '../errors.ts';
+import { ADVISORY_LOCK_IDS } from './advisory-locks.ts';
 import { migrations, migratorConfig, type Migration } from './migrate.ts';
 import type { Engine } from './rows.ts';
 
@@ -70,8 +71,6 @@ const EXPORT_PAGE = 1000;
 const RESTORE_BATCH = 250;
 const RESTORE_MAX_BINDINGS = 5000;
 
-/** PostgreSQL advisory lock id of migration runs (migrate.ts): a restore and a starting server take turns. */
-const MIGRATION_LOCK_ID = 3;
 
 export interface ExportBackupParams {
   /** A knex from createKnex (knex-store.ts), not used by anything else while the export runs. */
@@ -155,7 +154,8 @@ export async function restoreBackup({ knex, lines }: RestoreBackupParams): Promi
 
   if (engine === 'postgres') await createSchemaIfMissing(knex);
   return knex.transaction(async (trx) => {
-    if (engine === 'postgres') await trx.raw('select pg_advisory_xact_lock(hashtext(current_schema()), ?)', [MIGRATION_LOCK_ID]);
+    // The migrations lock (advisory-locks.ts): a restore and a starting server take turns.
+    if (engine === 'postgres') await trx.raw('select pg_advisory_xact_lock(hashtext(current_schema()), ?)', [ADVISORY_LOCK_IDS.migrations]);
     await requireEmpty(trx, engine, header.migrations);
     await trx.migrate.latest({ ...migratorConfig, migrationSource: sourceOf(prefix) });
     const target = new Map((await describeTables(trx, engine)).map((t) => [t.name, t]));

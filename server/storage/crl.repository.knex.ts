@@ -4,6 +4,7 @@
  * number would round above 2^53).
  */
 import type { Knex } from 'knex';
+import { ADVISORY_LOCK_PREFIXES } from './advisory-locks.ts';
 import type { CrlRecord, CrlRepository } from './storage.ts';
 import { insertUnique, iso, toBigInt, toBigIntOrNull, toBool, toBuffer, toDate, type DbContext, type Row } from './rows.ts';
 
@@ -36,12 +37,12 @@ export class KnexCrlRepository implements CrlRepository {
 
   /**
    * PostgreSQL: `pg_advisory_xact_lock` on a 64-bit key hashed from the schema and the CA id. The
-   * one-key form never meets the two-key locks of audit.repository.knex.ts (separate key spaces).
+   * one-key form never meets the two-key locks of advisory-locks.ts (separate key spaces).
    */
   async lockCa(caId: string): Promise<void> {
     if (!this.ctx.db.isTransaction) throw new Error('crls.lockCa must run inside a transaction');
     if (this.ctx.engine !== 'postgres') return;
-    await this.ctx.db.raw("select pg_advisory_xact_lock(hashtextextended(current_schema() || '/crl/' || ?, 0))", [caId]);
+    await this.ctx.db.raw('select pg_advisory_xact_lock(hashtextextended(current_schema() || ? || ?, 0))', [ADVISORY_LOCK_PREFIXES.crl, caId]);
   }
 
   private exact<Q extends Knex.QueryBuilder>(q: Q): Q {

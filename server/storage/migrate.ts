@@ -9,6 +9,7 @@
  * a transaction-scoped advisory lock on PostgreSQL. A process that waited finds nothing left to apply.
  */
 import type { Knex } from 'knex';
+import { ADVISORY_LOCK_IDS } from './advisory-locks.ts';
 import * as initial from '../../migrations/0001_initial.ts';
 import * as auditCheckpoints from '../../migrations/0002_audit_checkpoints.ts';
 import * as rotation from '../../migrations/0003_rotation.ts';
@@ -39,16 +40,15 @@ export const migrationSource: Knex.MigrationSource<Migration> = {
 /** The migrator settings used everywhere: our source and knex's default table name. */
 export const migratorConfig: Knex.MigratorConfig = { migrationSource, tableName: 'knex_migrations' };
 
-/** PostgreSQL advisory lock (hashtext(schema), 3) serialising migration runs (see audit.repository.knex.ts). */
-const MIGRATION_LOCK_ID = 3;
 
 /** Applies every pending migration; returns the names applied (empty when up to date). */
 export async function migrateLatest(knex: Knex): Promise<string[]> {
   const postgres = isPostgres(knex);
   return knex.transaction(async (trx) => {
     if (postgres) {
-      // The schema may not exist yet (current_schema() would be null): key the lock by its name.
-      await trx.raw('select pg_advisory_xact_lock(hashtext(?), ?)', [searchPathOf(knex) ?? 'public', MIGRATION_LOCK_ID]);
+      // The migrations lock (advisory-locks.ts). The schema may not exist yet (current_schema() would
+      // be null): key the lock by its name.
+      await trx.raw('select pg_advisory_xact_lock(hashtext(?), ?)', [searchPathOf(knex) ?? 'public', ADVISORY_LOCK_IDS.migrations]);
     }
     // A transaction-bound migrator runs its bookkeeping and each migration inside `trx`.
     const [, applied] = (await trx.migrate.latest(migratorConfig)) as [number, string[]];

@@ -5,14 +5,12 @@
  * A poller that has seen seq n never looks below n again, so a row must never become visible after
  * one with a higher seq. SQLite has one writer at a time, so commit order is seq order. On PostgreSQL
  * a serial is handed out at INSERT time and transactions commit in any order, so `append` first takes
- * an advisory transaction lock (held to commit): the next appender draws its seq only after the
+ * the advisory transaction lock `revocationEvents` (advisory-locks.ts, held to commit): the next appender draws its seq only after the
  * previous one has committed.
  */
 import type { CertificateStatus, RevocationEvent, RevocationEventRepository } from './storage.ts';
-import { advisoryXactLock } from './audit.repository.knex.ts';
+import { advisoryXactLock } from './advisory-locks.ts';
 import { inTransaction, iso, toDate, toNumber, type DbContext, type Row } from './rows.ts';
-
-export const REVOCATION_EVENT_LOCK_ID = 2;
 
 export class KnexRevocationEventRepository implements RevocationEventRepository {
   constructor(private readonly ctx: DbContext) {}
@@ -24,7 +22,7 @@ export class KnexRevocationEventRepository implements RevocationEventRepository 
       return;
     }
     await inTransaction(this.ctx, async (tx) => {
-      await advisoryXactLock(tx, REVOCATION_EVENT_LOCK_ID);
+      await advisoryXactLock(tx, 'revocationEvents');
       await tx.db('revocation_events').insert(row);
     });
   }

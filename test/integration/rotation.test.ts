@@ -251,23 +251,24 @@ describe('the tierca CLI: rotate due, rotate run, cert renew, ca rollover', () =
     expect((await cli('admin', ['rotate', 'due', '--within', 'soon'])).code).toBe(2);
   });
 
-  it('rotate run --dry-run changes nothing; rotate run renews with a progress bar and a summary', async () => {
+  it('rotate run without --execute changes nothing; rotate run --execute renews with a progress bar and a summary', async () => {
     clock.advance(12 * DAY_MS); // the t2 certificates renewed above (15 days) are due again
     const before = await t.store.certificates.count({});
-    const dry = await cli('admin', ['rotate', 'run', '--dry-run']);
+    const dry = await cli('admin', ['rotate', 'run']);
     expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout).toMatch(/dry run, nothing changed: .*would renew \d+/);
+    expect(dry.stdout).toMatch(/dry run, nothing changed: .*would renew \d+.*\nrun again with --execute to do it\n$/);
     expect(await t.store.certificates.count({})).toBe(before);
-    const real = await cli('admin', ['rotate', 'run', '--request-id', 'cli-run-1', '--batch', '1'], true);
+    const real = await cli('admin', ['rotate', 'run', '--execute', '--request-id', 'cli-run-1', '--batch', '1'], true);
     expect(real.code, real.stderr).toBe(0);
     const renewed = (await t.store.certificates.count({})) - before;
     expect(renewed).toBeGreaterThanOrEqual(2);
     expect(real.stderr).toContain(`renewing [${'#'.repeat(30)}] ${renewed}/${renewed}`);
     expect(real.stdout).toMatch(new RegExp(`run cli-run-1: renewed ${renewed}`));
-    const again = await cli('admin', ['rotate', 'run', '--request-id', 'cli-run-1', '--json']);
+    const again = await cli('admin', ['rotate', 'run', '--execute', '--request-id', 'cli-run-1', '--json']);
     expect(JSON.parse(again.stdout).summary.renewed).toBeUndefined();
     expect(await t.store.certificates.count({})).toBe(before + renewed);
     expect((await cli('officer', ['rotate', 'run'])).code).toBe(4);
+    expect((await cli('officer', ['rotate', 'run', '--execute'])).code).toBe(4);
   });
 
   it('cert renew renews once per request id and writes the new certificate', async () => {

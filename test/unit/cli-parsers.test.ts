@@ -1,7 +1,8 @@
-// cli/duration.ts and the option parsers of cli/option-parsers.ts.
+// pki/duration.ts (the one duration parser) and the option parsers of cli/option-parsers.ts.
 import { describe, expect, it } from 'vitest';
-import { DurationError, formatDuration, parseDuration } from '../../cli/duration.ts';
+import { DurationError, formatDuration, parseDuration } from '../../pki/duration.ts';
 import { durationText, hexSerial } from '../../cli/option-parsers.ts';
+import { PkiError } from '../../pki/pki-error.ts';
 
 describe('parseDuration', () => {
   it.each([
@@ -26,6 +27,18 @@ describe('parseDuration', () => {
     expect(() => parseDuration('3x')).toThrow('"3x" is not a duration: use a whole number and one unit (s, m, h, d), e.g. 30d, 12h, 90m');
     expect(() => parseDuration('0h')).toThrow('"0h" is not a duration: it must be greater than zero');
     expect(() => parseDuration('99999d')).toThrow('"99999d" is too long: at most 36500d');
+  });
+
+  it('takes a narrower set of units when asked (the API has no seconds) and is a PkiError("invalid-argument")', () => {
+    expect(parseDuration('90m', ['d', 'h', 'm'])).toBe(90 * 60_000);
+    expect(() => parseDuration('45s', ['d', 'h', 'm'])).toThrow('"45s" is not a duration: use a whole number and one unit (d, h, m)');
+    try {
+      parseDuration('x');
+    } catch (err) {
+      expect(err).toBeInstanceOf(PkiError);
+      expect((err as PkiError).code).toBe('invalid-argument');
+    }
+    expect.assertions(4);
   });
 });
 
