@@ -94,7 +94,7 @@ describe('tierca serve --tls-cert/--tls-key', () => {
     const peer = await new Promise<{ authorized: boolean; error: Error | null; subject: string; names: string | undefined }>((resolve, reject) => {
       const socket = tls.connect({ host: '127.0.0.1', port: tlsPort, servername: SERVER_NAME, ca: rootPem }, () => {
         const cert = socket.getPeerCertificate();
-        resolve({ authorized: socket.authorized, error: socket.authorizationError, subject: cert.subject.CN, names: cert.subjectaltname });
+        resolve({ authorized: socket.authorized, error: socket.authorizationError, subject: String(cert.subject.CN), names: cert.subjectaltname });
         socket.end();
       });
       socket.on('error', reject);
@@ -134,7 +134,7 @@ describe('tierca serve --tls-cert/--tls-key', () => {
     const denied = await runTierca([...base, '--client-cert', files.clientCert, '--client-key', files.clientKey, 'principal', 'add', '--name', 'x', '--role', 'auditor'], { env });
     expect([denied.code, denied.stderr]).toEqual([4, expect.stringContaining('role auditor lacks permission principal:manage')]);
     // Without a client certificate or a token: no login (exit 4).
-    const none = await runTierca([...base, 'whoami'], { env: { ...env, TIERCA_DATA: tmp.dir } });
+    const none = await runTierca([...base, 'whoami'], { env: { ...env, TIERCA_DATA: tmp.path } });
     expect(none.code).toBe(4);
     // Without the root the server's certificate does not verify: unreachable (exit 9), named.
     const untrusted = await runTierca(['--server', `https://127.0.0.1:${tlsPort}`, '--client-cert', files.clientCert, '--client-key', files.clientKey, 'whoami'], { env });
