@@ -99,8 +99,11 @@ function unreachableError(err: unknown, baseUrl: string, timeoutMs: number): Cli
 export interface ApiClientParams {
   /** The server's base URL, e.g. `http://127.0.0.1:8080` (a path prefix is kept). */
   baseUrl: string;
-  /** Gives the bearer token; called only for authenticated requests, so public ones need none. */
-  token: () => string;
+  /**
+   * Gives the bearer token; called only for authenticated requests, so public ones need none.
+   * `undefined`: send none (the client authenticates with a TLS client certificate).
+   */
+  token: () => string | undefined;
   /** Per-request time limit; default {@link DEFAULT_TIMEOUT_MS}. */
   timeoutMs?: number;
   /** The fetch to use; default the global one. */
@@ -171,7 +174,8 @@ export class ApiClient {
     auth?: boolean;
   }): Promise<BinaryResponse> {
     const headers: Record<string, string> = { ...req.headers, 'user-agent': this.params.userAgent ?? 'tierca-cli' };
-    if (req.auth ?? true) headers.authorization = `Bearer ${this.params.token()}`;
+    const token = (req.auth ?? true) ? this.params.token() : undefined;
+    if (token !== undefined) headers.authorization = `Bearer ${token}`;
     const url = this.url(req.path, req.query);
     let res: Response;
     let body: Buffer;

@@ -6,11 +6,18 @@
 import type { Command } from 'commander';
 import { ApiClient, demoRoleFor, parseServerUrl, resolveToken } from './api-client.ts';
 import { Output, type Io } from './output.ts';
+import { tlsFetch } from './tls-fetch.ts';
+import { CliError, EXIT } from './cli-error.ts';
 
 /** The global options (`tierca --help`). */
 export interface GlobalOptions {
   server: string;
   tokenFile?: string;
+  /** `--client-cert`/`--client-key`: log in with a client certificate instead of a token (cli/tls-fetch.ts). */
+  clientCert?: string;
+  clientKey?: string;
+  /** `--ca-file`: trust anchors for an https server. */
+  caFile?: string;
   json: boolean;
   /** False with `--no-color`. */
   color: boolean;
@@ -49,10 +56,14 @@ export function contextFactory(io: Io, state: { exitCode: number }, version: str
           const names: string[] = [];
           for (let c: Command | null = cmd; c; c = c.parent) names.unshift(c.name());
           const demoRole = demoRoleFor(names.slice(1)); // names[0] is the program, `tierca`
+          const { clientCert, clientKey, caFile } = globals;
+          if (clientCert && serverUrl.protocol !== 'https:') throw new CliError('--client-cert needs an https --server (a certificate is presented only in a TLS handshake)', EXIT.usage);
           api = new ApiClient({
             baseUrl: globals.server,
-            token: () => resolveToken({ tokenFile: globals.tokenFile, env: io.env, serverUrl, demoRole }),
+            // With a client certificate the TLS handshake says who is asking: no token is looked for.
+            token: () => (clientCert ? undefined : resolveToken({ tokenFile: globals.tokenFile, env: io.env, serverUrl, demoRole })),
             userAgent: `tierca-cli/${version}`,
+            ...(clientCert || clientKey || caFile ? { fetch: tlsFetch({ certFile: clientCert, keyFile: clientKey, caFile }) } : {}),
           });
         }
         return api;

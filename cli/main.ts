@@ -36,6 +36,7 @@ ${exitCodesHelp()}
 Environment:
   TIERCA_URL         default of --server
   TIERCA_TOKEN       the API token itself (--token-file wins)
+  TIERCA_CLIENT_CERT, TIERCA_CLIENT_KEY, TIERCA_CA_FILE  defaults of --client-cert, --client-key, --ca-file
   TIERCA_DATA        data folder of init/serve/db and of the demo token (default ./data)
   TIERCA_PASSPHRASE  keystore passphrase of init/serve (--passphrase-file wins)
   DATABASE_URL       default of --database-url (PostgreSQL); else SQLite in the data folder
@@ -54,6 +55,9 @@ export function buildProgram(io: Io, state: { exitCode: number }): Command {
       '--token-file <path>',
       'file holding the API token; else env TIERCA_TOKEN; else, for a server on this machine only, the demo token for the command role in $TIERCA_DATA (demo-officer.token, demo-auditor.token, demo-admin.token)',
     )
+    .option('--client-cert <file>', 'log in with this PEM client certificate (a principal\'s, from `principal certificate`) instead of a token; needs an https --server (env TIERCA_CLIENT_CERT)', io.env.TIERCA_CLIENT_CERT || undefined)
+    .option('--client-key <file>', 'PEM private key of --client-cert, unencrypted (env TIERCA_CLIENT_KEY)', io.env.TIERCA_CLIENT_KEY || undefined)
+    .option('--ca-file <file>', 'PEM certificates that verify an https --server (the tierca root) instead of the system store (env TIERCA_CA_FILE)', io.env.TIERCA_CA_FILE || undefined)
     .option('--json', 'machine output: the API JSON as it came (errors: the problem document on stdout)')
     .option('--no-color', 'no ANSI colours (also NO_COLOR; never when output is not a terminal)')
     .configureOutput({

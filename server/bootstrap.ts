@@ -17,7 +17,7 @@ import { runHierarchyCeremony, formatHierarchyTree } from './ca/hierarchy-ceremo
 import { createPrincipal } from './ra/principal.service.ts';
 import { appendAudit } from './audit/audit-log.ts';
 import { openServices, type Services } from './services.ts';
-import { createHttpServer, type TlsListenOptions } from './http/app.ts';
+import { openListeners, type ServiceTls } from './listeners.ts';
 import { generateAuditKey } from './audit/audit-checkpoints.ts';
 import { TiercaError } from './errors.ts';
 
@@ -156,8 +156,18 @@ export interface ServeOptions extends DatabaseOptions {
   /** Poll interval of revocation events (other instances' changes). Default 500 ms. */
   pollMs?: number;
   kdf?: { N: number; r: number; p: number };
-  /** Listen on HTTPS with this key and certificate; `ca` (the tierca root) verifies client certificates for mutual TLS. */
-  tls?: TlsListenOptions;
+  /**
+   * Listen on HTTPS with this key and certificate chain (server/tls-credentials.ts reads them from
+   * files). Client certificates are verified against `ca`, by default every CA certificate of the
+   * hierarchy that is not revoked (roots as anchors; intermediates so that a client may send its
+   * leaf alone), so principals log in to the admin API with the certificate tierca issued them.
+   */
+  tls?: ServiceTls;
+  /**
+   * With `tls` only: a second, plain-HTTP listener on this port serving OCSP, CRLs, CA certificates
+   * and status and nothing else (server/http/public-listener.ts; docs/decisions/0010-tls-listeners-h11b.md).
+   */
+  httpPort?: number;
   /** How often periodic audit checkpoints are looked for; default 2 s. */
   auditCheckpointMs?: number;
   /** How often the rotation timer revokes superseded certificates, retires old CA keys and learns new CA generations; default 10 s. */
@@ -165,8 +175,12 @@ export interface ServeOptions extends DatabaseOptions {
 }
 
 export interface RunningService {
+  /** The main listener: https://… with `tls`, else http://… (everything is served there). */
   url: string;
   port: number;
+  /** The plain-HTTP listener of the public routes, when `httpPort` was given with `tls`. */
+  httpUrl?: string;
+  httpPort?: number;
   services: Services;
   close(): Promise<void>;
 }
@@ -178,6 +192,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 8080;
   const store = await open(opts);
+  let opened: Services | undefined;
   try {
     let passphrase = opts.passphrase;
     await ensureHierarchy(store, opts, host, port, clock);
@@ -195,38 +210,44 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
       throw err;
     }
     const services = await openServices({ store, keystore, config, clock, log });
+    opened = services;
     await services.scheduler.start();
     await services.ocsp.startPolling(opts.pollMs ?? 500);
-    const server = createHttpServer({
-      ra: services.ra, ocsp: services.ocsp, clock, publicUrl: config.publicUrl, log, rotation: services.rotation,
-      health: async () => void (await store.meta.get('schema')),
-    }, opts.tls);
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => resolve());
+    const listeners = await openListeners({
+      deps: {
+        ra: services.ra, ocsp: services.ocsp, clock, publicUrl: config.publicUrl, log, rotation: services.rotation,
+        health: async () => void (await store.meta.get('schema')),
+      },
+      cas: services.cas,
+      host, port, tls: opts.tls, httpPort: opts.httpPort, log,
     });
-    const address = server.address();
-    const actualPort = typeof address === 'object' && address ? address.port : port;
-    const url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
-    log.info({ url, cas: services.cas.list().length, engine: store.engine }, 'tierca is serving');
+    const { url } = listeners;
+    log.info({ url, httpUrl: listeners.httpUrl, cas: services.cas.list().length, engine: store.engine }, 'tierca is serving');
     services.ra.checkpoints.start(opts.auditCheckpointMs);
     services.rotation.runs.start(opts.rotationMs);
     return {
       url,
-      port: actualPort,
+      port: listeners.port,
+      httpUrl: listeners.httpUrl,
+      httpPort: listeners.httpPort,
       services,
       async close() {
         services.ocsp.stopPolling();
         await services.scheduler.stop();
         await services.ra.checkpoints.stop();
         await services.rotation.runs.stop();
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await listeners.close();
         await services.signing.close();
         await store.close();
       },
     };
   } catch (err) {
+    // A listener that cannot open (a port taken) must not leave timers and signing threads behind.
+    if (opened) {
+      opened.ocsp.stopPolling();
+      await opened.scheduler.stop();
+      await opened.signing.close();
+    }
     await store.close();
     throw err;
   }
@@ -258,7 +279,9 @@ export async function prepareDatabase(opts: ServeOptions): Promise<void> {
 async function createDemo(store: Store, opts: ServeOptions, host: string, port: number, clock: Clock): Promise<void> {
   const base = loadConfigFile(EXAMPLE_CONFIG);
   const publicHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-  const config = buildConfig({ ...configData(base), publicUrl: `http://${publicHost}:${port}` });
+  // Relying parties fetch OCSP and CRLs over plain HTTP: the plain listener's URL when there is one.
+  const publicUrl = opts.tls && opts.httpPort === undefined ? `https://${publicHost}:${port}` : `http://${publicHost}:${opts.tls ? opts.httpPort : port}`;
+  const config = buildConfig({ ...configData(base), publicUrl });
   const { tokens } = await ceremony(
     store,
     { ...opts, config, passphrase: DEMO_PASSPHRASE, clock },

@@ -1,9 +1,18 @@
 /**
- * Publishes CRLs: a full CRL and a delta CRL per CA (RFC 5280 §5.2.4), numbered from one monotonic
- * sequence per CA, stored as artifacts that the serving path only reads. Called after revocations
- * (debounced) and on a schedule before nextUpdate. A tier CA's full CRL — up to a million entries
- * (issue #4) — is streamed from storage into the CRL writer page by page, so memory does not grow
- * with the number of revoked certificates (figures in docs/benchmarks.md, benchmark 3).
+ * Publishes CRLs: full CRLs and delta CRLs per CA (RFC 5280 §5.2.4), numbered from one monotonic
+ * sequence per CA (§5.2.3), stored as artifacts that the serving path only reads.
+ *
+ * When (docs/decisions/0011-crl-schedule-h11b.md):
+ * - a full CRL on its period — half its validity, so a new one is out while the last still has half
+ *   its life: {@link CrlPublisher.fullPeriodHours} — and on demand (`POST /crls`, a CA revoked);
+ * - a delta CRL after every status change (debounced by the status scheduler) and with every full
+ *   CRL; it lists everything that changed since its base full CRL was made and names that base
+ *   (deltaCRLIndicator), so a revocation is in the next delta at once and in the next full CRL.
+ * A change does not republish the full CRL: that is what deltas are for.
+ *
+ * A tier CA's full CRL — up to a million entries (issue #4) — is streamed from storage into the CRL
+ * writer page by page, so memory does not grow with the number of revoked certificates (figures in
+ * docs/benchmarks.md, benchmark 3).
  */
 import { buildCrl, type CrlEntry } from '../../pki/crl.ts';
 import { keyIdentifier } from '../../pki/key-pair.ts';
@@ -18,6 +27,12 @@ const DAY_MS = 24 * HOUR_MS;
 const REMOVE_FROM_CRL = 8;
 /** Root and domain CAs issue only CA certificates: their CRLs live a week. */
 const CA_CRL_VALIDITY_HOURS = 24 * 7;
+/**
+ * How far before its base's thisUpdate a delta looks for changes. thisUpdate is cut to whole seconds,
+ * and on PostgreSQL a change stamped just before the base was read may commit just after it: the
+ * overlap lists such a change again rather than lose it (an entry already on the base is harmless).
+ */
+const DELTA_OVERLAP_MS = 5 * 60 * 1000;
 
 export interface CrlPublisherDeps {
   store: Store;
@@ -52,18 +67,45 @@ export interface PublishedCrl {
 export class CrlPublisher {
   constructor(private readonly deps: CrlPublisherDeps) {}
 
+  /** thisUpdate → nextUpdate of a CA's CRLs: its tier's `statusValidityHours`; root and domain CAs a week. */
   validityHours(ca: LoadedCa): number {
     const tier = ca.record.tier ? this.deps.tiers.get(ca.record.tier) : undefined;
     return tier?.statusValidityHours ?? CA_CRL_VALIDITY_HOURS;
   }
 
-  /** Publishes a new full CRL and a delta on top of it for `caId`. */
+  /**
+   * How often a CA's full CRL is published: half of {@link validityHours} (t1 12 h, t2 2 h, t3 30 min
+   * by default; root and domain CAs 3.5 days), derived rather than configured so that a full CRL is
+   * always replaced while half its life is left.
+   */
+  fullPeriodHours(ca: LoadedCa): number {
+    return this.validityHours(ca) / 2;
+  }
+
+  /** Whether a new full CRL is due for `ca` at `now`: none yet, or the newest is a period old. */
+  async fullDue(ca: LoadedCa, now: Date = this.deps.clock.now()): Promise<boolean> {
+    const latest = await this.deps.store.crls.latest(ca.record.id, false);
+    return !latest || now.getTime() - latest.thisUpdate.getTime() >= this.fullPeriodHours(ca) * HOUR_MS;
+  }
+
+  /** Publishes a new full CRL and a delta on top of it for `caId` (on demand, and on the full CRL's period). */
   async publish(caId: string): Promise<PublishedCrl[]> {
     const ca = this.deps.cas.get(caId);
     if (!ca) throw new Error(`unknown CA ${caId}`);
     const full = await this.publishFull(ca);
     const delta = await this.publishDelta(ca);
     return [full, delta];
+  }
+
+  /**
+   * After a status change under `caId`: a delta CRL listing it — and first a full CRL when one is due
+   * (or none exists), so that the delta never stands on a base past its period.
+   */
+  async publishChanges(caId: string): Promise<PublishedCrl[]> {
+    const ca = this.deps.cas.get(caId);
+    if (!ca) throw new Error(`unknown CA ${caId}`);
+    if (await this.fullDue(ca)) return this.publish(caId);
+    return [await this.publishDelta(ca)];
   }
 
   /** Publishes a full CRL: every revoked or held certificate not expired beyond the archive window. */
@@ -90,8 +132,10 @@ export class CrlPublisher {
   }
 
   /**
-   * Publishes a delta CRL against the newest full CRL: what changed since that CRL's thisUpdate —
-   * new revocations and holds, and removeFromCRL for holds released since (RFC 5280 §5.3.1).
+   * Publishes a delta CRL against the newest full CRL: what changed since that CRL was made — new
+   * revocations and holds, and removeFromCRL for holds released since (RFC 5280 §5.3.1) — with a
+   * deltaCRLIndicator naming the base's number (§5.2.4). A delta is applied to its base only, so it
+   * is valid as long as the base is: its nextUpdate is the base's.
    */
   async publishDelta(ca: LoadedCa): Promise<PublishedCrl> {
     return this.locked(ca, (tx) => this.delta(tx, ca));
@@ -104,17 +148,23 @@ export class CrlPublisher {
       await this.full(tx, ca);
       base = await tx.crls.latest(ca.record.id, false);
     }
-    const since = base!.thisUpdate;
-    const changed = ca.record.layer === 'tier' ? await this.changedSince(tx, ca, since) : [];
+    const since = new Date(base!.thisUpdate.getTime() - DELTA_OVERLAP_MS);
     const entries: CrlEntry[] = [];
-    for (const cert of changed) {
-      if (cert.status === 'good') {
-        entries.push({ serial: cert.serial, revokedAt: cert.revokedAt ?? since, reason: REMOVE_FROM_CRL });
-      } else {
-        entries.push(entryOf(cert));
+    if (ca.record.layer === 'tier') {
+      for (const cert of await this.changedSince(tx, ca, since)) {
+        if (cert.status === 'good') {
+          entries.push({ serial: cert.serial, revokedAt: cert.revokedAt ?? base!.thisUpdate, reason: REMOVE_FROM_CRL });
+        } else {
+          entries.push(entryOf(cert));
+        }
       }
+    } else {
+      // Root and domain CAs: the child CAs revoked since the base.
+      const children = (await tx.cas.list()).filter((c) => c.parentId === ca.record.id && c.status === 'revoked' && c.revokedAt && c.revokedAt >= since);
+      entries.push(...children.map((c) => ({ serial: c.serial, revokedAt: c.revokedAt!, reason: c.revocationReason })));
     }
-    return this.store(tx, ca, now, true, base!.number, listed(entries));
+    entries.sort((a, b) => (a.serial.length - b.serial.length) || (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0));
+    return this.store(tx, ca, now, true, base!.number, listed(entries), base!.nextUpdate);
   }
 
   private async changedSince(store: Repositories, ca: LoadedCa, since: Date): Promise<CertificateRecord[]> {
@@ -174,9 +224,14 @@ export class CrlPublisher {
     };
   }
 
-  private async store(store: Repositories, ca: LoadedCa, now: Date, delta: boolean, baseNumber: bigint | null, source: EntrySource): Promise<PublishedCrl> {
+  private async store(
+    store: Repositories, ca: LoadedCa, now: Date, delta: boolean, baseNumber: bigint | null, source: EntrySource, until?: Date,
+  ): Promise<PublishedCrl> {
     const thisUpdate = new Date(Math.floor(now.getTime() / 1000) * 1000);
-    const nextUpdate = new Date(thisUpdate.getTime() + this.validityHours(ca) * HOUR_MS);
+    const fullNext = new Date(thisUpdate.getTime() + this.validityHours(ca) * HOUR_MS);
+    // A delta's nextUpdate is its base's, but never before its own thisUpdate (a base left past its
+    // period by a stopped scheduler): then it gets a full validity.
+    const nextUpdate = until && until.getTime() > thisUpdate.getTime() ? until : fullNext;
     const authorityKeyId = ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.publicKeyInfo);
     // The CA's CRL lock (see `locked`) makes this number the next one; the (ca, number) key stays
     // as a backstop, and a clash is retried with the next number, so numbers never repeat.

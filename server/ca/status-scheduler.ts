@@ -1,7 +1,7 @@
 /**
- * Keeps status artifacts fresh without anyone asking: CRLs republished before half their validity is
- * gone and shortly after each revocation (debounced), OCSP responders replaced at half life, and
- * pre-signed OCSP answers re-signed before their nextUpdate.
+ * Keeps status artifacts fresh without anyone asking: a full CRL on its period (half its validity,
+ * CrlPublisher.fullPeriodHours) and a delta CRL shortly after each status change (debounced), OCSP
+ * responders replaced at half life, and pre-signed OCSP answers re-signed before their nextUpdate.
  */
 import type { Logger } from 'pino';
 import type { Store } from '../storage/storage.ts';
@@ -54,12 +54,15 @@ export class StatusScheduler {
     await this.running.catch(() => undefined);
   }
 
-  /** A status changed under `caId`: republish its CRLs shortly (several changes make one CRL). */
+  /**
+   * A status changed under `caId`: publish a delta CRL that lists it shortly (several changes make
+   * one delta); the full CRL waits for its period unless it is due anyway.
+   */
   crlChanged(caId: string): void {
     if (this.dirty.has(caId)) return;
     const t = setTimeout(() => {
       this.dirty.delete(caId);
-      this.deps.crls.publish(caId).catch((err) => this.deps.log.error({ err, caId }, 'CRL publication failed'));
+      this.deps.crls.publishChanges(caId).catch((err) => this.deps.log.error({ err, caId }, 'CRL publication failed'));
     }, this.deps.crlDebounceMs ?? 1000);
     t.unref();
     this.dirty.set(caId, t);
@@ -67,13 +70,11 @@ export class StatusScheduler {
 
   /** One pass: CRLs and responders of every active CA, then stale OCSP answers. */
   async runOnce(): Promise<void> {
-    const { store, cas, crls, responders, clock } = this.deps;
+    const { cas, crls, responders, clock } = this.deps;
     const now = clock.now();
     for (const ca of cas.list()) {
       if (ca.record.status !== 'active') continue;
-      const latest = await store.crls.latest(ca.record.id, false);
-      const validityMs = crls.validityHours(ca) * HOUR_MS;
-      if (!latest || latest.nextUpdate.getTime() - now.getTime() < validityMs / 2) await crls.publish(ca.record.id);
+      if (await crls.fullDue(ca, now)) await crls.publish(ca.record.id);
       if (ca.record.layer === 'tier') await responders.forCa(ca.record.id, now);
     }
     await this.refreshOcsp(now);

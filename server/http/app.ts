@@ -93,17 +93,22 @@ export interface TlsListenOptions {
   ca: string | Buffer | (string | Buffer)[];
 }
 
+/** The handler of every request: `/ocsp` on the fast path, everything else to the express app. */
+export function createRequestListener(deps: AppDeps): RequestListener {
+  const app = createApp(deps);
+  const ocsp = ocspHandler(deps.ocsp, deps.clock);
+  return (req, res) => {
+    if (!ocsp(req, res)) app(req, res);
+  };
+}
+
 /**
  * An http.Server (an https one with `tls`) that answers `/ocsp` on the fast path and everything else
  * with the express app. Over HTTPS a client certificate is asked for but not required, so bearer
- * tokens work too; authenticate.ts reads whether it verified.
+ * tokens work too; authenticate.ts reads whether it verified. `handler` (default
+ * {@link createRequestListener}) lets two listeners share one app (server/http/public-listener.ts).
  */
-export function createHttpServer(deps: AppDeps, tls?: TlsListenOptions): Server {
-  const app = createApp(deps);
-  const ocsp = ocspHandler(deps.ocsp, deps.clock);
-  const handler: RequestListener = (req, res) => {
-    if (!ocsp(req, res)) app(req, res);
-  };
+export function createHttpServer(deps: AppDeps, tls?: TlsListenOptions, handler: RequestListener = createRequestListener(deps)): Server {
   const server: Server = tls
     ? createHttpsServer({ keepAliveTimeout: 65_000, ...tls, requestCert: true, rejectUnauthorized: false }, handler)
     : createServer({ keepAliveTimeout: 65_000 }, handler);

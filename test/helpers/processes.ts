@@ -145,6 +145,10 @@ export interface ServeParams {
   entry?: 'cli' | 'npm';
   /** How long to wait for `/healthz`; default 30 s. */
   readyTimeoutMs?: number;
+  /** More arguments after `serve --port P` (cli entry only), e.g. `--tls-cert …`. */
+  args?: string[];
+  /** The port whose plain-HTTP `/healthz` says the child is ready; default `port` (an HTTPS `port` needs its `--http-port`). */
+  readyPort?: number;
 }
 
 /** Starts `tierca serve` and waits until `/healthz` answers 200; fails with the child's output otherwise. */
@@ -164,7 +168,7 @@ export async function startServe(params: ServeParams): Promise<ServeProcess> {
     VITEST_WORKER_ID: undefined,
     VITEST_POOL_ID: undefined,
   };
-  const args = params.entry === 'npm' ? ['--import', 'tsx', join(ROOT, 'server', 'main.ts')] : [TIERCA_BIN, 'serve', '--port', String(port)];
+  const args = params.entry === 'npm' ? ['--import', 'tsx', join(ROOT, 'server', 'main.ts')] : [TIERCA_BIN, 'serve', '--port', String(port), ...(params.args ?? [])];
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const chunks: Buffer[] = [];
   child.stdout!.on('data', (c: Buffer) => chunks.push(c));
@@ -193,7 +197,7 @@ export async function startServe(params: ServeParams): Promise<ServeProcess> {
       throw new Error(`tierca serve exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output()}`);
     }
     try {
-      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
+      const res = await fetch(`http://127.0.0.1:${params.readyPort ?? port}/healthz`, { signal: AbortSignal.timeout(2000) });
       if (res.status === 200) return proc;
     } catch {
       // Not listening yet.

@@ -6,6 +6,9 @@ import { z } from 'zod';
 import type { RegistrationAuthority } from '../../ra/registration-authority.ts';
 import { ctxOf } from '../authenticate.ts';
 import { parseWith } from '../validate.ts';
+import { children, decodeOid, readOnly } from '../../../pki/der-reader.ts';
+import { readExtensions } from '../../../pki/certificate-reader.ts';
+import { EXTENSION_OID } from '../../../pki/extensions.ts';
 import { caDetail, caSummary, requestView } from '../views.ts';
 
 export function caRoutes(ra: RegistrationAuthority, publicUrl: string): Router {
@@ -20,7 +23,7 @@ export function caRoutes(ra: RegistrationAuthority, publicUrl: string): Router {
   r.get('/cas/:id', async (req, res) => {
     const ctx = ctxOf(res);
     const ca = await ra.cas.get(ctx, req.params.id);
-    res.json(caDetail(ca, await ra.cas.list(ctx), publicUrl));
+    res.json({ ...caDetail(ca, await ra.cas.list(ctx), publicUrl), policies: policiesOf(ca.record.certificate) });
   });
   r.post('/cas/:id/revoke', async (req, res) => {
     const { reason } = parseWith(z.object({ reason: z.string().min(1).max(64) }).strict(), req.body ?? {});
@@ -36,4 +39,17 @@ export function caRoutes(ra: RegistrationAuthority, publicUrl: string): Router {
     })));
   });
   return r;
+}
+
+/**
+ * The policy OIDs a CA certificate carries in certificatePolicies (RFC 5280 §4.2.1.4), as written: a
+ * tier CA its tier's OID, a CA above it anyPolicy (2.5.29.32.0) or the list; none, `[]`.
+ */
+export function policiesOf(der: Buffer): string[] {
+  // tierca's own DER reader: it keeps arcs of any size (a general ASN.1 library may not, issue 11).
+  const [tbs] = children(readOnly(der, 0x30));
+  const wrapper = tbs ? children(tbs).find((el) => el.tag === 0xa3) : undefined;
+  const value = wrapper ? readExtensions(wrapper).get(EXTENSION_OID.certificatePolicies) : undefined;
+  if (!value) return [];
+  return children(readOnly(value, 0x30)).map((info) => decodeOid(children(info)[0]!));
 }
