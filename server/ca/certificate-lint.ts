@@ -8,7 +8,7 @@
  * checks all of this first), so it is an internal error, and nothing has been signed.
  */
 import { children, decodeOid, readOnly, type DerElement } from '../../pki/der-reader.ts';
-import { readTime } from '../../pki/certificate-reader.ts';
+import { readTime } from '../../pki/der-time.ts';
 import { EKU, EXTENSION_OID, parseIp } from '../../pki/extensions.ts';
 import type { EndEntityProfile } from '../../pki/profiles.ts';
 import { TiercaError } from '../errors.ts';

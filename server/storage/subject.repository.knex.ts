@@ -1,7 +1,7 @@
 /** The `subjects` table (organs, devices and users that hold certificates) over knex. */
 import type { SubjectFilter, SubjectKind, SubjectRecord, SubjectRepository } from './storage.ts';
 import { fromJson, insertUnique, iso, toDate, toJson, type DbContext, type Row } from './rows.ts';
-import { advisoryXactLock, AUDIT_LOCK_ID } from './audit.repository.knex.ts';
+import { advisoryXactLock } from './advisory-locks.ts';
 
 /** The hot-path statement (rows.ts explains why it is raw SQL). */
 const GET_SQL = 'SELECT * FROM "subjects" WHERE "id" = ? LIMIT 1';
@@ -32,7 +32,7 @@ export class KnexSubjectRepository implements SubjectRepository {
 
   async lock(id: string, mode: 'share' | 'update'): Promise<SubjectRecord | undefined> {
     if (this.ctx.engine !== 'postgres') return this.get(id);
-    await advisoryXactLock(this.ctx, AUDIT_LOCK_ID);
+    await advisoryXactLock(this.ctx, 'audit');
     const row = await this.ctx.sql.first(mode === 'update' ? LOCK_UPDATE_SQL : LOCK_SHARE_SQL, [id]);
     return row ? rowToSubject(row) : undefined;
   }
