@@ -20,12 +20,13 @@ import { SigningPool, defaultSigningThreads } from '../../server/ca/signing-pool
 import { signIssuance, type IssuanceSigningJob } from '../../server/ca/issuance-signing.ts';
 import { TiercaError } from '../../server/errors.ts';
 import { openssl, TempDir } from '../helpers/openssl.ts';
+import { DOCUMENTATION_ARC } from '../../pki/oid.ts';
 
 // Real time: `openssl ocsp` checks an answer's thisUpdate/nextUpdate against its own clock.
 const NOW = new Date(Math.floor(Date.now() / 1000) * 1000);
 const AT = String(NOW.getTime() / 1000 + 60);
 const DAY = 86_400_000;
-const POLICY = '2.25.128645345817574449542064460584668162789.1.1';
+const POLICY = `${DOCUMENTATION_ARC}.1.1`;
 const LINKS = {
   caIssuersUrl: 'http://pki.test/ca/root.crt',
   ocspUrl: 'http://pki.test/ocsp',
