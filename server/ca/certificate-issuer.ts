@@ -19,6 +19,7 @@ import { answerTimes } from './ocsp-presigner.ts';
 import { caUrls } from './urls.ts';
 import { GroupCommit } from '../storage/group-commit.ts';
 import { SigningPool } from './signing-pool.ts';
+import { nestValidity } from './validity.ts';
 import type { IssuanceSigningJob } from './issuance-signing.ts';
 
 /** What the RA hands the CA: everything is already decided and checked. */
@@ -77,6 +78,8 @@ export class CertificateIssuer {
     inTransaction?: (tx: Repositories, record: CertificateRecord) => Promise<void>,
   ): Promise<IssuedCertificate> {
     const { responders, random = randomBytes } = this.deps;
+    // Within the CA's validity (validity.ts): a fresh CA's first leaves lose the RA's back-dating.
+    order = { ...order, ...nestValidity(order, order.ca.record) };
     const responder = await responders.forCa(order.ca.record.id, now);
     const { thisUpdate, nextUpdate } = answerTimes(now, order.tier.statusValidityHours);
     for (let attempt = 1; ; attempt++) {
@@ -116,6 +119,7 @@ export class CertificateIssuer {
         name: ca.fields.subject,
         publicKeyInfo: ca.fields.publicKeyInfo,
         keyId: ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.publicKeyInfo),
+        notBefore: ca.record.notBefore,
         notAfter: ca.record.notAfter,
       },
       subject: order.subject,

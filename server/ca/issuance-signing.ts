@@ -14,8 +14,8 @@ import { signOcspAnswer } from './ocsp-presigner.ts';
 /** Everything one certificate and its first OCSP answer are made from (structured-clone safe). */
 export interface IssuanceSigningJob {
   serial: Buffer;
-  /** The issuing CA: its subject (the certificate's issuer), key, key identifier and end of validity. */
-  issuer: { name: Buffer; publicKeyInfo: Buffer; keyId: Buffer; notAfter: Date };
+  /** The issuing CA: its subject (the certificate's issuer), key, key identifier and validity. */
+  issuer: { name: Buffer; publicKeyInfo: Buffer; keyId: Buffer; notBefore: Date; notAfter: Date };
   subject: Buffer;
   publicKeyInfo: Buffer;
   notBefore: Date;
@@ -94,6 +94,7 @@ function lint(der: Buffer, job: IssuanceSigningJob): void {
   if (!f.subject.equals(job.subject)) problems.push('subject');
   if (!f.publicKeyInfo.equals(job.publicKeyInfo)) problems.push('public key');
   if (f.serial !== serialToHex(job.serial)) problems.push('serial');
+  if (f.notBefore.getTime() < job.issuer.notBefore.getTime()) problems.push('starts before its CA');
   if (f.notAfter.getTime() > job.issuer.notAfter.getTime()) problems.push('outlives its CA');
   if (f.notBefore.getTime() > f.notAfter.getTime()) problems.push('validity');
   if (problems.length) throw new TiercaError('internal', 'issued certificate failed its lint', { detail: { problems } });

@@ -76,7 +76,7 @@ async function leafKey() {
 function jobFor(publicKeyInfo: Buffer, over: Partial<IssuanceSigningJob> = {}): IssuanceSigningJob {
   return {
     serial: randomSerial(),
-    issuer: { name: caName, publicKeyInfo: caSigner.publicKeyInfo, keyId: keyIdentifier(caSigner.publicKeyInfo), notAfter: new Date(NOW.getTime() + 3650 * DAY) },
+    issuer: { name: caName, publicKeyInfo: caSigner.publicKeyInfo, keyId: keyIdentifier(caSigner.publicKeyInfo), notBefore: new Date(NOW.getTime() - DAY), notAfter: new Date(NOW.getTime() + 3650 * DAY) },
     subject: encodeName([{ type: 'C', value: 'CN' }, { type: 'CN', value: 'vpn-gw-01' }]),
     publicKeyInfo,
     notBefore: new Date(NOW.getTime() - 60_000),
@@ -145,12 +145,12 @@ describe('signing threads', () => {
   it("a lint failure on a thread arrives as TiercaError internal with the lint's problems", async () => {
     const leaf = await leafKey();
     const job = jobFor(leaf.publicKeyInfo, {
-      issuer: { name: caName, publicKeyInfo: caSigner.publicKeyInfo, keyId: keyIdentifier(caSigner.publicKeyInfo), notAfter: new Date(NOW.getTime() + DAY) },
+      issuer: { name: caName, publicKeyInfo: caSigner.publicKeyInfo, keyId: keyIdentifier(caSigner.publicKeyInfo), notBefore: NOW, notAfter: new Date(NOW.getTime() + DAY) },
     });
     const error = await pool.signIssuance(job, { ca: caSigner, responder: responderSigner }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TiercaError);
     expect((error as TiercaError).code).toBe('internal');
-    expect((error as TiercaError).options.detail).toEqual({ problems: ['outlives its CA'] });
+    expect((error as TiercaError).options.detail).toEqual({ problems: ['starts before its CA', 'outlives its CA'] });
   });
 
   it('one RSA key behind two signers (PKCS#1 v1.5 and PSS) signs on a thread with each its own padding', async () => {
@@ -165,7 +165,7 @@ describe('signing threads', () => {
     });
     const caPath = tmp.file('rsa-ca.pem', certificateToPem(rsaCa));
     const leaf = await leafKey();
-    const issuer = { name: rsaName, publicKeyInfo: pkcs1.publicKeyInfo, keyId: keyIdentifier(pkcs1.publicKeyInfo), notAfter: new Date(NOW.getTime() + 3650 * DAY) };
+    const issuer = { name: rsaName, publicKeyInfo: pkcs1.publicKeyInfo, keyId: keyIdentifier(pkcs1.publicKeyInfo), notBefore: new Date(NOW.getTime() - DAY), notAfter: new Date(NOW.getTime() + 3650 * DAY) };
     for (const [signer, label] of [[pkcs1, 'sha256WithRSAEncryption'], [pss, 'rsassaPss'], [pkcs1, 'sha256WithRSAEncryption']] as const) {
       const signed = await pool.signIssuance(jobFor(leaf.publicKeyInfo, { issuer }), { ca: signer, responder: responderSigner });
       const path = tmp.file(`rsa-leaf-${label}.pem`, certificateToPem(signed.certificate));
