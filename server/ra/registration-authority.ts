@@ -12,7 +12,7 @@
  */
 import { createPrivateKey, randomBytes, randomUUID } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { encodeName, formatName, type DistinguishedName } from '../../pki/name.ts';
+import { encodeName, formatName, type DistinguishedName, commonNameFor } from '../../pki/name.ts';
 import { generateKeyPair, publicKeyInfoOf } from '../../pki/key-pair.ts';
 import { buildPkcs12, generatePassphrase } from '../../pki/pkcs12.ts';
 import { isKeyAlgorithm, type KeyAlgorithm } from '../../pki/algorithms.ts';
@@ -321,7 +321,7 @@ export class RegistrationAuthority {
         { type: 'L', value: domain?.locality ?? domainSlug! },
         { type: 'O', value: config.organisation },
         { type: 'OU', value: PRINCIPAL_OU },
-        { type: 'CN', value: principal.id },
+        { type: 'CN', value: commonNameFor('principal', principal.id) },
       ];
       const issued = await this.deps.issuer.issue({
         ca, tier, profile: 'user-sign', subject: encodeName(dn), subjectDn: formatName(dn), subjectId: principal.id,
@@ -857,7 +857,7 @@ export class RegistrationAuthority {
       { type: 'ST', value: this.deps.config.province },
       { type: 'L', value: names.locality },
       { type: 'O', value: names.organ },
-      { type: 'CN', value: subject.name },
+      { type: 'CN', value: commonNameFor(subject.kind, subject.name) },
     ];
     const order: IssuanceOrder = {
       ca, tier, profile: payload.profile, subject: encodeName(dn), subjectDn: formatName(dn), subjectId: subject.id,
