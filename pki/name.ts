@@ -172,3 +172,41 @@ function escapeValue(value: string): string {
     })
     .join('');
 }
+
+/**
+ * True when a relying party may read `value`, a certificate's common name, as a host name or an IP
+ * address. When a certificate's subjectAltName holds no dNSName, the JDK's name-constraint check
+ * (sun.security.x509.NameConstraintsExtension.verify) takes the most specific CN as a DNSName if it
+ * parses as one — ASCII letters, digits and hyphens, labels between dots: `zhangsan` and
+ * `prn-917915ab` do — or as an iPAddress if it is an IP literal, and checks it against the CAs' DNS
+ * and IP subtrees; OpenSSL (NAME_CONSTRAINTS_check_CN) does the same for a dotted name, `_` allowed.
+ * This is a deliberate superset of both: any value made only of ASCII letters, digits and `-._:%[]`.
+ */
+export function commonNameReadsAsHost(value: string): boolean {
+  return /^[A-Za-z0-9._:%[\]-]+$/.test(value);
+}
+
+/** The kinds of holder whose certificates carry a common name: the RA's subjects and its principals. */
+export type CommonNameHolder = 'organ' | 'device' | 'user' | 'principal';
+
+/**
+ * The common name to write for a holder named `name`. A device's name is kept as it is: a device's
+ * CN is a host claim, and name constraints must keep checking it (a device whose SAN holds only an IP
+ * address and whose CN is a host name outside its domain fails at the JDK, as it should). For an
+ * organ, a user or a principal, a name that a relying party could read as a host name
+ * ({@link commonNameReadsAsHost}) gets its kind after a space — `zhangsan (user)`,
+ * `prn-917915ab… (principal)` — since no host name and no IP literal holds a space, so the JDK's and
+ * OpenSSL's CN fallback skip it and the domain CA's DNS subtree cannot refuse a person or an organ
+ * (docs/decisions/0011-java-common-names-h11a.md). Any other name (`张三`, `Zhang San`) is kept.
+ *
+ * @throws PkiError('invalid-argument') when the qualified name would exceed ub-common-name, 64
+ * characters (RFC 5280 Appendix A.1): cutting a name short is worse than saying so.
+ */
+export function commonNameFor(kind: CommonNameHolder, name: string): string {
+  if (kind === 'device' || !commonNameReadsAsHost(name)) return name;
+  const qualified = `${name} (${kind})`;
+  if ([...qualified].length > ATTRIBUTES.CN.max) {
+    throw new PkiError('invalid-argument', `common name ${name} reads as a host name and is too long to qualify as "${qualified}" (RFC 5280 Appendix A: 64 characters)`);
+  }
+  return qualified;
+}

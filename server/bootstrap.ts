@@ -11,7 +11,7 @@ import { SoftwareKeyStore } from '../pki/keystore/software-keystore.ts';
 import { PkiError } from '../pki/pki-error.ts';
 import { openStore, type StoreOptions } from './storage/knex-store.ts';
 import type { Store, Role } from './storage/storage.ts';
-import { buildConfig, loadConfigFile, EXAMPLE_CONFIG, type TiercaConfig } from './config/load-config.ts';
+import { buildConfig, loadConfigFile, loadStoredConfig, EXAMPLE_CONFIG, type TiercaConfig } from './config/load-config.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { runHierarchyCeremony, formatHierarchyTree } from './ca/hierarchy-ceremony.ts';
 import { createPrincipal } from './ra/principal.service.ts';
@@ -201,7 +201,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
       warnDemo(opts.dataDir);
     }
     if (!passphrase) throw new TiercaError('bad-request', 'the keystore passphrase is needed: set TIERCA_PASSPHRASE or use --passphrase-file');
-    const config = buildConfig(JSON.parse((await store.meta.get('config'))!));
+    const config = loadStoredConfig((await store.meta.get('config'))!, { demo: (await store.meta.get('demo')) === 'true', dataDir: opts.dataDir });
     let keystore: SoftwareKeyStore;
     try {
       keystore = await SoftwareKeyStore.unlock({ passphrase, header: (await store.meta.get('keystore'))! });

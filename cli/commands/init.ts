@@ -30,15 +30,39 @@ export function register(program: Command, context: ContextFactory): void {
       } catch {
         throw usageError(`--config: cannot read ${opts.config}`);
       }
-      const passphrase = await readKeystorePassphrase({ env: io.env, file: opts.passphraseFile, stdin: io.stdin, stderr: io.stderr, confirm: true });
       // Loaded here, not at start-up: the other commands must not pay for the server's modules.
+      // The config is validated before the passphrase is asked for and before anything is written.
+      const { loadConfigFile, documentationArcOids } = await import('../../server/config/load-config.ts');
+      const config = loadConfigFile(opts.config);
+      const example = documentationArcOids(config);
+      if (example.length) warnDocumentationArc(io.stderr, example);
+      const passphrase = await readKeystorePassphrase({ env: io.env, file: opts.passphraseFile, stdin: io.stdin, stderr: io.stderr, confirm: true });
       const { initHierarchy } = await import('../../server/bootstrap.ts');
-      const { tree, adminToken } = await initHierarchy({ configPath: opts.config, ...databaseParams(opts), passphrase });
+      const { tree, adminToken } = await initHierarchy({ config, ...databaseParams(opts), passphrase });
       if (out.json) return out.printJson({ tree, adminToken });
       out.print(tree);
       out.print('');
       out.warn('the first sysadmin token follows. It is shown only this once and stored only as a hash:');
       out.warn('save it in a file readable only by you (chmod 600) and use it with --token-file.');
       out.print(adminToken);
+      if (example.length) warnDocumentationArc(io.stderr, example);
     });
+}
+
+/**
+ * The loud warning for tier policies under RFC 5612's documentation arc (1.3.6.1.4.1.32473), as the
+ * demo gives one: that arc belongs to no one, so such certificates assert a policy nobody defined.
+ */
+function warnDocumentationArc(stderr: { write(text: string): unknown }, oids: readonly string[]): void {
+  const bar = '!'.repeat(78);
+  const lines = [
+    bar,
+    '!!  DOCUMENTATION POLICY ARC — NOT FOR PRODUCTION',
+    `!!  The tier policy OIDs (${oids.join(', ')})`,
+    '!!  lie under 1.3.6.1.4.1.32473, RFC 5612\'s arc for examples, which identifies no one.',
+    '!!  Set policyArc in the configuration to the arc your OID registry assigned',
+    '!!  (typically under 1.2.156), and run the ceremony again into an empty database.',
+    bar,
+  ];
+  stderr.write(`${lines.join('\n')}\n`);
 }

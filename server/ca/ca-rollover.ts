@@ -19,7 +19,7 @@
  * same request id returns what the first attempt committed.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { addYears } from './validity.ts';
+import { addYears, nestValidity } from './validity.ts';
 import { caRsaPadding } from './ca-signature.ts';
 import type { Logger } from 'pino';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
@@ -142,19 +142,23 @@ export class CaRollover {
     });
     await faults?.after('certificate-signed');
 
-    // 3. The link certificates (RFC 4210 §4.4.1): old-with-new keeps the old certificate's validity;
+    // 3. The link certificates (RFC 4210 §4.4.1): old-with-new keeps the old certificate's end;
     // new-with-old starts now and ends with the old key's certificate.
     const link = async (kind: CaLinkRecord['kind']): Promise<CaLinkRecord> => {
       const oldWithNew = kind === 'old-with-new';
       const spki = oldWithNew ? old.fields.publicKeyInfo : newSpki;
       const signer: Signer = oldWithNew ? newSigner : old.signer;
-      const notBefore = oldWithNew ? old.record.notBefore : start;
+      // Within the signing key's certificate (validity.ts): old-with-new starts no earlier than the new one.
+      const { notBefore, notAfter: linkNotAfter } = nestValidity(
+        { notBefore: oldWithNew ? old.record.notBefore : start, notAfter: old.record.notAfter },
+        oldWithNew ? { notBefore: start, notAfter } : old.record,
+      );
       const der = await buildCertificate({
         serial: randomSerial(random),
         issuer: subject,
         subject,
         notBefore,
-        notAfter: old.record.notAfter,
+        notAfter: linkNotAfter,
         publicKeyInfo: spki,
         extensions: await this.extensionsOf(old, {
           publicKeyInfo: spki,
@@ -163,7 +167,7 @@ export class CaRollover {
         }),
         signer,
       });
-      return { id: `${id}:${kind}`, lineage, oldCaId: old.record.id, newCaId: id, kind, certificate: der, notBefore, notAfter: old.record.notAfter, createdAt: start };
+      return { id: `${id}:${kind}`, lineage, oldCaId: old.record.id, newCaId: id, kind, certificate: der, notBefore, notAfter: linkNotAfter, createdAt: start };
     };
     const links = [await link('old-with-new'), await link('new-with-old')];
     await faults?.after('links-signed');

@@ -21,6 +21,7 @@ import { answerTimes } from './ocsp-presigner.ts';
 import { caUrls } from './urls.ts';
 import { GroupCommit } from '../storage/group-commit.ts';
 import { SigningPool } from './signing-pool.ts';
+import { nestValidity } from './validity.ts';
 import type { IssuanceSigningJob } from './issuance-signing.ts';
 
 /** What the RA hands the CA: everything is already decided and checked. */
@@ -87,6 +88,8 @@ export class CertificateIssuer {
   async issue(order: IssuanceOrder, now: Date, audit: Omit<AuditEvent, 'outcome' | 'target'>, hooks: IssueHooks = {}): Promise<IssuedCertificate> {
     const { beforeStore, inTransaction } = hooks;
     const { responders, random = randomBytes } = this.deps;
+    // Within the CA's validity (validity.ts): a fresh CA's first leaves lose the RA's back-dating.
+    order = { ...order, ...nestValidity(order, order.ca.record) };
     const responder = await responders.forCa(order.ca.record.id, now);
     const { thisUpdate, nextUpdate } = answerTimes(now, order.tier.statusValidityHours);
     for (let attempt = 1; ; attempt++) {

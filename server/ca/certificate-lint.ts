@@ -13,8 +13,8 @@ import { EKU, EXTENSION_OID, parseIp } from '../../pki/extensions.ts';
 import type { EndEntityProfile } from '../../pki/profiles.ts';
 import { TiercaError } from '../errors.ts';
 
-/** A leaf may start this long before its issuer (leaves are back-dated a minute for skewed clocks). */
-const START_TOLERANCE_MS = 5 * 60 * 1000;
+/** A leaf may not start before its issuer: the CA clamps the back-dated notBefore (validity.ts nestValidity). */
+const START_TOLERANCE_MS = 0;
 
 /** KeyUsage bit numbers (RFC 5280 §4.2.1.3). */
 const KU = { digitalSignature: 0, nonRepudiation: 1, keyEncipherment: 2, dataEncipherment: 3, keyAgreement: 4, keyCertSign: 5, cRLSign: 6 } as const;

@@ -14,7 +14,7 @@ import type { Signer } from '../../pki/signer.ts';
 import type { TiercaConfig } from '../config/load-config.ts';
 import type { CaRecord, KeyRecord, Repositories, Store } from '../storage/storage.ts';
 import { caUrls } from './urls.ts';
-import { addYears } from './validity.ts';
+import { addYears, nestValidity } from './validity.ts';
 import { caRsaPadding } from './ca-signature.ts';
 import { ROOT_CA_ID, tierCaId } from './ca-directory.ts';
 
@@ -112,7 +112,7 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
     const domainKey = await makeKey(domain.slug, config.domainCa.algorithm, 'domain');
     const name = `${domain.name}域CA`;
     const subject = encodeName([...locality, { type: 'O', value: config.organisation }, { type: 'CN', value: name }]);
-    const notAfter = earlier(root.record.notAfter, addYears(start, config.domainCa.validityYears));
+    const { notAfter } = nestValidity({ notBefore: start, notAfter: addYears(start, config.domainCa.validityYears) }, root.record);
     const serial = randomSerial(random);
     const domainCa = finish({
       id: domain.slug, layer: 'domain', domain: domain.slug, tier: null, parent: root, name, ...domainKey, subject, serial, notAfter,
@@ -139,7 +139,7 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
         { type: 'OU', value: `${tier.id} ${tier.name}` },
         { type: 'CN', value: tierName },
       ]);
-      const tierNotAfter = earlier(domainCa.record.notAfter, addYears(start, config.tierCa.validityYears));
+      const { notAfter: tierNotAfter } = nestValidity({ notBefore: start, notAfter: addYears(start, config.tierCa.validityYears) }, domainCa.record);
       const tierSerial = randomSerial(random);
       finish({
         id, layer: 'tier', domain: domain.slug, tier: tier.id, parent: domainCa, name: tierName, ...tierKey,
@@ -180,8 +180,6 @@ function linksOf(publicUrl: string, issuerId: string) {
   const urls = caUrls(publicUrl, issuerId);
   return { caIssuersUrl: urls.certificate, crlUrl: urls.crl };
 }
-
-const earlier = (a: Date, b: Date): Date => (a.getTime() <= b.getTime() ? a : b);
 
 /** Renders the hierarchy as a tree for people: id, name, algorithm and the end of validity. */
 export function formatHierarchyTree(cas: readonly CaRecord[], algorithms: ReadonlyMap<string, string>): string {

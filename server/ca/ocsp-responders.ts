@@ -16,6 +16,7 @@ import type { TierPolicy } from '../config/tier-policy.ts';
 import type { CaDirectory } from './ca-directory.ts';
 import { caUrls } from './urls.ts';
 import { DAY_MS } from '../../pki/time-constants.ts';
+import { nestValidity } from './validity.ts';
 
 
 export interface Responder {
@@ -74,7 +75,8 @@ export class ResponderPool {
     const tier = ca.record.tier ? tiers.get(ca.record.tier) : undefined;
     const validityDays = tier?.responderValidityDays ?? 7;
     const start = new Date(Math.floor(now.getTime() / 1000) * 1000);
-    const notAfter = new Date(Math.min(start.getTime() + validityDays * DAY_MS, ca.record.notAfter.getTime()));
+    // Within the CA's validity (validity.ts), like every certificate it signs.
+    const { notBefore, notAfter } = nestValidity({ notBefore: start, notAfter: new Date(start.getTime() + validityDays * DAY_MS) }, ca.record);
     const keyId = `ocsp-${caId}-${random(4).toString('hex')}`;
     const algorithm = ca.keyAlgorithm === 'P-384' ? 'P-384' : 'P-256';
     const generated = await keystore.generate(keyId, algorithm);
@@ -87,13 +89,14 @@ export class ResponderPool {
       serial: randomSerial(random),
       issuer: ca.fields.subject,
       subject,
-      notBefore: start,
+      notBefore,
       notAfter,
       publicKeyInfo: generated.publicKeyInfo,
       extensions: endEntityExtensions({
         profile: 'ocsp',
         publicKeyInfo: generated.publicKeyInfo,
         issuerKeyId: ca.fields.subjectKeyId ?? keyIdentifier(ca.fields.publicKeyInfo),
+        // A tier CA's responder asserts its tier; the root's and a domain CA's, anyPolicy (RFC 5280 §4.2.1.4).
         policyOid: tier?.oid ?? '2.5.29.32.0',
         links: { caIssuersUrl: urls.certificate, crlUrl: urls.crl },
       }),
@@ -104,7 +107,7 @@ export class ResponderPool {
       caId,
       keyId,
       certificate,
-      notBefore: start,
+      notBefore,
       notAfter,
       createdAt: start,
     };

@@ -4,17 +4,25 @@
  */
 import { z } from 'zod';
 import { KEY_ALGORITHMS } from '../../pki/algorithms.ts';
+import { oidProblem } from '../../pki/oid.ts';
 
 const slug = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/, 'a slug is lowercase letters, digits and dashes');
 const dnsName = z.string().regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/, 'a DNS suffix like yuhu.xiangtan.intranet');
 const keyAlgorithm = z.enum(KEY_ALGORITHMS);
 /** How an RSA CA signs: PKCS#1 v1.5 (default) or RSASSA-PSS. */
 const rsaPadding = z.enum(['pkcs1', 'pss']);
-const oid = z.string().regex(/^[0-2](\.(0|[1-9][0-9]*))+$/, 'a dotted OID');
+/** A dotted OID every X.509 stack can read: well formed, first arcs legal, every arc < 2^28 (pki/oid.ts). */
+const oid = z.string().superRefine((value, ctx) => {
+  const problem = oidProblem(value);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 const tierOverride = z
   .object({
     name: z.string().min(1),
+    /** The tier's certificate-policy OID; default `<policyArc>.1.<n>` for a tier `t<n>`. */
+    policyOid: oid,
+    /** The name the stored configuration (and tierca before the policy arc) gives policyOid. */
     oid,
     keyAlgorithms: z.array(keyAlgorithm).min(1),
     caAlgorithm: keyAlgorithm,
@@ -40,6 +48,8 @@ export const configSchema = z
     country: z.string().length(2).regex(/^[A-Z]{2}$/),
     province: z.string().min(1),
     organisation: z.string().min(1),
+    /** The deployment's registered OID arc; tier policy OIDs derive from it (docs/decisions/0010-policy-arc-h11a.md). */
+    policyArc: oid.optional(),
     root: z.object({ name: z.string().min(1), algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30), rsaPadding: rsaPadding.optional() }).strict(),
     domainCa: z.object({ algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30), rsaPadding: rsaPadding.optional() }).strict(),
     tierCa: z.object({ validityYears: z.number().int().min(1).max(30) }).strict(),

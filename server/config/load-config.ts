@@ -7,8 +7,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type ConfigData } from './config.schema.ts';
-import { DEFAULT_TIERS, type TierPolicy } from './tier-policy.ts';
+import { DEFAULT_TIERS, tierPolicyOid, type TierPolicy } from './tier-policy.ts';
 import { TiercaError } from '../errors.ts';
+import { DOCUMENTATION_ARC, isUnderArc, oidProblem } from '../../pki/oid.ts';
 
 /** The shipped example topology (Xiangtan city and its five county-level areas); the demo uses it. */
 export const EXAMPLE_CONFIG = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'xiangtan.example.yaml');
@@ -27,6 +28,8 @@ export interface TiercaConfig {
   readonly country: string;
   readonly province: string;
   readonly organisation: string;
+  /** The deployment's OID arc, when the configuration names one (a stored configuration holds each tier's OID instead). */
+  readonly policyArc?: string;
   readonly root: ConfigData['root'];
   readonly domainCa: ConfigData['domainCa'];
   readonly tierCa: ConfigData['tierCa'];
@@ -48,20 +51,22 @@ export function buildConfig(data: unknown): TiercaConfig {
   const tierIds = new Set([...Object.keys(DEFAULT_TIERS), ...Object.keys(cfg.tiers)]);
   for (const id of tierIds) {
     const base = DEFAULT_TIERS[id];
-    const override = cfg.tiers[id] ?? {};
+    const { policyOid, oid: legacyOid, ...override } = cfg.tiers[id] ?? {};
     if (!base) {
-      const missing = ['name', 'oid', 'keyAlgorithms', 'caAlgorithm', 'maxValidityDays', 'keyGeneration', 'approvals',
+      const missing = ['name', 'keyAlgorithms', 'caAlgorithm', 'maxValidityDays', 'keyGeneration', 'approvals',
         'encryptionCertificate', 'statusValidityHours', 'archiveDays', 'responderValidityDays'].filter((k) => !(k in override));
       if (missing.length) {
         throw new TiercaError('invalid-config', `invalid configuration: tiers.${id}: a new tier needs ${missing.join(', ')}`);
       }
     }
-    tiers.set(id, deepFreeze({ ...(base as TierPolicy), ...(override as Partial<TierPolicy>), id }));
+    const oid = tierOid(id, { policyOid, legacyOid, arc: cfg.policyArc });
+    tiers.set(id, deepFreeze({ ...(base as TierPolicy), ...(override as Partial<TierPolicy>), id, oid }));
   }
-  const oids = new Set<string>();
+  const oids = new Map<string, string>();
   for (const t of tiers.values()) {
-    if (oids.has(t.oid)) throw new TiercaError('invalid-config', `invalid configuration: tiers.${t.id}.oid: ${t.oid} is used by two tiers`);
-    oids.add(t.oid);
+    const other = oids.get(t.oid);
+    if (other) throw new TiercaError('invalid-config', `invalid configuration: tiers.${t.id}.policyOid: ${t.oid} is also the policy of tier ${other}`);
+    oids.set(t.oid, t.id);
   }
   const slugs = new Set<string>();
   const suffixes = new Set<string>();
@@ -88,12 +93,69 @@ export function buildConfig(data: unknown): TiercaConfig {
     country: cfg.country,
     province: cfg.province,
     organisation: cfg.organisation,
+    ...(cfg.policyArc ? { policyArc: cfg.policyArc } : {}),
     root: cfg.root,
     domainCa: cfg.domainCa,
     tierCa: cfg.tierCa,
     tiers,
     domains,
   });
+}
+
+/**
+ * A tier's policy OID: its explicit `policyOid` (or the stored configuration's `oid`), else derived
+ * from `policyArc`; each checked like every configured OID (pki/oid.ts), the message naming the field.
+ */
+function tierOid(id: string, p: { policyOid?: string; legacyOid?: string; arc?: string }): string {
+  const refuse = (field: string, why: string) => new TiercaError('invalid-config', `invalid configuration: tiers.${id}.${field}: ${why}`);
+  if (p.policyOid !== undefined && p.legacyOid !== undefined) throw refuse('oid', 'give policyOid or its old name oid, not both');
+  const explicit = p.policyOid ?? p.legacyOid;
+  const field = p.legacyOid !== undefined ? 'oid' : 'policyOid';
+  const derived = p.arc ? tierPolicyOid(p.arc, id) : null;
+  const oid = explicit ?? derived;
+  if (!oid) {
+    throw refuse(field, p.arc
+      ? `tier ${id} is not named t<n>, so no OID derives from policyArc: give tiers.${id}.policyOid`
+      : 'no policyArc to derive it from: set policyArc (your deployment\'s registered OID arc) or tiers.' + id + '.policyOid');
+  }
+  // Explicit OIDs were checked by the schema; a derived one can still grow an arc past 2^28.
+  const problem = oidProblem(oid);
+  if (problem) throw refuse(field, problem);
+  // anyPolicy in a tier CA would satisfy every tier (RFC 5280 §4.2.1.4, §6.1.3 (d)).
+  if (oid === ANY_POLICY) throw refuse(field, `${oid} is anyPolicy (RFC 5280 §4.2.1.4), not a tier policy`);
+  return oid;
+}
+
+const ANY_POLICY = '2.5.29.32.0';
+
+/**
+ * The tier policy OIDs of `config` under RFC 5612's documentation arc (empty for a deployment with
+ * its own arc): `tierca init` warns loudly about each, as the demo does.
+ */
+export function documentationArcOids(config: TiercaConfig): string[] {
+  return [...config.tiers.values()].map((t) => t.oid).filter((o) => isUnderArc(o, DOCUMENTATION_ARC));
+}
+
+/**
+ * Validates the configuration a database stores (bootstrap.ts writes it at the ceremony). A stored
+ * configuration that no longer passes — one made by an earlier tierca with `2.25.<UUID>` tier
+ * OIDs, whose 128-bit arc Go, Rust and Python's `cryptography` cannot read — is refused with what to
+ * do: for the demo, remove its data folder; otherwise run a new ceremony. It is never quietly kept:
+ * the certificates issued under it would fail at relying parties.
+ */
+export function loadStoredConfig(json: string, where: { demo: boolean; dataDir?: string }): TiercaConfig {
+  try {
+    return buildConfig(JSON.parse(json));
+  } catch (err) {
+    if (!(err instanceof TiercaError) || err.code !== 'invalid-config') throw err;
+    const todo = where.demo
+      ? `this is a demo database: stop tierca, remove its data folder (rm -r ${where.dataDir ?? './data'}) and run \`npm start\` again to re-create the demo`
+      : 'certificates already issued under it cannot be changed in place: run a new key ceremony (`tierca init --config <file>` with policyArc set to your registered OID arc) into a new database, and re-issue';
+    throw new TiercaError('invalid-config', `the configuration stored in this database, written by an earlier tierca, is refused: ${err.message.replace(/^invalid configuration: /, '')}. ${todo}`, {
+      detail: err.options.detail,
+      cause: err,
+    });
+  }
 }
 
 /** Reads a YAML or JSON config file and validates it. */

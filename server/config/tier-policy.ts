@@ -10,7 +10,10 @@ export type KeyGeneration = 'holder' | 'server';
 export interface TierPolicy {
   readonly id: string;
   readonly name: string;
-  /** Certificate-policy OID of the tier, under tierca's 2.25 arc. */
+  /**
+   * Certificate-policy OID of the tier: `tiers.<id>.policyOid` from the configuration, else
+   * `<policyArc>.1.<n>` for a tier `t<n>` ({@link tierPolicyOid}). Every arc < 2^28 (pki/oid.ts).
+   */
   readonly oid: string;
   /** Key algorithms end-entity certificates may carry at this tier. */
   readonly keyAlgorithms: readonly KeyAlgorithm[];
@@ -42,14 +45,23 @@ export interface TierPolicy {
   readonly supersedeGraceDays?: number;
 }
 
-/** tierca's OID arc: 2.25.<UUID 60c8313f-4415-4f5c-b408-e308ed80eae5>. Tiers live under .1. */
-export const TIERCA_ARC = '2.25.128645345817574449542064460584668162789';
+/**
+ * The policy OID a tier derives from the deployment's arc: `<arc>.1.<n>` for a tier id `t<n>` (the
+ * default tiers t1, t2, t3 → `.1.1`, `.1.2`, `.1.3`; `.1` keeps the rest of the arc free for other
+ * uses); null for any other tier id, which must then give `policyOid` itself.
+ */
+export function tierPolicyOid(arc: string, tierId: string): string | null {
+  const n = /^t([1-9][0-9]{0,8})$/.exec(tierId)?.[1];
+  return n ? `${arc}.1.${n}` : null;
+}
 
-/** DESIGN.md's default tiers. SM2 joins the lists when the SM2 signer lands. */
-export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id'>> = {
+/**
+ * DESIGN.md's default tiers, without their policy OIDs: those come from the configuration's
+ * `policyArc` (or `tiers.<id>.policyOid`). SM2 joins the lists when the SM2 signer lands.
+ */
+export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id' | 'oid'>> = {
   t1: {
     name: 'internal',
-    oid: `${TIERCA_ARC}.1.1`,
     keyAlgorithms: ['P-256', 'P-384', 'RSA-2048', 'RSA-3072', 'RSA-4096'],
     caAlgorithm: 'P-256',
     maxValidityDays: { user: 730, device: 730, organ: 1095 },
@@ -64,7 +76,6 @@ export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id'>> = {
   },
   t2: {
     name: 'restricted',
-    oid: `${TIERCA_ARC}.1.2`,
     keyAlgorithms: ['P-256', 'P-384', 'RSA-3072', 'RSA-4096'],
     caAlgorithm: 'P-256',
     maxValidityDays: { user: 365, device: 365, organ: 730 },
@@ -79,7 +90,6 @@ export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id'>> = {
   },
   t3: {
     name: 'confidential',
-    oid: `${TIERCA_ARC}.1.3`,
     keyAlgorithms: ['P-384'],
     caAlgorithm: 'P-384',
     maxValidityDays: { user: 90, device: 180, organ: 365 },

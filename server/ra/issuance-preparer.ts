@@ -5,7 +5,7 @@
  * certificates all prepare through here, so the rules cannot drift apart again.
  */
 import type { KeyObject } from 'node:crypto';
-import { encodeName, formatName, type DistinguishedName } from '../../pki/name.ts';
+import { encodeName, formatName, type DistinguishedName, commonNameFor } from '../../pki/name.ts';
 import { generateKeyPair, publicKeyInfoOf } from '../../pki/key-pair.ts';
 import { isKeyAlgorithm, type KeyAlgorithm } from '../../pki/algorithms.ts';
 import type { ParsedCsr } from '../../pki/csr.ts';
@@ -165,11 +165,11 @@ export class IssuancePreparer {
       const { domain: domainSlug, organ: organSlug } = name.subject;
       const locality = (await this.domain(domainSlug))?.locality ?? domainSlug;
       const organisation = (await this.organName(domainSlug, organSlug)) ?? organSlug;
-      dn = subjectDistinguishedName(this.deps.config, { locality, organisation, commonName: name.subject.name });
+      dn = subjectDistinguishedName(this.deps.config, { locality, organisation, commonName: commonNameFor(name.subject.kind, name.subject.name) });
     } else {
       const domain = await this.domain(name.domain);
       dn = subjectDistinguishedName(this.deps.config, {
-        locality: domain?.locality ?? name.domain, organisation: this.deps.config.organisation, organisationalUnit: PRINCIPAL_OU, commonName: name.principalId,
+        locality: domain?.locality ?? name.domain, organisation: this.deps.config.organisation, organisationalUnit: PRINCIPAL_OU, commonName: commonNameFor('principal', name.principalId),
       });
     }
     return { der: encodeName(dn), text: formatName(dn) };

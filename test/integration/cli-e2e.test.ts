@@ -49,6 +49,9 @@ beforeAll(async () => {
   expect(init.code, init.stderr).toBe(0);
   expect(init.stdout).toMatch(/root\s+湘潭市电子政务内网根CA/);
   expect(init.stdout).toMatch(/yuhu-t3/);
+  // The example's policy arc is RFC 5612's documentation arc: init says so loudly.
+  expect(init.stderr).toContain('DOCUMENTATION POLICY ARC — NOT FOR PRODUCTION');
+  expect(init.stderr).toContain('1.3.6.1.4.1.32473.1.1, 1.3.6.1.4.1.32473.1.2, 1.3.6.1.4.1.32473.1.3');
   adminToken = /(tca_[A-Za-z0-9_-]{40,})/.exec(init.stdout + init.stderr)![1];
 
   server = spawn(process.execPath, [BIN, 'serve', '--data', dataDir, '--port', String(port)], {

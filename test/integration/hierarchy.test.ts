@@ -5,7 +5,7 @@ import { X509Certificate } from '@peculiar/x509';
 import { startTestTierca, call, TEST_PASSPHRASE, type TestTierca } from '../helpers/tierca.ts';
 import { openssl, TempDir } from '../helpers/openssl.ts';
 import { snapshotCounts } from '../helpers/database.ts';
-import { DEFAULT_TIERS } from '../../server/config/tier-policy.ts';
+import { EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { startService } from '../../server/bootstrap.ts';
 import pino from 'pino';
 
@@ -84,9 +84,9 @@ describe('openssl verify on the whole hierarchy', () => {
         const tierPem = tmp.file(`${d}-${tier}.pem`, (await call(t, null, 'GET', `/ca/${d}-${tier}.pem`)).raw);
         const other = TIERS[(TIERS.indexOf(tier) + 1) % 3];
         checks.push((async () => {
-          const ok = await openssl(['verify', '-CAfile', rootPem, '-untrusted', domainPem, '-policy', DEFAULT_TIERS[tier].oid, '-explicit_policy', tierPem]);
+          const ok = await openssl(['verify', '-CAfile', rootPem, '-untrusted', domainPem, '-policy', EXAMPLE_TIER_OIDS[tier], '-explicit_policy', tierPem]);
           expect(ok.stdout.trim(), `${d}-${tier} ${ok.stderr}`).toBe(`${tierPem}: OK`);
-          const bad = await openssl(['verify', '-CAfile', rootPem, '-untrusted', domainPem, '-policy', DEFAULT_TIERS[other].oid, '-explicit_policy', tierPem]);
+          const bad = await openssl(['verify', '-CAfile', rootPem, '-untrusted', domainPem, '-policy', EXAMPLE_TIER_OIDS[other], '-explicit_policy', tierPem]);
           expect(bad.code).not.toBe(0);
           expect(bad.stderr + bad.stdout).toMatch(/no explicit policy/);
         })());
@@ -106,8 +106,8 @@ describe('openssl verify on the whole hierarchy', () => {
     const tierPem = tmp.file('yuhu-t3-text.pem', (await call(t, null, 'GET', '/ca/yuhu-t3.pem')).raw);
     const tierText = (await openssl(['x509', '-in', tierPem, '-noout', '-text'])).stdout;
     expect(tierText).toMatch(/CA:TRUE, pathlen:0/);
-    expect(tierText).toContain(`Policy: ${DEFAULT_TIERS.t3.oid}`);
-    expect(tierText).not.toContain(DEFAULT_TIERS.t1.oid);
+    expect(tierText).toContain(`Policy: ${EXAMPLE_TIER_OIDS.t3}`);
+    expect(tierText).not.toContain(EXAMPLE_TIER_OIDS.t1);
   });
 });
 

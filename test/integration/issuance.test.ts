@@ -5,7 +5,7 @@ import { startTestTierca, call, type TestTierca, type RoleName } from '../helper
 import { openssl, TempDir } from '../helpers/openssl.ts';
 import { snapshotCounts, countRows } from '../helpers/database.ts';
 import { opensslCsr, nodeCsr } from '../helpers/pki-fixtures.ts';
-import { DEFAULT_TIERS } from '../../server/config/tier-policy.ts';
+import { EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 
 let t: TestTierca;
 const tmp = new TempDir();
@@ -61,17 +61,17 @@ describe('issuance matrix: profile × tier, verified by openssl with the tier po
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     expect(res.body.certificate).toMatchObject({ tier, domain: 'yuhu', status: 'good', keyAlgorithm: alg, issuerId: `yuhu-${tier}` });
     expect(res.body.chain).toHaveLength(3);
-    const ok = await verifyWithPolicy(`${kind}-${tier}`, res.body, DEFAULT_TIERS[tier].oid);
+    const ok = await verifyWithPolicy(`${kind}-${tier}`, res.body, EXAMPLE_TIER_OIDS[tier]);
     expect(ok.stdout.trim(), ok.stderr).toMatch(/: OK$/);
     const other = tier === 't1' ? 't2' : 't3';
-    const bad = await verifyWithPolicy(`${kind}-${tier}-x`, res.body, DEFAULT_TIERS[other].oid);
+    const bad = await verifyWithPolicy(`${kind}-${tier}-x`, res.body, EXAMPLE_TIER_OIDS[other]);
     expect(bad.code).not.toBe(0);
 
     const text = (await openssl(['x509', '-in', tmp.file(`${kind}-${tier}.pem`), '-noout', '-text', '-nameopt', 'utf8,sep_comma_plus_space'])).stdout;
     expect(text).toMatch(/X509v3 Basic Constraints: critical\n\s+CA:FALSE/);
     expect(text).toMatch(new RegExp(`X509v3 Key Usage: critical\\n\\s+${ku.source}`));
     expect(text).toMatch(eku);
-    expect(text).toContain(`Policy: ${DEFAULT_TIERS[tier].oid}`);
+    expect(text).toContain(`Policy: ${EXAMPLE_TIER_OIDS[tier]}`);
     expect(text).toContain(`OCSP - URI:${t.url}/ocsp`);
     expect(text).toContain(`CA Issuers - URI:${t.url}/ca/yuhu-${tier}.crt`);
     expect(text).toContain(`URI:${t.url}/crl/yuhu-${tier}.crl`);
@@ -134,7 +134,7 @@ describe('dual control at t3', () => {
     expect(listed.body.map((r: any) => r.id)).toContain(requestId);
     const approved = await call(t, 'officer2', 'POST', `/api/v1/requests/${requestId}/approve`);
     expect(approved.status, JSON.stringify(approved.body)).toBe(201);
-    const ok = await verifyWithPolicy('dual', approved.body, DEFAULT_TIERS.t3.oid);
+    const ok = await verifyWithPolicy('dual', approved.body, EXAMPLE_TIER_OIDS.t3);
     expect(ok.stdout.trim(), ok.stderr).toMatch(/: OK$/);
     const again = await call(t, 'officer2', 'POST', `/api/v1/requests/${requestId}/approve`);
     expect(again.status).toBe(409);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../server/clock.ts';
 import { knexOf } from '../../server/storage/knex-store.ts';
 import { readCertificate } from '../../pki/certificate-reader.ts';
-import { DEFAULT_TIERS } from '../../server/config/tier-policy.ts';
+import { EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { call, startTestTierca, type TestTierca } from '../helpers/tierca.ts';
 import { TempDir, openssl } from '../helpers/openssl.ts';
 import { opensslCsr } from '../helpers/pki-fixtures.ts';
@@ -65,15 +65,17 @@ describe('renewal by an officer', () => {
     const newFields = readCertificate(der(res.body.pem));
     expect(newFields.subject.equals(oldFields.subject)).toBe(true);
     expect(newFields.publicKeyInfo.equals(oldFields.publicKeyInfo)).toBe(true);
-    // Same lifetime as the old one (30 days + the one-minute backdate).
-    expect(newFields.notAfter.getTime() - newFields.notBefore.getTime()).toBe(oldFields.notAfter.getTime() - oldFields.notBefore.getTime());
+    // 30 days + the one-minute backdate; the old one, the first leaf of a CA made at that instant,
+    // lost its backdate to the CA's own start (server/ca/validity.ts nestValidity).
+    expect(newFields.notAfter.getTime() - newFields.notBefore.getTime()).toBe(30 * DAY_MS + 60_000);
+    expect(oldFields.notAfter.getTime() - oldFields.notBefore.getTime()).toBe(30 * DAY_MS);
     const oldText = (await openssl(['x509', '-noout', '-ext', 'subjectAltName,certificatePolicies'], { input: leaf.pem })).stdout;
     const newText = (await openssl(['x509', '-noout', '-ext', 'subjectAltName,certificatePolicies'], { input: res.body.pem })).stdout;
     expect(newText).toBe(oldText);
-    expect(newText).toContain(DEFAULT_TIERS.t1.oid);
+    expect(newText).toContain(EXAMPLE_TIER_OIDS.t1);
 
     const now = clock.now();
-    const v = await verifyAt(tmp, { leafPem: res.body.pem, anchors: [root], untrusted: [tierPem.t1, domainPem], at: now, policy: DEFAULT_TIERS.t1.oid });
+    const v = await verifyAt(tmp, { leafPem: res.body.pem, anchors: [root], untrusted: [tierPem.t1, domainPem], at: now, policy: EXAMPLE_TIER_OIDS.t1 });
     expect(v.stdout + v.stderr).toMatch(/: OK/);
     for (const pem of [leaf.pem, res.body.pem]) {
       const o = await ocspAt(t, tmp, { leafPem: pem, issuerPem: tierPem.t1, root, chain: [tierPem.t1, domainPem], at: now });
@@ -126,7 +128,7 @@ describe('renewal by an officer', () => {
     expect(res.body.mode).toBe('rekey');
     expect(res.body.certificate).toMatchObject({ tier: 't3', profile: 'device', issuerId: 'yuhu-t3' });
     expect(readCertificate(der(res.body.pem)).publicKeyInfo.equals(readCertificate(der(t3.pem)).publicKeyInfo)).toBe(false);
-    const v = await verifyAt(tmp, { leafPem: res.body.pem, anchors: [root], untrusted: [tierPem.t3, domainPem], at: clock.now(), policy: DEFAULT_TIERS.t3.oid });
+    const v = await verifyAt(tmp, { leafPem: res.body.pem, anchors: [root], untrusted: [tierPem.t3, domainPem], at: clock.now(), policy: EXAMPLE_TIER_OIDS.t3 });
     expect(v.ok, v.stderr).toBe(true);
   });
 

@@ -364,7 +364,7 @@ describe('tierca principal', () => {
     expect(issued.code, issued.stderr).toBe(0);
     expect(issued.stdout).toMatch(new RegExp(`^issued client certificate [0-9a-f]+ by xiangtan-t1 to ${id}, valid until `));
     const text = (await openssl(['x509', '-in', out, '-noout', '-subject', '-nameopt', 'utf8,sep_comma_plus_space'])).stdout;
-    expect(text).toBe(`subject=C=CN, ST=湖南省, L=湘潭市, O=湘潭市电子政务内网, OU=tierca principal, CN=${id}\n`);
+    expect(text).toBe(`subject=C=CN, ST=湖南省, L=湘潭市, O=湘潭市电子政务内网, OU=tierca principal, CN=${id} (principal)\n`);
   });
 });
 

@@ -10,7 +10,7 @@ import type { StoreOptions } from '../../server/storage/knex-store.ts';
 import { lineageOf } from '../../server/ca/ca-directory.ts';
 import type { RenewalStep } from '../../server/ca/renewal.ts';
 import type { RolloverStep } from '../../server/ca/ca-rollover.ts';
-import { DEFAULT_TIERS } from '../../server/config/tier-policy.ts';
+import { EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { call, startTestTierca, TEST_PASSPHRASE, type TestTierca } from '../helpers/tierca.ts';
 import { TempDir } from '../helpers/openssl.ts';
 import { snapshotCounts } from '../helpers/database.ts';
@@ -219,7 +219,7 @@ describe('CA rollover interrupted after each step', () => {
     const leaf = await issueLeaf(t, tmp, { kind: 'device', tier: 't3' });
     expect(leaf.issuerId).toBe('yuhu-t3-g2');
     const v = await verifyAt(tmp, {
-      leafPem: leaf.pem, anchors: [await caPem(t, 'root')], untrusted: [await caPem(t, 'yuhu-t3-g2'), await caPem(t, 'yuhu')], at: clock.now(), policy: DEFAULT_TIERS.t3.oid,
+      leafPem: leaf.pem, anchors: [await caPem(t, 'root')], untrusted: [await caPem(t, 'yuhu-t3-g2'), await caPem(t, 'yuhu')], at: clock.now(), policy: EXAMPLE_TIER_OIDS.t3,
     });
     expect(v.ok, v.stdout + v.stderr).toBe(true);
   });
@@ -231,7 +231,7 @@ describe('CA rollover interrupted after each step', () => {
     const leaf = await issueLeaf(t, tmp, { kind: 'device', tier: 't1' });
     expect(leaf.issuerId).toBe(newest.id);
     const v = await verifyAt(tmp, {
-      leafPem: leaf.pem, anchors: [await caPem(t, 'root')], untrusted: [await caPem(t, newest.id), await caPem(t, 'yuhu')], at: clock.now(), policy: DEFAULT_TIERS.t1.oid,
+      leafPem: leaf.pem, anchors: [await caPem(t, 'root')], untrusted: [await caPem(t, newest.id), await caPem(t, 'yuhu')], at: clock.now(), policy: EXAMPLE_TIER_OIDS.t1,
     });
     expect(v.ok, v.stdout + v.stderr).toBe(true);
   });

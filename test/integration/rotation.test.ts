@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../server/clock.ts';
 import { knexOf } from '../../server/storage/knex-store.ts';
-import { DEFAULT_TIERS } from '../../server/config/tier-policy.ts';
+import { EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { call, startTestTierca, type TestTierca } from '../helpers/tierca.ts';
 import { TempDir } from '../helpers/openssl.ts';
 import { opensslCsr } from '../helpers/pki-fixtures.ts';
@@ -159,7 +159,7 @@ describe('a fake clock walks more than one lifetime of every tier', () => {
       // Every live certificate: openssl verify with the tier policy, and good at openssl ocsp.
       await Promise.all([...live.values()].map(async (l) => {
         expect(Date.parse(l.notAfter), `live ${l.serial} expired`).toBeGreaterThan(now.getTime());
-        const v = await verifyAt(tmp, { leafPem: l.pem, anchors: [root], untrusted: [tierPem[l.tier], domain], at: now, policy: DEFAULT_TIERS[l.tier].oid });
+        const v = await verifyAt(tmp, { leafPem: l.pem, anchors: [root], untrusted: [tierPem[l.tier], domain], at: now, policy: EXAMPLE_TIER_OIDS[l.tier] });
         expect(v.ok, `verify ${l.tier} ${l.profile} ${l.serial} at step ${step}: ${v.stdout}${v.stderr}`).toBe(true);
         const o = await ocspAt(t, tmp, { leafPem: l.pem, issuerPem: tierPem[l.tier], root, chain: [tierPem[l.tier], domain], at: now });
         expect(o.status, `ocsp ${l.serial} at step ${step}: ${o.stdout}${o.stderr}`).toBe('good');

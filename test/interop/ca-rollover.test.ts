@@ -7,14 +7,14 @@
 // generation, and an old generation is retired once the last certificate it issued has expired.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../server/clock.ts';
-import { DEFAULT_TIERS } from '../../server/config/tier-policy.ts';
+import { EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { call, startTestTierca, type TestTierca } from '../helpers/tierca.ts';
 import { TempDir, openssl } from '../helpers/openssl.ts';
 import { knexOf } from '../../server/storage/knex-store.ts';
 import { DAY_MS, caPem, issueLeaf, ocspAt, smallConfig, verifyAt, pemBlocks, type IssuedLeaf } from '../helpers/rotation.ts';
 
 const clock = new FixedClock(new Date('2027-03-01T09:00:00Z'));
-const T2 = DEFAULT_TIERS.t2.oid;
+const T2 = EXAMPLE_TIER_OIDS.t2;
 let t: TestTierca;
 const tmp = new TempDir();
 const pem: Record<string, string> = {};

@@ -92,7 +92,7 @@ describe('mutual TLS login to the admin API', () => {
     const checked = await openssl(['verify', '-CAfile', tmp.file('root.pem', rootPem), '-untrusted', client.chainPath, '-purpose', 'sslclient', client.pemPath]);
     expect(checked.stdout.trim(), checked.stderr).toBe(`${client.pemPath}: OK`);
     const text = (await openssl(['x509', '-in', client.pemPath, '-noout', '-subject', '-ext', 'extendedKeyUsage', '-nameopt', 'utf8,sep_comma_plus_space'])).stdout;
-    expect(text).toContain(`OU=tierca principal, CN=${made.body.id}`);
+    expect(text).toContain(`OU=tierca principal, CN=${made.body.id} (principal)`);
     expect(text).toContain('TLS Web Client Authentication');
 
     const me = await get('/api/v1/whoami', { client });

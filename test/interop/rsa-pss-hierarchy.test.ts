@@ -2,10 +2,9 @@
 // policy, and the certificates say rsassaPss. The same config with PKCS#1 is the default elsewhere.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestTierca, call, type TestTierca } from '../helpers/tierca.ts';
-import { exampleConfigData } from '../helpers/config.ts';
+import { exampleConfigData, EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { openssl, TempDir } from '../helpers/openssl.ts';
 import { opensslCsr } from '../helpers/pki-fixtures.ts';
-import { DEFAULT_TIERS } from '../../server/config/tier-policy.ts';
 
 let t: TestTierca;
 const tmp = new TempDir();
@@ -38,7 +37,7 @@ describe('an RSA-PSS hierarchy from config', () => {
     const leaf = tmp.file('leaf.pem', issued.body.pem);
     const root = tmp.file('root.pem', issued.body.chain[2]);
     const untrusted = tmp.file('untrusted.pem', issued.body.chain.slice(0, 2).join(''));
-    const ok = await openssl(['verify', '-CAfile', root, '-untrusted', untrusted, '-policy', DEFAULT_TIERS.t1.oid, '-explicit_policy', leaf]);
+    const ok = await openssl(['verify', '-CAfile', root, '-untrusted', untrusted, '-policy', EXAMPLE_TIER_OIDS.t1, '-explicit_policy', leaf]);
     expect(ok.stdout.trim(), ok.stderr).toBe(`${leaf}: OK`);
     for (const pem of [issued.body.pem, ...issued.body.chain]) {
       const text = (await openssl(['x509', '-noout', '-text'], { input: pem })).stdout;

@@ -1,6 +1,6 @@
 // Configuration is validated data: the example loads with DESIGN.md's tiers; a bad field is named.
 import { describe, expect, it } from 'vitest';
-import { buildConfig, loadConfigFile, EXAMPLE_CONFIG } from '../../server/config/load-config.ts';
+import { buildConfig, loadConfigFile, loadStoredConfig, documentationArcOids, EXAMPLE_CONFIG } from '../../server/config/load-config.ts';
 import { exampleConfigData } from '../helpers/config.ts';
 import { TiercaError } from '../../server/errors.ts';
 
@@ -11,6 +11,12 @@ const refusal = (data: unknown): TiercaError => {
     return err as TiercaError;
   }
   throw new Error('expected the config to be refused');
+};
+
+/** Every field a tier not among the defaults must give (the policy OID aside). */
+const fullTier = {
+  name: 'x', keyAlgorithms: ['P-256'], caAlgorithm: 'P-256', maxValidityDays: { user: 1, device: 1, organ: 1 },
+  keyGeneration: ['holder'], approvals: 1, encryptionCertificate: 'none', statusValidityHours: 1, archiveDays: 1, responderValidityDays: 1,
 };
 
 describe('config', () => {
@@ -47,6 +53,75 @@ describe('config', () => {
     expect(err).toBeInstanceOf(TiercaError);
     expect(err.code).toBe('invalid-config');
     expect(err.message).toContain(path);
+  });
+
+  it('derives each tier policy OID from policyArc (documentation arc in the example)', () => {
+    const config = loadConfigFile(EXAMPLE_CONFIG);
+    expect(config.policyArc).toBe('1.3.6.1.4.1.32473');
+    expect([...config.tiers.values()].map((t) => t.oid)).toEqual(['1.3.6.1.4.1.32473.1.1', '1.3.6.1.4.1.32473.1.2', '1.3.6.1.4.1.32473.1.3']);
+    expect(documentationArcOids(config)).toHaveLength(3);
+    const own = buildConfig({ ...exampleConfigData(), policyArc: '1.2.156.112233', tiers: { t3: { policyOid: '1.2.156.112233.9.3' } } });
+    expect([...own.tiers.values()].map((t) => t.oid)).toEqual(['1.2.156.112233.1.1', '1.2.156.112233.1.2', '1.2.156.112233.9.3']);
+    expect(documentationArcOids(own)).toEqual([]);
+  });
+
+  it('reads a stored configuration: no policyArc, each tier OID under its stored name oid', () => {
+    const data = exampleConfigData();
+    delete data.policyArc;
+    data.tiers = { t1: { oid: '1.2.156.1.1' }, t2: { oid: '1.2.156.1.2' }, t3: { policyOid: '1.2.156.1.3' } };
+    expect([...buildConfig(data).tiers.values()].map((t) => t.oid)).toEqual(['1.2.156.1.1', '1.2.156.1.2', '1.2.156.1.3']);
+  });
+
+  const UUID_ARC = '2.25.128645345817574449542064460584668162789';
+  it.each([
+    ['a 2.25.UUID arc', (d: any) => { d.policyArc = UUID_ARC; },
+      'policyArc: arc 128645345817574449542064460584668162789 exceeds 2^28-1 (RFC 5280 App. B)'],
+    ['a 2.25.UUID tier policy', (d: any) => { d.tiers = { t2: { policyOid: `${UUID_ARC}.1.2` } }; },
+      'tiers.t2.policyOid: arc 128645345817574449542064460584668162789 exceeds 2^28-1 (RFC 5280 App. B)'],
+    ['a 2.25.UUID tier policy under the stored name', (d: any) => { d.tiers = { t1: { oid: `${UUID_ARC}.1.1` } }; },
+      'tiers.t1.oid: arc 128645345817574449542064460584668162789 exceeds 2^28-1 (RFC 5280 App. B)'],
+    ['a negative arc', (d: any) => { d.tiers = { t1: { policyOid: '1.2.156.-7.1' } }; }, 'tiers.t1.policyOid: arc -7 is negative'],
+    ['a malformed OID', (d: any) => { d.tiers = { t3: { policyOid: '1.2..156' } }; },
+      'tiers.t3.policyOid: "1.2..156" is not a dotted OID (decimal arcs separated by dots)'],
+    ['a malformed arc', (d: any) => { d.policyArc = 'one.two'; }, 'policyArc: "one.two" is not a dotted OID'],
+    ['an illegal first arc', (d: any) => { d.policyArc = '3.1.2'; }, 'policyArc: first arc 3 must be 0, 1 or 2 (X.660)'],
+    ['an illegal second arc', (d: any) => { d.policyArc = '1.56.2'; }, 'policyArc: second arc 56 must be below 40 under 1 (X.690 §8.19.4)'],
+    ['a derived OID past 2^28', (d: any) => { d.tiers = { t268435456: { ...fullTier, policyOid: undefined } }; },
+      'tiers.t268435456.policyOid: arc 268435456 exceeds 2^28-1 (RFC 5280 App. B)'],
+    ['anyPolicy as a tier policy', (d: any) => { d.tiers = { t1: { policyOid: '2.5.29.32.0' } }; },
+      'tiers.t1.policyOid: 2.5.29.32.0 is anyPolicy (RFC 5280 §4.2.1.4), not a tier policy'],
+    ['two tiers with one policy', (d: any) => { d.tiers = { t3: { policyOid: '1.3.6.1.4.1.32473.1.1' } }; },
+      'tiers.t3.policyOid: 1.3.6.1.4.1.32473.1.1 is also the policy of tier t1'],
+    ['both names of the policy OID', (d: any) => { d.tiers = { t1: { policyOid: '1.2.3', oid: '1.2.3' } }; },
+      'tiers.t1.oid: give policyOid or its old name oid, not both'],
+    ['no arc and no tier policy', (d: any) => { delete d.policyArc; },
+      "tiers.t1.policyOid: no policyArc to derive it from: set policyArc (your deployment's registered OID arc) or tiers.t1.policyOid"],
+    ['a new tier not named t<n> without its policy', (d: any) => { d.tiers = { secret: fullTier }; },
+      'tiers.secret.policyOid: tier secret is not named t<n>, so no OID derives from policyArc: give tiers.secret.policyOid'],
+  ])('refuses %s, naming the field', (_what, mutate, message) => {
+    const data = exampleConfigData();
+    mutate(data);
+    const err = refusal(data);
+    expect(err.code).toBe('invalid-config');
+    expect(err.message).toContain(message);
+  });
+
+  it('refuses a stored configuration of an earlier tierca with what to do, demo or not', () => {
+    const data = exampleConfigData();
+    delete data.policyArc;
+    data.tiers = { t1: { oid: `${UUID_ARC}.1.1` }, t2: { oid: `${UUID_ARC}.1.2` }, t3: { oid: `${UUID_ARC}.1.3` } };
+    const stored = JSON.stringify(data);
+    const demo = (() => { try { loadStoredConfig(stored, { demo: true, dataDir: '/srv/tierca/data' }); } catch (e) { return e as TiercaError; } })()!;
+    expect(demo.code).toBe('invalid-config');
+    expect(demo.message.startsWith(
+      'the configuration stored in this database, written by an earlier tierca, is refused: tiers.t1.oid: arc 128645345817574449542064460584668162789 exceeds 2^28-1 (RFC 5280 App. B); tiers.t2.oid: ',
+    )).toBe(true);
+    expect(demo.message.endsWith(
+      '. this is a demo database: stop tierca, remove its data folder (rm -r /srv/tierca/data) and run `npm start` again to re-create the demo',
+    )).toBe(true);
+    const real = (() => { try { loadStoredConfig(stored, { demo: false }); } catch (e) { return e as TiercaError; } })()!;
+    expect(real.message).toContain('tiers.t1.oid: arc 128645345817574449542064460584668162789 exceeds 2^28-1 (RFC 5280 App. B)');
+    expect(real.message).toContain('run a new key ceremony (`tierca init --config <file>` with policyArc set to your registered OID arc) into a new database');
   });
 
   it('refuses a missing file and invalid YAML with the file name', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeName, encodeName, formatName, nameAttributeOid, type DistinguishedName } from '../../pki/name.ts';
+import { commonNameFor, commonNameReadsAsHost, decodeName, encodeName, formatName, nameAttributeOid, type DistinguishedName } from '../../pki/name.ts';
 import { children, readOnly, decodeOid } from '../../pki/der-reader.ts';
 import { PkiError } from '../../pki/pki-error.ts';
 
@@ -136,5 +136,32 @@ describe('formatName', () => {
     expect(formatName([{ type: 'O', value: 'A, B+C "D" <E>; F\\' }])).toBe('O=A\\, B\\+C \\"D\\" \\<E\\>\\; F\\\\');
     expect(formatName([{ type: 'CN', value: '#x ' }])).toBe('CN=\\#x\\ ');
     expect(formatName([{ type: 'CN', value: ' x' }])).toBe('CN=\\ x');
+  });
+});
+
+describe('commonNameFor: names the JDK cannot read as host names (docs/decisions/0011-java-common-names-h11a.md)', () => {
+  it.each([
+    ['user', 'zhangsan', 'zhangsan (user)'],
+    ['organ', 'yuhu-gov.seal', 'yuhu-gov.seal (organ)'],
+    ['principal', 'prn-917915ab0c', 'prn-917915ab0c (principal)'],
+    ['user', '10.1.2.3', '10.1.2.3 (user)'],
+    ['user', 'fe80::1', 'fe80::1 (user)'],
+    ['user', 'a_b', 'a_b (user)'],
+    ['user', '张三', '张三'],
+    ['user', 'Zhang San', 'Zhang San'],
+    ['organ', '雨湖区人民政府', '雨湖区人民政府'],
+    ['device', 'vpn-gw-01', 'vpn-gw-01'],
+    ['device', 'gw.yuhu.xiangtan.intranet', 'gw.yuhu.xiangtan.intranet'],
+  ] as const)('%s %s → %s', (kind, name, cn) => {
+    expect(commonNameFor(kind, name)).toBe(cn);
+    if (kind !== 'device') expect(commonNameReadsAsHost(cn)).toBe(false);
+  });
+
+  it('refuses a host-like name too long to qualify within 64 characters, rather than cutting it', () => {
+    const err = (() => { try { commonNameFor('user', 'a'.repeat(60)); } catch (e) { return e as PkiError; } })()!;
+    expect(err).toBeInstanceOf(PkiError);
+    expect(err.code).toBe('invalid-argument');
+    expect(err.message).toContain('reads as a host name and is too long to qualify');
+    expect(commonNameFor('user', 'a'.repeat(57))).toHaveLength(64);
   });
 });
