@@ -4,12 +4,21 @@
  */
 import { z } from 'zod';
 import { KEY_ALGORITHMS } from '../../pki/algorithms.ts';
+import { parseCidr } from '../../pki/ip-range.ts';
 
 const slug = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/, 'a slug is lowercase letters, digits and dashes');
 const dnsName = z.string().regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/, 'a DNS suffix like yuhu.xiangtan.intranet');
 const keyAlgorithm = z.enum(KEY_ALGORITHMS);
 /** How an RSA CA signs: PKCS#1 v1.5 (default) or RSASSA-PSS. */
 const rsaPadding = z.enum(['pkcs1', 'pss']);
+/** An IPv4 or IPv6 CIDR block with no host bits set (pki/ip-range.ts), e.g. `10.20.0.0/16`, `fd00:20::/32`. */
+const cidr = z.string().superRefine((text, ctx) => {
+  try {
+    parseCidr(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
 const oid = z.string().regex(/^[0-2](\.(0|[1-9][0-9]*))+$/, 'a dotted OID');
 
 const tierOverride = z
@@ -54,6 +63,8 @@ export const configSchema = z
             dnsSuffix: dnsName,
             emailSuffix: dnsName,
             organNames: z.record(slug, z.string().min(1)).optional(),
+            /** The domain's address ranges: IP SANs must lie inside; none = no IP SAN (decision 0004). */
+            ipRanges: z.array(cidr).max(64).default([]),
           })
           .strict(),
       )
