@@ -58,7 +58,7 @@ export function createApp(deps: AppDeps): Express {
   });
   if (deps.rotation) app.use(rotationPublicRoutes(deps.rotation, MAX_BODY));
   const api = express.Router();
-  api.use(authenticate(deps.ra));
+  api.use(authenticate(deps.ra, { clock: deps.clock, metrics }));
   api.use(authorizeRoutes(deps.ra, api));
   api.use(express.json({ limit: MAX_BODY, type: ['application/json', 'application/*+json'] }));
   api.use((req, _res, next) => {
