@@ -15,6 +15,7 @@ import type { Clock } from '../clock.ts';
 import { TiercaError } from '../errors.ts';
 import { auditFailedWrites, authenticate, authorizeRoutes } from './authenticate.ts';
 import { problemHandler } from './problem.ts';
+import { securityHeaders } from './security-headers.ts';
 import { publicRoutes } from './routes/public.routes.ts';
 import { caRoutes } from './routes/ca.routes.ts';
 import { subjectRoutes } from './routes/subject.routes.ts';
@@ -49,6 +50,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.use(securityHeaders());
   app.use((req, res, next) => {
     res.on('finish', () => {
       const group = req.path.startsWith('/api/v1/') ? req.path.split('/')[3] ?? 'api' : req.path.split('/')[1] || 'root';
