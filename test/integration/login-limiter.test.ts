@@ -49,7 +49,7 @@ describe('the failed-login limiter', () => {
     expect((await from(limited, '/api/v1/whoami', badToken(20))).status).toBe(429);
     const before = await snapshotCounts(t.store);
     const anonymousBefore = await refusals('no-credentials');
-    const started = Date.now();
+    // The clock is fixed: however long the flood takes on a loaded machine, the penalty cannot run out.
     let next = 0;
     const statuses = new Map<number, number>();
     await Promise.all(Array.from({ length: 24 }, async () => {
@@ -64,8 +64,7 @@ describe('the failed-login limiter', () => {
     expect(await snapshotCounts(t.store)).toEqual(before);
     expect((await refusals('no-credentials')) - anonymousBefore).toBe(10_050);
     expect((await from(limited, '/api/v1/whoami', t.tokens.auditor)).status).toBe(429);
-    expect(Date.now() - started).toBeLessThan(60_000);
-  }, 120_000);
+  }, 240_000);
 
   it('does not let 20 anonymous requests from one address lock out a valid token from it', async () => {
     const nat = '127.0.0.60';
