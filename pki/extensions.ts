@@ -199,26 +199,51 @@ export function certificatePolicies(policyOids: string[]): Extension {
   };
 }
 
+/** An iPAddress name-constraint base (RFC 5280 §4.2.1.10): a network address and its mask, same length (4 or 16 octets). */
+export interface IpSubtree {
+  readonly address: Buffer;
+  readonly mask: Buffer;
+}
+
 /**
- * nameConstraints (RFC 5280 §4.2.1.10) with permitted subtrees only, critical ("Conforming CAs MUST
- * mark this extension as critical"). DNS bases are domain suffixes (`yuhu.example` permits the host
- * and everything under it); e-mail bases follow §4.2.1.10's rfc822Name forms: `example` permits
- * mailboxes at that host, `.example` mailboxes at any host under it, `a@example` one mailbox. Each
- * GeneralSubtree omits `minimum` (DEFAULT 0, X.690 §11.5) and `maximum` (MUST be absent).
+ * nameConstraints (RFC 5280 §4.2.1.10), critical ("Conforming CAs MUST mark this extension as
+ * critical"). DNS bases are domain suffixes (`yuhu.example` permits the host and everything under
+ * it); e-mail bases follow §4.2.1.10's rfc822Name forms: `example` permits mailboxes at that host,
+ * `.example` mailboxes at any host under it, `a@example` one mailbox. iPAddress bases are the
+ * address followed by the mask: 8 octets for IPv4, 32 for IPv6. `excludedIp` goes into
+ * excludedSubtrees (e.g. `0.0.0.0/0` and `::/0` to forbid every IP SAN). Each GeneralSubtree omits
+ * `minimum` (DEFAULT 0, X.690 §11.5) and `maximum` (MUST be absent). At least one subtree is required:
+ * an empty NameConstraints MUST NOT be issued.
  */
 export function nameConstraints(p: {
   permittedDns?: string[];
   permittedEmail?: string[];
   permittedDirectoryNames?: DistinguishedName[];
+  permittedIp?: readonly IpSubtree[];
+  excludedIp?: readonly IpSubtree[];
 }): Extension {
-  const subtrees = [
+  const permitted = [
     ...(p.permittedDns ?? []).map((d) => implicitPrimitive(2, Buffer.from(checkDnsName(d, true), 'ascii'))),
     ...(p.permittedEmail ?? []).map((e) => implicitPrimitive(1, Buffer.from(checkEmailConstraint(e), 'ascii'))),
     // directoryName is [4] of a CHOICE (Name), so the tag is explicit (X.680 §31.2.7).
     ...(p.permittedDirectoryNames ?? []).map((dn) => explicit(4, encodeName(dn))),
+    ...(p.permittedIp ?? []).map(ipSubtree),
   ].map((base) => sequence(base));
-  if (subtrees.length === 0) throw invalid('nameConstraints needs at least one permitted subtree');
-  return { oid: EXTENSION_OID.nameConstraints, critical: true, value: sequence(implicitConstructed(0, subtrees)) };
+  const excluded = (p.excludedIp ?? []).map((r) => sequence(ipSubtree(r)));
+  if (permitted.length + excluded.length === 0) throw invalid('nameConstraints needs at least one subtree');
+  const fields: Buffer[] = [];
+  // permittedSubtrees [0] and excludedSubtrees [1] are IMPLICIT GeneralSubtrees (RFC 5280 Appendix A.2).
+  if (permitted.length) fields.push(implicitConstructed(0, permitted));
+  if (excluded.length) fields.push(implicitConstructed(1, excluded));
+  return { oid: EXTENSION_OID.nameConstraints, critical: true, value: sequence(...fields) };
+}
+
+/** iPAddress [7] IMPLICIT OCTET STRING: address || mask (RFC 5280 §4.2.1.10). */
+function ipSubtree(r: IpSubtree): Buffer {
+  if (!(r.address.length === 4 || r.address.length === 16) || r.mask.length !== r.address.length) {
+    throw invalid('an iPAddress constraint is a 4- or 16-octet address with a mask of the same length');
+  }
+  return implicitPrimitive(7, Buffer.concat([r.address, r.mask]));
 }
 
 /**

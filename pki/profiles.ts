@@ -25,6 +25,7 @@ import {
 } from './extensions.ts';
 import { keyIdentifier } from './key-pair.ts';
 import type { DistinguishedName } from './name.ts';
+import { ALL_ADDRESSES, type IpRange } from './ip-range.ts';
 import { PkiError } from './pki-error.ts';
 
 /** Where relying parties find the issuer's certificate, status and CRLs (they go in AIA, CDP, freshestCRL). */
@@ -63,7 +64,8 @@ export function domainCaExtensions(p: {
   publicKeyInfo: Buffer;
   issuerKeyId: Buffer;
   policyOids: string[];
-  permitted: { directoryName: DistinguishedName; dnsSuffix: string; emailSuffix: string };
+  /** `ipRanges`: the domain's address ranges; a family (IPv4, IPv6) without one is excluded whole (decision 0004). */
+  permitted: { directoryName: DistinguishedName; dnsSuffix: string; emailSuffix: string; ipRanges: readonly IpRange[] };
   links: IssuerLinks;
 }): Extension[] {
   const email = p.permitted.emailSuffix.replace(/^\./, '');
@@ -76,6 +78,8 @@ export function domainCaExtensions(p: {
       permittedDirectoryNames: [p.permitted.directoryName],
       permittedDns: [p.permitted.dnsSuffix],
       permittedEmail: [email, `.${email}`],
+      permittedIp: p.permitted.ipRanges,
+      excludedIp: ALL_ADDRESSES.filter((all) => !p.permitted.ipRanges.some((r) => r.version === all.version)),
     }),
     certificatePolicies(p.policyOids),
     ...linkExtensions(p.links, { ocsp: true, crl: true }),

@@ -141,7 +141,7 @@ function configData(config: TiercaConfig) {
     })),
     organs: config.domains[0]?.organs.map((o) => ({ slug: o.slug, name: o.name })) ?? [],
     domains: config.domains.map((d) => ({
-      slug: d.slug, name: d.name, dnsSuffix: d.dnsSuffix, emailSuffix: d.emailSuffix,
+      slug: d.slug, name: d.name, dnsSuffix: d.dnsSuffix, emailSuffix: d.emailSuffix, ipRanges: [...d.ipRanges],
       organNames: Object.fromEntries(d.organs.map((o) => [o.slug, o.name])),
     })),
   };

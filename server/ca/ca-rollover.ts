@@ -30,6 +30,7 @@ import { readCertificate } from '../../pki/certificate-reader.ts';
 import { keyIdentifier, subjectPublicKeyBits } from '../../pki/key-pair.ts';
 import { authorityKeyIdentifier, type Extension } from '../../pki/extensions.ts';
 import { domainCaExtensions, rootCaExtensions, tierCaExtensions, type IssuerLinks } from '../../pki/profiles.ts';
+import { parseCidr } from '../../pki/ip-range.ts';
 import { isKeyAlgorithm } from '../../pki/algorithms.ts';
 import { UniqueViolationError, type CaLinkRecord, type CaRecord, type KeyRecord, type Repositories, type Store } from '../storage/storage.ts';
 import type { TiercaConfig } from '../config/load-config.ts';
@@ -429,6 +430,7 @@ export class CaRollover {
           directoryName: [{ type: 'C', value: config.country }, { type: 'ST', value: config.province }, { type: 'L', value: domain.locality }],
           dnsSuffix: domain.dnsSuffix,
           emailSuffix: domain.emailSuffix,
+          ipRanges: (config.domains.find((d) => d.slug === domain.slug)?.ipRanges ?? []).map(parseCidr),
         },
         links: p.links,
       });

@@ -10,6 +10,7 @@ import { encodeName, type DistinguishedName } from '../../pki/name.ts';
 import { buildCertificate, randomSerial, serialToHex } from '../../pki/certificate.ts';
 import { keyIdentifier, subjectPublicKeyBits } from '../../pki/key-pair.ts';
 import { rootCaExtensions, domainCaExtensions, tierCaExtensions } from '../../pki/profiles.ts';
+import { parseCidr } from '../../pki/ip-range.ts';
 import type { Signer } from '../../pki/signer.ts';
 import type { TiercaConfig } from '../config/load-config.ts';
 import type { CaRecord, KeyRecord, Repositories, Store } from '../storage/storage.ts';
@@ -122,7 +123,7 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
           publicKeyInfo: domainKey.key.publicKeyInfo,
           issuerKeyId: root.keyId,
           policyOids: tierPolicies.map((t) => t.oid),
-          permitted: { directoryName: locality, dnsSuffix: domain.dnsSuffix, emailSuffix: domain.emailSuffix },
+          permitted: { directoryName: locality, dnsSuffix: domain.dnsSuffix, emailSuffix: domain.emailSuffix, ipRanges: domain.ipRanges.map(parseCidr) },
           links: linksOf(config.publicUrl, ROOT_CA_ID),
         }),
         signer: root.signer,

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { KEY_ALGORITHMS } from '../../pki/algorithms.ts';
 import { oidProblem } from '../../pki/oid.ts';
+import { parseCidr } from '../../pki/ip-range.ts';
 
 const slug = z.string().regex(/^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/, 'a slug is lowercase letters, digits and dashes');
 const dnsName = z.string().regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)+$/, 'a DNS suffix like yuhu.xiangtan.intranet');
@@ -15,6 +16,14 @@ const rsaPadding = z.enum(['pkcs1', 'pss']);
 const oid = z.string().superRefine((value, ctx) => {
   const problem = oidProblem(value);
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
+/** An IPv4 or IPv6 CIDR block with no host bits set (pki/ip-range.ts), e.g. `10.20.0.0/16`, `fd00:20::/32`. */
+const cidr = z.string().superRefine((text, ctx) => {
+  try {
+    parseCidr(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
 });
 
 const tierOverride = z
@@ -64,6 +73,8 @@ export const configSchema = z
             dnsSuffix: dnsName,
             emailSuffix: dnsName,
             organNames: z.record(slug, z.string().min(1)).optional(),
+            /** The domain's address ranges: IP SANs must lie inside; none = no IP SAN (decision 0004). */
+            ipRanges: z.array(cidr).max(64).default([]),
           })
           .strict(),
       )

@@ -10,6 +10,7 @@ import { configSchema, type ConfigData } from './config.schema.ts';
 import { DEFAULT_TIERS, tierPolicyOid, type TierPolicy } from './tier-policy.ts';
 import { TiercaError } from '../errors.ts';
 import { DOCUMENTATION_ARC, isUnderArc, oidProblem } from '../../pki/oid.ts';
+import { parseCidr, rangesOverlap, type IpRange } from '../../pki/ip-range.ts';
 
 /** The shipped example topology (Xiangtan city and its five county-level areas); the demo uses it. */
 export const EXAMPLE_CONFIG = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'config', 'xiangtan.example.yaml');
@@ -19,6 +20,8 @@ export interface DomainConfig {
   readonly name: string;
   readonly dnsSuffix: string;
   readonly emailSuffix: string;
+  /** CIDR blocks, canonical text (`10.20.0.0/16`): the only addresses IP SANs may take; empty = none. */
+  readonly ipRanges: readonly string[];
   readonly organs: readonly { slug: string; name: string }[];
 }
 
@@ -69,6 +72,7 @@ export function buildConfig(data: unknown): TiercaConfig {
     oids.set(t.oid, t.id);
   }
   const slugs = new Set<string>();
+  const domainsSoFar: { slug: string; ranges: IpRange[] }[] = [];
   const suffixes = new Set<string>();
   const domains = cfg.domains.map((d, i) => {
     if (slugs.has(d.slug)) throw new TiercaError('invalid-config', `invalid configuration: domains.${i}.slug: ${d.slug} appears twice`);
@@ -85,6 +89,7 @@ export function buildConfig(data: unknown): TiercaConfig {
       name: d.name,
       dnsSuffix: d.dnsSuffix,
       emailSuffix: d.emailSuffix,
+      ipRanges: ipRangesOf(d.ipRanges, i, d.slug, domainsSoFar),
       organs: cfg.organs.map((o) => ({ slug: o.slug, name: d.organNames?.[o.slug] ?? o.name.replaceAll('{domain}', d.name) })),
     };
   });
@@ -156,6 +161,24 @@ export function loadStoredConfig(json: string, where: { demo: boolean; dataDir?:
       cause: err,
     });
   }
+}
+
+/**
+ * A domain's ranges in canonical text, each refused when it appears twice or overlaps a range of
+ * the same or an earlier domain: two domains sharing addresses would let one domain's CA vouch for
+ * the other's hosts.
+ */
+function ipRangesOf(texts: readonly string[], i: number, slug: string, earlier: { slug: string; ranges: IpRange[] }[]): string[] {
+  const ranges: IpRange[] = [];
+  for (const [j, text] of texts.entries()) {
+    const range = parseCidr(text);
+    const clash = [...earlier, { slug: 'this domain', ranges }].flatMap((d) => d.ranges.map((r) => ({ slug: d.slug, r })))
+      .find(({ r }) => rangesOverlap(r, range));
+    if (clash) throw new TiercaError('invalid-config', `invalid configuration: domains.${i}.ipRanges.${j}: ${range.cidr} overlaps ${clash.r.cidr} of ${clash.slug}`);
+    ranges.push(range);
+  }
+  earlier.push({ slug, ranges });
+  return ranges.map((r) => r.cidr);
 }
 
 /** Reads a YAML or JSON config file and validates it. */

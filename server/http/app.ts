@@ -13,6 +13,7 @@ import type { Clock } from '../clock.ts';
 import { TiercaError } from '../errors.ts';
 import { auditFailedWrites, authenticate, authorizeRoutes } from './authenticate.ts';
 import { problemHandler } from './problem.ts';
+import { securityHeaders } from './security-headers.ts';
 import { publicRoutes } from './routes/public.routes.ts';
 import { caRoutes } from './routes/ca.routes.ts';
 import { subjectRoutes } from './routes/subject.routes.ts';
@@ -46,6 +47,7 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('query parser', 'simple');
+  app.use(securityHeaders());
   app.use((req, res, next) => {
     res.on('finish', () => {
       const group = req.path.startsWith('/api/v1/') ? req.path.split('/')[3] ?? 'api' : req.path.split('/')[1] || 'root';
@@ -55,7 +57,7 @@ export function createApp(deps: AppDeps): Express {
   });
   if (deps.rotation) app.use(rotationPublicRoutes(deps.rotation, MAX_BODY));
   const api = express.Router();
-  api.use(authenticate(deps.ra));
+  api.use(authenticate(deps.ra, { clock: deps.clock, metrics }));
   api.use(authorizeRoutes(deps.ra, api));
   api.use(express.json({ limit: MAX_BODY, type: ['application/json', 'application/*+json'] }));
   api.use((req, _res, next) => {

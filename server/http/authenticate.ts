@@ -2,11 +2,13 @@
  * Authentication and route authorization for `/api/v1`.
  *
  * `authenticate`: every request behind it has a principal — from a bearer token, or, on an HTTPS
- * listener, from a client certificate tierca issued to a principal — or gets 401. Every failure is
- * counted per source address; past {@link MAX_FAILURES} in {@link FAILURE_WINDOW_MS} the source gets
- * 429 until its window ends. A failed login — a token or certificate presented and refused — is
- * audited with its reason; a request with no credentials at all is not (it tried nothing), and once a
- * source is limited one record says so and no more are written, so a flood cannot flood the log.
+ * listener, from a client certificate tierca issued to a principal — or gets 401. Credentials that
+ * are presented and refused are counted per source by the {@link LoginLimiter} (login-limiter.ts):
+ * past its limit the source gets 429 for a minute, whatever it presents. A failed login is audited
+ * with its reason, and the first refusal of a limited source once. A request with no credentials at
+ * all is neither counted (anonymous noise from a shared NAT address must not lock out the valid
+ * tokens behind it) nor audited (each would be a write anyone can cause): it is counted in the
+ * `tierca_http_login_refusals_total{reason="no-credentials"}` metric (decision 0010-h13a).
  *
  * `authorizeRoutes`: every admin route has a permission in {@link ROUTE_PERMISSIONS}, checked against
  * the principal's role before the body is parsed; a route that exists but is not in the table is
@@ -22,18 +24,24 @@ import type { Permission, RequestContext } from '../ra/permissions.ts';
 import type { AuditAction } from '../ra/audit-actions.ts';
 import { TiercaError, type ErrorCode } from '../errors.ts';
 import { isAudited } from '../audit/audit-log.ts';
+import type { Clock } from '../clock.ts';
+import type { Metrics } from './metrics.ts';
+import { LoginLimiter } from './login-limiter.ts';
 
-export const FAILURE_WINDOW_MS = 60_000;
-export const MAX_FAILURES = 20;
-/** Sources remembered at most; beyond it, expired windows are dropped first, then the oldest. */
-const MAX_TRACKED_SOURCES = 10_000;
+export { FAILURE_WINDOW_MS, MAX_FAILURES } from './login-limiter.ts';
 
-export function authenticate(ra: RegistrationAuthority, now: () => number = Date.now): RequestHandler {
-  const failures = new Map<string, { count: number; since: number }>();
-  const windowOf = (source: string) => {
-    const entry = failures.get(source);
-    return entry && now() - entry.since < FAILURE_WINDOW_MS ? entry : undefined;
-  };
+export interface AuthenticateOptions {
+  /** The injected clock: windows and penalties run on it. */
+  clock: Clock;
+  /** Where refusals are counted by reason; absent, they are not. */
+  metrics?: Pick<Metrics, 'loginRefusals'>;
+  /** Default: a {@link LoginLimiter} of the default size on `clock`. */
+  limiter?: LoginLimiter;
+}
+
+export function authenticate(ra: RegistrationAuthority, opts: AuthenticateOptions): RequestHandler {
+  const limiter = opts.limiter ?? new LoginLimiter({ now: () => opts.clock.now().getTime() });
+  const refused = (reason: string) => opts.metrics?.loginRefusals.inc({ reason });
   return async (req, res, next) => {
     try {
       const source = req.socket.remoteAddress ?? 'unknown';
@@ -41,22 +49,21 @@ export function authenticate(ra: RegistrationAuthority, now: () => number = Date
       const requestId = typeof header === 'string' && /^[\w.-]{1,64}$/.test(header) ? header : nextRequestId();
       res.setHeader('x-request-id', requestId);
       const target = `${req.method} ${req.baseUrl}${req.path}`.slice(0, 300);
-      const entry = windowOf(source);
-      if (entry && entry.count >= MAX_FAILURES) {
-        if (entry.count === MAX_FAILURES) {
-          entry.count++;
-          await ra.authorizer.auditLoginFailure({ source, requestId, target, reason: 'rate-limited' });
-        }
+      if (!presentsCredentials(req)) {
+        refused('no-credentials');
+        throw new TiercaError('unauthenticated', MESSAGES['no-credentials']!);
+      }
+      const verdict = limiter.check(source);
+      if (verdict.limited) {
+        refused('rate-limited');
+        if (verdict.firstRefusal) await ra.authorizer.auditLoginFailure({ source, requestId, target, reason: 'rate-limited' });
         throw new TiercaError('rate-limited', 'too many failed logins from this address; wait a minute');
       }
       const outcome = await credentialsOf(ra, req);
       if (!outcome.ok) {
-        const e = entry ?? { count: 0, since: now() };
-        e.count++;
-        remember(failures, source, e, now());
-        if (outcome.reason !== 'no-credentials') {
-          await ra.authorizer.auditLoginFailure({ source, requestId, target, reason: outcome.reason, principalId: outcome.principalId });
-        }
+        limiter.recordFailure(source);
+        refused(outcome.reason);
+        await ra.authorizer.auditLoginFailure({ source, requestId, target, reason: outcome.reason, principalId: outcome.principalId });
         // The reason is in the audit log only: the caller learns nothing about which tokens exist.
         throw new TiercaError('unauthenticated', MESSAGES[outcome.reason] ?? 'the credentials are not valid');
       }
@@ -83,6 +90,13 @@ const MESSAGES: Partial<Record<LoginFailure, string>> = {
   'principal-disabled': 'the credentials are not valid',
 };
 
+/** Whether the request carries an Authorization header or a TLS client certificate. */
+function presentsCredentials(req: Request): boolean {
+  if (req.headers.authorization !== undefined) return true;
+  const socket = req.socket as TLSSocket;
+  return !!socket.encrypted && !!socket.getPeerCertificate()?.raw;
+}
+
 /** The bearer token when one is sent; else the verified TLS client certificate; else nothing. */
 async function credentialsOf(ra: RegistrationAuthority, req: Request): Promise<AuthOutcome> {
   const header = req.headers.authorization;
@@ -101,14 +115,6 @@ async function credentialsOf(ra: RegistrationAuthority, req: Request): Promise<A
     }
   }
   return { ok: false, reason: 'no-credentials' };
-}
-
-function remember(failures: Map<string, { count: number; since: number }>, source: string, entry: { count: number; since: number }, at: number): void {
-  failures.delete(source); // re-insert: Map order is then oldest first
-  failures.set(source, entry);
-  if (failures.size <= MAX_TRACKED_SOURCES) return;
-  for (const [key, value] of failures) if (at - value.since >= FAILURE_WINDOW_MS) failures.delete(key);
-  while (failures.size > MAX_TRACKED_SOURCES) failures.delete(failures.keys().next().value!);
 }
 
 export const ctxOf = (res: Response): RequestContext => res.locals.ctx as RequestContext;

@@ -6,6 +6,8 @@ import { Registry, Counter, collectDefaultMetrics } from 'prom-client';
 export interface Metrics {
   registry: Registry;
   httpRequests: Counter<'route' | 'status'>;
+  /** Admin API logins refused, by reason (`no-credentials`, `unknown-token`, `rate-limited`…): anonymous refusals are counted here, not audited. */
+  loginRefusals: Counter<'reason'>;
 }
 
 export function createMetrics(): Metrics {
@@ -17,5 +19,11 @@ export function createMetrics(): Metrics {
     labelNames: ['route', 'status'] as const,
     registers: [registry],
   });
-  return { registry, httpRequests };
+  const loginRefusals = new Counter({
+    name: 'tierca_http_login_refusals_total',
+    help: 'Admin API requests refused at authentication, by reason',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  return { registry, httpRequests, loginRefusals };
 }

@@ -14,6 +14,7 @@ export const MAX_OCSP_BODY = 8 * 1024;
 export const MAX_OCSP_GET_PATH = 4 * 1024;
 
 const OCSP_RESPONSE = 'application/ocsp-response';
+const NOSNIFF = { 'x-content-type-options': 'nosniff' } as const;
 
 /** Handles `/ocsp` requests; returns false for any other path so the caller passes them on. */
 export function ocspHandler(source: OcspSource, clock: Clock): (req: IncomingMessage, res: ServerResponse) => boolean {
@@ -57,13 +58,14 @@ export function ocspHandler(source: OcspSource, clock: Clock): (req: IncomingMes
       source.respond(der, `g${encoded}`).then((answer) => send(res, answer, true, clock, req));
       return true;
     }
-    res.writeHead(405, { allow: 'GET, POST', 'content-type': 'text/plain' }).end('OCSP takes GET /ocsp/{base64} or POST /ocsp\n');
+    res.writeHead(405, { allow: 'GET, POST', 'content-type': 'text/plain', ...NOSNIFF }).end('OCSP takes GET /ocsp/{base64} or POST /ocsp\n');
     return true;
   };
 }
 
 function send(res: ServerResponse, answer: OcspAnswer, get: boolean, clock: Clock, req: IncomingMessage, close = false): void {
-  const headers: Record<string, string | number> = { 'content-type': OCSP_RESPONSE, 'content-length': answer.body.length };
+  // nosniff only: the RFC 5019 §6 cache headers below are the whole caching story of this route.
+  const headers: Record<string, string | number> = { 'content-type': OCSP_RESPONSE, 'content-length': answer.body.length, ...NOSNIFF };
   if (close) headers.connection = 'close';
   if (get && answer.cacheable) {
     const { thisUpdate, nextUpdate, etag } = answer.cacheable;
@@ -73,7 +75,7 @@ function send(res: ServerResponse, answer: OcspAnswer, get: boolean, clock: Cloc
     headers.expires = answer.cacheable.expires ?? nextUpdate.toUTCString();
     headers.etag = etag;
     if (req.headers['if-none-match'] === etag) {
-      res.writeHead(304, { etag, 'cache-control': headers['cache-control'] as string }).end();
+      res.writeHead(304, { etag, 'cache-control': headers['cache-control'] as string, ...NOSNIFF }).end();
       return;
     }
   } else if (get) {

@@ -1,8 +1,10 @@
 /**
  * zod parsing for handlers: a failed parse is a 400 problem naming each bad field.
  */
-import type { z } from 'zod';
+import { z } from 'zod';
 import { TiercaError } from '../errors.ts';
+import { nameAttributeProblem, nameTextProblem } from '../../pki/name-rules.ts';
+import type { NameAttributeType } from '../../pki/name.ts';
 
 export function parseWith<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const result = schema.safeParse(value);
@@ -11,4 +13,16 @@ export function parseWith<S extends z.ZodType>(schema: S, value: unknown): z.out
     throw new TiercaError('bad-request', `invalid request: ${problems.join('; ')}`, { detail: { problems } });
   }
   return result.data;
+}
+
+/**
+ * A name field of a request body, checked by pki/name-rules.ts where it enters: NFC, no control,
+ * bidi or invisible characters, no lone surrogate, at most the RFC 5280 upper bound of name attribute
+ * `limit` (or `limit.max` characters for a name that is not a certificate attribute).
+ */
+export function nameField(limit: NameAttributeType | { max: number }) {
+  return z.string().superRefine((value, ctx) => {
+    const problem = typeof limit === 'string' ? nameAttributeProblem(limit, value) : nameTextProblem(value, limit.max);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
 }

@@ -58,7 +58,7 @@ export async function issueLeaf(
   const suffix = 'yuhu.xiangtan.intranet';
   const subject = await call(t, p.role ?? 'officer', 'POST', '/api/v1/subjects', {
     kind: p.kind, domain: 'yuhu', organ: 'government', tier: p.tier, name: `${p.kind}-${p.tier}-${n}`,
-    ...(p.kind === 'device' ? { dns: [`host-${n}.${suffix}`], ips: [`10.9.0.${n % 250}`] } : { emails: [`someone${n}@${suffix}`] }),
+    ...(p.kind === 'device' ? { dns: [`host-${n}.${suffix}`], ips: [`10.21.9.${n % 250}`] } : { emails: [`someone${n}@${suffix}`] }),
   });
   expect(subject.status, JSON.stringify(subject.body)).toBe(201);
   const alg = p.alg ?? (p.tier === 't3' ? 'P-384' : 'P-256');

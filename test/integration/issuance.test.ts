@@ -32,7 +32,7 @@ function subjectFor(kind: 'organ' | 'device' | 'user', tier: string, domain = 'y
   const suffix = domain === 'yuhu' ? 'yuhu.xiangtan.intranet' : 'shaoshan.xiangtan.intranet';
   return {
     kind, domain, organ: 'government', tier, name: `${kind}-${tier}-${n}`,
-    ...(kind === 'device' ? { dns: [`gw-${n}.${suffix}`], ips: ['10.20.0.1'] } : {}),
+    ...(kind === 'device' ? { dns: [`gw-${n}.${suffix}`], ips: [domain === 'yuhu' ? '10.21.0.1' : '10.25.0.1'] } : {}),
     ...(kind === 'user' ? { emails: [`user${n}@${suffix}`] } : {}),
     ...(kind === 'organ' ? { emails: [`seal${n}@${suffix}`] } : {}),
   };

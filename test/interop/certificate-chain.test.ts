@@ -3,6 +3,7 @@
  * (one policy) → an end entity of every profile — checked by the openssl 3.0 CLI (`verify` with
  * RFC 5280 policy processing and name constraints, `x509 -text`) and read back by @peculiar/x509.
  */
+import { parseCidr } from '../../pki/ip-range.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as x509 from '@peculiar/x509';
 import { buildCertificate, randomSerial, serialToHex } from '../../pki/certificate.ts';
@@ -152,7 +153,7 @@ beforeAll(async () => {
         publicKeyInfo,
         issuerKeyId: root.keyId,
         policyOids: [T1, T2, T3],
-        permitted: { directoryName: YUHU, dnsSuffix: 'yuhu.xt.gov.intranet', emailSuffix: 'yuhu.xt.gov.intranet' },
+        permitted: { directoryName: YUHU, dnsSuffix: 'yuhu.xt.gov.intranet', emailSuffix: 'yuhu.xt.gov.intranet', ipRanges: [parseCidr('10.20.0.0/16'), parseCidr('2001:db8::/32')] },
         links: linksOf('root'),
       }),
   });

@@ -108,7 +108,7 @@ describe('the JDK reads a bare ASCII common name as a DNS name (the cause)', () 
     const rootPem = tmp.file('j-root.pem', toPem(await cert({ issuer: rootName, subject: rootName, spki: rootKey.spki, signer: rootKey.signer, extensions: rootCaExtensions({ publicKeyInfo: rootKey.spki }) })));
     const domainPem = tmp.file('j-domain.pem', toPem(await cert({
       issuer: rootName, subject: domainName, spki: domainKey.spki, signer: rootKey.signer,
-      extensions: domainCaExtensions({ publicKeyInfo: domainKey.spki, issuerKeyId: rootKey.id, policyOids: [policy], permitted: { directoryName: place, dnsSuffix: 'yuhu.xiangtan.intranet', emailSuffix: 'yuhu.xiangtan.intranet' }, links }),
+      extensions: domainCaExtensions({ publicKeyInfo: domainKey.spki, issuerKeyId: rootKey.id, policyOids: [policy], permitted: { directoryName: place, dnsSuffix: 'yuhu.xiangtan.intranet', emailSuffix: 'yuhu.xiangtan.intranet', ipRanges: [] }, links }),
     })));
     const tierPem = tmp.file('j-tier.pem', toPem(await cert({
       issuer: domainName, subject: tierName, spki: tierKey.spki, signer: domainKey.signer,

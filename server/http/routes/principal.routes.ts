@@ -8,11 +8,11 @@ import type { RegistrationAuthority } from '../../ra/registration-authority.ts';
 import type { PrincipalRecord } from '../../storage/storage.ts';
 import { certificateToPem } from '../../../pki/pem.ts';
 import { ctxOf } from '../authenticate.ts';
-import { parseWith } from '../validate.ts';
+import { nameField, parseWith } from '../validate.ts';
 import { certificateSummary, pemChain, requestView } from '../views.ts';
 
 const principalBody = z.object({
-  name: z.string().min(1).max(200),
+  name: nameField({ max: 200 }),
   role: z.enum(['sysadmin', 'officer', 'auditor', 'device']),
   domains: z.array(z.string().min(1).max(64)).max(100).optional(),
 }).strict();

@@ -5,7 +5,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import type { RegistrationAuthority } from '../../ra/registration-authority.ts';
 import { ctxOf } from '../authenticate.ts';
-import { parseWith } from '../validate.ts';
+import { nameField, parseWith } from '../validate.ts';
 import { certificateSummary, subjectView } from '../views.ts';
 
 const list = (max: number) => z.array(z.string().min(1).max(253)).max(max).optional();
@@ -15,7 +15,7 @@ const subjectBody = z.object({
   domain: z.string().min(1).max(64),
   organ: z.string().min(1).max(64),
   tier: z.string().min(1).max(16),
-  name: z.string().min(1).max(64),
+  name: nameField('CN'),
   dns: list(32),
   ips: list(32),
   emails: list(8),
