@@ -20,13 +20,15 @@ import { signatureAlgorithmIdentifier, digestFor, type KeyAlgorithm, type RsaPad
 import { PkiError } from '../pki-error.ts';
 import type { Signer } from '../signer.ts';
 import type { GeneratedKey, KeyLocation, KeyStore, StoredKey } from './keystore.ts';
-import { KeystoreError } from './pkcs11-errors.ts';
+import { ckrOf, KeystoreError } from './pkcs11-errors.ts';
 import { booleansOf, findObjects, findOne, keyPairTemplates, tokenIdOf, tokenLabelOf } from './pkcs11-objects.ts';
 import { ecdsaSigValue, ecPublicKeyInfo, keySpecOf, rsaPublicKeyInfo, type Pkcs11KeySpec } from './pkcs11-public-key.ts';
 import { Pkcs11SessionPool, type Pkcs11PoolParams } from './pkcs11-session-pool.ts';
 import { Pkcs11Sealer } from './pkcs11-sealing.ts';
 
 type Lib = Pkcs11Js.PKCS11;
+
+const STALE_HANDLE = new Set(['CKR_OBJECT_HANDLE_INVALID', 'CKR_KEY_HANDLE_INVALID']);
 
 /** How a PKCS#11 keystore is opened. */
 export interface Pkcs11KeyStoreParams extends Pkcs11PoolParams {
@@ -210,7 +212,14 @@ export class Pkcs11KeyStore implements KeyStore {
         this.#pool.run(`signing with key "${held.id}"`, async (lib, session) => {
           // CKM_ECDSA signs a digest given to it (PKCS#11 v2.40 §2.3.1); the RSA mechanisms hash themselves.
           const input = spec.kind === 'ec' ? createHash(digest).update(data).digest() : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-          lib.C_SignInit(session, mechanism, this.#handleOf(held, lib, session));
+          try {
+            lib.C_SignInit(session, mechanism, this.#handleOf(held, lib, session));
+          } catch (err) {
+            // A stale handle (objects re-numbered by the token) is found again once: nothing was signed yet.
+            if (!STALE_HANDLE.has(ckrOf(err) ?? '')) throw err;
+            held.handle = null;
+            lib.C_SignInit(session, mechanism, this.#handleOf(held, lib, session));
+          }
           await hooks?.afterSignInit?.();
           const signature = await lib.C_SignAsync(session, input, Buffer.alloc(outLength));
           return spec.kind === 'ec' ? ecdsaSigValue(signature, spec) : Buffer.from(signature);

@@ -232,7 +232,7 @@ export class Pkcs11SessionPool {
   /** An idle session that still works (and is logged in), or null; dead ones are dropped on the way. */
   #take(doing: string): Buffer | null {
     this.#check();
-    const { lib, ck } = this.#module;
+    const { lib } = this.#module;
     for (let session = this.#idle.pop(); session; session = this.#idle.pop()) {
       try {
         if (!USER_STATES.includes(lib.C_GetSessionInfo(session).state)) this.#ensureLoggedIn();
@@ -330,6 +330,8 @@ export class Pkcs11SessionPool {
     try {
       lib.C_Login(anchor, ck.CKU_USER, this.#params.pin);
       this.#module.logins.set(this.#params.tokenLabel, pinHash);
+      // SoftHSM2 (and other tokens) drop object handles with the last session: find them again.
+      this.#epoch++;
     } catch (err) {
       const ckr = ckrOf(err);
       if (ckr === 'CKR_USER_ALREADY_LOGGED_IN') {
