@@ -10,6 +10,20 @@ import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
+import { Pkcs11KeyStore, type Pkcs11KeyStoreParams } from '../../pki/keystore/pkcs11-keystore.ts';
+import { storeOptions } from '../../server/bootstrap.ts';
+import { openStore } from '../../server/storage/knex-store.ts';
+import { buildConfig } from '../../server/config/load-config.ts';
+import { runHierarchyCeremony } from '../../server/ca/hierarchy-ceremony.ts';
+import { generateAuditKey } from '../../server/audit/audit-checkpoints.ts';
+import { createPrincipal } from '../../server/ra/registration-authority.ts';
+import { openServices } from '../../server/services.ts';
+import { createHttpServer } from '../../server/http/app.ts';
+import type { Clock } from '../../server/clock.ts';
+import { testStoreOptions } from './database.ts';
+import { freePort } from './net.ts';
+import type { RoleName, TestTierca } from './tierca.ts';
 
 /** Debian's SoftHSM2 module (package softhsm2). */
 export const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
@@ -90,4 +104,70 @@ export function parseListedObjects(stdout: string): ListedObject[] {
     const field = (name: string) => new RegExp(`^\\s*${name}:\\s*(.*)$`, 'm').exec(text)?.[1].trim() ?? '';
     return { kind: /^(.*?) Object;/.exec(text.trim())?.[1] ?? '', label: field('label'), id: field('ID'), usage: field('Usage'), access: field('Access'), text };
   });
+}
+
+// ---------------------------------------------------------------------------------------------
+// A whole tierca service on the PKCS#11 keystore, in this process: the key ceremony with every CA
+// key (and the audit key, the OCSP responder keys) made in the token, then the services and the
+// HTTP server as `tierca serve` builds them (server/bootstrap.ts does this for the software
+// keystore; the CLI/config wiring of PKCS#11 is not there yet).
+
+/** What {@link startPkcs11Tierca} starts: a {@link TestTierca} plus its keystore and token. */
+export interface Pkcs11Tierca extends TestTierca {
+  keystore: Pkcs11KeyStore;
+  hsm: SoftHsm;
+  /** Log lines the service wrote (pino, level debug). */
+  logs: string[];
+}
+
+/**
+ * Starts tierca on `hsm`'s token and a fresh test database (engine from TIERCA_TEST_DB), with a
+ * principal per role of {@link RoleName}. `hooks` go to the keystore (fault tests).
+ */
+export async function startPkcs11Tierca(hsm: SoftHsm, opts: { clock: Clock; configData: Record<string, unknown>; hooks?: Pkcs11KeyStoreParams['hooks'] }): Promise<Pkcs11Tierca> {
+  const db = await testStoreOptions();
+  const dataDir = mkdtempSync(join(tmpdir(), 'tierca-data-'));
+  const port = await freePort();
+  const config = buildConfig({ ...opts.configData, publicUrl: `http://127.0.0.1:${port}` });
+  const logs: string[] = [];
+  const log = pino({ level: 'debug' }, { write: (line: string) => void logs.push(line) });
+  const store = await openStore(storeOptions({ dataDir, databaseUrl: db.databaseUrl, searchPath: db.searchPath, sqliteFile: db.sqliteFile }));
+  const keystore = await Pkcs11KeyStore.open({ modulePath: hsm.modulePath, tokenLabel: hsm.tokenLabel, pin: hsm.pin, hooks: opts.hooks });
+  const tokens: Record<string, string> = {};
+  const now = opts.clock.now();
+  await runHierarchyCeremony({ config, store, keystore, now });
+  const auditKey = await generateAuditKey({ keystore, now });
+  await store.transaction(async (tx) => {
+    await tx.keys.insert(auditKey);
+    for (const [name, role] of [['admin', 'sysadmin'], ['admin2', 'sysadmin'], ['officer', 'officer'], ['officer2', 'officer'], ['auditor', 'auditor']] as const) {
+      const domains = role === 'officer' ? config.domains.map((d) => d.slug) : [];
+      tokens[name] = (await createPrincipal(tx, { name, role, domains, now })).token;
+    }
+  });
+  const services = await openServices({ store, keystore, config, clock: opts.clock, log });
+  await services.scheduler.start();
+  await services.ocsp.startPolling(200);
+  const server = createHttpServer({ store, cas: services.cas, ra: services.ra, ocsp: services.ocsp, tiers: config.tiers, clock: opts.clock, publicUrl: config.publicUrl, log, rotation: services.rotation });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const close = async () => {
+    services.ocsp.stopPolling();
+    await services.scheduler.stop();
+    await services.ra.checkpoints.stop();
+    await services.rotation.stop();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await services.signing.close();
+    await store.close();
+  };
+  return {
+    url, port, tokens: tokens as Record<RoleName, string>, store, dataDir, db, keystore, hsm, logs,
+    service: { url, port, services, close },
+    async close() {
+      await close();
+      await keystore.close();
+      await db.cleanup();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }
