@@ -4,7 +4,7 @@
  *
  *   npm run bench                         everything, ~12 minutes
  *   npm run bench -- --quick              short runs (under 2 minutes); docs untouched unless --write
- *   npm run bench -- --only ocsp          one benchmark (issuance, ocsp, crl; may be repeated or comma-separated)
+ *   npm run bench -- --only ocsp          one benchmark (issuance, ocsp, crl, hsm; may be repeated or comma-separated)
  *   npm run bench -- --only issuance --profile
  *                                         also a CPU profile and per-statement SQL times of in-process issuance
  *                                         (with ocsp: a CPU profile of tierca serving each method)
@@ -22,6 +22,7 @@ import { profileApiIssuance, runIssuanceBenchmarks } from './issuance.ts';
 import { prepareCsrs } from './lib/demo-data.ts';
 import { runOcspBenchmarks } from './ocsp.ts';
 import { runCrlBenchmarks } from './crl.ts';
+import { runHsmBenchmarks } from './hsm.ts';
 import { loadNow, machineInfo } from './lib/machine.ts';
 import { wrkVersion } from './lib/wrk.ts';
 import { formatProfile, summariseProfile } from './lib/cpu-profile.ts';
@@ -31,7 +32,7 @@ import {
 } from './report.ts';
 import type { IssuanceChildResult } from './issuance-inprocess.ts';
 
-const BENCHMARKS = ['issuance', 'ocsp', 'crl'] as const;
+const BENCHMARKS = ['issuance', 'ocsp', 'crl', 'hsm'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 const DOC = join(ROOT, 'docs/benchmarks.md');
 
@@ -47,7 +48,7 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--only issuance|ocsp|crl] [--quick] [--profile] [--write|--no-write]\n`);
+  process.stdout.write(`usage: npm run bench -- [--only issuance|ocsp|crl|hsm] [--quick] [--profile] [--write|--no-write]\n`);
   process.exit(0);
 }
 
@@ -110,6 +111,7 @@ if (selected.has('ocsp')) {
   }
 }
 if (selected.has('crl')) results.crl = await runCrlBenchmarks(settings.crl);
+const hsm = selected.has('hsm') ? await runHsmBenchmarks({ quick }) : undefined;
 
 results.meta.loadAtEnd = loadNow();
 const rows = summaryRows(results);
@@ -130,6 +132,7 @@ const failedChecks = [
   ...(results.issuance ?? []).flatMap((r) => r.problems),
   ...(results.ocsp && results.ocsp.verified.wrong > 0 ? [`${results.ocsp.verified.wrong} wrong OCSP answers`] : []),
   ...(results.crl?.problems ?? []),
+  ...(hsm?.problems ?? []),
 ];
 if (failedChecks.length) {
   process.stderr.write(`bench: correctness checks failed:\n  ${failedChecks.join('\n  ')}\n`);

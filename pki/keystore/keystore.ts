@@ -25,7 +25,12 @@ export interface GeneratedKey {
   pkcs11Label: string | null;
 }
 
-/** CA key custody behind one interface: software (sealed PKCS#8) now, PKCS#11 later. */
+/** Where a key is held, for `tierca keystore status`: in software, or an object in a token. */
+export type KeyLocation =
+  | { custody: 'software' }
+  | { custody: 'pkcs11'; modulePath: string; tokenLabel: string; tokenSerial: string; slot: string; objectLabel: string; objectId: string };
+
+/** CA key custody behind one interface: software (sealed PKCS#8) or PKCS#11 (non-extractable token keys). */
 export interface KeyStore {
   readonly custody: 'software' | 'pkcs11';
   /** Makes a new key under `id`; returns what the caller stores (never plaintext). The key is usable at once. */
@@ -40,4 +45,8 @@ export interface KeyStore {
   seal(plaintext: Buffer, aad: string): Buffer;
   /** Opens what {@link KeyStore.seal} made with the same `aad`. */
   unseal(sealed: Buffer, aad: string): Buffer;
+  /** Where the loaded key `id` is held, or null when it is not loaded. Optional: the software keystore need not say. */
+  location?(id: string): KeyLocation | null;
+  /** Releases what the keystore holds open (token sessions, the module). Optional: nothing to release in software. */
+  close?(): Promise<void>;
 }
