@@ -27,7 +27,7 @@ import { runHierarchyCeremony } from '../server/ca/hierarchy-ceremony.ts';
 import { presignOcspResponse } from '../server/ca/ocsp-presigner.ts';
 import { systemClock } from '../server/clock.ts';
 import { buildConfig } from '../server/config/load-config.ts';
-import { createPrincipal } from '../server/ra/registration-authority.ts';
+import { createPrincipal } from '../server/ra/principal.service.ts';
 import { openServices, type Services } from '../server/services.ts';
 import { openStore } from '../server/storage/knex-store.ts';
 import { exampleConfigData } from '../test/helpers/config.ts';
@@ -86,7 +86,7 @@ export function formatHsm(r: HsmResult): string {
 interface Stack {
   services: Services;
   keystore: KeyStore;
-  ctx: () => Parameters<Services['ra']['issue']>[0];
+  ctx: () => Parameters<Services['ra']['issuance']['issue']>[0];
   close(): Promise<void>;
 }
 
@@ -108,7 +108,7 @@ async function openStack(keystore: KeyStore, dataDir: string): Promise<Stack> {
   const principal = { id: officer.id, name: officer.name, role: officer.role, domains: officer.domains };
   return {
     services, keystore,
-    ctx: () => ({ principal, source: 'bench', requestId: randomUUID() }) as Parameters<Services['ra']['issue']>[0],
+    ctx: () => ({ principal, source: 'bench', requestId: randomUUID() }) as Parameters<Services['ra']['issuance']['issue']>[0],
     async close() {
       await services.signing.close();
       await store.close();
@@ -161,13 +161,13 @@ async function child(quick: boolean): Promise<HsmResult> {
       const stack = await openStack(keystore, dataDir);
       try {
         const { ra } = stack.services;
-        const subjects = await mapConcurrent(Array.from({ length: certificates + 32 }, (_, i) => i), 32, async (i) => (await ra.addSubject(stack.ctx(), deviceSubject(custody, i))).id);
-        await mapConcurrent(subjects.slice(certificates), 32, (id, i) => ra.issue(stack.ctx(), { subjectId: id, csr: csrs[certificates + i] }));
+        const subjects = await mapConcurrent(Array.from({ length: certificates + 32 }, (_, i) => i), 32, async (i) => (await ra.subjects.add(stack.ctx(), deviceSubject(custody, i))).id);
+        await mapConcurrent(subjects.slice(certificates), 32, (id, i) => ra.issuance.issue(stack.ctx(), { subjectId: id, csr: csrs[certificates + i] }));
         const serials: string[] = [];
         const failures: Record<string, number> = {};
         const { seconds } = await timed(() => mapConcurrent(subjects.slice(0, certificates), 32, async (id, i) => {
           try {
-            const issued = await ra.issue(stack.ctx(), { subjectId: id, csr: csrs[i] });
+            const issued = await ra.issuance.issue(stack.ctx(), { subjectId: id, csr: csrs[i] });
             if (issued.kind === 'issued') serials.push(issued.certificate.serial);
           } catch (err) {
             const code = (err as { code?: string }).code ?? (err as Error).name;

@@ -17,7 +17,7 @@ import { openStore } from '../../server/storage/knex-store.ts';
 import { buildConfig } from '../../server/config/load-config.ts';
 import { runHierarchyCeremony } from '../../server/ca/hierarchy-ceremony.ts';
 import { generateAuditKey } from '../../server/audit/audit-checkpoints.ts';
-import { createPrincipal } from '../../server/ra/registration-authority.ts';
+import { createPrincipal } from '../../server/ra/principal.service.ts';
 import { openServices } from '../../server/services.ts';
 import { createHttpServer } from '../../server/http/app.ts';
 import type { Clock } from '../../server/clock.ts';
@@ -147,14 +147,14 @@ export async function startPkcs11Tierca(hsm: SoftHsm, opts: { clock: Clock; conf
   const services = await openServices({ store, keystore, config, clock: opts.clock, log });
   await services.scheduler.start();
   await services.ocsp.startPolling(200);
-  const server = createHttpServer({ store, cas: services.cas, ra: services.ra, ocsp: services.ocsp, tiers: config.tiers, clock: opts.clock, publicUrl: config.publicUrl, log, rotation: services.rotation });
+  const server = createHttpServer({ ra: services.ra, ocsp: services.ocsp, clock: opts.clock, publicUrl: config.publicUrl, log, rotation: services.rotation, health: async () => void (await store.meta.get('schema')) });
   await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', () => resolve()));
   const url = `http://127.0.0.1:${port}`;
   const close = async () => {
     services.ocsp.stopPolling();
     await services.scheduler.stop();
     await services.ra.checkpoints.stop();
-    await services.rotation.stop();
+    await services.rotation.runs.stop();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
     await services.signing.close();

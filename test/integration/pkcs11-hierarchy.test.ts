@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pkcs11js from 'pkcs11js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FixedClock } from '../../server/clock.ts';
-import { DEFAULT_TIERS } from '../../server/config/tier-policy.ts';
+import { EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { createKnex, knexOf } from '../../server/storage/knex-store.ts';
 import { exportBackup } from '../../server/storage/backup.ts';
 import { call } from '../helpers/tierca.ts';
@@ -71,7 +71,7 @@ describe('a hierarchy whose keys are in the token', () => {
       const leaf = await issueLeaf(t, tmp, { kind: 'device', tier });
       leaves[tier] = leaf;
       expect(leaf.issuerId).toBe(`yuhu-${tier}`);
-      const v = await verifyAt(tmp, { leafPem: leaf.pem, anchors: [pem.root], untrusted: [pem[`yuhu-${tier}`], pem.yuhu], at: clock.now(), policy: DEFAULT_TIERS[tier as 't1'].oid });
+      const v = await verifyAt(tmp, { leafPem: leaf.pem, anchors: [pem.root], untrusted: [pem[`yuhu-${tier}`], pem.yuhu], at: clock.now(), policy: EXAMPLE_TIER_OIDS[tier]! });
       expect(v.ok, v.stdout + v.stderr).toBe(true);
     }
     const sigAlg = async (p: string) => /Signature Algorithm: (\S+)/.exec((await openssl(['x509', '-noout', '-text'], { input: p })).stdout)?.[1];
@@ -123,7 +123,7 @@ describe('a hierarchy whose keys are in the token', () => {
     expect(fresh.issuerId).toBe('yuhu-t2-g2');
     const at = clock.now();
     for (const [leaf, ca] of [[fresh, 'yuhu-t2-g2'], [leaves.t2, 'yuhu-t2']] as const) {
-      const v = await verifyAt(tmp, { leafPem: leaf.pem, anchors: [pem.root], untrusted: [pem[ca], pem.yuhu], at, policy: DEFAULT_TIERS.t2.oid });
+      const v = await verifyAt(tmp, { leafPem: leaf.pem, anchors: [pem.root], untrusted: [pem[ca], pem.yuhu], at, policy: EXAMPLE_TIER_OIDS.t2! });
       expect(v.ok, v.stdout + v.stderr).toBe(true);
       const o = await ocspAt(t, tmp, { leafPem: leaf.pem, issuerPem: pem[ca], root: pem.root, chain: [pem[ca], pem.yuhu], at });
       expect(o.status, o.stdout + o.stderr).toBe('good');
