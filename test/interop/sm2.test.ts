@@ -27,6 +27,7 @@ import { endEntityExtensions, rootCaExtensions, tierCaExtensions } from '../../p
 import type { Signer } from '../../pki/signer.ts';
 import { sm2Signer } from '../../pki/sm2-signer.ts';
 import { softwareSigner } from '../../pki/software-signer.ts';
+import { SigningPool } from '../../server/ca/signing-pool.ts';
 import { openssl, TempDir } from '../helpers/openssl.ts';
 import { SM2_SPKI_PREFIX, SM2_WITH_SM3_DER, smCryptoVerifies } from '../helpers/sm2-independent.ts';
 
@@ -348,5 +349,47 @@ describe('a PKCS#12 holding a server-made SM2 key', () => {
     dir.file('holder.tbs', data);
     dir.file('holder.sig', await reloaded.sign(data));
     expect(await pkeyutlVerify('holder', spki)).toBe(VERIFIED);
+  });
+});
+
+describe('SM2 on a signing thread (server/ca/signing-pool.ts rebuilds the signer from inMemoryKey)', () => {
+  it('a thread signs an SM2 certificate and OCSP answer that openssl verifies with the standard identity', async () => {
+    const pool = new SigningPool(1);
+    try {
+      expect(tier.signer.inMemoryKey?.algorithm).toBe('SM2');
+      const { publicKey } = await generateKeyPair('SM2');
+      const leafKey = publicKeyInfoOf(publicKey);
+      const serial = randomSerial();
+      const signed = await pool.signIssuance(
+        {
+          serial,
+          issuer: { name: tier.name, publicKeyInfo: tier.signer.publicKeyInfo, keyId: keyIdentifier(tier.signer.publicKeyInfo), notAfter: new Date(NOW.getTime() + 365 * DAY) },
+          subject: encodeName([{ type: 'CN', value: 'vpn-gw-02.yuhu.xt.gov.intranet' }]),
+          publicKeyInfo: leafKey,
+          notBefore: NOW,
+          notAfter: new Date(NOW.getTime() + 300 * DAY),
+          profile: 'device',
+          policyOid: POLICY,
+          links: LINKS,
+          names: { dns: ['vpn-gw-02.yuhu.xt.gov.intranet'], ip: [], email: [] },
+          ocsp: { thisUpdate: NOW, nextUpdate: new Date(NOW.getTime() + 3_600_000), responderCertificate: tier.der },
+        },
+        { ca: tier.signer, responder: tier.signer },
+      );
+      const path = dir.file('threaded.pem', certificateToPem(signed.certificate));
+      const verify = await openssl(['verify', '-attime', AT, '-partial_chain', '-vfyopt', DISTID, '-CAfile', dir.file('tier.pem'), path]);
+      expect([verify.code, verify.stdout.trim()]).toEqual([0, `${path}: OK`]);
+      const parsed = parseOcspResponse(signed.ocsp);
+      expect(smCryptoVerifies({ publicKeyInfo: tier.signer.publicKeyInfo, data: parsed.tbsResponseData!, signature: parsed.signature! })).toBe(true);
+      // And an SM2 CSR's proof of possession on the thread.
+      const good = await buildCsr({ subject: encodeName([{ type: 'CN', value: 'x' }]), signer: tier.signer });
+      await expect(pool.verifyCsr(parseCsr(good))).resolves.toBeUndefined();
+      const tampered = Buffer.from(good);
+      tampered[tampered.length - 4] ^= 0x01;
+      const err = await pool.verifyCsr(parseCsr(tampered)).catch((e: unknown) => e);
+      expect([(err as PkiError).code, (err as PkiError).message]).toEqual(['bad-signature', 'CSR signature does not verify']);
+    } finally {
+      await pool.close();
+    }
   });
 });
