@@ -1,6 +1,8 @@
 /**
  * Key and signature algorithms tierca supports, their names in config and their DER
- * AlgorithmIdentifiers (RFC 5758 §3.2 for ECDSA, RFC 4055 §3 and §5 for RSA PKCS#1 v1.5 and PSS).
+ * AlgorithmIdentifiers (RFC 5758 §3.2 for ECDSA, RFC 4055 §3 and §5 for RSA PKCS#1 v1.5 and PSS, GM/T
+ * 0006 for SM2: sm2-with-SM3 1.2.156.10197.1.501 with parameters absent, as GmSSL, Tongsuo and OpenSSL
+ * write it; SM2 keys are id-ecPublicKey on curve 1.2.156.10197.1.301).
  */
 import { nullValue, oid, sequence, explicit, integer } from './der.ts';
 

@@ -6,13 +6,14 @@
  * CSR; requested extensions are not read — the RA and the profile decide them.
  */
 import { bitString, implicitConstructed, integer, sequence } from './der.ts';
-import { children, DerError, expectTag, readOnly } from './der-reader.ts';
-import type { KeyAlgorithm } from './algorithms.ts';
+import { children, DerError, decodeOid, expectTag, readOnly } from './der-reader.ts';
+import { OID, type KeyAlgorithm } from './algorithms.ts';
 import { verifySignature } from './certificate-reader.ts';
 import { keyAlgorithmOf } from './key-pair.ts';
 import { decodePemOrDerOf } from './pem.ts';
 import { PkiError } from './pki-error.ts';
 import type { Signer } from './signer.ts';
+import { sm2IdentityThatVerifies, type Sm2Identity } from './sm2-verifier.ts';
 
 /** What tierca takes from a CSR. */
 export interface ParsedCsr {
@@ -86,15 +87,41 @@ function csrParts(der: Buffer): CsrParts {
   }
 }
 
+/** What {@link verifyCsr} learnt while checking the proof of possession. */
+export interface CsrProofOfPossession {
+  /**
+   * For an SM2 CSR, the signer identity its signature verified with: 'default' (`1234567812345678`,
+   * GM/T 0009-2012 §10) or 'empty' (OpenSSL 3.0's `req -sm3` without `-sigopt distid:…`); null for
+   * other algorithms. The CA records it with the certificate.
+   */
+  popIdentity: Sm2Identity | null;
+}
+
 /**
  * Checks the CSR's proof of possession: its self-signature under its own public key. Supports
- * ECDSA P-256/P-384 (SHA-256/384/512), RSA PKCS#1 v1.5 (SHA-256/384/512) and RSASSA-PSS.
+ * ECDSA P-256/P-384 (SHA-256/384/512), RSA PKCS#1 v1.5 (SHA-256/384/512), RSASSA-PSS, and SM2 with
+ * SM3 (1.2.156.10197.1.501). See {@link checkCsrProofOfPossession} for what it learns.
  *
  * @throws PkiError('bad-signature', 'CSR signature does not verify'); PkiError('unsupported-algorithm')
- * for other signature algorithms (SM2 is not verified here yet).
+ * for other signature algorithms.
  */
 export function verifyCsr(csr: ParsedCsr): void {
+  checkCsrProofOfPossession(csr);
+}
+
+/**
+ * {@link verifyCsr}, returning what the check learnt: an SM2 signature is tried with the standard
+ * identity first, then the empty one, and the one that verified is returned.
+ *
+ * @throws as {@link verifyCsr}
+ */
+export function checkCsrProofOfPossession(csr: ParsedCsr): CsrProofOfPossession {
   const parts = csrParts(csr.der);
+  if (isSm2WithSm3(parts.signatureAlgorithm)) {
+    const popIdentity = sm2IdentityThatVerifies({ publicKeyInfo: parts.publicKeyInfo, data: parts.info, signature: parts.signature });
+    if (!popIdentity) throw new PkiError('bad-signature', 'CSR signature does not verify');
+    return { popIdentity };
+  }
   const ok = verifySignature({
     algorithm: parts.signatureAlgorithm,
     publicKeyInfo: parts.publicKeyInfo,
@@ -103,6 +130,25 @@ export function verifyCsr(csr: ParsedCsr): void {
     cacheKey: false, // a CSR key is seen once; it must not push issuer keys out of the cache
   });
   if (!ok) throw new PkiError('bad-signature', 'CSR signature does not verify');
+  return { popIdentity: null };
+}
+
+/**
+ * Whether a signature AlgorithmIdentifier is SM2-with-SM3. Its parameters are absent as GM/T 0006 and
+ * OpenSSL write them; a NULL is tolerated (some encoders add it), anything else is malformed.
+ */
+function isSm2WithSm3(algorithm: Buffer): boolean {
+  try {
+    const [algOid, params, extra] = children(readOnly(algorithm, 0x30));
+    if (decodeOid(algOid) !== OID.sm2WithSm3) return false;
+    if (extra || (params && !(params.tag === 0x05 && params.content.length === 0))) {
+      throw new PkiError('malformed', 'malformed CSR: SM2-with-SM3 takes no parameters');
+    }
+    return true;
+  } catch (err) {
+    if (err instanceof PkiError) throw err;
+    throw new PkiError('malformed', `malformed CSR: bad signature algorithm: ${(err as Error).message}`);
+  }
 }
 
 /**

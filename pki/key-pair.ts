@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import type { KeyAlgorithm } from './algorithms.ts';
 import { children, readOnly, decodeOid, expectTag } from './der-reader.ts';
 import { OID } from './algorithms.ts';
+import { asSm2KeyObject } from './sm2-key.ts';
 
 const generate = promisify(nodeGenerateKeyPair);
 
@@ -14,15 +15,22 @@ export interface KeyPair {
   readonly publicKey: KeyObject;
 }
 
-/** Generates a key pair of `alg`. RSA keys use public exponent 65537. */
+/**
+ * Generates a key pair of `alg`. RSA keys use public exponent 65537. SM2 keys come back in Node's SM2
+ * form (read back from their PKCS#8, ./sm2-key.ts), never the EC form that Node signs ECDSA with; they
+ * sign through the SM2 signer (./sm2-signer.ts).
+ */
 export async function generateKeyPair(alg: KeyAlgorithm): Promise<KeyPair> {
   switch (alg) {
     case 'P-256':
       return generate('ec', { namedCurve: 'prime256v1' });
     case 'P-384':
       return generate('ec', { namedCurve: 'secp384r1' });
-    case 'SM2':
-      return generate('ec', { namedCurve: 'SM2' });
+    case 'SM2': {
+      const { privateKey } = await generate('ec', { namedCurve: 'SM2' });
+      const sm2 = asSm2KeyObject(privateKey);
+      return { privateKey: sm2, publicKey: createPublicKey(sm2) };
+    }
     case 'RSA-2048':
     case 'RSA-3072':
     case 'RSA-4096':

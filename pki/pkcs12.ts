@@ -153,7 +153,8 @@ function parseCertificate(der: Buffer, what: string): X509Certificate {
  * Both the key bag and the certificate bags are encrypted with PBES2 (PBKDF2-HMAC-SHA256,
  * AES-256-CBC) and the whole is MACed with HMAC-SHA256; OpenSSL 3.0+ reads it without `-legacy`.
  *
- * @param p.privateKey the holder's private key (must match `certificate`)
+ * @param p.privateKey the holder's private key (must match `certificate`); SM2 keys too, in either of
+ * Node's forms (their PKCS#8 is the same, and reads back as an SM2 key: ./sm2-key.ts)
  * @param p.certificate the holder's certificate, DER (PEM is accepted and re-encoded as DER)
  * @param p.chain issuing CA certificates, nearest first; default none
  * @param p.passphrase protects the file; non-empty. See {@link generatePassphrase}.

@@ -1,12 +1,16 @@
 /**
  * A {@link Signer} over a private key held in memory as a Node KeyObject (the software keystore
- * unseals keys into these). Signs asynchronously on libuv's thread pool, which measured ~20 % faster
- * than synchronous signing for P-256 on this machine kind and keeps the event loop free.
+ * unseals keys into these). ECDSA and RSA sign asynchronously on libuv's thread pool, which measured
+ * ~20 % faster than synchronous signing for P-256 on this machine kind and keeps the event loop free.
+ * SM2 keys get the SM2 signer (./sm2-signer.ts): SM3 over Z ‖ data with the standard identity, which
+ * Node's crypto cannot make.
  */
 import { sign as nodeSign, constants, type KeyObject } from 'node:crypto';
 import { signatureAlgorithmIdentifier, digestFor, type KeyAlgorithm, type RsaPadding } from './algorithms.ts';
-import { publicKeyInfoOf } from './key-pair.ts';
+import { keyAlgorithmOf, publicKeyInfoOf } from './key-pair.ts';
+import { PkiError } from './pki-error.ts';
 import type { Signer } from './signer.ts';
+import { sm2Signer } from './sm2-signer.ts';
 
 export interface SoftwareSignerParams {
   privateKey: KeyObject;
@@ -15,8 +19,17 @@ export interface SoftwareSignerParams {
   rsaPadding?: RsaPadding;
 }
 
+/**
+ * A signer over `privateKey` for `algorithm`. SM2 signs with the default identity `1234567812345678`
+ * and a CSPRNG nonce (use {@link sm2Signer} to choose either); `rsaPadding` is ignored for EC keys.
+ *
+ * @throws PkiError('unsupported-algorithm') when `algorithm` is SM2 and the key is not an SM2 key, or
+ * the key is an SM2 key and `algorithm` is not SM2 (Node would make ECDSA or empty-identity SM2 with it).
+ */
 export function softwareSigner({ privateKey, algorithm, rsaPadding = 'pkcs1' }: SoftwareSignerParams): Signer {
-  if (algorithm === 'SM2') throw new Error('SM2 signing needs the SM2 signer (identity-bound SM3 digest)');
+  if (algorithm === 'SM2') return sm2Signer({ privateKey });
+  const publicKeyInfo = publicKeyInfoOf(privateKey);
+  if (keyAlgorithmOf(publicKeyInfo) === 'SM2') throw new PkiError('unsupported-algorithm', `an SM2 key cannot sign as ${algorithm}`);
   const digest = digestFor(algorithm);
   const isRsa = algorithm.startsWith('RSA');
   const keyOptions = isRsa
@@ -27,7 +40,7 @@ export function softwareSigner({ privateKey, algorithm, rsaPadding = 'pkcs1' }: 
   return {
     inMemoryKey: { privateKey, algorithm, rsaPadding },
     signatureAlgorithm: signatureAlgorithmIdentifier(algorithm, rsaPadding),
-    publicKeyInfo: publicKeyInfoOf(privateKey),
+    publicKeyInfo,
     sign(data: Uint8Array): Promise<Buffer> {
       return new Promise((resolve, reject) => {
         nodeSign(digest, data, keyOptions, (err, signature) => (err ? reject(err) : resolve(signature)));

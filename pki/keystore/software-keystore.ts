@@ -4,7 +4,9 @@
  * in memory only as Node KeyObjects held in a private field. The KEK itself is kept as a secret
  * KeyObject (native memory, not printable), and the scrypt output buffer is wiped once copied.
  *
- * Nothing here returns a private key: callers get a {@link Signer}.
+ * Nothing here returns a private key: callers get a {@link Signer}. SM2 keys are sealed and unsealed
+ * like the others (their PKCS#8 reads back as Node's SM2 form) and sign through the SM2 signer with the
+ * standard identity (../sm2-signer.ts).
  */
 import { createPrivateKey, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import type { KeyAlgorithm, RsaPadding } from '../algorithms.ts';
@@ -30,11 +32,6 @@ function checkId(id: string): void {
   if (typeof id !== 'string' || id.length === 0 || id.length > 200 || /[\u0000-\u001f\u007f]/.test(id)) {
     throw new PkiError('invalid-argument', 'a key id must be 1–200 printable characters');
   }
-}
-
-function checkSoftwareAlgorithm(algorithm: KeyAlgorithm): void {
-  // SM2 signatures need the identity-bound SM3 digest (GB/T 32918.2), which softwareSigner does not do.
-  if (algorithm === 'SM2') throw new PkiError('unsupported-algorithm', 'the software keystore does not sign with SM2 yet');
 }
 
 /** CA key custody in software: sealed PKCS#8 at rest, KeyObjects in memory. */
@@ -81,7 +78,6 @@ export class SoftwareKeyStore implements KeyStore {
 
   async generate(id: string, algorithm: KeyAlgorithm): Promise<GeneratedKey> {
     checkId(id);
-    checkSoftwareAlgorithm(algorithm);
     if (this.#keys.has(id)) throw new PkiError('invalid-argument', `a key with id "${id}" is already held`);
     const { privateKey } = await generateKeyPair(algorithm);
     const pkcs8 = privateKey.export({ type: 'pkcs8', format: 'der' });
@@ -96,7 +92,6 @@ export class SoftwareKeyStore implements KeyStore {
 
   async load(key: StoredKey): Promise<void> {
     checkId(key.id);
-    checkSoftwareAlgorithm(key.algorithm);
     if (!key.sealed) {
       throw new PkiError('invalid-argument', `key "${key.id}" is not in software custody (no sealed PKCS#8)`);
     }

@@ -4,6 +4,8 @@ import { SoftwareKeyStore, keyAad } from '../../pki/keystore/software-keystore.t
 import { unlockKeystoreHeader, unsealBytes, sealBytes } from '../../pki/keystore/key-sealing.ts';
 import { signatureAlgorithmIdentifier, type KeyAlgorithm } from '../../pki/algorithms.ts';
 import { PkiError } from '../../pki/pki-error.ts';
+import { sm2PrivateScalarOf } from '../../pki/sm2-key.ts';
+import { SM2_SPKI_PREFIX, SM2_WITH_SM3_DER, smCryptoVerifies } from '../helpers/sm2-independent.ts';
 
 const FAST = { N: 1024, r: 8, p: 1 };
 const PASSPHRASE = 'tierca test passphrase';
@@ -153,10 +155,31 @@ describe('SoftwareKeyStore', () => {
     expect([err.code, err.message]).toEqual(['malformed', 'the keystore header is not valid JSON']);
   });
 
-  it('does not generate or load SM2 keys yet', async () => {
-    const err = await thrown(() => keystore.generate('sm2', 'SM2'));
-    expect([err.code, err.message]).toEqual(['unsupported-algorithm', 'the software keystore does not sign with SM2 yet']);
-    expect(keystore.has('sm2')).toBe(false);
+  it('SM2: generates, seals without showing the key, loads in a fresh unlock, and signs SM2 with the standard identity', async () => {
+    const generated = await keystore.generate('ca-sm2', 'SM2');
+    expect(generated.publicKeyInfo.subarray(0, SM2_SPKI_PREFIX.length)).toEqual(SM2_SPKI_PREFIX);
+    const signer = keystore.signer('ca-sm2');
+    expect(signer.signatureAlgorithm).toEqual(SM2_WITH_SM3_DER);
+    expect(signer.publicKeyInfo).toEqual(generated.publicKeyInfo);
+    expect(signer.inMemoryKey?.algorithm).toBe('SM2');
+
+    const sealed = generated.sealed!;
+    const pkcs8 = unsealBytes({ kek, sealed, aad: keyAad('ca-sm2') });
+    const scalar = Buffer.from(sm2PrivateScalarOf(createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' })).toString(16).padStart(64, '0'), 'hex');
+    expect(sealed.includes(pkcs8)).toBe(false);
+    expect(sealed.includes(scalar.subarray(0, 16))).toBe(false);
+    expect(sealed.toString('latin1')).not.toContain(pkcs8.toString('base64').slice(40, 80));
+
+    const reopened = await SoftwareKeyStore.unlock({ passphrase: PASSPHRASE, header });
+    await reopened.load({ id: 'ca-sm2', algorithm: 'SM2', sealed, pkcs11Label: null });
+    const data = Buffer.from('to be signed by ca-sm2');
+    for (const s of [signer, reopened.signer('ca-sm2')]) {
+      const signature = await s.sign(data);
+      expect(smCryptoVerifies({ publicKeyInfo: generated.publicKeyInfo, data, signature })).toBe(true);
+      expect(smCryptoVerifies({ publicKeyInfo: generated.publicKeyInfo, data, signature, userId: '' })).toBe(false);
+    }
+    const err = await thrown(() => reopened.load({ id: 'ca-sm2', algorithm: 'P-256', sealed, pkcs11Label: null }));
+    expect([err.code, err.message]).toEqual(['malformed', 'key "ca-sm2" is stored as P-256 but holds SM2 key']);
   });
 
   it('refuses to generate over an id it already holds, and to sign with a key it does not hold', async () => {
