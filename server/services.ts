@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KeyStore } from '../pki/keystore/keystore.ts';
 import { isKeyAlgorithm, type KeyAlgorithm } from '../pki/algorithms.ts';
+import { parseCidr, type IpRange } from '../pki/ip-range.ts';
 import type { CertificateRecord, Store } from './storage/storage.ts';
 import type { TiercaConfig } from './config/load-config.ts';
 import type { Clock } from './clock.ts';
@@ -127,6 +128,7 @@ export interface CaSide {
 /** The RA services over `ca`, with the `issue`, `ca.revoke` and `escrow.recover` request kinds registered. */
 export function registrationAuthority(ca: CaSide): RegistrationAuthority & { preparer: IssuancePreparer; lookup: CertificateLookup } {
   const { store, config, clock, cas, keystore, random } = ca;
+  const ipRanges = domainIpRanges(config);
   const authorizer = new Authorizer(store, clock);
   const requests = new DualControl({ store, authorizer, clock });
   const signing = ca.signing;
@@ -145,10 +147,16 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
     authorizer, requests, issuance, escrow, checkpoints, preparer, lookup,
     cas: caAdmin,
     principals: new PrincipalService({ store, config, authorizer, preparer, issuer: ca.issuer, clock, random }),
-    subjects: new SubjectService({ store, tiers: config.tiers, authorizer, revocation: ca.revocation, cas, clock }),
+    subjects: new SubjectService({ store, tiers: config.tiers, ipRanges, authorizer, revocation: ca.revocation, cas, clock }),
     audit: new AuditQueryService({ store, checkpoints, authorizer, clock }),
     certificates: new CertificateStatusService({ store, cas, authorizer, lookup, revocation: ca.revocation, status: ca.status, clock }),
   };
+}
+
+/** The parsed `ipRanges` of each configured domain (none for a domain the configuration does not name). */
+function domainIpRanges(config: TiercaConfig): (domain: string) => readonly IpRange[] {
+  const ranges = new Map(config.domains.map((d) => [d.slug, d.ipRanges.map(parseCidr)]));
+  return (domain) => ranges.get(domain) ?? [];
 }
 
 /** Test-only fault injection into renewals and rollovers (see RotationFaults). */
@@ -162,13 +170,14 @@ export function rotationServices(
   ca: CaSide, ra: RegistrationAuthority & { preparer: IssuancePreparer; lookup: CertificateLookup }, faults: RotationFaultHooks = {},
 ): RotationServices & { caRenewals: RenewalService } {
   const { store, config, clock, cas, keystore, log, random } = ca;
+  const ipRanges = domainIpRanges(config);
   const caRenewals = new RenewalService({
     store, cas, issuer: ca.issuer, responders: ca.responders, tiers: config.tiers, keystore, onStatusChange: ca.onStatusChange, faults: faults.renewal,
   });
   const caRollovers = new CaRollover({ store, cas, keystore, config, crls: ca.crls, log, random, faults: faults.rollover });
   const planner = new RotationPlanner({ store, cas, config, rollover: caRollovers });
   const renewals = new RenewalAuthority({
-    store, tiers: config.tiers, cas, authorizer: ra.authorizer, lookup: ra.lookup, preparer: ra.preparer, renewals: caRenewals, clock, random,
+    store, tiers: config.tiers, ipRanges, cas, authorizer: ra.authorizer, lookup: ra.lookup, preparer: ra.preparer, renewals: caRenewals, clock, random,
   });
   const rollovers = new RolloverService({ store, cas, authorizer: ra.authorizer, requests: ra.requests, rollovers: caRollovers, clock });
   ra.requests.register('ca.rollover', rollovers.requestKind);

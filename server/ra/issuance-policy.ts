@@ -13,6 +13,8 @@ import type { DomainRecord, SubjectKind, CertificateProfile } from '../storage/s
 import { TiercaError } from '../errors.ts';
 import { parseCsr, verifyCsr, type ParsedCsr } from '../../pki/csr.ts';
 import { PkiError } from '../../pki/pki-error.ts';
+import { commonNameReadsAsHost } from '../../pki/name.ts';
+import { ipsOutside, type IpRange } from '../../pki/ip-range.ts';
 
 const DAY_MS = 24 * 3600 * 1000;
 /** Leaves are back-dated a minute so that a relying party whose clock is slightly behind accepts them. */
@@ -85,6 +87,7 @@ export function checkNames(
   domain: DomainRecord,
   kind: SubjectKind,
   names: { dns?: string[]; ips?: string[]; emails?: string[] },
+  ipRanges: readonly IpRange[],
 ): { dns: string[]; ips: string[]; emails: string[] } {
   const dns = (names.dns ?? []).map((d) => d.trim().toLowerCase());
   const ips = (names.ips ?? []).map((i) => i.trim());
@@ -100,6 +103,13 @@ export function checkNames(
   }
   for (const ip of ips) {
     if (!isIP(ip)) throw new TiercaError('bad-request', `${ip} is not an IP address`);
+  }
+  // The domain CA permits only the domain's configured ranges (iPAddress name constraints, RFC 5280
+  // §4.2.1.10): refuse here, with the reason, what a relying party would refuse later.
+  const outside = ipsOutside(ips, ipRanges);
+  if (outside.length) {
+    const allowed = ipRanges.length ? ipRanges.map((r) => r.cidr).join(', ') : 'none: the domain has no ipRanges';
+    throw new TiercaError('policy-name-constraints', `IP address ${outside.join(', ')} is outside domain ${domain.slug} (${allowed})`);
   }
   for (const email of emails) {
     const at = email.lastIndexOf('@');
@@ -139,6 +149,20 @@ export async function verifiedCsr(input: string | Buffer, verify: (csr: ParsedCs
 }
 
 /** The configured tier `id`, or `bad-request`. */
+/**
+ * A device's common name that reads as a qualified host name (`www.yuhu.xiangtan.intranet`) must be
+ * one of its DNS names: name constraints bind only the alternative names, and a relying party that
+ * falls back to the common name (the JDK does, without a DNS SAN) would take it for that host.
+ * Single-label names (`vpn-gw-01`) name no host of any domain and are kept; other kinds get their
+ * kind appended to such a name (pki/name.ts commonNameFor), so their CN never reads as a host.
+ */
+export function checkCommonName(kind: SubjectKind, name: string, dns: readonly string[]): void {
+  if (kind !== 'device' || !name.includes('.') || !commonNameReadsAsHost(name)) return;
+  if (!dns.includes(name.toLowerCase())) {
+    throw new TiercaError('policy-name-constraints', `common name ${name} reads as a host name: it must be one of the device's DNS names (${dns.join(', ') || 'none'})`);
+  }
+}
+
 export function tierOf(tiers: ReadonlyMap<string, TierPolicy>, id: string): TierPolicy {
   const tier = tiers.get(id);
   if (!tier) throw new TiercaError('bad-request', `no tier ${id}`);

@@ -13,7 +13,8 @@ import type { CaDirectory } from '../ca/ca-directory.ts';
 import type { Authorizer } from './authorizer.ts';
 import { actorOf, runAudited } from './audited.ts';
 import type { RequestContext } from './permissions.ts';
-import { checkNames, tierOf } from './issuance-policy.ts';
+import { checkCommonName, checkNames, tierOf } from './issuance-policy.ts';
+import type { IpRange } from '../../pki/ip-range.ts';
 import { reasonOrRefuse } from './certificate-status.service.ts';
 
 export interface SubjectInput {
@@ -33,6 +34,8 @@ export interface SubjectServiceDeps {
   authorizer: Pick<Authorizer, 'require'>;
   revocation: Pick<RevocationService, 'prepare'>;
   cas: Pick<CaDirectory, 'issuingCa'>;
+  /** The IP ranges a domain's devices may carry (config `domains[].ipRanges`). */
+  ipRanges: (domain: string) => readonly IpRange[];
   clock: Clock;
 }
 
@@ -47,7 +50,8 @@ export class SubjectService {
       if (!domain) throw new TiercaError('not-found', `no domain ${input.domain}`);
       if (!(await store.organs.get(input.domain, input.organ))) throw new TiercaError('not-found', `no organ ${input.organ} in ${input.domain}`);
       tierOf(this.deps.tiers, input.tier);
-      const names = checkNames(domain, input.kind, { dns: input.dns, ips: input.ips, emails: input.emails });
+      const names = checkNames(domain, input.kind, { dns: input.dns, ips: input.ips, emails: input.emails }, this.deps.ipRanges(input.domain));
+      checkCommonName(input.kind, input.name, names.dns);
       const now = this.deps.clock.now();
       const subject: SubjectRecord = {
         id: `sub-${randomUUID()}`, kind: input.kind, domain: input.domain, organ: input.organ, tier: input.tier, name: input.name,

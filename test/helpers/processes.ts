@@ -102,10 +102,14 @@ export type ProcessRole = 'admin' | 'officer' | 'auditor';
  * {@link TEST_PASSPHRASE}) with a sysadmin `admin`, an officer `officer` for every domain and an
  * auditor `auditor`; returns their tokens. `publicUrl` goes into every certificate's AIA and CDP.
  */
-export async function initHierarchyFor(db: ProcessDatabase, params: { publicUrl: string; clock?: Clock }): Promise<Record<ProcessRole, string>> {
+export async function initHierarchyFor(
+  db: ProcessDatabase,
+  params: { publicUrl: string; clock?: Clock; configData?: (data: Record<string, any>) => Record<string, any> },
+): Promise<Record<ProcessRole, string>> {
   const store = await db.openStore();
   try {
-    const config = buildConfig({ ...exampleConfigData(), publicUrl: params.publicUrl });
+    const data = { ...exampleConfigData(), publicUrl: params.publicUrl };
+    const config = buildConfig(params.configData ? params.configData(data) : data);
     const { tokens } = await ceremony(
       store,
       { ...db.options, config, passphrase: TEST_PASSPHRASE, kdf: TEST_KDF, clock: params.clock },

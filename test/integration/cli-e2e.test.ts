@@ -107,7 +107,7 @@ describe('tierca CLI against a real server', () => {
     const officer = { TIERCA_TOKEN: JSON.parse(made.stdout).token as string };
 
     const subject = await tierca(['subject', 'add', '--kind', 'device', '--domain', 'yuhu', '--organ', 'government', '--tier', 't1',
-      '--name', 'vpn-gw-01', '--dns', 'vpn-gw-01.yuhu.xiangtan.intranet', '--ip', '10.0.0.1', '--json'], officer);
+      '--name', 'vpn-gw-01', '--dns', 'vpn-gw-01.yuhu.xiangtan.intranet', '--ip', '10.21.0.1', '--json'], officer);
     expect(subject.code, subject.stderr).toBe(0);
     const subjectId = JSON.parse(subject.stdout).id;
 

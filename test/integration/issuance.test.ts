@@ -182,6 +182,29 @@ describe('refusals: status, problem type, and no row changed', () => {
     await refused('officer', 'POST', '/api/v1/subjects', { ...subjectFor('user', 't1'), emails: ['someone@example.com'] }, 422, 'policy-name-constraints');
   });
 
+  it('refuses IP addresses outside the domain ranges (config ipRanges), IPv4 and IPv6', async () => {
+    for (const ip of ['8.8.8.8', '0.0.0.0', '::', '10.25.0.1', 'fd00:25::1']) {
+      await refused('officer', 'POST', '/api/v1/subjects', { ...subjectFor('device', 't1'), ips: [ip] }, 422, 'policy-name-constraints', new RegExp(`IP address ${ip.replace(/\./g, '\\.')} is outside domain yuhu \\(10\\.21\\.0\\.0/16, fd00:21::/32\\)`));
+    }
+    // Inside the ranges: both families are issued, and openssl reads them in the SAN.
+    const subjectId = await addSubject({ ...subjectFor('device', 't1'), ips: ['10.21.200.7', 'fd00:21::7'] });
+    const { csrPem } = await opensslCsr(tmp, 'ip-inside', 'P-256');
+    const res = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId, csr: csrPem });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const text = await openssl(['x509', '-noout', '-ext', 'subjectAltName'], { input: res.body.pem });
+    expect(text.stdout).toMatch(/IP Address:10\.21\.200\.7, IP Address:FD00:21:0:0:0:0:0:7/);
+  });
+
+  it("refuses a device common name that reads as another host than the device's DNS names", async () => {
+    await refused('officer', 'POST', '/api/v1/subjects', { ...subjectFor('device', 't1'), name: 'www.yuhu.xiangtan.intranet' }, 422, 'policy-name-constraints',
+      /common name www\.yuhu\.xiangtan\.intranet reads as a host name: it must be one of the device's DNS names/);
+    await refused('officer', 'POST', '/api/v1/subjects', { ...subjectFor('device', 't1'), name: 'www.shaoshan.xiangtan.intranet' }, 422, 'policy-name-constraints');
+    // The same name is fine when it is one of the SANs; a single-label name names no host.
+    const own = subjectFor('device', 't1');
+    await addSubject({ ...own, name: own.dns![0].toUpperCase() });
+    await addSubject({ ...subjectFor('device', 't1'), name: 'vpn-gw-77' });
+  });
+
   it('refuses server-made keys at t3', async () => {
     const subjectId = await addSubject(subjectFor('organ', 't3'));
     await refused('officer', 'POST', '/api/v1/certificates', { subjectId, generate: { algorithm: 'P-384' } }, 422, 'policy-server-keygen');

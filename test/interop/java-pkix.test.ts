@@ -67,7 +67,7 @@ describe('the JDK validates what tierca issues, with the domain name constraints
     ['a user with an ASCII common name', { kind: 'user', tier: 't1', name: 'zhangsan', emails: ['zhangsan@yuhu.xiangtan.intranet'] }, 'P-256'],
     ['an organ with an ASCII common name', { kind: 'organ', tier: 't2', name: 'yuhu-gov.seal', emails: ['seal@yuhu.xiangtan.intranet'] }, 'P-384'],
     ['a user with a Chinese common name', { kind: 'user', tier: 't2', name: '张三', emails: ['zhangsan3@yuhu.xiangtan.intranet'] }, 'P-256'],
-    ['a device', { kind: 'device', tier: 't1', name: 'vpn-gw-01', dns: ['vpn-gw-01.yuhu.xiangtan.intranet'], ips: ['10.20.0.9'] }, 'P-256'],
+    ['a device', { kind: 'device', tier: 't1', name: 'vpn-gw-01', dns: ['vpn-gw-01.yuhu.xiangtan.intranet'], ips: ['10.21.0.9'] }, 'P-256'],
   ] as const)('%s', async (label, subject, alg) => {
     const body = await issueTo({ ...subject }, alg);
     const files = filesOf(label.replaceAll(' ', '-'), body);

@@ -40,7 +40,14 @@ beforeAll(async () => {
   httpPort = await freePort();
   tlsPort = await freePort();
   // Certificates name the plain-HTTP listener for OCSP, CRLs and CA certificates.
-  tokens = await initHierarchyFor(db, { publicUrl: `http://127.0.0.1:${httpPort}` });
+  // The service's own certificate names 127.0.0.1, so its domain's ranges take in the loopback block.
+  tokens = await initHierarchyFor(db, {
+    publicUrl: `http://127.0.0.1:${httpPort}`,
+    configData: (data) => ({
+      ...data,
+      domains: data.domains.map((d: { slug: string; ipRanges?: string[] }) => (d.slug === 'yuetang' ? { ...d, ipRanges: [...(d.ipRanges ?? []), '127.0.0.0/8'] } : d)),
+    }),
+  });
   // A plain server first, to issue the HTTPS listener's certificate and a principal's.
   const plain = await startServe({ env: db.env, port: httpPort });
   try {

@@ -25,6 +25,7 @@ import type { Authorizer } from '../authorizer.ts';
 import { actorOf, runAudited } from '../audited.ts';
 import type { RequestContext } from '../permissions.ts';
 import { checkNames, checkProfile } from '../issuance-policy.ts';
+import type { IpRange } from '../../../pki/ip-range.ts';
 import type { CheckedKey, IssuancePreparer } from '../issuance-preparer.ts';
 import type { CertificateLookup } from '../certificate-lookup.ts';
 import { deliverKey, type DeliveredKey } from '../key-delivery.ts';
@@ -63,6 +64,8 @@ export interface RenewalAuthorityDeps {
   lookup: CertificateLookup;
   preparer: IssuancePreparer;
   renewals: Pick<RenewalService, 'renew' | 'replay'>;
+  /** The IP ranges a domain's devices may carry (config `domains[].ipRanges`). */
+  ipRanges: (domain: string) => readonly IpRange[];
   clock: Clock;
   random?: (n: number) => Buffer;
 }
@@ -129,7 +132,7 @@ export class RenewalAuthority {
     const profile = checkProfile(subject.kind, old.profile as Exclude<CertificateProfile, 'ocsp'>);
     const domain = await store.domains.get(subject.domain);
     if (!domain) throw new TiercaError('conflict', `domain ${subject.domain} is gone`);
-    const names = checkNames(domain, subject.kind, { dns: subject.dnsNames, ips: subject.ipAddresses, emails: subject.emails });
+    const names = checkNames(domain, subject.kind, { dns: subject.dnsNames, ips: subject.ipAddresses, emails: subject.emails }, this.deps.ipRanges(subject.domain));
     checkNotWider(old, names);
 
     if (input.csr && input.generate) throw new TiercaError('bad-request', 'send a CSR or generate, not both');
