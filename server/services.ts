@@ -137,7 +137,7 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
   });
   const lookup = new CertificateLookup(store.certificates);
   const checkpoints = new AuditCheckpoints({ store, keystore, clock, random });
-  const issuance = new IssuanceService({ store, tiers: config.tiers, authorizer, preparer, issuer: ca.issuer, requests, keystore, clock, random });
+  const issuance = new IssuanceService({ store, cas, tiers: config.tiers, authorizer, preparer, issuer: ca.issuer, requests, keystore, clock, random });
   const caAdmin = new CaAdminService({ store, cas, crls: ca.crls, authorizer, requests, clock });
   const escrow = new EscrowService({ store, cas, authorizer, lookup, requests, keystore, clock, random });
   requests.register('issue', issuance.requestKind);

@@ -6,11 +6,12 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
-import type { CertificateProfile, CertificateRecord, Repositories, RequestRecord, Store, SubjectRecord } from '../storage/storage.ts';
+import type { CertificateProfile, CertificateRecord, Repositories, RequestRecord, RotationRequestRecord, Store, SubjectRecord } from '../storage/storage.ts';
 import type { TierPolicy } from '../config/tier-policy.ts';
 import type { Clock } from '../clock.ts';
 import { TiercaError } from '../errors.ts';
 import type { CertificateIssuer } from '../ca/certificate-issuer.ts';
+import type { CaDirectory } from '../ca/ca-directory.ts';
 import type { Authorizer } from './authorizer.ts';
 import { actorOf, runAudited } from './audited.ts';
 import type { RequestContext } from './permissions.ts';
@@ -31,10 +32,16 @@ export interface IssueInput {
   generate?: { algorithm?: string; passphrase?: string };
   profile?: CertificateProfile;
   days?: number;
+  /**
+   * The caller's idempotency key: a retry with the same id (same principal, same subject) answers
+   * what the first call did — the certificate (without a server-made key, which is delivered once)
+   * or the pending request — instead of issuing again.
+   */
+  requestId?: string;
 }
 
 export type IssueResult =
-  | { kind: 'issued'; certificate: CertificateRecord; chain: readonly Buffer[]; pkcs12?: Buffer; passphrase?: string }
+  | { kind: 'issued'; certificate: CertificateRecord; chain: readonly Buffer[]; pkcs12?: Buffer; passphrase?: string; replayed?: boolean }
   | { kind: 'pending'; request: RequestRecord };
 
 /** What a pending `issue` request keeps: never a secret in plain (the passphrase is sealed). */
@@ -49,7 +56,9 @@ interface IssuePayload {
 }
 
 export interface IssuanceServiceDeps {
-  store: Pick<Store, 'subjects' | 'certificates' | 'audit'>;
+  store: Pick<Store, 'subjects' | 'certificates' | 'audit' | 'rotationRequests' | 'requests'>;
+  /** Chains of replayed certificates. */
+  cas: Pick<CaDirectory, 'get'>;
   tiers: ReadonlyMap<string, TierPolicy>;
   authorizer: Pick<Authorizer, 'require'>;
   preparer: IssuancePreparer;
@@ -76,18 +85,67 @@ export class IssuanceService {
     const subject = await store.subjects.get(input.subjectId);
     if (!subject) throw new TiercaError('not-found', `no subject ${input.subjectId}`);
     await authorizer.require(ctx, 'certificate:issue', 'certificate.issue', `subject:${subject.id}`, subject.domain);
+    const replayKey = input.requestId ? `issue:${ctx.principal.id}:${input.requestId}` : null;
     return runAudited({ audit: store.audit, clock: this.deps.clock }, ctx, 'certificate.issue', `subject:${subject.id}`, async () => {
-      if (subject.status !== 'active') throw new TiercaError('conflict', `subject ${subject.id} is revoked`);
-      const tier = tierOf(this.deps.tiers, subject.tier);
-      const profile = checkProfile(subject.kind, input.profile);
-      const key = await preparer.checkKey(tier, profile, input);
-      const now = this.deps.clock.now();
-      preparer.issuerAndValidity({ tier, domain: subject.domain, holderKind: subject.kind, days: input.days, now });
-      await checkNoLive(store, subject, profile, now);
-      const passphrase = input.generate?.passphrase;
-      if (tier.approvals > 1) return { kind: 'pending', request: await this.openRequest(ctx, subject, tier, profile, key, input.days, passphrase) };
-      return this.execute(ctx, subject, tier, profile, key, input.days, null, passphrase);
+      if (replayKey) {
+        const earlier = await this.replay(replayKey, subject.id);
+        if (earlier) return earlier;
+        try {
+          return await this.issueOnce(ctx, subject, input, replayKey);
+        } catch (err) {
+          // A concurrent call with the same id won: answer what it did.
+          const winner = await this.replay(replayKey, subject.id);
+          if (winner) return winner;
+          throw err;
+        }
+      }
+      return this.issueOnce(ctx, subject, input, null);
     });
+  }
+
+  /**
+   * What an earlier call with this idempotency key did, or undefined. A key used for another subject
+   * is a conflict: the caller reused an id by mistake, and guessing which call it meant is worse.
+   */
+  private async replay(key: string, subjectId: string): Promise<IssueResult | undefined> {
+    const { store } = this.deps;
+    const done = await store.rotationRequests.get(key);
+    if (!done) return undefined;
+    if (done.target !== `subject:${subjectId}`) {
+      throw new TiercaError('conflict', `requestId ${key.slice(key.indexOf(':', 6) + 1)} was used for ${done.target}, not subject:${subjectId}`);
+    }
+    let certificateOf = done.result as { issuerId?: string; serial?: string; request?: string };
+    if (certificateOf.request) {
+      const request = await store.requests.get(certificateOf.request);
+      if (!request) throw new TiercaError('internal', `request ${certificateOf.request} of an idempotency record is gone`);
+      const result = request.result as { issuerId?: string; serial?: string } | null;
+      if (request.status !== 'done' || !result?.serial) return { kind: 'pending', request };
+      certificateOf = result;
+    }
+    const certificate = await store.certificates.get(certificateOf.issuerId!, certificateOf.serial!);
+    if (!certificate) throw new TiercaError('internal', `certificate ${certificateOf.issuerId}/${certificateOf.serial} of an idempotency record is gone`);
+    return { kind: 'issued', certificate, chain: this.deps.cas.get(certificate.issuerId)?.chain ?? [], replayed: true };
+  }
+
+  private async issueOnce(ctx: RequestContext, subject: SubjectRecord, input: IssueInput, replayKey: string | null): Promise<IssueResult> {
+    const { store, preparer } = this.deps;
+    if (subject.status !== 'active') throw new TiercaError('conflict', `subject ${subject.id} is revoked`);
+    const tier = tierOf(this.deps.tiers, subject.tier);
+    const profile = checkProfile(subject.kind, input.profile);
+    const key = await preparer.checkKey(tier, profile, input);
+    const now = this.deps.clock.now();
+    preparer.issuerAndValidity({ tier, domain: subject.domain, holderKind: subject.kind, days: input.days, now });
+    await checkNoLive(store, subject, profile, now);
+    const passphrase = input.generate?.passphrase;
+    if (tier.approvals > 1) {
+      const request = await this.openRequest(ctx, subject, tier, profile, key, input.days, passphrase);
+      // Not in the request's own transaction: a retry racing this line may open a second request,
+      // which waits (and expires) like any unapproved one; it can never issue a second certificate
+      // while the first holds the subject (already-holds-certificate).
+      if (replayKey) await store.rotationRequests.insert(replayRecord(replayKey, ctx, subject, { request: request.id }, this.deps.clock.now()));
+      return { kind: 'pending', request };
+    }
+    return this.execute(ctx, subject, tier, profile, key, input.days, null, passphrase, replayKey);
   }
 
   /** `issue` requests, once approved: the checked payload is issued now (the CSR verified again). */
@@ -122,7 +180,7 @@ export class IssuanceService {
   /** Issues now: prepare, sign, deliver the key (before commit), store with escrow and the request closed. */
   private async execute(
     ctx: RequestContext, subject: SubjectRecord, tier: TierPolicy, profile: IssuableProfile, key: CheckedKey, days: number | undefined,
-    request: RequestRecord | null, passphrase: string | undefined,
+    request: RequestRecord | null, passphrase: string | undefined, replayKey: string | null = null,
   ): Promise<IssueResult> {
     const { keystore } = this.deps;
     const now = this.deps.clock.now();
@@ -145,10 +203,16 @@ export class IssuanceService {
         }
         if (privateKey && profile === 'user-enc') await escrow(tx, keystore, record, privateKey, now);
         if (request) await completeRequest(tx, request, { issuerId: record.issuerId, serial: record.serial });
+        if (replayKey) await tx.rotationRequests.insert(replayRecord(replayKey, ctx, subject, { issuerId: record.issuerId, serial: record.serial }, now));
       },
     });
     return { kind: 'issued', certificate: issued.record, chain: issued.chain, ...delivered };
   }
+}
+
+/** The idempotency record of a first issuance (kept in `rotation_requests`, kind 'issue'). */
+function replayRecord(id: string, ctx: RequestContext, subject: SubjectRecord, result: Record<string, unknown>, now: Date): RotationRequestRecord {
+  return { id, kind: 'issue', target: `subject:${subject.id}`, principalId: ctx.principal.id, result, createdAt: now };
 }
 
 /** Refuses (`already-holds-certificate`) when the subject holds a live certificate of `profile`. */

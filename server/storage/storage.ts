@@ -275,7 +275,8 @@ export interface CaLinkRecord {
 /** A completed renewal or rollover, by the caller's request id (idempotency). */
 export interface RotationRequestRecord {
   id: string;
-  kind: 'renew' | 'rollover';
+  /** 'issue': a first issuance keyed by `issue:<principal>:<the caller's requestId>` (POST /api/v1/certificates). */
+  kind: 'renew' | 'rollover' | 'issue';
   target: string;
   principalId: string | null;
   result: Record<string, unknown>;

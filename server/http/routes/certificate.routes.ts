@@ -20,6 +20,8 @@ const issueBody = z.object({
   generate: z.object({ algorithm: z.string().max(16).optional(), passphrase: z.string().min(8).max(1024).optional() }).strict().optional(),
   profile: z.enum(['organ', 'device', 'user-sign', 'user-enc']).optional(),
   days: z.number().int().min(1).max(36_500).optional(),
+  /** Idempotency key (docs/api.md): a retry with the same id answers what the first call did. */
+  requestId: z.string().regex(/^[\w.:-]{1,64}$/, 'letters, digits and . _ : - (at most 64)').optional(),
 }).strict();
 
 const DURATION = /^(\d{1,5})([dhm])$/;
@@ -51,8 +53,9 @@ function durationMs(text: string): number {
 export function renderIssued(result: IssueResult) {
   if (result.kind === 'pending') return { status: 202, body: { request: requestView(result.request) } };
   return {
-    status: 201,
+    status: result.replayed ? 200 : 201,
     body: {
+      ...(result.replayed ? { replayed: true } : {}),
       certificate: certificateSummary(result.certificate),
       pem: certificateToPem(result.certificate.der),
       chain: pemChain(result.chain),
