@@ -197,7 +197,7 @@ export type CommonNameHolder = 'organ' | 'device' | 'user' | 'principal';
  * ({@link commonNameReadsAsHost}) gets its kind after a space — `zhangsan (user)`,
  * `prn-917915ab… (principal)` — since no host name and no IP literal holds a space, so the JDK's and
  * OpenSSL's CN fallback skip it and the domain CA's DNS subtree cannot refuse a person or an organ
- * (docs/decisions/0011-java-common-names-h11a.md). Any other name (`张三`, `Zhang San`) is kept.
+ * (docs/decisions/0011-java-common-names.md). Any other name (`张三`, `Zhang San`) is kept.
  *
  * @throws PkiError('invalid-argument') when the qualified name would exceed ub-common-name, 64
  * characters (RFC 5280 Appendix A.1): cutting a name short is worse than saying so.

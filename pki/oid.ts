@@ -5,7 +5,7 @@
  * RFC 5280 Appendix B: "implementations MUST be able to handle OIDs with subidentifiers up to
  * 2^28 - 1" — and no more is promised. Go's crypto/x509 before 1.22 refuses a certificate whose
  * certificatePolicies hold a larger arc, and Rust's parsers (Python's `cryptography`) keep an arc in
- * 64 bits, so a `2.25.<UUID>` arc (128 bits) breaks them (docs/decisions/0010-policy-arc-h11a.md).
+ * 64 bits, so a `2.25.<UUID>` arc (128 bits) breaks them (docs/decisions/0010-policy-arc.md).
  */
 
 /** The largest arc (subidentifier) RFC 5280 Appendix B asks every implementation to handle: 2^28 − 1. */

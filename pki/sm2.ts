@@ -4,7 +4,7 @@
  *
  * SM2's signature equation is not ECDSA's — r = (e + x₁) mod n, s = (1 + d)⁻¹·(k − r·d) mod n, and e
  * hashes the signer identity hash Z in front of the message — so no ECDSA implementation can make it,
- * and Node's crypto cannot set the identity (it signs with an empty one, docs/decisions/0010-h14-sm2.md).
+ * and Node's crypto cannot set the identity (it signs with an empty one, docs/decisions/0017-sm2.md).
  * The curve arithmetic is @noble/curves' (audited): its constant-time `Point.multiply` for k·G, its
  * Strauss–Shamir `mulAddUnsafe` for the public s·G + t·P of verification, its scalar field and its
  * constant-time inversion. This file only composes them in the order the standard gives.

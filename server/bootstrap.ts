@@ -165,7 +165,7 @@ export interface ServeOptions extends DatabaseOptions {
   tls?: ServiceTls;
   /**
    * With `tls` only: a second, plain-HTTP listener on this port serving OCSP, CRLs, CA certificates
-   * and status and nothing else (server/http/public-listener.ts; docs/decisions/0010-tls-listeners-h11b.md).
+   * and status and nothing else (server/http/public-listener.ts; docs/decisions/0012-tls-listeners.md).
    */
   httpPort?: number;
   /** How often periodic audit checkpoints are looked for; default 2 s. */

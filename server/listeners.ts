@@ -3,7 +3,7 @@
  * everything, and — with `tls` and `httpPort` — a plain-HTTP listener of the public routes only
  * (OCSP, CRLs, CA certificates, status), which relying parties fetch without TLS by design (RFC 5019
  * §5, RFC 5280 §4.2.1.13). Both share one request handler, so one app, one metrics registry.
- * docs/decisions/0010-tls-listeners-h11b.md records the shape.
+ * docs/decisions/0012-tls-listeners.md records the shape.
  */
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';

@@ -7,7 +7,7 @@
  * HTTPS: TIERCA_TLS_CERT and TIERCA_TLS_KEY name PEM files (chain, key); an encrypted key's passphrase
  * is TIERCA_TLS_KEY_PASSPHRASE or the content of the file TIERCA_TLS_KEY_PASSPHRASE_FILE. PORT then
  * speaks HTTPS, and TIERCA_HTTP_PORT opens the plain-HTTP listener of OCSP, CRLs and CA certificates
- * (docs/decisions/0010-tls-listeners-h11b.md), as `tierca serve --tls-cert … --http-port …` does.
+ * (docs/decisions/0012-tls-listeners.md), as `tierca serve --tls-cert … --http-port …` does.
  */
 import { readFileSync } from 'node:fs';
 import { serveClustered } from './cluster.ts';

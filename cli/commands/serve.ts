@@ -5,7 +5,7 @@
  *
  * With `--tls-cert/--tls-key` the `--port` listener speaks HTTPS (everything, and principals may log
  * in with their client certificate), and `--http-port` opens a plain-HTTP listener that serves only
- * OCSP, CRLs, CA certificates and status (docs/decisions/0010-tls-listeners-h11b.md).
+ * OCSP, CRLs, CA certificates and status (docs/decisions/0012-tls-listeners.md).
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { usageError } from '../cli-error.ts';

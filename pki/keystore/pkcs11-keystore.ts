@@ -9,7 +9,7 @@
  * (PKCS#1 v1.5) or CKM_SHA256_RSA_PKCS_PSS with SHA-256, MGF1-SHA-256 and a 32-octet salt — the
  * parameters pki/algorithms.ts puts in the certificate (RFC 4055 §3.1). Signers carry no
  * `inMemoryKey`, so the signing threads sign them on the calling thread, through C_SignAsync
- * (docs/decisions/0010-h15-pkcs11-sessions.md).
+ * (docs/decisions/0018-pkcs11-sessions.md).
  *
  * Sealing (escrowed user keys): AES-256-GCM inside the token under one non-extractable AES key
  * (pkcs11-sealing.ts).

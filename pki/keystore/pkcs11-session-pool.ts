@@ -1,7 +1,7 @@
 /**
  * One logged-in connection to a PKCS#11 token: the module loaded once per process, the token found
  * by label, one login, and a pool of sessions of which each call takes one for itself
- * (docs/decisions/0010-h15-pkcs11-sessions.md says why).
+ * (docs/decisions/0018-pkcs11-sessions.md says why).
  *
  * PKCS#11 v2.40 §6.7: a session has at most one active operation, and must not be used by two
  * threads at once; the login belongs to the application and the token, shared by all its sessions,

@@ -2,7 +2,7 @@
  * Publishes CRLs: full CRLs and delta CRLs per CA (RFC 5280 §5.2.4), numbered from one monotonic
  * sequence per CA (§5.2.3), stored as artifacts that the serving path only reads.
  *
- * When (docs/decisions/0011-crl-schedule-h11b.md):
+ * When (docs/decisions/0013-crl-schedule.md):
  * - a full CRL on its period — half its validity, so a new one is out while the last still has half
  *   its life: {@link CrlPublisher.fullPeriodHours} — and on demand (`POST /crls`, a CA revoked);
  * - a delta CRL after every status change (debounced by the status scheduler) and with every full

@@ -57,7 +57,7 @@ export const configSchema = z
     country: z.string().length(2).regex(/^[A-Z]{2}$/),
     province: z.string().min(1),
     organisation: z.string().min(1),
-    /** The deployment's registered OID arc; tier policy OIDs derive from it (docs/decisions/0010-policy-arc-h11a.md). */
+    /** The deployment's registered OID arc; tier policy OIDs derive from it (docs/decisions/0010-policy-arc.md). */
     policyArc: oid.optional(),
     root: z.object({ name: z.string().min(1), algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30), rsaPadding: rsaPadding.optional() }).strict(),
     domainCa: z.object({ algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30), rsaPadding: rsaPadding.optional() }).strict(),

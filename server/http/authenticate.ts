@@ -8,7 +8,7 @@
  * with its reason, and the first refusal of a limited source once. A request with no credentials at
  * all is neither counted (anonymous noise from a shared NAT address must not lock out the valid
  * tokens behind it) nor audited (each would be a write anyone can cause): it is counted in the
- * `tierca_http_login_refusals_total{reason="no-credentials"}` metric (decision 0010-h13a).
+ * `tierca_http_login_refusals_total{reason="no-credentials"}` metric (docs/decisions/0016-login-limiter.md).
  *
  * `authorizeRoutes`: every admin route has a permission in {@link ROUTE_PERMISSIONS}, checked against
  * the principal's role before the body is parsed; a route that exists but is not in the table is

@@ -2,7 +2,7 @@
  * The failed-login limiter of the admin API: per source, at most {@link MAX_FAILURES} refused
  * credentials in {@link FAILURE_WINDOW_MS}; a source that reaches it is limited for a full window
  * from that failure. Memory is bounded by `capacity` entries, and no amount of traffic from other
- * sources frees a limited one early (docs/decisions/0010-h13a-login-limiter.md):
+ * sources frees a limited one early (docs/decisions/0016-login-limiter.md):
  *
  * - Two tables share the capacity: `counting` (sources with fewer failures than the limit, oldest
  *   touched first) and `limited` (sources serving their penalty, in the order it ends, since every

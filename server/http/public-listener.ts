@@ -3,7 +3,7 @@
  * — OCSP (RFC 6960 App. A, RFC 5019 §5), CRLs and CA certificates (RFC 5280 §4.2.1.13 and
  * §4.2.2.1 name http URIs), the CA index, JSON status, /healthz and /metrics — and refuses the admin
  * API and device renewal, which carry credentials and belong on HTTPS only
- * (docs/decisions/0010-tls-listeners-h11b.md).
+ * (docs/decisions/0012-tls-listeners.md).
  */
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { problemOf } from './problem.ts';

@@ -1,7 +1,7 @@
 // The JDK's own PKIX (CertPathValidator, not OpenSSL) as a relying party: a principal's client
 // certificate, a user's and an organ's certificate with ASCII common names, and a device's, each
 // validated against the root with the domain CA's name constraints in force, an explicit policy
-// required and the tier's policy as the initial policy (docs/decisions/0011-java-common-names-h11a.md).
+// required and the tier's policy as the initial policy (docs/decisions/0011-java-common-names.md).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, startTestTierca, type TestTierca } from '../helpers/tierca.ts';
 import { TempDir, openssl } from '../helpers/openssl.ts';

@@ -139,7 +139,7 @@ describe('formatName', () => {
   });
 });
 
-describe('commonNameFor: names the JDK cannot read as host names (docs/decisions/0011-java-common-names-h11a.md)', () => {
+describe('commonNameFor: names the JDK cannot read as host names (docs/decisions/0011-java-common-names.md)', () => {
   it.each([
     ['user', 'zhangsan', 'zhangsan (user)'],
     ['organ', 'yuhu-gov.seal', 'yuhu-gov.seal (organ)'],
