@@ -65,17 +65,26 @@ export interface InitOptions extends DatabaseOptions {
   clock?: Clock;
   /** Low scrypt cost for tests only. */
   kdf?: { N: number; r: number; p: number };
+  /**
+   * Sysadmins made at the ceremony (default 1). Two let the first dual-controlled acts — adding an
+   * officer or a sysadmin, revoking a CA — be approved by a second person present at the ceremony.
+   */
+  sysadmins?: number;
 }
 
-/** Runs the key ceremony into an empty database; returns the tree and the first sysadmin token (shown once). */
-export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; adminToken: string }> {
+/** Runs the key ceremony into an empty database; returns the tree and the sysadmins' tokens (shown once). */
+export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; adminToken: string; sysadminTokens: string[] }> {
   // Validate everything that can be validated before anything is written.
   const config = opts.config ?? loadConfigFile(opts.configPath ?? EXAMPLE_CONFIG);
   checkPassphrase(opts.passphrase);
+  const count = opts.sysadmins ?? 1;
+  if (!Number.isInteger(count) || count < 1 || count > 9) throw new TiercaError('bad-request', '--sysadmins: a whole number from 1 to 9');
   const store = await open(opts);
   try {
-    const result = await ceremony(store, { ...opts, config }, 'sysadmin');
-    return { tree: result.tree, adminToken: result.tokens.sysadmin };
+    const names = Array.from({ length: count }, (_, i) => `sysadmin:${count === 1 ? 'first sysadmin' : `sysadmin ${i + 1}`}`);
+    const result = await ceremony(store, { ...opts, config }, ...names);
+    const sysadminTokens = names.map((n) => result.tokens[n.slice('sysadmin:'.length)]);
+    return { tree: result.tree, adminToken: sysadminTokens[0], sysadminTokens };
   } finally {
     await store.close();
   }

@@ -142,11 +142,13 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
   const escrow = new EscrowService({ store, cas, authorizer, lookup, requests, keystore, clock, random });
   requests.register('issue', issuance.requestKind);
   requests.register('ca.revoke', caAdmin.requestKind);
+  const principals = new PrincipalService({ store, config, authorizer, preparer, issuer: ca.issuer, requests, clock, random });
   requests.register('escrow.recover', escrow.requestKind);
+  requests.register('principal.add', principals.requestKind);
   return {
     authorizer, requests, issuance, escrow, checkpoints, preparer, lookup,
     cas: caAdmin,
-    principals: new PrincipalService({ store, config, authorizer, preparer, issuer: ca.issuer, clock, random }),
+    principals,
     subjects: new SubjectService({ store, tiers: config.tiers, ipRanges, authorizer, revocation: ca.revocation, cas, clock }),
     audit: new AuditQueryService({ store, checkpoints, authorizer, clock }),
     certificates: new CertificateStatusService({ store, cas, authorizer, lookup, revocation: ca.revocation, status: ca.status, clock }),

@@ -13,6 +13,12 @@ import { readKeystorePassphrase } from '../passphrase.ts';
 interface InitOptions extends DatabaseOptionValues {
   config: string;
   passphraseFile?: string;
+  sysadmins: number;
+}
+
+function sysadminCount(text: string): number {
+  if (!/^[1-9]$/.test(text)) throw usageError(`--sysadmins: "${text}" is not a whole number from 1 to 9`);
+  return Number(text);
 }
 
 export function register(program: Command, context: ContextFactory): void {
@@ -22,6 +28,7 @@ export function register(program: Command, context: ContextFactory): void {
     .requiredOption('--config <file>', 'topology and tier policy, YAML or JSON (e.g. config/xiangtan.example.yaml)');
   addDatabaseOptions(init, context.io.env)
     .option('--passphrase-file <file>', 'file holding the new keystore passphrase; else env TIERCA_PASSPHRASE; else asked twice on a terminal')
+    .option('--sysadmins <n>', 'sysadmins to make at the ceremony, each token printed once (2 lets a second person approve the first dual-controlled acts)', sysadminCount, 1)
     .action(async (opts: InitOptions, cmd: Command) => {
       const { io, out } = context(cmd);
       // Before the passphrase is asked for: a typo in the path should not cost a ceremony's prompt.
@@ -38,13 +45,14 @@ export function register(program: Command, context: ContextFactory): void {
       if (example.length) warnDocumentationArc(io.stderr, example);
       const passphrase = await readKeystorePassphrase({ env: io.env, file: opts.passphraseFile, stdin: io.stdin, stderr: io.stderr, confirm: true });
       const { initHierarchy } = await import('../../server/bootstrap.ts');
-      const { tree, adminToken } = await initHierarchy({ config, ...databaseParams(opts), passphrase });
-      if (out.json) return out.printJson({ tree, adminToken });
+      const { tree, adminToken, sysadminTokens } = await initHierarchy({ config, ...databaseParams(opts), passphrase, sysadmins: opts.sysadmins });
+      if (out.json) return out.printJson({ tree, adminToken, sysadminTokens });
       out.print(tree);
       out.print('');
-      out.warn('the first sysadmin token follows. It is shown only this once and stored only as a hash:');
-      out.warn('save it in a file readable only by you (chmod 600) and use it with --token-file.');
-      out.print(adminToken);
+      const which = sysadminTokens.length === 1 ? 'the first sysadmin token follows' : `the ${sysadminTokens.length} sysadmin tokens follow, one a line, one for each person`;
+      out.warn(`${which}. Each is shown only this once and stored only as a hash:`);
+      out.warn('save it in a file readable only by its holder (chmod 600) and use it with --token-file.');
+      for (const token of sysadminTokens) out.print(token);
       if (example.length) warnDocumentationArc(io.stderr, example);
     });
 }

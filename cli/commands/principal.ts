@@ -4,7 +4,7 @@
  * server keeps only its hash — so `--token-out` writes it to a new file (mode 0600) instead of the
  * screen. `certificate` issues the principal's client certificate for mutual TLS from its CSR.
  */
-import { writeFile } from 'node:fs/promises';
+import { unlink, writeFile } from 'node:fs/promises';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { apiPath } from '../api-client.ts';
 import { usageError } from '../cli-error.ts';
@@ -52,7 +52,7 @@ export function register(program: Command, context: ContextFactory): void {
 
   principal
     .command('add')
-    .description('create a principal and its API token; the token is shown once (or written to --token-out) and stored only hashed')
+    .description('create a principal and its API token; the token is shown once (or written to --token-out) and stored only hashed. A sysadmin or an officer is a request a second sysadmin approves (`request approve` then shows the token)')
     .addOption(new Option('--role <role>', 'its one role').choices(ROLES).makeOptionMandatory())
     .requiredOption('--name <name>', 'who it is, e.g. "雨湖区安全员"')
     .option('--domains <list>', 'officers only: the domains it acts in, comma-separated (e.g. yuhu,shaoshan)', domainList)
@@ -65,10 +65,18 @@ export function register(program: Command, context: ContextFactory): void {
       const tokenFile = opts.tokenOut ? await createKeyFile(opts.tokenOut, '--token-out') : undefined;
       let made: PrincipalView;
       try {
-        made = (await api.post<PrincipalView>('/api/v1/principals', { name: opts.name, role: opts.role, ...(opts.domains ? { domains: opts.domains } : {}) })).body;
+        const res = await api.post<PrincipalView & { request?: { id: string } }>('/api/v1/principals', { name: opts.name, role: opts.role, ...(opts.domains ? { domains: opts.domains } : {}) });
+        if (res.status === 202 && res.body.request) {
+          // A sysadmin or an officer waits for a second sysadmin; no token exists yet (decision 0014).
+          if (tokenFile) await tokenFile.handle.close().then(() => unlink(tokenFile.path)).catch(() => undefined);
+          if (out.json) return out.printJson(res.body);
+          out.print(`request ${res.body.request.id}: a second sysadmin approves it with \`tierca request approve ${res.body.request.id}\`, which prints the new principal's token once`);
+          return;
+        }
+        made = res.body;
         if (tokenFile) await tokenFile.handle.writeFile(`${made.token}\n`);
       } finally {
-        await tokenFile?.handle.close();
+        await tokenFile?.handle.close().catch(() => undefined);
       }
       if (out.json) return out.printJson(tokenFile ? { ...made, token: undefined, tokenFile: tokenFile.path } : made);
       const { token, ...fields } = made;

@@ -78,6 +78,13 @@ export function register(program: Command, context: ContextFactory): void {
         if (out.json) return out.printJson(res.body);
         if (res.status === 202) return out.print(`request ${id}: approval recorded; more approvals are needed`);
         out.print(`request ${id} approved`);
+        const made = (res.body as { result?: { principal?: { id: string; name: string; role: string; domains: string[] }; token?: string } } | null)?.result;
+        if (made?.principal && made.token) {
+          out.record({ id: made.principal.id, name: made.principal.name, role: made.principal.role, domains: made.principal.domains });
+          out.note("the new principal's token follows; it is shown only this once (the server keeps only its hash):");
+          out.print(made.token);
+          return;
+        }
         if (res.body && typeof res.body === 'object') out.record(res.body as Record<string, unknown>);
         return;
       }

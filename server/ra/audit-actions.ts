@@ -13,7 +13,7 @@ export const AUDIT_ACTIONS = [
   // CRLs
   'crl.generate', 'crl.show',
   // principals
-  'principal.list', 'principal.add', 'principal.disable', 'principal.certificate',
+  'principal.list', 'principal.add', 'principal.disable', 'principal.certificate', 'principal.add.request',
   // subjects
   'subject.add', 'subject.list', 'subject.show', 'subject.revoke',
   // certificates

@@ -6,7 +6,12 @@
  * the request with {@link completeRequest} in the transaction of its change).
  *
  * The kinds, registered by the composition root (server/services.ts): `issue` (t3 issuance, two
- * officers), `ca.revoke` (two sysadmins), `escrow.recover` (two officers), `ca.rollover` (two sysadmins).
+ * officers), `ca.revoke` (two sysadmins), `escrow.recover` (two officers), `ca.rollover` (two sysadmins),
+ * `principal.add` (a new sysadmin or officer: two sysadmins).
+ *
+ * Who may approve (docs/decisions/0014-dual-control-principals.md): neither the requester, nor an
+ * earlier approver, nor a principal the requester created, nor one created by a request the requester
+ * approved — so a principal minted by one person never counts as that person's second.
  */
 import { randomUUID } from 'node:crypto';
 import type { Repositories, RequestRecord, Store } from '../storage/storage.ts';
@@ -21,7 +26,7 @@ import type { IssueResult } from './issuance.service.ts';
 import type { RecoveredKey } from './escrow.service.ts';
 
 /** The kinds of request that run under dual control (the `action` column of `requests`). */
-export const REQUEST_KINDS = ['issue', 'ca.revoke', 'escrow.recover', 'ca.rollover'] as const;
+export const REQUEST_KINDS = ['issue', 'ca.revoke', 'escrow.recover', 'ca.rollover', 'principal.add'] as const;
 export type RequestKind = (typeof REQUEST_KINDS)[number];
 
 /** What approving a request gives: still pending, an issued certificate, a recovered key, or another kind done. */
@@ -66,7 +71,7 @@ export interface OpenRequestInput {
 const RETRYABLE: ReadonlySet<ErrorCode> = new Set(['internal', 'unavailable', 'request-not-pending', 'wrong-passphrase', 'rate-limited']);
 
 export interface DualControlDeps {
-  store: Pick<Store, 'requests' | 'audit' | 'transaction'>;
+  store: Pick<Store, 'requests' | 'audit' | 'transaction' | 'principals'>;
   authorizer: Pick<Authorizer, 'require'>;
   clock: Clock;
 }
@@ -133,6 +138,7 @@ export class DualControl {
       if (current.requestedBy === ctx.principal.id || current.approvals.includes(ctx.principal.id)) {
         throw new TiercaError('policy-self-approval', 'a principal may not approve its own request, nor approve twice');
       }
+      await this.checkIndependent(ctx.principal.id, current.requestedBy);
       const approvals = [...current.approvals, ctx.principal.id];
       if (approvals.length < current.approvalsRequired) {
         await this.deps.store.transaction(async (tx) => {
@@ -164,6 +170,24 @@ export class DualControl {
       });
       return { ...current, status: 'rejected' };
     });
+  }
+
+  /**
+   * Refuses an approver the requester made: created by the requester, or created by a request the
+   * requester approved (`policy-self-approval`). Two minted principals are still one person.
+   */
+  private async checkIndependent(approverId: string, requesterId: string): Promise<void> {
+    const approver = await this.deps.store.principals.get(approverId);
+    if (!approver) return;
+    if (approver.createdBy === requesterId) {
+      throw new TiercaError('policy-self-approval', `principal ${approverId} was created by the requester ${requesterId}: its approval does not count`);
+    }
+    if (approver.createdByRequest) {
+      const origin = await this.deps.store.requests.get(approver.createdByRequest);
+      if (origin?.approvals.includes(requesterId)) {
+        throw new TiercaError('policy-self-approval', `principal ${approverId} was created by request ${origin.id}, which the requester ${requesterId} approved: its approval does not count`);
+      }
+    }
   }
 
   /**

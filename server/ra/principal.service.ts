@@ -3,7 +3,7 @@
  * token, disabling, and issuing a principal's client certificate for mutual TLS.
  */
 import { randomBytes } from 'node:crypto';
-import type { CertificateRecord, PrincipalRecord, Repositories, Role, Store } from '../storage/storage.ts';
+import type { CertificateRecord, PrincipalRecord, Repositories, RequestRecord, Role, Store } from '../storage/storage.ts';
 import type { TiercaConfig } from '../config/load-config.ts';
 import type { Clock } from '../clock.ts';
 import { appendAudit } from '../audit/audit-log.ts';
@@ -14,9 +14,26 @@ import { actorOf, runAudited } from './audited.ts';
 import type { AuditAction } from './audit-actions.ts';
 import type { RequestContext } from './permissions.ts';
 import type { IssuancePreparer } from './issuance-preparer.ts';
+import { completeRequest, type DualControl, type RequestKindHandler } from './dual-control.ts';
+import { HOUR_MS } from '../../pki/time-constants.ts';
 
 /** Default validity of a principal's client certificate (capped by the tier's user maximum). */
 const PRINCIPAL_CERTIFICATE_DAYS = 365;
+/** How long a request for a new sysadmin or officer waits for its second sysadmin. */
+const PRINCIPAL_REQUEST_LIFETIME_MS = 24 * HOUR_MS;
+/** Roles that can approve something: adding one is itself dual-controlled (decision 0014). */
+const APPROVING_ROLES: ReadonlySet<Role> = new Set(['sysadmin', 'officer']);
+
+export interface PrincipalInput {
+  name: string;
+  role: Role;
+  domains?: string[];
+}
+
+/** What adding a principal gives: the principal and its token (shown once), or the request that waits for a second sysadmin. */
+export type AddPrincipalResult =
+  | { kind: 'created'; principal: PrincipalRecord; token: string }
+  | { kind: 'pending'; request: RequestRecord };
 
 export interface PrincipalServiceDeps {
   store: Pick<Store, 'principals' | 'domains' | 'audit' | 'transaction'>;
@@ -24,6 +41,7 @@ export interface PrincipalServiceDeps {
   authorizer: Pick<Authorizer, 'require'>;
   preparer: IssuancePreparer;
   issuer: Pick<CertificateIssuer, 'issue'>;
+  requests: Pick<DualControl, 'open'>;
   clock: Clock;
   random?: (n: number) => Buffer;
 }
@@ -36,27 +54,67 @@ export class PrincipalService {
     return this.deps.store.principals.list();
   }
 
-  /** Creates a principal and its first token; the token is returned once and stored only hashed. */
-  async add(ctx: RequestContext, input: { name: string; role: Role; domains?: string[] }): Promise<{ principal: PrincipalRecord; token: string }> {
+  /** The `principal.add` request kind: a new sysadmin or officer, approved by a second sysadmin. */
+  get requestKind(): RequestKindHandler {
+    return {
+      permission: 'principal:manage', domainScoped: false, lifetimeMs: PRINCIPAL_REQUEST_LIFETIME_MS,
+      execute: async (ctx, request) => {
+        const input = await this.checked(request.payload as unknown as PrincipalInput);
+        const now = this.deps.clock.now();
+        const created = await this.deps.store.transaction(async (tx) => {
+          const made = await createPrincipal(tx, { ...input, now, random: this.deps.random, createdBy: request.requestedBy, createdByRequest: request.id });
+          // The request keeps who was made, never the token (shown once, in this approval's answer).
+          await completeRequest(tx, request, { principal: made.principal.id, role: input.role });
+          await appendAudit(tx.audit, now, {
+            ...actorOf(ctx), action: 'principal.add', target: `principal:${made.principal.id}`, outcome: 'success',
+            detail: { role: input.role, domains: input.domains, name: input.name, request: request.id, requestedBy: request.requestedBy },
+          });
+          return made;
+        });
+        const { id, name, role, domains, disabled } = created.principal;
+        return { kind: 'done', request: { ...request, status: 'done', result: { principal: id, role } }, result: { principal: { id, name, role, domains, disabled }, token: created.token } };
+      },
+    };
+  }
+
+  /**
+   * Adds a principal. An auditor or a device (who can approve nothing) is created at once and its
+   * token returned once, stored only hashed; a sysadmin or an officer is a request that a second
+   * sysadmin approves (decision 0014), whose approval returns the token once.
+   */
+  async add(ctx: RequestContext, input: PrincipalInput): Promise<AddPrincipalResult> {
     const { store } = this.deps;
     await this.deps.authorizer.require(ctx, 'principal:manage', 'principal.add', null);
     return this.audited(ctx, 'principal.add', null, async () => {
-      const domains = [...new Set(input.domains ?? [])];
-      for (const d of domains) {
-        if (!(await store.domains.get(d))) throw new TiercaError('bad-request', `no domain ${d}`);
+      const checked = await this.checked(input);
+      if (APPROVING_ROLES.has(checked.role)) {
+        const request = await this.deps.requests.open(ctx, {
+          kind: 'principal.add', target: `principal:new:${checked.role}`, payload: { ...checked },
+          auditAction: 'principal.add.request', auditDetail: { role: checked.role, domains: checked.domains, name: checked.name },
+        });
+        return { kind: 'pending', request };
       }
-      if (input.role === 'officer' && domains.length === 0) throw new TiercaError('bad-request', 'an officer needs at least one domain');
-      if (input.role !== 'officer' && domains.length > 0) throw new TiercaError('bad-request', `only officers are scoped to domains, not a ${input.role}`);
       const now = this.deps.clock.now();
       return store.transaction(async (tx) => {
-        const created = await createPrincipal(tx, { ...input, domains, now, random: this.deps.random });
+        const created = await createPrincipal(tx, { ...checked, now, random: this.deps.random, createdBy: ctx.principal.id });
         await appendAudit(tx.audit, now, {
           ...actorOf(ctx), action: 'principal.add', target: `principal:${created.principal.id}`, outcome: 'success',
-          detail: { role: input.role, domains, name: input.name },
+          detail: { role: checked.role, domains: checked.domains, name: checked.name },
         });
-        return created;
+        return { kind: 'created' as const, ...created };
       });
     });
+  }
+
+  /** `input` with its domains checked: officers need at least one, other roles none. */
+  private async checked(input: PrincipalInput): Promise<PrincipalInput & { domains: string[] }> {
+    const domains = [...new Set(input.domains ?? [])];
+    for (const d of domains) {
+      if (!(await this.deps.store.domains.get(d))) throw new TiercaError('bad-request', `no domain ${d}`);
+    }
+    if (input.role === 'officer' && domains.length === 0) throw new TiercaError('bad-request', 'an officer needs at least one domain');
+    if (input.role !== 'officer' && domains.length > 0) throw new TiercaError('bad-request', `only officers are scoped to domains, not a ${input.role}`);
+    return { name: input.name, role: input.role, domains };
   }
 
   /** Disables a principal: its tokens and client certificates stop authenticating at once. */
@@ -119,11 +177,12 @@ export class PrincipalService {
 /** Makes a principal and a token for it inside `tx`. Tokens: 32 random bytes, base64url; stored hashed. */
 export async function createPrincipal(
   tx: Pick<Repositories, 'principals' | 'tokens'>,
-  p: { name: string; role: Role; domains?: string[]; now: Date; random?: (n: number) => Buffer },
+  p: { name: string; role: Role; domains?: string[]; now: Date; random?: (n: number) => Buffer; createdBy?: string | null; createdByRequest?: string | null },
 ): Promise<{ principal: PrincipalRecord; token: string }> {
   const random = p.random ?? randomBytes;
   const principal: PrincipalRecord = {
     id: `prn-${random(8).toString('hex')}`, name: p.name, role: p.role, domains: p.domains ?? [], disabled: false, createdAt: p.now,
+    createdBy: p.createdBy ?? null, createdByRequest: p.createdByRequest ?? null,
   };
   const token = `tca_${random(32).toString('base64url')}`;
   await tx.principals.insert(principal);

@@ -29,7 +29,8 @@ export class KnexPrincipalRepository implements PrincipalRepository {
 }
 
 function principalToRow(p: PrincipalRecord): Row {
-  return { id: p.id, name: p.name, role: p.role, domains: toJson(p.domains), disabled: p.disabled, created_at: iso(p.createdAt) };
+  return { id: p.id, name: p.name, role: p.role, domains: toJson(p.domains), disabled: p.disabled, created_at: iso(p.createdAt),
+    created_by: p.createdBy ?? null, created_by_request: p.createdByRequest ?? null };
 }
 
 /** A `principals` row as a record (also used by the token repository's join). */
@@ -41,5 +42,7 @@ export function rowToPrincipal(r: Row): PrincipalRecord {
     domains: fromJson<string[]>(r.domains),
     disabled: toBool(r.disabled),
     createdAt: toDate(r.created_at),
+    createdBy: (r.created_by as string | null | undefined) ?? null,
+    createdByRequest: (r.created_by_request as string | null | undefined) ?? null,
   };
 }

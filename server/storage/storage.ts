@@ -165,6 +165,10 @@ export interface PrincipalRecord {
   domains: string[];
   disabled: boolean;
   createdAt: Date;
+  /** The principal that asked for this one (null: made at the ceremony, or before migration 0005). */
+  createdBy?: string | null;
+  /** The dual-control request that made it, if any. */
+  createdByRequest?: string | null;
 }
 
 export interface TokenRecord {

@@ -98,3 +98,17 @@ export async function call<T = any>(t: TestTierca, role: RoleName | null, method
   return { status: res.status, headers: res.headers, body: parsed as T, raw };
 }
 
+
+/**
+ * Adds a sysadmin or an officer the way the API requires (decision 0014): `admin` asks, `admin2`
+ * approves. Answers like the direct route did for other roles: 201 with the principal's fields and
+ * its token (once), or the refusal of either step as it came.
+ */
+export async function addApprovingPrincipal(t: TestTierca, body: { name: string; role: 'sysadmin' | 'officer'; domains?: string[] }): Promise<ApiResponse> {
+  const asked = await call(t, 'admin', 'POST', '/api/v1/principals', body);
+  if (asked.status !== 202) return asked;
+  const approved = await call(t, 'admin2', 'POST', `/api/v1/requests/${asked.body.request.id}/approve`);
+  if (approved.status !== 200) return approved;
+  const { principal, token } = approved.body.result as { principal: Record<string, unknown>; token: string };
+  return { ...approved, status: 201, body: { ...principal, token } };
+}

@@ -1,6 +1,6 @@
 // Two officers approving the same t3 request at the same moment: exactly one issues it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestTierca, call, type TestTierca } from '../helpers/tierca.ts';
+import { startTestTierca, call, type TestTierca, addApprovingPrincipal } from '../helpers/tierca.ts';
 import { nodeCsr } from '../helpers/pki-fixtures.ts';
 
 let t: TestTierca;
@@ -13,7 +13,7 @@ afterAll(async () => {
 
 describe('dual control under concurrency', () => {
   it('issues once when two approvals race, and refuses the other as not pending', async () => {
-    const third = await call(t, 'admin', 'POST', '/api/v1/principals', { name: 'third officer', role: 'officer', domains: ['yuhu'] });
+    const third = await addApprovingPrincipal(t, { name: 'third officer', role: 'officer', domains: ['yuhu'] });
     expect(third.status).toBe(201);
     for (let round = 0; round < 3; round++) {
       const subject = await call(t, 'officer', 'POST', '/api/v1/subjects', {
@@ -40,7 +40,7 @@ describe('dual control under concurrency', () => {
   it('20 concurrent approvals of one t3 request issue exactly one certificate, and the request ends done', async () => {
     const approvers: string[] = [];
     for (let i = 0; i < 20; i++) {
-      const p = await call(t, 'admin', 'POST', '/api/v1/principals', { name: `approver ${i}`, role: 'officer', domains: ['yuhu'] });
+      const p = await addApprovingPrincipal(t, { name: `approver ${i}`, role: 'officer', domains: ['yuhu'] });
       expect(p.status).toBe(201);
       approvers.push(p.body.token);
     }

@@ -15,6 +15,7 @@ const dataDir = join(tmp.path, 'data');
 let server: ChildProcess | undefined;
 let url = '';
 let adminToken = '';
+let admin2Token = '';
 
 interface Run {
   code: number;
@@ -45,14 +46,19 @@ beforeAll(async () => {
   const data = parse(readFileSync(join(process.cwd(), 'config', 'xiangtan.example.yaml'), 'utf8'));
   writeFileSync(config, JSON.stringify({ ...data, publicUrl: url, domains: data.domains.slice(0, 2) }));
 
-  const init = await tierca(['init', '--config', config, '--data', dataDir], { TIERCA_PASSPHRASE: PASSPHRASE });
+  const init = await tierca(['init', '--config', config, '--data', dataDir, '--sysadmins', '2'], { TIERCA_PASSPHRASE: PASSPHRASE });
   expect(init.code, init.stderr).toBe(0);
   expect(init.stdout).toMatch(/root\s+湘潭市电子政务内网根CA/);
   expect(init.stdout).toMatch(/yuhu-t3/);
   // The example's policy arc is RFC 5612's documentation arc: init says so loudly.
   expect(init.stderr).toContain('DOCUMENTATION POLICY ARC — NOT FOR PRODUCTION');
   expect(init.stderr).toContain('1.3.6.1.4.1.32473.1.1, 1.3.6.1.4.1.32473.1.2, 1.3.6.1.4.1.32473.1.3');
-  adminToken = /(tca_[A-Za-z0-9_-]{40,})/.exec(init.stdout + init.stderr)![1];
+  // Two sysadmins at the ceremony, each token once, on its own line; they are distinct and both work.
+  expect(init.stderr).toContain('the 2 sysadmin tokens follow, one a line, one for each person. Each is shown only this once and stored only as a hash:');
+  const tokens = init.stdout.match(/^tca_[A-Za-z0-9_-]{43}$/gm) ?? [];
+  expect(tokens).toHaveLength(2);
+  expect(tokens[0]).not.toBe(tokens[1]);
+  [adminToken, admin2Token] = tokens;
 
   server = spawn(process.execPath, [BIN, 'serve', '--data', dataDir, '--port', String(port)], {
     env: { ...process.env, TIERCA_PASSPHRASE: PASSPHRASE }, stdio: ['ignore', 'pipe', 'pipe'],
@@ -102,9 +108,13 @@ describe('tierca CLI against a real server', () => {
   });
 
   it('lets a sysadmin create an officer who registers a device, issues, revokes and checks OCSP', async () => {
-    const made = await tierca(['principal', 'add', '--role', 'officer', '--domains', 'yuhu', '--name', '雨湖区安全员', '--json'], { TIERCA_TOKEN: adminToken });
+    const asked = await tierca(['principal', 'add', '--role', 'officer', '--domains', 'yuhu', '--name', '雨湖区安全员', '--json'], { TIERCA_TOKEN: adminToken });
+    expect(asked.code, asked.stderr).toBe(0);
+    // A new officer is dual-controlled: the second sysadmin of the ceremony approves it.
+    const made = await tierca(['request', 'approve', JSON.parse(asked.stdout).request.id, '--json'], { TIERCA_TOKEN: admin2Token });
     expect(made.code, made.stderr).toBe(0);
-    const officer = { TIERCA_TOKEN: JSON.parse(made.stdout).token as string };
+    expect(JSON.parse(made.stdout).result.principal).toMatchObject({ role: 'officer', domains: ['yuhu'] });
+    const officer = { TIERCA_TOKEN: JSON.parse(made.stdout).result.token as string };
 
     const subject = await tierca(['subject', 'add', '--kind', 'device', '--domain', 'yuhu', '--organ', 'government', '--tier', 't1',
       '--name', 'vpn-gw-01', '--dns', 'vpn-gw-01.yuhu.xiangtan.intranet', '--ip', '10.21.0.1', '--json'], officer);

@@ -1,7 +1,7 @@
 // Issuance through the API for organs, devices and users at every tier, checked by openssl; every
 // policy refusal with its status, problem type and no row changed; dual control; concurrency.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestTierca, call, type TestTierca, type RoleName } from '../helpers/tierca.ts';
+import { startTestTierca, call, type TestTierca, type RoleName, addApprovingPrincipal } from '../helpers/tierca.ts';
 import { openssl, TempDir } from '../helpers/openssl.ts';
 import { snapshotCounts, countRows } from '../helpers/database.ts';
 import { opensslCsr, nodeCsr } from '../helpers/pki-fixtures.ts';
@@ -248,7 +248,7 @@ describe('refusals: status, problem type, and no row changed', () => {
   });
 
   it('refuses an officer acting outside its domains', async () => {
-    const made = await call(t, 'admin', 'POST', '/api/v1/principals', { name: 'yuhu officer', role: 'officer', domains: ['yuhu'] });
+    const made = await addApprovingPrincipal(t, { name: 'yuhu officer', role: 'officer', domains: ['yuhu'] });
     expect(made.status).toBe(201);
     const subjectId = await addSubject(subjectFor('device', 't1', 'shaoshan'));
     const { csrPem } = await opensslCsr(tmp, 'outside', 'P-256');

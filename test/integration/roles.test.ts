@@ -5,8 +5,8 @@
 // officers (the PKCS#12 opened by openssl), and requests that expire.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
-import { statSync } from 'node:fs';
-import { startTestTierca, call, type TestTierca } from '../helpers/tierca.ts';
+import { existsSync, statSync } from 'node:fs';
+import { startTestTierca, call, type TestTierca, addApprovingPrincipal } from '../helpers/tierca.ts';
 import { snapshotCounts } from '../helpers/database.ts';
 import { nodeCsr, opensslCsr } from '../helpers/pki-fixtures.ts';
 import { openssl, TempDir } from '../helpers/openssl.ts';
@@ -60,7 +60,7 @@ beforeAll(async () => {
   for (const who of ['admin', 'admin2', 'officer', 'officer2', 'auditor'] as const) token[who] = t.tokens[who];
   const dev = await call(t, 'admin', 'POST', '/api/v1/principals', { name: 'router r1', role: 'device' });
   token.device = dev.body.token;
-  const yuhu = await call(t, 'admin', 'POST', '/api/v1/principals', { name: '雨湖区安全员', role: 'officer', domains: ['yuhu'] });
+  const yuhu = await addApprovingPrincipal(t, { name: '雨湖区安全员', role: 'officer', domains: ['yuhu'] });
   expect(yuhu.status, JSON.stringify(yuhu.body)).toBe(201);
   expect(yuhu.body).toMatchObject({ role: 'officer', domains: ['yuhu'], disabled: false });
   token.yuhuOfficer = yuhu.body.token;
@@ -315,7 +315,7 @@ describe('principals', () => {
   });
 
   it('stops a principal\'s token the moment it is disabled', async () => {
-    const made = await as('admin', 'POST', '/api/v1/principals', { name: 'temp officer', role: 'officer', domains: ['shaoshan'] });
+    const made = await addApprovingPrincipal(t, { name: 'temp officer', role: 'officer', domains: ['shaoshan'] });
     const res = await fetch(`${t.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${made.body.token}` } });
     expect(res.status).toBe(200);
     expect((await as('admin', 'POST', `/api/v1/principals/${made.body.id}/disable`)).body.disabled).toBe(true);
@@ -327,16 +327,28 @@ describe('principals', () => {
 describe('tierca principal', () => {
   const cli = (argv: string[], who: Who = 'admin') => runCli(argv, { TIERCA_URL: t.url, TIERCA_TOKEN: token[who] });
 
-  it('adds an officer for two domains, writing the token once to a private file; lists and disables it', async () => {
+  it('asks for an officer for two domains, a second sysadmin approves and gets its token once; lists and disables it', async () => {
     const file = tmp.file('officer.token');
-    const added = await cli(['principal', 'add', '--role', 'officer', '--domains', 'yuhu,shaoshan', '--name', '湘潭双区安全员', '--token-out', file]);
-    expect(added.code, added.stderr).toBe(0);
-    expect(added.stdout).toMatch(/^id: +prn-[0-9a-f]{16}\nname: +湘潭双区安全员\nrole: +officer\ndomains: +yuhu, shaoshan\ntoken written to .+ \(mode 0600\); it is not shown again\n$/);
-    expect(statSync(file).mode & 0o777).toBe(0o600);
-    const id = /^id: +(prn-[0-9a-f]{16})/.exec(added.stdout)![1];
-    const me = await fetch(`${t.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${tmp.read('officer.token').toString().trim()}` } });
+    const asked = await cli(['principal', 'add', '--role', 'officer', '--domains', 'yuhu,shaoshan', '--name', '湘潭双区安全员', '--token-out', file]);
+    expect(asked.code, asked.stderr).toBe(0);
+    const requestId = /^request (req-[0-9a-f-]{36}): a second sysadmin approves it with `tierca request approve \1`, which prints the new principal's token once\n$/.exec(asked.stdout)?.[1];
+    expect(requestId, asked.stdout).toBeDefined();
+    // No token exists yet, so none was written.
+    expect(existsSync(file)).toBe(false);
+    const self = await cli(['request', 'approve', requestId!]);
+    expect([self.code, self.stderr]).toEqual([6, 'error: A requester may not approve its own request: a principal may not approve its own request, nor approve twice\n']);
+    const approved = await cli(['request', 'approve', requestId!], 'admin2');
+    expect(approved.code, approved.stderr).toBe(0);
+    expect(approved.stdout).toMatch(new RegExp(`^request ${requestId} approved\nid: +prn-[0-9a-f]{16}\nname: +湘潭双区安全员\nrole: +officer\ndomains: +yuhu, shaoshan\ntca_[A-Za-z0-9_-]{43}\n$`));
+    expect(approved.stderr).toBe("the new principal's token follows; it is shown only this once (the server keeps only its hash):\n");
+    const id = /^id: +(prn-[0-9a-f]{16})/m.exec(approved.stdout)![1];
+    const officerToken = /^(tca_\S+)$/m.exec(approved.stdout)![1];
+    const me = await fetch(`${t.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${officerToken}` } });
     expect(await me.json()).toMatchObject({ id, role: 'officer', domains: ['yuhu', 'shaoshan'] });
 
+    const auditor = await cli(['principal', 'add', '--role', 'auditor', '--name', 'file auditor', '--token-out', file]);
+    expect(auditor.stdout).toMatch(/token written to .+ \(mode 0600\); it is not shown again\n$/);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
     const again = await cli(['principal', 'add', '--role', 'auditor', '--name', 'x', '--token-out', file]);
     expect([again.code, again.stderr]).toEqual([2, `error: --token-out: ${file} already exists; choose another file (a key file is never overwritten)\n`]);
     const noDomains = await cli(['principal', 'add', '--role', 'officer', '--name', 'x']);

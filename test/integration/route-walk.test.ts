@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request as httpRequest } from 'node:http';
 import pino from 'pino';
-import { startTestTierca, call, type TestTierca } from '../helpers/tierca.ts';
+import { startTestTierca, call, type TestTierca, addApprovingPrincipal } from '../helpers/tierca.ts';
 import { snapshotCounts } from '../helpers/database.ts';
 import { createApp } from '../../server/http/app.ts';
 import { ROUTE_PERMISSIONS } from '../../server/http/authenticate.ts';
@@ -55,7 +55,7 @@ beforeAll(async () => {
   const device = await call(t, 'admin', 'POST', '/api/v1/principals', { name: 'gateway 7', role: 'device' });
   expect(device.status, JSON.stringify(device.body)).toBe(201);
   tokens.device = device.body.token;
-  const gone = await call(t, 'admin', 'POST', '/api/v1/principals', { name: 'leaver', role: 'officer', domains: ['yuhu'] });
+  const gone = await addApprovingPrincipal(t, { name: 'leaver', role: 'officer', domains: ['yuhu'] });
   tokens.disabled = gone.body.token;
   disabledId = gone.body.id;
   expect((await call(t, 'admin', 'POST', `/api/v1/principals/${disabledId}/disable`)).status).toBe(200);

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { request as httpsRequest } from 'node:https';
 import pino from 'pino';
-import { startTestTierca, call, freePort, TEST_PASSPHRASE, type TestTierca } from '../helpers/tierca.ts';
+import { startTestTierca, call, freePort, TEST_PASSPHRASE, type TestTierca, addApprovingPrincipal } from '../helpers/tierca.ts';
 import { openssl, TempDir } from '../helpers/openssl.ts';
 import { opensslCsr } from '../helpers/pki-fixtures.ts';
 import { startService, type RunningService } from '../../server/bootstrap.ts';
@@ -105,7 +105,7 @@ describe('mutual TLS login to the admin API', () => {
   });
 
   it('refuses the certificate while it is on hold and once it is revoked', async () => {
-    const made = await call(t, 'admin', 'POST', '/api/v1/principals', { name: 'mTLS officer', role: 'officer', domains: ['yuhu'] });
+    const made = await addApprovingPrincipal(t, { name: 'mTLS officer', role: 'officer', domains: ['yuhu'] });
     const client = await principalCertificate(made.body.id, 'officer-client');
     expect((await get('/api/v1/whoami', { client })).status).toBe(200);
 
@@ -125,7 +125,7 @@ describe('mutual TLS login to the admin API', () => {
   });
 
   it('refuses a disabled principal\'s certificate', async () => {
-    const made = await call(t, 'admin', 'POST', '/api/v1/principals', { name: 'leaving sysadmin', role: 'sysadmin' });
+    const made = await addApprovingPrincipal(t, { name: 'leaving sysadmin', role: 'sysadmin' });
     const client = await principalCertificate(made.body.id, 'leaver-client');
     expect((await get('/api/v1/whoami', { client })).body.role).toBe('sysadmin');
     expect((await call(t, 'admin', 'POST', `/api/v1/principals/${made.body.id}/disable`)).status).toBe(200);

@@ -36,9 +36,11 @@ export function principalRoutes(ra: RegistrationAuthority): Router {
   });
   r.post('/principals', async (req, res) => {
     const body = parseWith(principalBody, req.body);
-    const { principal, token } = await ra.principals.add(ctxOf(res), body);
+    const added = await ra.principals.add(ctxOf(res), body);
+    // A sysadmin or an officer waits for a second sysadmin (decision 0014); its approval shows the token.
+    if (added.kind === 'pending') return void res.status(202).json({ request: requestView(added.request) });
     // The token is shown this once; only its hash is kept.
-    res.status(201).set('cache-control', 'no-store').json({ ...principalView(principal), token });
+    res.status(201).set('cache-control', 'no-store').json({ ...principalView(added.principal), token: added.token });
   });
   r.post('/principals/:id/disable', async (req, res) => {
     res.json(principalView(await ra.principals.disable(ctxOf(res), req.params.id)));
