@@ -58,7 +58,7 @@ beforeAll(async () => {
   const tokens = init.stdout.match(/^tca_[A-Za-z0-9_-]{43}$/gm) ?? [];
   expect(tokens).toHaveLength(2);
   expect(tokens[0]).not.toBe(tokens[1]);
-  [adminToken, admin2Token] = tokens;
+  [adminToken, admin2Token] = [tokens[0]!, tokens[1]!];
 
   server = spawn(process.execPath, [BIN, 'serve', '--data', dataDir, '--port', String(port)], {
     env: { ...process.env, TIERCA_PASSPHRASE: PASSPHRASE }, stdio: ['ignore', 'pipe', 'pipe'],
