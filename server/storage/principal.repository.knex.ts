@@ -42,7 +42,8 @@ export function rowToPrincipal(r: Row): PrincipalRecord {
     domains: fromJson<string[]>(r.domains),
     disabled: toBool(r.disabled),
     createdAt: toDate(r.created_at),
-    createdBy: (r.created_by as string | null | undefined) ?? null,
-    createdByRequest: (r.created_by_request as string | null | undefined) ?? null,
+    // Present only when recorded (migration 0005): a ceremony principal reads back as it was written.
+    ...(r.created_by ? { createdBy: r.created_by as string } : {}),
+    ...(r.created_by_request ? { createdByRequest: r.created_by_request as string } : {}),
   };
 }

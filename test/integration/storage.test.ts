@@ -415,12 +415,16 @@ describe(`storage on ${testEngine()}`, () => {
     it('round-trip booleans and lists, toggle disabled, find tokens by hash, refuse duplicates', async () => {
       const officer: PrincipalRecord = { id: 'p1', name: '李四', role: 'officer', domains: ['xiangtan', 'yuhu'], disabled: false, createdAt: at(1) };
       const device: PrincipalRecord = { id: 'p2', name: 'router-1', role: 'device', domains: [], disabled: true, createdAt: at(2) };
+      // Who made a principal (migration 0005, the dual-control rule) round-trips too.
+      const minted: PrincipalRecord = { id: 'p4', name: 'minted', role: 'sysadmin', domains: [], disabled: false, createdAt: at(3), createdBy: 'p1', createdByRequest: 'r9' };
       await store.principals.insert(device);
       await store.principals.insert(officer);
+      await store.principals.insert(minted);
+      expect(await store.principals.get('p4')).toEqual(minted);
       expect(await store.principals.get('p1')).toEqual(officer);
       expect(await store.principals.get('p2')).toEqual(device);
       expect(await store.principals.get('p3')).toBeUndefined();
-      expect(await store.principals.list()).toEqual([officer, device]);
+      expect(await store.principals.list()).toEqual([officer, device, minted]);
       await store.principals.setDisabled('p1', true);
       expect((await store.principals.get('p1'))!.disabled).toBe(true);
       await store.principals.setDisabled('p2', false);
