@@ -138,7 +138,7 @@ export class DualControl {
       if (current.requestedBy === ctx.principal.id || current.approvals.includes(ctx.principal.id)) {
         throw new TiercaError('policy-self-approval', 'a principal may not approve its own request, nor approve twice');
       }
-      await this.checkIndependent(ctx.principal.id, current.requestedBy);
+      await this.checkIndependent(ctx.principal.id, [current.requestedBy, ...current.approvals]);
       const approvals = [...current.approvals, ctx.principal.id];
       if (approvals.length < current.approvalsRequired) {
         await this.deps.store.transaction(async (tx) => {
@@ -173,21 +173,42 @@ export class DualControl {
   }
 
   /**
-   * Refuses an approver the requester made: created by the requester, or created by a request the
-   * requester approved (`policy-self-approval`). Two minted principals are still one person.
+   * Refuses an approver that is not independent of the requester and the earlier approvers
+   * (`policy-self-approval`): created by one of them, created by a request one of them approved, or
+   * standing for the same person — a principal made directly, with no second approval (before
+   * migration 0005 every one was), stands for its maker, up the chain. Two minted principals are
+   * still one person.
    */
-  private async checkIndependent(approverId: string, requesterId: string): Promise<void> {
+  private async checkIndependent(approverId: string, others: readonly string[]): Promise<void> {
     const approver = await this.deps.store.principals.get(approverId);
     if (!approver) return;
-    if (approver.createdBy === requesterId) {
-      throw new TiercaError('policy-self-approval', `principal ${approverId} was created by the requester ${requesterId}: its approval does not count`);
-    }
-    if (approver.createdByRequest) {
-      const origin = await this.deps.store.requests.get(approver.createdByRequest);
-      if (origin?.approvals.includes(requesterId)) {
-        throw new TiercaError('policy-self-approval', `principal ${approverId} was created by request ${origin.id}, which the requester ${requesterId} approved: its approval does not count`);
+    const person = await this.personOf(approverId);
+    for (const other of others) {
+      const role = other === others[0] ? 'the requester' : 'an earlier approver';
+      if (approver.createdBy === other) {
+        throw new TiercaError('policy-self-approval', `principal ${approverId} was created by ${role} ${other}: its approval does not count`);
+      }
+      if (approver.createdByRequest) {
+        const origin = await this.deps.store.requests.get(approver.createdByRequest);
+        if (origin?.approvals.includes(other)) {
+          throw new TiercaError('policy-self-approval', `principal ${approverId} was created by request ${origin.id}, which ${role} ${other} approved: its approval does not count`);
+        }
+      }
+      if ((await this.personOf(other)) === person) {
+        throw new TiercaError('policy-self-approval', `principal ${approverId} and ${role} ${other} were both made by ${person} alone: its approval does not count`);
       }
     }
+  }
+
+  /** The principal a principal stands for: itself, or — made directly by another, with no second approval — its maker's. */
+  private async personOf(id: string): Promise<string> {
+    let current = id;
+    for (let depth = 0; depth < 32; depth++) {
+      const p = await this.deps.store.principals.get(current);
+      if (!p?.createdBy || p.createdByRequest) return current;
+      current = p.createdBy;
+    }
+    return current;
   }
 
   /**

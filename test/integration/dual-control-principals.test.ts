@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestTierca, call, type TestTierca, type ApiResponse } from '../helpers/tierca.ts';
 import { knexOf } from '../../server/storage/knex-store.ts';
 import { snapshotCounts, tableNames } from '../helpers/database.ts';
+import { createPrincipal } from '../../server/ra/principal.service.ts';
+import { nodeCsr } from '../helpers/pki-fixtures.ts';
 
 let t: TestTierca;
 beforeAll(async () => {
@@ -113,5 +115,32 @@ describe('adding a sysadmin or an officer is dual-controlled', () => {
       await call(t, 'admin2', 'POST', `/api/v1/requests/${asked.body.request.id}/reject`);
     }
     expect((await call(t, 'auditor', 'GET', '/api/v1/cas/shaoshan-t2')).body.status).toBe('active');
+  });
+
+  it('two officers one sysadmin made alone (before the fix, or from the audit log) are one person: no t3 certificate', async () => {
+    // As the old direct path left them: made by admin, no second approval (migration 0005 recovers
+    // created_by from the audit log for such rows).
+    const adminId = (await call(t, 'admin', 'GET', '/api/v1/whoami')).body.id as string;
+    const made = await t.store.transaction(async (tx) => {
+      const now = new Date();
+      const one = await createPrincipal(tx, { name: 'old officer 1', role: 'officer', domains: ['yuhu'], now, createdBy: adminId });
+      const two = await createPrincipal(tx, { name: 'old officer 2', role: 'officer', domains: ['yuhu'], now, createdBy: adminId });
+      return [one.token, two.token] as const;
+    });
+    const subject = await as(made[0], 'POST', '/api/v1/subjects', {
+      kind: 'device', domain: 'yuhu', organ: 'court', tier: 't3', name: 'one-person', dns: ['one-person.yuhu.xiangtan.intranet'],
+    });
+    expect(subject.status, JSON.stringify(subject.body)).toBe(201);
+    const { csrPem } = await nodeCsr('P-384');
+    const asked = await as(made[0], 'POST', '/api/v1/certificates', { subjectId: subject.body.id, csr: csrPem });
+    expect(asked.status).toBe(202);
+    const before = await snapshotCounts(t.store);
+    const vote = await as(made[1], 'POST', `/api/v1/requests/${asked.body.request.id}/approve`);
+    expect([vote.status, vote.body.type]).toEqual([422, 'urn:tierca:problem:policy-self-approval']);
+    expect(vote.body.detail).toMatch(/and the requester prn-[0-9a-f]+ were both made by prn-[0-9a-f]+ alone: its approval does not count/);
+    const after = await snapshotCounts(t.store);
+    expect({ ...after, audit_log: 0 }).toEqual({ ...before, audit_log: 0 });
+    // An independent officer (from the ceremony) still approves it.
+    expect((await call(t, 'officer2', 'POST', `/api/v1/requests/${asked.body.request.id}/approve`)).status).toBe(201);
   });
 });

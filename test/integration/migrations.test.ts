@@ -55,6 +55,29 @@ describe(`migrations on ${testEngine()}`, () => {
     expect((await knex('knex_migrations').select('name')).map((r: { name: string }) => r.name)).toEqual(NAMES);
   });
 
+  it('0005 gives principals made before it their maker back from the audit log (the ceremony\'s stay null)', async () => {
+    for (const m of migrations.slice(0, 4)) await m.up(knex);
+    const row = (id: string) => ({ id, name: id, role: 'sysadmin', domains: '[]', disabled: false, created_at: '2026-01-01T00:00:00.000Z' });
+    await knex('principals').insert([row('p-ceremony'), row('p-minted'), row('p-minted-by-minted')]);
+    const audit = (seq: number, actor: string | null, target: string, outcome = 'success') => ({
+      seq, at: '2026-01-01T00:00:00.000Z', principal_id: actor, role: actor ? 'sysadmin' : null, source: actor ? 'api' : 'ceremony', action: 'principal.add',
+      target, outcome, request_id: null, detail: '{}', prev_hash: '0'.repeat(64), hash: String(seq).padStart(64, '0'),
+    });
+    await knex('audit_log').insert([
+      audit(1, null, 'principal:p-ceremony'),
+      audit(2, 'p-ceremony', 'principal:p-minted', 'denied'),
+      audit(3, 'p-ceremony', 'principal:p-minted'),
+      audit(4, 'p-minted', 'principal:p-minted-by-minted'),
+    ]);
+    await migrations[4]!.up(knex);
+    const got = await knex('principals').select('id', 'created_by', 'created_by_request').orderBy('id');
+    expect(got).toEqual([
+      { id: 'p-ceremony', created_by: null, created_by_request: null },
+      { id: 'p-minted', created_by: 'p-ceremony', created_by_request: null },
+      { id: 'p-minted-by-minted', created_by: 'p-minted', created_by_request: null },
+    ]);
+  });
+
   it('creates every table of the schema, empty', async () => {
     const store = await openStore(options);
     try {
