@@ -17,9 +17,10 @@ export interface ProblemDocument {
   [extension: string]: unknown;
 }
 
+/** The members RFC 9457 defines come last, so an extension member of the same name cannot replace them. */
 export function problemOf(code: ErrorCode, detail: string, extra: Record<string, unknown> = {}): ProblemDocument {
   const entry = ERROR_CODES[code];
-  return { type: problemType(code), title: entry.title, status: entry.status, detail, ...extra };
+  return { ...extra, type: problemType(code), title: entry.title, status: entry.status, detail };
 }
 
 export function sendProblem(res: Response, problem: ProblemDocument, headers: Record<string, string> = {}): void {
