@@ -19,6 +19,7 @@ import {
   tlv,
 } from './der.ts';
 import { encodeName, type DistinguishedName } from './name.ts';
+import { GENERAL_NAME } from './general-names.ts';
 import { PkiError } from './pki-error.ts';
 
 /** One certificate extension. `value` is the DER of the extension's ASN.1 value (the extnValue OCTET STRING contents). */
@@ -181,9 +182,9 @@ function generalNames(p: { dns?: string[]; ip?: string[]; email?: string[] }): B
   checkUnique(ip.map((a) => parseIp(a).toString('hex')), 'IP address');
   checkUnique(email, 'e-mail address');
   return [
-    ...dns.map((d) => implicitPrimitive(2, Buffer.from(checkDnsName(d, false), 'ascii'))),
-    ...ip.map((a) => implicitPrimitive(7, parseIp(a))),
-    ...email.map((e) => implicitPrimitive(1, Buffer.from(checkMailbox(e), 'ascii'))),
+    ...dns.map((d) => implicitPrimitive(GENERAL_NAME.dNSName, Buffer.from(checkDnsName(d, false), 'ascii'))),
+    ...ip.map((a) => implicitPrimitive(GENERAL_NAME.iPAddress, parseIp(a))),
+    ...email.map((e) => implicitPrimitive(GENERAL_NAME.rfc822Name, Buffer.from(checkMailbox(e), 'ascii'))),
   ];
 }
 
@@ -223,7 +224,7 @@ export function nameConstraints(p: {
   excludedIp?: readonly IpSubtree[];
 }): Extension {
   const permitted = [
-    ...(p.permittedDns ?? []).map((d) => implicitPrimitive(2, Buffer.from(checkDnsName(d, true), 'ascii'))),
+    ...(p.permittedDns ?? []).map((d) => implicitPrimitive(GENERAL_NAME.dNSName, Buffer.from(checkDnsName(d, true), 'ascii'))),
     ...(p.permittedEmail ?? []).map((e) => implicitPrimitive(1, Buffer.from(checkEmailConstraint(e), 'ascii'))),
     // directoryName is [4] of a CHOICE (Name), so the tag is explicit (X.680 §31.2.7).
     ...(p.permittedDirectoryNames ?? []).map((dn) => explicit(4, encodeName(dn))),

@@ -11,6 +11,7 @@ import { children, decodeOid, readOnly, type DerElement } from '../../pki/der-re
 import { readTime } from '../../pki/der-time.ts';
 import { EKU, EXTENSION_OID, parseIp } from '../../pki/extensions.ts';
 import type { EndEntityProfile } from '../../pki/profiles.ts';
+import { readGeneralNames } from '../../pki/general-names.ts';
 import { TiercaError } from '../errors.ts';
 
 /** A leaf may not start before its issuer: the CA clamps the back-dated notBefore (validity.ts nestValidity). */
@@ -98,14 +99,7 @@ function lintExtensions(ext: Map<string, { critical: boolean; value: Buffer }>, 
   if (oids.length !== 1 || oids[0] !== want.policyOid) problems.push(`certificatePolicies is not exactly ${want.policyOid}`);
 
   const san = ext.get(EXTENSION_OID.subjectAltName);
-  const names = { dns: [] as string[], ip: [] as Buffer[], email: [] as string[], other: 0 };
-  for (const name of san ? children(readOnly(san.value, 0x30)) : []) {
-    // GeneralName CHOICE, IMPLICIT tags: [1] rfc822Name, [2] dNSName, [7] iPAddress (RFC 5280 §4.2.1.6).
-    if (name.tag === 0x81) names.email.push(name.content.toString('latin1'));
-    else if (name.tag === 0x82) names.dns.push(name.content.toString('latin1'));
-    else if (name.tag === 0x87) names.ip.push(Buffer.from(name.content));
-    else names.other++;
-  }
+  const names = san ? readGeneralNames(san.value) : { dns: [], ip: [], email: [], other: 0 };
   if (names.other) problems.push('subjectAltName holds a name form tierca does not issue');
   if (!sameSet(names.dns, want.names.dns) || !sameSet(names.email, want.names.email)) problems.push('subjectAltName is not the asked names');
   if (names.ip.length !== want.names.ip.length || want.names.ip.some((ip) => !names.ip.some((b) => b.equals(parseIp(ip))))) problems.push('subjectAltName IPs are not the asked ones');

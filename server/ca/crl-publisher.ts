@@ -21,8 +21,8 @@ import type { TierPolicy } from '../config/tier-policy.ts';
 import type { CaDirectory, LoadedCa } from './ca-directory.ts';
 import type { Clock } from '../clock.ts';
 import { caUrls } from './urls.ts';
+import { HOUR_MS } from '../../pki/time-constants.ts';
 
-const HOUR_MS = 3600 * 1000;
 const DAY_MS = 24 * HOUR_MS;
 const REMOVE_FROM_CRL = 8;
 /** Root and domain CAs issue only CA certificates: their CRLs live a week. */

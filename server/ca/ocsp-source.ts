@@ -19,8 +19,7 @@ import type { CaDirectory, LoadedCa } from './ca-directory.ts';
 import type { ResponderPool } from './ocsp-responders.ts';
 import { certStatusOf, presignOcspResponse } from './ocsp-presigner.ts';
 import { ocspCertStatus, type StatusSource } from './status-source.ts';
-
-const HOUR_MS = 3600 * 1000;
+import { HOUR_MS } from '../../pki/time-constants.ts';
 
 export interface OcspAnswer {
   body: Buffer;

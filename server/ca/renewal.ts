@@ -12,6 +12,8 @@ import type { KeyObject } from 'node:crypto';
 import { children, readOnly } from '../../pki/der-reader.ts';
 import { readCertificate, readExtensions } from '../../pki/certificate-reader.ts';
 import { EXTENSION_OID } from '../../pki/extensions.ts';
+import { Tag, contextConstructed } from '../../pki/der-tag.ts';
+import { readGeneralNames } from '../../pki/general-names.ts';
 import { REVOCATION_REASONS } from '../../pki/revocation-reason.ts';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
 import {
@@ -25,8 +27,8 @@ import type { CertificateIssuer, IssuanceOrder } from './certificate-issuer.ts';
 import type { Responder, ResponderPool } from './ocsp-responders.ts';
 import { certStatusOf, presignOcspResponse } from './ocsp-presigner.ts';
 import { nextStatus } from './revocation-service.ts';
+import { DAY_MS } from '../../pki/time-constants.ts';
 
-const DAY_MS = 24 * 3600 * 1000;
 const SUPERSEDED = REVOCATION_REASONS.superseded;
 
 /** Who a rotation is done for, as the audit log records it. */
@@ -298,16 +300,15 @@ export class RenewalService {
  */
 export function subjectAltNamesOf(der: Buffer): { dns: string[]; ip: Buffer[]; email: string[]; other: number } {
   const out = { dns: [] as string[], ip: [] as Buffer[], email: [] as string[], other: 0 };
-  const tbs = children(readOnly(readCertificate(der).tbs, 0x30));
-  const wrapper = tbs.find((el) => el.tag === 0xa3);
+  const tbs = children(readOnly(readCertificate(der).tbs, Tag.SEQUENCE));
+  const wrapper = tbs.find((el) => el.tag === contextConstructed(3)); // [3] extensions
   const value = wrapper ? readExtensions(wrapper).get(EXTENSION_OID.subjectAltName) : undefined;
   if (!value) return out;
-  for (const name of children(readOnly(value, 0x30))) {
-    // GeneralName CHOICE, IMPLICIT tags: [1] rfc822Name, [2] dNSName, [7] iPAddress.
-    if (name.tag === 0x81) out.email.push(name.content.toString('latin1').toLowerCase());
-    else if (name.tag === 0x82) out.dns.push(name.content.toString('latin1').toLowerCase());
-    else if (name.tag === 0x87) out.ip.push(Buffer.from(name.content));
-    else out.other++;
-  }
+  const names = readGeneralNames(value);
+  // Compared case-insensitively: DNS labels and mail domains are.
+  out.dns.push(...names.dns.map((d) => d.toLowerCase()));
+  out.email.push(...names.email.map((e) => e.toLowerCase()));
+  out.ip.push(...names.ip);
+  out.other = names.other;
   return out;
 }

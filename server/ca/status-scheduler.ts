@@ -11,8 +11,7 @@ import type { CaDirectory } from './ca-directory.ts';
 import type { CrlPublisher } from './crl-publisher.ts';
 import type { ResponderPool } from './ocsp-responders.ts';
 import { presignOcspResponse, certStatusOf } from './ocsp-presigner.ts';
-
-const HOUR_MS = 3600 * 1000;
+import { HOUR_MS, MINUTE_MS } from '../../pki/time-constants.ts';
 
 export interface StatusSchedulerDeps {
   store: Store;
@@ -34,7 +33,7 @@ export class StatusScheduler {
   constructor(private readonly deps: StatusSchedulerDeps) {}
 
   /** Runs one pass now, then every `intervalMs`. */
-  async start(intervalMs = 60_000): Promise<void> {
+  async start(intervalMs = MINUTE_MS): Promise<void> {
     await this.runOnce();
     const tick = () => {
       this.running = this.runOnce().catch((err) => this.deps.log.error({ err }, 'status refresh failed'));

@@ -10,8 +10,8 @@ import { REVOCATION_REASONS } from '../../pki/revocation-reason.ts';
 import type { CertificateRecord, CertificateRepository } from '../storage/storage.ts';
 import type { TierPolicy } from '../config/tier-policy.ts';
 import type { CaDirectory, LoadedCa } from './ca-directory.ts';
+import { DAY_MS } from '../../pki/time-constants.ts';
 
-const DAY_MS = 24 * 3600 * 1000;
 /** Archive period of certificates whose tier is no longer configured. */
 const DEFAULT_ARCHIVE_DAYS = 365;
 

@@ -5,6 +5,7 @@ import { z } from 'zod';
 import { TiercaError } from '../errors.ts';
 import { nameAttributeProblem, nameTextProblem } from '../../pki/name-rules.ts';
 import type { NameAttributeType } from '../../pki/name.ts';
+import { DurationError, parseDuration } from '../../pki/duration.ts';
 
 export function parseWith<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const result = schema.safeParse(value);
@@ -26,3 +27,19 @@ export function nameField(limit: NameAttributeType | { max: number }) {
     if (problem) ctx.addIssue({ code: 'custom', message: problem });
   });
 }
+
+/** A duration in a query (`30d`, `12h`, `90m`), parsed by pki/duration.ts into milliseconds. */
+export function durationField() {
+  return z.string().max(16).transform((text, ctx) => {
+    try {
+      return parseDuration(text, ['d', 'h', 'm']);
+    } catch (err) {
+      if (!(err instanceof DurationError)) throw err;
+      ctx.addIssue({ code: 'custom', message: err.message });
+      return z.NEVER;
+    }
+  });
+}
+
+/** A caller's idempotency key (docs/api.md): a retry with the same id answers what the first call did. */
+export const requestIdField = () => z.string().regex(/^[\w.:-]{1,64}$/, 'letters, digits and . _ : - (at most 64)');

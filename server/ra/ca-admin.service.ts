@@ -15,9 +15,10 @@ import type { AuditAction } from './audit-actions.ts';
 import type { RequestContext } from './permissions.ts';
 import { completeRequest, type DualControl, type RequestKindHandler } from './dual-control.ts';
 import { reasonOrRefuse } from './certificate-status.service.ts';
+import { DAY_MS } from '../../pki/time-constants.ts';
 
 /** How long a CA revocation waits for its second sysadmin: it is urgent, and stale approvals are dangerous. */
-export const CA_REVOCATION_REQUEST_LIFETIME_MS = 24 * 3600 * 1000;
+export const CA_REVOCATION_REQUEST_LIFETIME_MS = DAY_MS;
 
 export interface CaAdminServiceDeps {
   store: Pick<Store, 'domains' | 'organs' | 'crls' | 'audit' | 'transaction'>;

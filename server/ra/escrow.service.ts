@@ -16,9 +16,10 @@ import type { RequestContext } from './permissions.ts';
 import type { CertificateLookup } from './certificate-lookup.ts';
 import { deliverKey } from './key-delivery.ts';
 import { completeRequest, type DualControl, type RequestKindHandler } from './dual-control.ts';
+import { DAY_MS } from '../../pki/time-constants.ts';
 
 /** How long a key recovery waits for its second officer: it is urgent, and stale approvals are dangerous. */
-export const RECOVERY_REQUEST_LIFETIME_MS = 24 * 3600 * 1000;
+export const RECOVERY_REQUEST_LIFETIME_MS = DAY_MS;
 
 /** An approved recovery: the key in a PKCS#12 and the passphrase made for it, shown once. */
 export interface RecoveredKey {

@@ -15,8 +15,8 @@ import { parseCsr, verifyCsr, type ParsedCsr } from '../../pki/csr.ts';
 import { PkiError } from '../../pki/pki-error.ts';
 import { commonNameReadsAsHost } from '../../pki/name.ts';
 import { ipsOutside, type IpRange } from '../../pki/ip-range.ts';
+import { DAY_MS } from '../../pki/time-constants.ts';
 
-const DAY_MS = 24 * 3600 * 1000;
 /** Leaves are back-dated a minute so that a relying party whose clock is slightly behind accepts them. */
 const BACKDATE_MS = 60 * 1000;
 

@@ -19,8 +19,8 @@ import { checkProfile, tierOf } from './issuance-policy.ts';
 import type { CheckedKey, IssuableProfile, IssuancePreparer } from './issuance-preparer.ts';
 import { deliverKey, sealPassphrase, unsealPassphrase, type DeliveredKey } from './key-delivery.ts';
 import { completeRequest, type DualControl, type RequestKindHandler } from './dual-control.ts';
+import { HOUR_MS } from '../../pki/time-constants.ts';
 
-const HOUR_MS = 3600 * 1000;
 /** How long an issuance request waits for its second officer. */
 export const ISSUE_REQUEST_LIFETIME_MS = 7 * 24 * HOUR_MS;
 

@@ -86,6 +86,12 @@ describe('rotate due', () => {
     expect(cas.map((c: any) => c.caId).sort()).toEqual(['yuhu', 'yuhu-t1', 'yuhu-t2', 'yuhu-t3']);
     expect(cas.every((c: any) => c.action === 'rollover')).toBe(true);
     expect((await call(t, 'admin', 'GET', '/api/v1/rotation/due?within=5y')).status).toBe(400);
+    // Durations are read by pki/duration.ts: seconds are not a unit here, and 100 years is the most.
+    const seconds = await call(t, 'admin', 'GET', '/api/v1/rotation/due?within=30s');
+    expect(seconds.status).toBe(400);
+    expect(seconds.body.detail).toMatch(/within: .*d, h, m/);
+    expect((await call(t, 'admin', 'GET', '/api/v1/rotation/due?within=36501d')).status).toBe(400);
+    expect((await call(t, 'admin', 'GET', '/api/v1/certificates?expiringWithin=0d')).status).toBe(400);
     expect((await call(t, 'admin', 'GET', '/api/v1/rotation/due?tier=t9')).status).toBe(400);
     expect((await call(t, 'officer', 'POST', '/api/v1/rotation/run', {})).status).toBe(403);
   });

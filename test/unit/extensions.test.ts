@@ -24,6 +24,7 @@ import { randomSerial, serialToHex, tbsCertificate } from '../../pki/certificate
 import { integer } from '../../pki/der.ts';
 import { endEntityExtensions, type EndEntityProfile } from '../../pki/profiles.ts';
 import { PkiError } from '../../pki/pki-error.ts';
+import { readGeneralNames } from '../../pki/general-names.ts';
 
 const hex = (b: Buffer) => b.toString('hex');
 
@@ -305,5 +306,20 @@ describe('end-entity profiles (pki/profiles.ts)', () => {
     expect(codeOf(() => endEntityExtensions({ ...base, profile: 'device', publicKeyInfo: ec, ip: ['10.0.0.1'], email: ['a@b.c'] }))).toBe('invalid-argument');
     expect(codeOf(() => endEntityExtensions({ ...base, profile: 'ocsp', publicKeyInfo: ec, email: ['a@b.c'] }))).toBe('invalid-argument');
     expect(codeOf(() => endEntityExtensions({ ...base, profile: 'organ', publicKeyInfo: Buffer.from('3000', 'hex') }))).toBe('invalid-argument');
+  });
+});
+
+describe('readGeneralNames', () => {
+  it('reads back what subjectAltName wrote, and counts other forms', () => {
+    const ext = subjectAltName({ dns: ['Gw1.yuhu.xiangtan.intranet'], ip: ['10.1.2.3', '2001:db8::1'], email: ['a@yuhu.xiangtan.intranet'] });
+    const names = readGeneralNames(ext.value);
+    expect(names).toEqual({
+      dns: ['Gw1.yuhu.xiangtan.intranet'], email: ['a@yuhu.xiangtan.intranet'],
+      ip: [Buffer.from([10, 1, 2, 3]), Buffer.from('20010db8000000000000000000000001', 'hex')], other: 0,
+    });
+    // A URI [6] and an otherName [0] (constructed) are other forms.
+    const withOthers = Buffer.concat([Buffer.from([0x30, 0x09]), Buffer.from([0x86, 0x03]), Buffer.from('x:y'), Buffer.from([0xa0, 0x02, 0x05, 0x00])]);
+    expect(readGeneralNames(withOthers)).toEqual({ dns: [], ip: [], email: [], other: 2 });
+    expect(() => readGeneralNames(Buffer.from([0x31, 0x00]))).toThrow();
   });
 });

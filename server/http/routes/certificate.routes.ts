@@ -9,7 +9,7 @@ import type { ApprovalResult } from '../../ra/dual-control.ts';
 import { reasonOrRefuse } from '../../ra/certificate-status.service.ts';
 import type { Clock } from '../../clock.ts';
 import { ctxOf } from '../authenticate.ts';
-import { parseWith } from '../validate.ts';
+import { durationField, parseWith, requestIdField } from '../validate.ts';
 import { certificateSummary, pemChain, requestView } from '../views.ts';
 import { certificateToPem } from '../../../pki/pem.ts';
 import { TiercaError } from '../../errors.ts';
@@ -20,11 +20,8 @@ const issueBody = z.object({
   generate: z.object({ algorithm: z.string().max(16).optional(), passphrase: z.string().min(8).max(1024).optional() }).strict().optional(),
   profile: z.enum(['organ', 'device', 'user-sign', 'user-enc']).optional(),
   days: z.number().int().min(1).max(36_500).optional(),
-  /** Idempotency key (docs/api.md): a retry with the same id answers what the first call did. */
-  requestId: z.string().regex(/^[\w.:-]{1,64}$/, 'letters, digits and . _ : - (at most 64)').optional(),
+  requestId: requestIdField().optional(),
 }).strict();
-
-const DURATION = /^(\d{1,5})([dhm])$/;
 
 const listQuery = z.object({
   domain: z.string().max(64).optional(),
@@ -33,7 +30,7 @@ const listQuery = z.object({
   issuer: z.string().max(64).optional(),
   subject: z.string().max(64).optional(),
   profile: z.enum(['organ', 'device', 'user-sign', 'user-enc', 'ocsp']).optional(),
-  expiringWithin: z.string().regex(DURATION, 'a duration like 30d, 12h or 90m').optional(),
+  expiringWithin: durationField().optional(),
   limit: z.coerce.number().int().min(1).max(10_000).optional(),
   offset: z.coerce.number().int().min(0).optional(),
 });
@@ -44,11 +41,6 @@ const revokeBody = z.object({
   invalidityDate: z.iso.datetime().optional(),
   issuer: z.string().max(64).optional(),
 }).strict();
-
-function durationMs(text: string): number {
-  const [, n, unit] = DURATION.exec(text)!;
-  return Number(n) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[unit as 'd' | 'h' | 'm'];
-}
 
 export function renderIssued(result: IssueResult) {
   if (result.kind === 'pending') return { status: 202, body: { request: requestView(result.request) } };
@@ -106,7 +98,7 @@ export function certificateRoutes(ra: RegistrationAuthority, clock: Clock): Rout
     const certs = await ra.certificates.list(ctxOf(res), {
       domain: q.domain, tier: q.tier, status: q.status, issuerId: q.issuer, subjectId: q.subject, profile: q.profile,
       limit: q.limit ?? 1000, offset: q.offset,
-      ...(q.expiringWithin ? { notAfterAfter: now, notAfterBefore: new Date(now.getTime() + durationMs(q.expiringWithin)) } : {}),
+      ...(q.expiringWithin ? { notAfterAfter: now, notAfterBefore: new Date(now.getTime() + q.expiringWithin) } : {}),
     });
     res.json(certs.map(certificateSummary));
   });

@@ -16,15 +16,12 @@ import type { CaLinkRecord } from '../../storage/storage.ts';
 import { certificateToPem } from '../../../pki/pem.ts';
 import { createHash } from 'node:crypto';
 import { ctxOf } from '../authenticate.ts';
-import { parseWith } from '../validate.ts';
+import { durationField, parseWith, requestIdField } from '../validate.ts';
 import { certificateSummary, pemChain, requestView } from '../views.ts';
 import { TiercaError } from '../../errors.ts';
 
-const DURATION = /^(\d{1,5})([dhm])$/;
-const REQUEST_ID = z.string().regex(/^[\w.:-]{1,64}$/, 'letters, digits and . _ : - (at most 64)');
-
 const dueQuery = z.object({
-  within: z.string().regex(DURATION, 'a duration like 30d, 12h or 90m').optional(),
+  within: durationField().optional(),
   domain: z.string().max(64).optional(),
   tier: z.string().max(16).optional(),
 }).strict();
@@ -33,7 +30,7 @@ const runBody = z.object({
   dryRun: z.boolean().optional(),
   domain: z.string().max(64).optional(),
   tier: z.string().max(16).optional(),
-  requestId: REQUEST_ID.optional(),
+  requestId: requestIdField().optional(),
   limit: z.number().int().min(1).max(10_000).optional(),
 }).strict();
 
@@ -41,15 +38,10 @@ const renewBody = z.object({
   issuer: z.string().max(64).optional(),
   csr: z.string().min(1).max(32 * 1024).optional(),
   generate: z.object({ algorithm: z.string().max(16).optional(), passphrase: z.string().min(8).max(1024).optional() }).strict().optional(),
-  requestId: REQUEST_ID.optional(),
+  requestId: requestIdField().optional(),
 }).strict();
 
 const rolloverBody = z.object({ ceremony: z.boolean().optional() }).strict();
-
-function durationMs(text: string): number {
-  const [, n, unit] = DURATION.exec(text)!;
-  return Number(n) * { d: 86_400_000, h: 3_600_000, m: 60_000 }[unit as 'd' | 'h' | 'm'];
-}
 
 /** A renewal answer: 201 with the successor, or 200 when the request had already been done. */
 export function renderRenewed(r: RenewResult): { status: number; body: Record<string, unknown> } {
@@ -109,7 +101,7 @@ export function rotationRoutes(rotation: RotationServices): Router {
   const r = Router();
   r.get('/rotation/due', async (req, res) => {
     const q = parseWith(dueQuery, req.query);
-    const plan = await rotation.runs.due(ctxOf(res), { withinMs: q.within ? durationMs(q.within) : 0, domain: q.domain, tier: q.tier });
+    const plan = await rotation.runs.due(ctxOf(res), { withinMs: q.within ?? 0, domain: q.domain, tier: q.tier });
     res.json(planView(plan));
   });
   r.post('/rotation/run', async (req, res) => {

@@ -29,8 +29,7 @@ import type { IpRange } from '../../../pki/ip-range.ts';
 import type { CheckedKey, IssuancePreparer } from '../issuance-preparer.ts';
 import type { CertificateLookup } from '../certificate-lookup.ts';
 import { deliverKey, type DeliveredKey } from '../key-delivery.ts';
-
-const DAY_MS = 24 * 3600 * 1000;
+import { DAY_MS } from '../../../pki/time-constants.ts';
 
 export interface RenewInput {
   /** CA id of the certificate, when its serial is not unique across CAs. */

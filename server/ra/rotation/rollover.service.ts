@@ -12,9 +12,10 @@ import type { Authorizer } from '../authorizer.ts';
 import { actorOf, runAudited } from '../audited.ts';
 import type { RequestContext } from '../permissions.ts';
 import { completeRequest, type ApprovalResult, type DualControl, type RequestKindHandler } from '../dual-control.ts';
+import { DAY_MS } from '../../../pki/time-constants.ts';
 
 /** How long a CA rollover request waits for its second sysadmin. */
-export const ROLLOVER_REQUEST_LIFETIME_MS = 24 * 3600 * 1000;
+export const ROLLOVER_REQUEST_LIFETIME_MS = DAY_MS;
 
 export interface RolloverRequestResult {
   kind: 'pending';
