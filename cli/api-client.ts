@@ -251,6 +251,7 @@ export const DEMO_ROLE_BY_COMMAND: Readonly<Record<string, DemoRole>> = {
   crl: 'officer',
   'crl generate': 'admin', // POST /api/v1/crls is crl:generate, sysadmin only
   audit: 'auditor',
+  keystore: 'admin',
 };
 
 /** The demo role of a command path (`['cert', 'issue']`); undefined for a command not listed. */

@@ -127,3 +127,17 @@ export async function readPkcs12Passphrase({ file, stdin, stderr }: { file?: str
   if (again !== first) throw new CliError('the two passphrases differ', EXIT.usage);
   return first;
 }
+
+/**
+ * The user PIN of a PKCS#11 token (`init` and `serve` with PKCS#11 custody): from `--pin-file`, else
+ * env TIERCA_PKCS11_PIN, else asked once on a terminal (a wrong PIN counts against the token's
+ * lockout, so it is never retried). Never from a command-line value.
+ */
+export async function readTokenPin(p: { env: Record<string, string | undefined>; file?: string; stdin: InputSource & { isTTY?: boolean; isRaw?: boolean }; stderr: TextSink; tokenLabel: string }): Promise<string> {
+  if (p.file) return readPassphraseFile(p.file, '--pin-file');
+  if (p.env.TIERCA_PKCS11_PIN) return p.env.TIERCA_PKCS11_PIN;
+  if (!p.stdin.isTTY) throw new CliError('the token PIN is needed: set TIERCA_PKCS11_PIN or use --pin-file', EXIT.usage);
+  const pin = await promptHidden({ stdin: p.stdin, stderr: p.stderr, prompt: `PIN of token "${p.tokenLabel}": ` });
+  if (!pin) throw new CliError('no PIN given', EXIT.usage);
+  return pin;
+}

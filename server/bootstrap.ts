@@ -20,6 +20,8 @@ import { openServices, type Services } from './services.ts';
 import { openListeners, type ServiceTls } from './listeners.ts';
 import { generateAuditKey } from './audit/audit-checkpoints.ts';
 import { TiercaError } from './errors.ts';
+import type { KeyStore } from '../pki/keystore/keystore.ts';
+import { keystoreFaultError, openPkcs11Custody, pkcs11CustodyRecord, readCustody, type KeystoreSettings } from './keystore-custody.ts';
 
 /** The demo's passphrase. It is public: the demo hierarchy must never be trusted. */
 export const DEMO_PASSPHRASE = 'tierca-demo-passphrase-NOT-SECRET';
@@ -61,7 +63,12 @@ export interface InitOptions extends DatabaseOptions {
   configPath?: string;
   /** Config data instead of a file (the demo overrides publicUrl). */
   config?: TiercaConfig;
-  passphrase: string;
+  /** The new software keystore's passphrase (software custody only). */
+  passphrase?: string;
+  /** Where the CA keys are made; default the config's `keystore`, else software. */
+  keystore?: KeystoreSettings;
+  /** The token's user PIN (PKCS#11 custody only); never stored. */
+  pin?: string;
   clock?: Clock;
   /** Low scrypt cost for tests only. */
   kdf?: { N: number; r: number; p: number };
@@ -76,7 +83,7 @@ export interface InitOptions extends DatabaseOptions {
 export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; adminToken: string; sysadminTokens: string[] }> {
   // Validate everything that can be validated before anything is written.
   const config = opts.config ?? loadConfigFile(opts.configPath ?? EXAMPLE_CONFIG);
-  checkPassphrase(opts.passphrase);
+  checkCredentials(opts, config);
   const count = opts.sysadmins ?? 1;
   if (!Number.isInteger(count) || count < 1 || count > 9) throw new TiercaError('bad-request', '--sysadmins: a whole number from 1 to 9');
   const store = await open(opts);
@@ -95,11 +102,25 @@ export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; 
  * every domain). Returns the tree and each principal's token by name.
  */
 export async function ceremony(store: Store, opts: InitOptions, ...roles: string[]): Promise<{ tree: string; tokens: Record<string, string> }> {
-  checkPassphrase(opts.passphrase);
   const config = opts.config ?? loadConfigFile(opts.configPath ?? EXAMPLE_CONFIG);
+  const settings = checkCredentials(opts, config);
   if (await store.meta.get('keystore')) throw new TiercaError('already-exists', 'this database already holds a CA hierarchy');
   const clock = opts.clock ?? systemClock;
-  const { keystore, header } = await SoftwareKeyStore.initialise({ passphrase: opts.passphrase, kdf: opts.kdf });
+  const { keystore, header } = await newKeystore(settings, opts);
+  try {
+    return await ceremonyWith(store, keystore, header, config, clock, roles);
+  } finally {
+    await keystore.close?.();
+  }
+}
+
+/** The keystore the ceremony makes keys in, and what `meta.keystore` will say of it. */
+async function newKeystore(settings: KeystoreSettings, opts: InitOptions): Promise<{ keystore: KeyStore; header: string }> {
+  if (settings.custody === 'pkcs11') return { keystore: await openPkcs11Custody(settings, opts.pin!), header: pkcs11CustodyRecord(settings) };
+  return SoftwareKeyStore.initialise({ passphrase: opts.passphrase!, kdf: opts.kdf });
+}
+
+async function ceremonyWith(store: Store, keystore: KeyStore, header: string, config: TiercaConfig, clock: Clock, roles: string[]): Promise<{ tree: string; tokens: Record<string, string> }> {
   const cas = await runHierarchyCeremony({ config, store, keystore, now: clock.now() });
   // The key that signs audit checkpoints, sealed like the CA keys (server/audit/audit-checkpoints.ts).
   const auditKey = await generateAuditKey({ keystore, now: clock.now() });
@@ -128,10 +149,17 @@ export async function ceremony(store: Store, opts: InitOptions, ...roles: string
   return { tree: formatHierarchyTree(cas, algorithms), tokens };
 }
 
-function checkPassphrase(passphrase: string): void {
-  if (passphrase.length < MIN_PASSPHRASE) {
+/** The custody of a new installation, once what it needs is there: a long enough passphrase (software) or a PIN (PKCS#11). */
+function checkCredentials(opts: InitOptions, config: TiercaConfig): KeystoreSettings {
+  const settings = opts.keystore ?? config.keystore ?? { custody: 'software' };
+  if (settings.custody === 'pkcs11') {
+    if (!opts.pin) throw new TiercaError('bad-request', 'the token PIN is needed: set TIERCA_PKCS11_PIN or use --pin-file');
+    return settings;
+  }
+  if (opts.passphrase === undefined || opts.passphrase.length < MIN_PASSPHRASE) {
     throw new TiercaError('bad-request', `the keystore passphrase must be at least ${MIN_PASSPHRASE} characters`);
   }
+  return settings;
 }
 
 /** The config as stored in the database (so every instance runs the same policy). */
@@ -160,6 +188,8 @@ export interface ServeOptions extends DatabaseOptions {
   host?: string;
   port?: number;
   passphrase?: string;
+  /** The token's user PIN, for an installation whose CA keys are in a PKCS#11 token. */
+  pin?: string;
   clock?: Clock;
   log?: Logger;
   /** Poll interval of revocation events (other instances' changes). Default 500 ms. */
@@ -202,23 +232,16 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
   const port = opts.port ?? 8080;
   const store = await open(opts);
   let opened: Services | undefined;
+  let keystore: KeyStore | undefined;
   try {
-    let passphrase = opts.passphrase;
     await ensureHierarchy(store, opts, host, port, clock);
-    if ((await store.meta.get('demo')) === 'true') {
-      passphrase ??= DEMO_PASSPHRASE;
-      warnDemo(opts.dataDir);
-    }
-    if (!passphrase) throw new TiercaError('bad-request', 'the keystore passphrase is needed: set TIERCA_PASSPHRASE or use --passphrase-file');
-    const config = loadStoredConfig((await store.meta.get('config'))!, { demo: (await store.meta.get('demo')) === 'true', dataDir: opts.dataDir });
-    let keystore: SoftwareKeyStore;
-    try {
-      keystore = await SoftwareKeyStore.unlock({ passphrase, header: (await store.meta.get('keystore'))! });
-    } catch (err) {
-      if (err instanceof PkiError && err.code === 'wrong-passphrase') throw new TiercaError('wrong-passphrase', 'the keystore passphrase is wrong');
-      throw err;
-    }
-    const services = await openServices({ store, keystore, config, clock, log });
+    const demo = (await store.meta.get('demo')) === 'true';
+    if (demo) warnDemo(opts.dataDir);
+    const config = loadStoredConfig((await store.meta.get('config'))!, { demo, dataDir: opts.dataDir });
+    keystore = await openInstalledKeystore(readCustody((await store.meta.get('keystore'))!), demo ? (opts.passphrase ?? DEMO_PASSPHRASE) : opts.passphrase, opts.pin);
+    const services = await openServices({ store, keystore, config, clock, log }).catch((err: unknown) => {
+      throw keystoreFaultError(err);
+    });
     opened = services;
     await services.scheduler.start();
     await services.ocsp.startPolling(opts.pollMs ?? 500);
@@ -248,6 +271,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
         await listeners.close();
         await services.signing.close();
         await store.close();
+        await keystore?.close?.();
       },
     };
   } catch (err) {
@@ -258,6 +282,22 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
       await opened.signing.close();
     }
     await store.close();
+    await keystore?.close?.();
+    throw err;
+  }
+}
+
+/** Unlocks the software keystore with `passphrase`, or opens and logs in to the token with `pin`. */
+async function openInstalledKeystore(custody: ReturnType<typeof readCustody>, passphrase: string | undefined, pin: string | undefined): Promise<KeyStore> {
+  if (custody.custody === 'pkcs11') {
+    if (!pin) throw new TiercaError('bad-request', `the CA keys are in the PKCS#11 token "${custody.tokenLabel}": its PIN is needed (set TIERCA_PKCS11_PIN or use --pin-file)`);
+    return openPkcs11Custody(custody, pin);
+  }
+  if (!passphrase) throw new TiercaError('bad-request', 'the keystore passphrase is needed: set TIERCA_PASSPHRASE or use --passphrase-file');
+  try {
+    return await SoftwareKeyStore.unlock({ passphrase, header: custody.header });
+  } catch (err) {
+    if (err instanceof PkiError && err.code === 'wrong-passphrase') throw new TiercaError('wrong-passphrase', 'the keystore passphrase is wrong');
     throw err;
   }
 }
@@ -268,7 +308,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
  */
 async function ensureHierarchy(store: Store, opts: ServeOptions, host: string, port: number, clock: Clock): Promise<void> {
   if (await store.meta.get('keystore')) return;
-  if (opts.passphrase || opts.databaseUrl || opts.sqliteFile) {
+  if (opts.passphrase || opts.pin || opts.databaseUrl || opts.sqliteFile) {
     throw new TiercaError('not-found', 'this database holds no CA hierarchy: run `tierca init --config …` first');
   }
   await createDemo(store, opts, host, port, clock);

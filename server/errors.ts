@@ -31,7 +31,11 @@ export const EXIT_CODES = {
   },
   conflict: { code: 5, meaning: 'conflict (409)', help: 'conflict (409: already exists, already revoked, request not pending)' },
   policy: { code: 6, meaning: 'refused by policy (422)', help: 'refused by policy (422: algorithm, validity, names, approvals)' },
-  keystore: { code: 7, meaning: 'keystore: wrong passphrase', help: 'keystore (wrong passphrase)' },
+  keystore: {
+    code: 7,
+    meaning: 'keystore: wrong passphrase, or the PKCS#11 token cannot be used (module missing, token absent, wrong or locked PIN, a CA key object missing)',
+    help: 'keystore (wrong passphrase; PKCS#11 module, token, PIN or key object)',
+  },
   rateLimited: { code: 8, meaning: 'rate limited (429)', help: 'rate limited (429)' },
   unavailable: {
     code: 9,
@@ -95,6 +99,7 @@ export const ERROR_CODES = {
   'request-not-pending': { status: 409, exit: X.conflict.code, title: 'Request is not pending' },
   // 5xx
   'wrong-passphrase': { status: 500, exit: X.keystore.code, title: 'Wrong keystore passphrase' },
+  'keystore-fault': { status: 503, exit: X.keystore.code, title: 'The CA key token cannot be used' },
   'rate-limited': { status: 429, exit: X.rateLimited.code, title: 'Too many requests' },
   unavailable: { status: 503, exit: X.unavailable.code, title: 'Service unavailable' },
   internal: { status: 500, exit: X.internal.code, title: 'Internal error' },

@@ -1,7 +1,8 @@
 /**
  * `npm start`: serves on PORT (default 8080), in TIERCA_WORKERS processes (default 1), with the data folder TIERCA_DATA (default ./data), or
- * DATABASE_URL for PostgreSQL. The passphrase comes from TIERCA_PASSPHRASE; with neither a passphrase
- * nor a hierarchy, the demo hierarchy is created (see bootstrap.ts). TIERCA_SIGNING_THREADS sets the
+ * DATABASE_URL for PostgreSQL. The passphrase comes from TIERCA_PASSPHRASE (the token PIN from
+ * TIERCA_PKCS11_PIN when the CA keys are in a PKCS#11 token); with neither a passphrase nor a
+ * hierarchy, the demo hierarchy is created (see bootstrap.ts). TIERCA_SIGNING_THREADS sets the
  * signing threads of each process (default cores − 1; server/ca/signing-pool.ts).
  *
  * HTTPS: TIERCA_TLS_CERT and TIERCA_TLS_KEY name PEM files (chain, key); an encrypted key's passphrase
@@ -51,6 +52,7 @@ try {
     host: process.env.HOST ?? '127.0.0.1',
     port: portOf('PORT', 8080)!,
     passphrase: process.env.TIERCA_PASSPHRASE || undefined,
+    pin: process.env.TIERCA_PKCS11_PIN || undefined,
     tls,
     httpPort,
   });

@@ -35,6 +35,7 @@ import { PrincipalService } from './ra/principal.service.ts';
 import { CaAdminService } from './ra/ca-admin.service.ts';
 import { EscrowService } from './ra/escrow.service.ts';
 import { AuditQueryService } from './ra/audit-query.service.ts';
+import { KeystoreStatusService } from './ra/keystore-status.service.ts';
 import { CertificateStatusService } from './ra/certificate-status.service.ts';
 import type { RegistrationAuthority } from './ra/registration-authority.ts';
 import { RenewalAuthority } from './ra/rotation/renewal.service.ts';
@@ -152,6 +153,7 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
     subjects: new SubjectService({ store, tiers: config.tiers, ipRanges, authorizer, revocation: ca.revocation, cas, clock }),
     audit: new AuditQueryService({ store, checkpoints, authorizer, clock }),
     certificates: new CertificateStatusService({ store, cas, authorizer, lookup, revocation: ca.revocation, status: ca.status, clock }),
+    keystore: new KeystoreStatusService({ store, keystore, authorizer }),
   };
 }
 

@@ -1,20 +1,31 @@
 /**
  * `tierca init`: the key ceremony on the server machine. Makes the root CA, one domain CA per domain
  * and one issuing CA per domain × tier from a config file into an empty database, seals their keys
- * with the keystore passphrase, and prints the hierarchy and the first sysadmin token (once).
+ * with the keystore passphrase — or makes them inside a PKCS#11 token (`--keystore pkcs11 --module …
+ * --token-label …`, the PIN from --pin-file, TIERCA_PKCS11_PIN or a prompt) — and prints the hierarchy
+ * and the first sysadmin token (once).
  */
 import { accessSync, constants } from 'node:fs';
 import type { Command } from 'commander';
 import { usageError } from '../cli-error.ts';
 import type { ContextFactory } from '../context.ts';
 import { addDatabaseOptions, databaseParams, type DatabaseOptionValues } from '../local-options.ts';
-import { readKeystorePassphrase } from '../passphrase.ts';
+import { readKeystorePassphrase, readTokenPin } from '../passphrase.ts';
 
 interface InitOptions extends DatabaseOptionValues {
   config: string;
   passphraseFile?: string;
   sysadmins: number;
+  keystore?: 'software' | 'pkcs11';
+  module?: string;
+  tokenLabel?: string;
+  pinFile?: string;
 }
+
+const custody = (text: string): 'software' | 'pkcs11' => {
+  if (text !== 'software' && text !== 'pkcs11') throw usageError(`--keystore: "${text}" is not software or pkcs11`);
+  return text;
+};
 
 function sysadminCount(text: string): number {
   if (!/^[1-9]$/.test(text)) throw usageError(`--sysadmins: "${text}" is not a whole number from 1 to 9`);
@@ -28,6 +39,10 @@ export function register(program: Command, context: ContextFactory): void {
     .requiredOption('--config <file>', 'topology and tier policy, YAML or JSON (e.g. config/xiangtan.example.yaml)');
   addDatabaseOptions(init, context.io.env)
     .option('--passphrase-file <file>', 'file holding the new keystore passphrase; else env TIERCA_PASSPHRASE; else asked twice on a terminal')
+    .option('--keystore <custody>', 'where the CA keys are made: software (sealed in the database; the default) or pkcs11 (inside a token); else the config\'s keystore', custody)
+    .option('--module <path>', 'with --keystore pkcs11: the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so')
+    .option('--token-label <label>', 'with --keystore pkcs11: the label of the token to make the keys in')
+    .option('--pin-file <file>', 'with PKCS#11: file holding the token user PIN; else env TIERCA_PKCS11_PIN; else asked on a terminal')
     .option('--sysadmins <n>', 'sysadmins to make at the ceremony, each token printed once (2 lets a second person approve the first dual-controlled acts)', sysadminCount, 1)
     .action(async (opts: InitOptions, cmd: Command) => {
       const { io, out } = context(cmd);
@@ -43,9 +58,17 @@ export function register(program: Command, context: ContextFactory): void {
       const config = loadConfigFile(opts.config);
       const example = documentationArcOids(config);
       if (example.length) warnDocumentationArc(io.stderr, example);
-      const passphrase = await readKeystorePassphrase({ env: io.env, file: opts.passphraseFile, stdin: io.stdin, stderr: io.stderr, confirm: true });
+      const keystore = keystoreSettings(opts, config.keystore);
+      let secret: { passphrase: string } | { pin: string };
+      if (keystore.custody === 'pkcs11') {
+        if (opts.passphraseFile) throw usageError('--passphrase-file is for the software keystore; a PKCS#11 token takes --pin-file');
+        secret = { pin: await readTokenPin({ env: io.env, file: opts.pinFile, stdin: io.stdin, stderr: io.stderr, tokenLabel: keystore.tokenLabel }) };
+      } else {
+        if (opts.pinFile) throw usageError('--pin-file goes with --keystore pkcs11');
+        secret = { passphrase: await readKeystorePassphrase({ env: io.env, file: opts.passphraseFile, stdin: io.stdin, stderr: io.stderr, confirm: true }) };
+      }
       const { initHierarchy } = await import('../../server/bootstrap.ts');
-      const { tree, adminToken, sysadminTokens } = await initHierarchy({ config, ...databaseParams(opts), passphrase, sysadmins: opts.sysadmins });
+      const { tree, adminToken, sysadminTokens } = await initHierarchy({ config, ...databaseParams(opts), ...secret, keystore, sysadmins: opts.sysadmins });
       if (out.json) return out.printJson({ tree, adminToken, sysadminTokens });
       out.print(tree);
       out.print('');
@@ -55,6 +78,23 @@ export function register(program: Command, context: ContextFactory): void {
       for (const token of sysadminTokens) out.print(token);
       if (example.length) warnDocumentationArc(io.stderr, example);
     });
+}
+
+/** The custody of the ceremony: the flags, else the config file's `keystore`, else software. */
+function keystoreSettings(
+  opts: InitOptions,
+  configured: { custody: 'software' } | { custody: 'pkcs11'; module: string; tokenLabel: string; sessions?: number } | undefined,
+): { custody: 'software' } | { custody: 'pkcs11'; module: string; tokenLabel: string; sessions?: number } {
+  const chosen = opts.keystore ?? configured?.custody ?? 'software';
+  if (chosen === 'software') {
+    if (opts.module || opts.tokenLabel) throw usageError('--module and --token-label go with --keystore pkcs11');
+    return { custody: 'software' };
+  }
+  const fromConfig = configured?.custody === 'pkcs11' ? configured : undefined;
+  const module = opts.module ?? fromConfig?.module;
+  const tokenLabel = opts.tokenLabel ?? fromConfig?.tokenLabel;
+  if (!module || !tokenLabel) throw usageError('--keystore pkcs11 needs --module and --token-label (or keystore.module and keystore.tokenLabel in the config)');
+  return { custody: 'pkcs11', module, tokenLabel, ...(fromConfig?.sessions ? { sessions: fromConfig.sessions } : {}) };
 }
 
 /**

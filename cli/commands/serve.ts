@@ -18,6 +18,7 @@ interface ServeOptions extends DatabaseOptionValues {
   port?: number;
   host: string;
   passphraseFile?: string;
+  pinFile?: string;
   tlsCert?: string;
   tlsKey?: string;
   tlsKeyPassphraseFile?: string;
@@ -46,6 +47,7 @@ export function register(program: Command, context: ContextFactory): void {
       '--passphrase-file <file>',
       'file holding the keystore passphrase; else env TIERCA_PASSPHRASE; else asked on a terminal (an empty answer gives none, as the demo needs)',
     )
+    .option('--pin-file <file>', 'CA keys in a PKCS#11 token: file holding its user PIN; else env TIERCA_PKCS11_PIN (the module and token are those of the ceremony)')
     .action(async (opts: ServeOptions, cmd: Command) => {
       const { io } = context(cmd);
       let listenPort = opts.port ?? 8080;
@@ -66,8 +68,10 @@ export function register(program: Command, context: ContextFactory): void {
         }
       }
       if (httpPort !== undefined && !tls) throw usageError('--http-port goes with --tls-cert and --tls-key (without TLS, --port serves everything over HTTP)');
+      const pin = opts.pinFile ? readPassphraseFile(opts.pinFile, '--pin-file') : io.env.TIERCA_PKCS11_PIN || undefined;
       let passphrase: string | undefined;
-      if (opts.passphraseFile) passphrase = readPassphraseFile(opts.passphraseFile, '--passphrase-file');
+      if (pin && !opts.passphraseFile && !io.env.TIERCA_PASSPHRASE) passphrase = undefined;
+      else if (opts.passphraseFile) passphrase = readPassphraseFile(opts.passphraseFile, '--passphrase-file');
       else if (io.env.TIERCA_PASSPHRASE) passphrase = io.env.TIERCA_PASSPHRASE;
       else if (io.stdin.isTTY) {
         passphrase = (await promptHidden({ stdin: io.stdin, stderr: io.stderr, prompt: 'Keystore passphrase (empty for the demo): ' })) || undefined;
@@ -75,7 +79,7 @@ export function register(program: Command, context: ContextFactory): void {
       // Without a passphrase the server runs the demo on an empty data folder, and otherwise refuses
       // with "the keystore passphrase is needed" (exit 2).
       const { startService } = await import('../../server/bootstrap.ts');
-      const service = await startService({ ...databaseParams(opts), host: opts.host, port: listenPort, passphrase, tls, httpPort });
+      const service = await startService({ ...databaseParams(opts), host: opts.host, port: listenPort, passphrase, pin, tls, httpPort });
       io.stderr.write(`tierca listening on ${service.url}${service.httpUrl ? ` (OCSP, CRLs and CA certificates also on ${service.httpUrl})` : ''} (Ctrl-C stops)\n`);
       await new Promise<void>((resolve) => {
         const stop = () => {

@@ -63,6 +63,16 @@ export const configSchema = z
     domainCa: z.object({ algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30), rsaPadding: rsaPadding.optional() }).strict(),
     tierCa: z.object({ validityYears: z.number().int().min(1).max(30) }).strict(),
     tiers: z.record(slug, tierOverride).default({}),
+    /**
+     * Where `tierca init` makes the CA keys (docs/decisions/0020-pkcs11-custody.md): sealed in the
+     * database (software, the default) or inside a PKCS#11 token. The PIN is never configured here.
+     */
+    keystore: z
+      .discriminatedUnion('custody', [
+        z.object({ custody: z.literal('software') }).strict(),
+        z.object({ custody: z.literal('pkcs11'), module: z.string().min(1), tokenLabel: z.string().min(1).max(32), sessions: z.number().int().min(1).max(32).optional() }).strict(),
+      ])
+      .optional(),
     organs: z.array(z.object({ slug, name: z.string().min(1) }).strict()).min(1),
     domains: z
       .array(

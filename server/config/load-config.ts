@@ -36,6 +36,8 @@ export interface TiercaConfig {
   readonly root: ConfigData['root'];
   readonly domainCa: ConfigData['domainCa'];
   readonly tierCa: ConfigData['tierCa'];
+  /** Where `tierca init` makes the CA keys; absent: software (the stored custody record rules afterwards). */
+  readonly keystore?: ConfigData['keystore'];
   readonly tiers: ReadonlyMap<string, TierPolicy>;
   readonly domains: readonly DomainConfig[];
 }
@@ -102,6 +104,7 @@ export function buildConfig(data: unknown): TiercaConfig {
     root: cfg.root,
     domainCa: cfg.domainCa,
     tierCa: cfg.tierCa,
+    ...(cfg.keystore ? { keystore: cfg.keystore } : {}),
     tiers,
     domains,
   });

@@ -21,6 +21,7 @@ import { certificateRoutes } from './routes/certificate.routes.ts';
 import { crlRoutes } from './routes/crl.routes.ts';
 import { principalRoutes } from './routes/principal.routes.ts';
 import { auditRoutes } from './routes/audit.routes.ts';
+import { keystoreRoutes } from './routes/keystore.routes.ts';
 import { rotationPublicRoutes, rotationRoutes } from './routes/rotation.routes.ts';
 import { ocspHandler } from './ocsp-handler.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -76,6 +77,7 @@ export function createApp(deps: AppDeps): Express {
   api.use(crlRoutes(deps.ra));
   api.use(principalRoutes(deps.ra));
   api.use(auditRoutes(deps.ra));
+  api.use(keystoreRoutes(deps.ra));
   api.use((_req, _res, next) => next(new TiercaError('not-found', 'no such API route')));
   api.use(auditFailedWrites(deps.ra));
   app.use('/api/v1', api);

@@ -139,6 +139,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   'GET /cas/:id': { allow: ['ca:read'], action: 'ca.show' },
   'POST /cas/:id/revoke': { allow: ['ca:revoke'], action: 'ca.revoke' },
   'GET /domains': { allow: ['ca:read'], action: 'domain.list' },
+  'GET /keystore': { allow: ['keystore:read'], action: 'keystore.status' },
   'GET /principals': { allow: ['principal:read'], action: 'principal.list' },
   'POST /principals': { allow: ['principal:manage'], action: 'principal.add' },
   'POST /principals/:id/disable': { allow: ['principal:manage'], action: 'principal.disable' },

@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { ErrorRequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { ERROR_CODES, TiercaError, problemType, type ErrorCode } from '../errors.ts';
+import { keystoreFaultError } from '../keystore-custody.ts';
 
 export interface ProblemDocument {
   type: string;
@@ -27,10 +28,12 @@ export function sendProblem(res: Response, problem: ProblemDocument, headers: Re
   res.status(problem.status).set({ 'content-type': 'application/problem+json', ...headers }).send(Buffer.from(JSON.stringify(problem)));
 }
 
-/** The express error handler: TiercaError → its problem; body-parser errors → 400/413; anything else → 500 with an error id. */
+/** The express error handler: TiercaError → its problem; a token fault → 503; body-parser errors → 400/413; anything else → 500 with an error id. */
 export function problemHandler(log: Logger): ErrorRequestHandler {
-  return (err, req, res, _next) => {
+  return (thrown, req, res, _next) => {
     const instance = req.originalUrl;
+    // A PKCS#11 fault while serving (the token's session lost mid-signature): 503, worth a retry.
+    const err = keystoreFaultError(thrown);
     if (err instanceof TiercaError) {
       const extra = err.options.detail ? { ...err.options.detail } : {};
       if (err.code === 'internal' || err.code === 'wrong-passphrase') {

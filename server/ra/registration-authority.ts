@@ -13,6 +13,7 @@ import type { DualControl } from './dual-control.ts';
 import type { EscrowService } from './escrow.service.ts';
 import type { AuditQueryService } from './audit-query.service.ts';
 import type { CertificateStatusService } from './certificate-status.service.ts';
+import type { KeystoreStatusService } from './keystore-status.service.ts';
 
 export interface RegistrationAuthority {
   /** Authentication and role × permission × domain checks (every service checks through it). */
@@ -31,4 +32,6 @@ export interface RegistrationAuthority {
   readonly certificates: CertificateStatusService;
   /** Signed audit checkpoints; bootstrap starts their timer. */
   readonly checkpoints: AuditCheckpoints;
+  /** Where the CA keys are held, and whether each can sign now. */
+  readonly keystore: KeystoreStatusService;
 }

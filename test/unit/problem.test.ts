@@ -46,3 +46,20 @@ describe('problem documents', () => {
     expect(answer.body.errorId).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
+
+describe('token faults while serving', () => {
+  it('answers 503 unavailable with Retry-After when the token session is lost, naming no secret', async () => {
+    const { KeystoreError } = await import('../../pki/keystore/pkcs11-errors.ts');
+    const answer = await answerOf(new KeystoreError('session-lost', 'signing with key "yuhu-t2": the token session was lost', 'CKR_SESSION_HANDLE_INVALID'));
+    expect(answer.status).toBe(503);
+    expect(answer.body).toMatchObject({ type: 'urn:tierca:problem:unavailable', status: 503 });
+  });
+
+  it('answers 503 keystore-fault naming the fault for a key object missing from the token', async () => {
+    const { KeystoreError } = await import('../../pki/keystore/pkcs11-errors.ts');
+    const answer = await answerOf(new KeystoreError('key-missing', 'no key object "tierca:yuhu-t2" in token "tierca"'));
+    expect(answer.status).toBe(503);
+    expect(answer.body).toMatchObject({ type: 'urn:tierca:problem:keystore-fault', fault: 'key-missing' });
+    expect(String(answer.body.detail)).toMatch(/tierca:yuhu-t2.*is it the token the ceremony used/);
+  });
+});
