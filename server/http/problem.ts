@@ -32,8 +32,10 @@ export function sendProblem(res: Response, problem: ProblemDocument, headers: Re
 export function problemHandler(log: Logger): ErrorRequestHandler {
   return (thrown, req, res, _next) => {
     const instance = req.originalUrl;
-    // A PKCS#11 fault while serving (the token's session lost mid-signature): 503, worth a retry.
+    // A PKCS#11 fault while serving (the token's session lost mid-signature): 503, worth a retry,
+    // and a warning for the operator (the fault and the CKR_ name; a token error never holds the PIN).
     const err = keystoreFaultError(thrown);
+    if (err !== thrown) log.warn({ fault: (thrown as { code?: string }).code, ckr: (thrown as { ckr?: string }).ckr, instance }, 'CA key token fault');
     if (err instanceof TiercaError) {
       const extra = err.options.detail ? { ...err.options.detail } : {};
       if (err.code === 'internal' || err.code === 'wrong-passphrase') {

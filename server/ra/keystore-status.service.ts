@@ -3,7 +3,8 @@
  * the token's label, serial, slot and the object's label and id), its algorithm, the CAs it signs
  * for, and whether this instance can sign with it now — proven by a signature, not assumed.
  */
-import type { KeyLocation, KeyStore } from '../../pki/keystore/keystore.ts';
+import type { KeyLocation, KeyStore, StoredKey } from '../../pki/keystore/keystore.ts';
+import type { KeyAlgorithm } from '../../pki/algorithms.ts';
 import { KeystoreError } from '../../pki/keystore/pkcs11-errors.ts';
 import type { CaStatus, KeyPurpose, Store } from '../storage/storage.ts';
 import type { Authorizer } from './authorizer.ts';
@@ -19,7 +20,7 @@ export interface KeyStatus {
   location: KeyLocation;
   /** Whether a probe signature with the key succeeded just now on this instance. */
   canSign: boolean;
-  /** Why it cannot sign (a keystore fault code, or `not-loaded`), when it cannot. */
+  /** Why it cannot sign (a keystore fault code, e.g. `key-missing`), when it cannot. */
   fault?: string;
 }
 
@@ -30,7 +31,7 @@ export interface KeystoreStatus {
 
 export interface KeystoreStatusServiceDeps {
   store: Pick<Store, 'keys' | 'cas'>;
-  keystore: Pick<KeyStore, 'custody' | 'has' | 'signer' | 'location'>;
+  keystore: Pick<KeyStore, 'custody' | 'has' | 'load' | 'signer' | 'location'>;
   authorizer: Pick<Authorizer, 'require'>;
 }
 
@@ -50,10 +51,11 @@ export class KeystoreStatusService {
     const keys: KeyStatus[] = [];
     for (const purpose of LISTED) {
       for (const key of await store.keys.list(purpose)) {
+        const probe = await this.probe({ id: key.id, algorithm: key.algorithm as KeyAlgorithm, sealed: key.sealed, pkcs11Label: key.pkcs11Label });
+        // After the probe, which loads a key this instance had not loaded yet.
         const location: KeyLocation = keystore.location?.(key.id) ?? (key.custody === 'pkcs11'
           ? { custody: 'pkcs11', modulePath: '', tokenLabel: '', tokenSerial: '', slot: '', objectLabel: key.pkcs11Label ?? '', objectId: '' }
           : { custody: 'software' });
-        const probe = await this.probe(key.id);
         keys.push({
           keyId: key.id, purpose, algorithm: key.algorithm,
           cas: cas.filter((c) => c.keyId === key.id).map((c) => ({ id: c.id, status: c.status })),
@@ -64,11 +66,15 @@ export class KeystoreStatusService {
     return { custody: keystore.custody, keys };
   }
 
-  /** Signs the probe with key `id`; a fault is reported, not thrown (the status is what was asked). */
-  private async probe(id: string): Promise<{ canSign: boolean; fault?: string }> {
-    if (!this.deps.keystore.has(id)) return { canSign: false, fault: 'not-loaded' };
+  /**
+   * Loads the key if this instance has not yet (the audit key is loaded at its first checkpoint),
+   * then signs the probe with it; a fault is reported, not thrown (the status is what was asked).
+   */
+  private async probe(key: StoredKey): Promise<{ canSign: boolean; fault?: string }> {
+    const { keystore } = this.deps;
     try {
-      const signature = await this.deps.keystore.signer(id).sign(PROBE);
+      if (!keystore.has(key.id)) await keystore.load(key);
+      const signature = await keystore.signer(key.id).sign(PROBE);
       return signature.length > 0 ? { canSign: true } : { canSign: false, fault: 'empty-signature' };
     } catch (err) {
       return { canSign: false, fault: err instanceof KeystoreError ? err.code : 'sign-failed' };
