@@ -21,7 +21,8 @@ import { openListeners, type ServiceTls } from './listeners.ts';
 import { generateAuditKey } from './audit/audit-checkpoints.ts';
 import { TiercaError } from './errors.ts';
 import type { KeyStore } from '../pki/keystore/keystore.ts';
-import { keystoreFaultError, openPkcs11Custody, pkcs11CustodyRecord, readCustody, type KeystoreSettings } from './keystore-custody.ts';
+import { CompositeKeyStore } from '../pki/keystore/composite-keystore.ts';
+import { TOKEN_META, keystoreFaultError, openPkcs11Custody, pkcs11CustodyRecord, readCustody, type KeystoreSettings, type StoredCustody } from './keystore-custody.ts';
 
 /** The demo's passphrase. It is public: the demo hierarchy must never be trusted. */
 export const DEMO_PASSPHRASE = 'tierca-demo-passphrase-NOT-SECRET';
@@ -106,28 +107,42 @@ export async function ceremony(store: Store, opts: InitOptions, ...roles: string
   const settings = checkCredentials(opts, config);
   if (await store.meta.get('keystore')) throw new TiercaError('already-exists', 'this database already holds a CA hierarchy');
   const clock = opts.clock ?? systemClock;
-  const { keystore, header } = await newKeystore(settings, opts);
+  const { keystore, header, token } = await newKeystore(settings, opts);
   try {
-    return await ceremonyWith(store, keystore, header, config, clock, roles);
+    return await ceremonyWith(store, keystore, { header, token }, config, clock, roles);
   } finally {
     await keystore.close?.();
   }
 }
 
-/** The keystore the ceremony makes keys in, and what `meta.keystore` will say of it. */
-async function newKeystore(settings: KeystoreSettings, opts: InitOptions): Promise<{ keystore: KeyStore; header: string }> {
-  if (settings.custody === 'pkcs11') return { keystore: await openPkcs11Custody(settings, opts.pin!), header: pkcs11CustodyRecord(settings) };
-  return SoftwareKeyStore.initialise({ passphrase: opts.passphrase!, kdf: opts.kdf });
+/**
+ * The keystore the ceremony makes keys in, and what the database will say of it: `meta.keystore`
+ * (the software header, or the token's record) and, when both custodies are used, `meta.keystore.token`.
+ */
+async function newKeystore(settings: KeystoreSettings, opts: InitOptions): Promise<{ keystore: KeyStore; header: string; token?: string }> {
+  if (settings.custody === 'software') return SoftwareKeyStore.initialise({ passphrase: opts.passphrase!, kdf: opts.kdf });
+  const token = await openPkcs11Custody(settings, opts.pin!);
+  if (!settings.inSoftware?.length) return { keystore: token, header: pkcs11CustodyRecord(settings) };
+  try {
+    const software = await SoftwareKeyStore.initialise({ passphrase: opts.passphrase!, kdf: opts.kdf });
+    return { keystore: new CompositeKeyStore(software.keystore, token), header: software.header, token: pkcs11CustodyRecord(settings) };
+  } catch (err) {
+    await token.close();
+    throw err;
+  }
 }
 
-async function ceremonyWith(store: Store, keystore: KeyStore, header: string, config: TiercaConfig, clock: Clock, roles: string[]): Promise<{ tree: string; tokens: Record<string, string> }> {
+async function ceremonyWith(
+  store: Store, keystore: KeyStore, custody: { header: string; token?: string }, config: TiercaConfig, clock: Clock, roles: string[],
+): Promise<{ tree: string; tokens: Record<string, string> }> {
   const cas = await runHierarchyCeremony({ config, store, keystore, now: clock.now() });
   // The key that signs audit checkpoints, sealed like the CA keys (server/audit/audit-checkpoints.ts).
   const auditKey = await generateAuditKey({ keystore, now: clock.now() });
   const tokens: Record<string, string> = {};
   await store.transaction(async (tx) => {
     await tx.keys.insert(auditKey);
-    await tx.meta.set('keystore', header);
+    await tx.meta.set('keystore', custody.header);
+    if (custody.token) await tx.meta.set(TOKEN_META, custody.token);
     await tx.meta.set('config', JSON.stringify(configData(config)));
     const now = clock.now();
     for (const spec of roles) {
@@ -154,7 +169,8 @@ function checkCredentials(opts: InitOptions, config: TiercaConfig): KeystoreSett
   const settings = opts.keystore ?? config.keystore ?? { custody: 'software' };
   if (settings.custody === 'pkcs11') {
     if (!opts.pin) throw new TiercaError('bad-request', 'the token PIN is needed: set TIERCA_PKCS11_PIN or use --pin-file');
-    return settings;
+    // keystore.inSoftware: those layers' keys are sealed under a passphrase, as in a software installation.
+    if (!settings.inSoftware?.length) return settings;
   }
   if (opts.passphrase === undefined || opts.passphrase.length < MIN_PASSPHRASE) {
     throw new TiercaError('bad-request', `the keystore passphrase must be at least ${MIN_PASSPHRASE} characters`);
@@ -238,7 +254,10 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     const demo = (await store.meta.get('demo')) === 'true';
     if (demo) warnDemo(opts.dataDir);
     const config = loadStoredConfig((await store.meta.get('config'))!, { demo, dataDir: opts.dataDir });
-    keystore = await openInstalledKeystore(readCustody((await store.meta.get('keystore'))!), demo ? (opts.passphrase ?? DEMO_PASSPHRASE) : opts.passphrase, opts.pin);
+    const token = await store.meta.get(TOKEN_META);
+    keystore = await openInstalledKeystore(
+      readCustody((await store.meta.get('keystore'))!), token ? readCustody(token) : undefined, demo ? (opts.passphrase ?? DEMO_PASSPHRASE) : opts.passphrase, opts.pin,
+    );
     const services = await openServices({ store, keystore, config, clock, log }).catch((err: unknown) => {
       throw keystoreFaultError(err);
     });
@@ -287,18 +306,63 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
   }
 }
 
-/** Unlocks the software keystore with `passphrase`, or opens and logs in to the token with `pin`. */
-async function openInstalledKeystore(custody: ReturnType<typeof readCustody>, passphrase: string | undefined, pin: string | undefined): Promise<KeyStore> {
-  if (custody.custody === 'pkcs11') {
-    if (!pin) throw new TiercaError('bad-request', `the CA keys are in the PKCS#11 token "${custody.tokenLabel}": its PIN is needed (set TIERCA_PKCS11_PIN or use --pin-file)`);
-    return openPkcs11Custody(custody, pin);
+/**
+ * Opens what the installation's keys are held in: the software keystore (unlocked with
+ * `passphrase`), the token (logged in with `pin`), or both (a token added to a software
+ * installation, or layers kept in software) as one {@link CompositeKeyStore}.
+ */
+async function openInstalledKeystore(
+  custody: StoredCustody, token: StoredCustody | undefined, passphrase: string | undefined, pin: string | undefined,
+): Promise<KeyStore> {
+  const tokenCustody = custody.custody === 'pkcs11' ? custody : token?.custody === 'pkcs11' ? token : undefined;
+  if (tokenCustody && !pin) {
+    throw new TiercaError('bad-request', `the CA keys are in the PKCS#11 token "${tokenCustody.tokenLabel}": its PIN is needed (set TIERCA_PKCS11_PIN or use --pin-file)`);
   }
+  if (custody.custody === 'pkcs11') return openPkcs11Custody(custody, pin!);
+  const software = await unlockSoftware(custody.header, passphrase);
+  if (!tokenCustody) return software;
+  return new CompositeKeyStore(software, await openPkcs11Custody(tokenCustody, pin!));
+}
+
+async function unlockSoftware(header: string, passphrase: string | undefined): Promise<SoftwareKeyStore> {
   if (!passphrase) throw new TiercaError('bad-request', 'the keystore passphrase is needed: set TIERCA_PASSPHRASE or use --passphrase-file');
   try {
-    return await SoftwareKeyStore.unlock({ passphrase, header: custody.header });
+    return await SoftwareKeyStore.unlock({ passphrase, header });
   } catch (err) {
     if (err instanceof PkiError && err.code === 'wrong-passphrase') throw new TiercaError('wrong-passphrase', 'the keystore passphrase is wrong');
     throw err;
+  }
+}
+
+/**
+ * Adds a PKCS#11 token to a software installation (`tierca keystore add-token`): from then on every
+ * new key — a CA rollover's next generation, a responder key — is made in the token, while the
+ * software keys keep signing until their generations retire. Checks the passphrase and the PIN
+ * first; records the token (never the PIN) and audits the act.
+ */
+export async function addToken(opts: DatabaseOptions & { passphrase?: string; pin: string; module: string; tokenLabel: string; clock?: Clock }): Promise<void> {
+  const store = await open(opts);
+  try {
+    const stored = await store.meta.get('keystore');
+    if (!stored) throw new TiercaError('not-found', 'this database holds no CA hierarchy: run `tierca init --config …` first');
+    const custody = readCustody(stored);
+    if (custody.custody !== 'software') throw new TiercaError('conflict', `the CA keys are already in the PKCS#11 token "${custody.tokenLabel}"`);
+    const existing = await store.meta.get(TOKEN_META);
+    if (existing) throw new TiercaError('conflict', `a PKCS#11 token is already added: ${(readCustody(existing) as { tokenLabel: string }).tokenLabel}`);
+    await unlockSoftware(custody.header, opts.passphrase);
+    const settings = { custody: 'pkcs11' as const, module: opts.module, tokenLabel: opts.tokenLabel };
+    const token = await openPkcs11Custody(settings, opts.pin);
+    await token.close();
+    const now = (opts.clock ?? systemClock).now();
+    await store.transaction(async (tx) => {
+      await tx.meta.set(TOKEN_META, pkcs11CustodyRecord(settings));
+      await appendAudit(tx.audit, now, {
+        principalId: null, role: null, source: 'local', action: 'keystore.add-token', target: `token:${opts.tokenLabel}`, outcome: 'success',
+        requestId: null, detail: { module: opts.module, tokenLabel: opts.tokenLabel },
+      });
+    });
+  } finally {
+    await store.close();
   }
 }
 

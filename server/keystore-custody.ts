@@ -10,7 +10,7 @@ import { TiercaError } from './errors.ts';
 /** Where `tierca init` makes the keys: sealed in the database (software), or inside a PKCS#11 token. */
 export type KeystoreSettings =
   | { custody: 'software' }
-  | { custody: 'pkcs11'; module: string; tokenLabel: string; sessions?: number };
+  | { custody: 'pkcs11'; module: string; tokenLabel: string; sessions?: number; inSoftware?: readonly ('root' | 'domain' | 'tier')[] };
 
 /** What `meta.keystore` says: a software keystore header, or the token to open. */
 export type StoredCustody =
@@ -18,6 +18,9 @@ export type StoredCustody =
   | { custody: 'pkcs11'; module: string; tokenLabel: string; sessions?: number };
 
 const PKCS11_PREFIX = 'pkcs11:';
+
+/** The meta key of a token used beside a software keystore (both custodies: composite-keystore.ts). */
+export const TOKEN_META = 'keystore.token';
 
 /** The `meta.keystore` value of a PKCS#11 installation: module path and token label, no secret. */
 export function pkcs11CustodyRecord(settings: Extract<KeystoreSettings, { custody: 'pkcs11' }>): string {

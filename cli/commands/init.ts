@@ -11,6 +11,7 @@ import { usageError } from '../cli-error.ts';
 import type { ContextFactory } from '../context.ts';
 import { addDatabaseOptions, databaseParams, type DatabaseOptionValues } from '../local-options.ts';
 import { readKeystorePassphrase, readTokenPin } from '../passphrase.ts';
+import type { KeystoreSettings } from '../../server/keystore-custody.ts';
 
 interface InitOptions extends DatabaseOptionValues {
   config: string;
@@ -59,10 +60,12 @@ export function register(program: Command, context: ContextFactory): void {
       const example = documentationArcOids(config);
       if (example.length) warnDocumentationArc(io.stderr, example);
       const keystore = keystoreSettings(opts, config.keystore);
-      let secret: { passphrase: string } | { pin: string };
+      let secret: { passphrase?: string; pin?: string };
       if (keystore.custody === 'pkcs11') {
-        if (opts.passphraseFile) throw usageError('--passphrase-file is for the software keystore; a PKCS#11 token takes --pin-file');
+        if (opts.passphraseFile && !keystore.inSoftware?.length) throw usageError('--passphrase-file is for software keys; a PKCS#11 token takes --pin-file (keystore.inSoftware keeps layers in software)');
         secret = { pin: await readTokenPin({ env: io.env, file: opts.pinFile, stdin: io.stdin, stderr: io.stderr, tokenLabel: keystore.tokenLabel }) };
+        // The layers kept in software (keystore.inSoftware, e.g. the root) are sealed under a passphrase.
+        if (keystore.inSoftware?.length) secret.passphrase = await readKeystorePassphrase({ env: io.env, file: opts.passphraseFile, stdin: io.stdin, stderr: io.stderr, confirm: true });
       } else {
         if (opts.pinFile) throw usageError('--pin-file goes with --keystore pkcs11');
         secret = { passphrase: await readKeystorePassphrase({ env: io.env, file: opts.passphraseFile, stdin: io.stdin, stderr: io.stderr, confirm: true }) };
@@ -83,8 +86,8 @@ export function register(program: Command, context: ContextFactory): void {
 /** The custody of the ceremony: the flags, else the config file's `keystore`, else software. */
 function keystoreSettings(
   opts: InitOptions,
-  configured: { custody: 'software' } | { custody: 'pkcs11'; module: string; tokenLabel: string; sessions?: number } | undefined,
-): { custody: 'software' } | { custody: 'pkcs11'; module: string; tokenLabel: string; sessions?: number } {
+  configured: KeystoreSettings | undefined,
+): KeystoreSettings {
   const chosen = opts.keystore ?? configured?.custody ?? 'software';
   if (chosen === 'software') {
     if (opts.module || opts.tokenLabel) throw usageError('--module and --token-label go with --keystore pkcs11');
@@ -94,7 +97,7 @@ function keystoreSettings(
   const module = opts.module ?? fromConfig?.module;
   const tokenLabel = opts.tokenLabel ?? fromConfig?.tokenLabel;
   if (!module || !tokenLabel) throw usageError('--keystore pkcs11 needs --module and --token-label (or keystore.module and keystore.tokenLabel in the config)');
-  return { custody: 'pkcs11', module, tokenLabel, ...(fromConfig?.sessions ? { sessions: fromConfig.sessions } : {}) };
+  return { custody: 'pkcs11', module, tokenLabel, ...(fromConfig?.sessions ? { sessions: fromConfig.sessions } : {}), ...(fromConfig?.inSoftware ? { inSoftware: fromConfig.inSoftware } : {}) };
 }
 
 /**

@@ -30,11 +30,18 @@ export type KeyLocation =
   | { custody: 'software' }
   | { custody: 'pkcs11'; modulePath: string; tokenLabel: string; tokenSerial: string; slot: string; objectLabel: string; objectId: string };
 
+/** Where a generated or stored key is held: a sealed blob is software custody, anything else the token's. */
+export const custodyOf = (key: Pick<GeneratedKey, 'sealed'>): 'software' | 'pkcs11' => (key.sealed ? 'software' : 'pkcs11');
+
 /** CA key custody behind one interface: software (sealed PKCS#8) or PKCS#11 (non-extractable token keys). */
 export interface KeyStore {
   readonly custody: 'software' | 'pkcs11';
-  /** Makes a new key under `id`; returns what the caller stores (never plaintext). The key is usable at once. */
-  generate(id: string, algorithm: KeyAlgorithm): Promise<GeneratedKey>;
+  /**
+   * Makes a new key under `id`; returns what the caller stores (never plaintext). The key is usable
+   * at once. `custody` asks for software or token custody where the keystore holds both
+   * (composite-keystore.ts); a single keystore makes every key its own way.
+   */
+  generate(id: string, algorithm: KeyAlgorithm, options?: { custody?: 'software' | 'pkcs11' }): Promise<GeneratedKey>;
   /** Loads a stored key into memory (unseals it). */
   load(key: StoredKey): Promise<void>;
   /** Whether the key `id` is loaded and can sign. */

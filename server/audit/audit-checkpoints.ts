@@ -12,7 +12,7 @@
  */
 import { createPublicKey, randomBytes, verify as verifySignature, type KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { KeyStore } from '../../pki/keystore/keystore.ts';
+import { type KeyStore, custodyOf } from '../../pki/keystore/keystore.ts';
 import { digestFor, isKeyAlgorithm, type KeyAlgorithm } from '../../pki/algorithms.ts';
 import { UniqueViolationError, type AuditCheckpointRecord, type AuditRecord, type KeyRecord, type Store } from '../storage/storage.ts';
 import type { Clock } from '../clock.ts';
@@ -51,7 +51,7 @@ export async function generateAuditKey(p: { keystore: KeyStore; now: Date; rando
   return {
     id,
     algorithm: AUDIT_KEY_ALGORITHM,
-    custody: p.keystore.custody,
+    custody: custodyOf(generated),
     sealed: generated.sealed,
     pkcs11Label: generated.pkcs11Label,
     publicKeyInfo: generated.publicKeyInfo,

@@ -22,7 +22,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { addYears, nestValidity } from './validity.ts';
 import { caRsaPadding } from './ca-signature.ts';
 import type { Logger } from 'pino';
-import type { KeyStore } from '../../pki/keystore/keystore.ts';
+import { type KeyStore, custodyOf } from '../../pki/keystore/keystore.ts';
 import type { KeyAlgorithm } from '../../pki/algorithms.ts';
 import type { Signer } from '../../pki/signer.ts';
 import { buildCertificate, randomSerial, serialToHex } from '../../pki/certificate.ts';
@@ -117,7 +117,7 @@ export class CaRollover {
     const newSigner = keystore.signer(keyId, { rsaPadding: caRsaPadding(this.deps.config, old.record) });
     const newSpki = generated.publicKeyInfo;
     const key: KeyRecord = {
-      id: keyId, algorithm, custody: keystore.custody, sealed: generated.sealed, pkcs11Label: generated.pkcs11Label,
+      id: keyId, algorithm, custody: custodyOf(generated), sealed: generated.sealed, pkcs11Label: generated.pkcs11Label,
       publicKeyInfo: newSpki, purpose: 'ca', createdAt: start,
     };
     await faults?.after('key-made');

@@ -4,7 +4,7 @@
  * domain = name constraints on the domain CA, tier = the certificate-policy OID of the tier CA.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import type { KeyStore } from '../../pki/keystore/keystore.ts';
+import { type KeyStore, custodyOf } from '../../pki/keystore/keystore.ts';
 import type { KeyAlgorithm } from '../../pki/algorithms.ts';
 import { encodeName, type DistinguishedName } from '../../pki/name.ts';
 import { buildCertificate, randomSerial, serialToHex } from '../../pki/certificate.ts';
@@ -47,12 +47,14 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
 
   const makeKey = async (caId: string, algorithm: KeyAlgorithm, layer: CaRecord['layer'], tier: string | null = null): Promise<{ key: KeyRecord; signer: Signer }> => {
     const id = `ca-${caId}-${random(4).toString('hex')}`;
-    const generated = await keystore.generate(id, algorithm);
+    // The layers the configuration keeps in software (a root apart from the online HSM); the rest in the keystore's own custody.
+    const inSoftware = config.keystore?.custody === 'pkcs11' && config.keystore.inSoftware?.includes(layer);
+    const generated = await keystore.generate(id, algorithm, inSoftware ? { custody: 'software' } : {});
     return {
       key: {
         id,
         algorithm,
-        custody: keystore.custody,
+        custody: custodyOf(generated),
         sealed: generated.sealed,
         pkcs11Label: generated.pkcs11Label,
         publicKeyInfo: generated.publicKeyInfo,

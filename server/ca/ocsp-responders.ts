@@ -5,7 +5,7 @@
  * signed until they expire, because each answer carries its own responder certificate.
  */
 import { randomBytes } from 'node:crypto';
-import type { KeyStore } from '../../pki/keystore/keystore.ts';
+import { type KeyStore, custodyOf } from '../../pki/keystore/keystore.ts';
 import type { Signer } from '../../pki/signer.ts';
 import { buildCertificate, randomSerial } from '../../pki/certificate.ts';
 import { endEntityExtensions } from '../../pki/profiles.ts';
@@ -113,7 +113,7 @@ export class ResponderPool {
     };
     await store.transaction(async (tx) => {
       await tx.keys.insert({
-        id: keyId, algorithm, custody: keystore.custody, sealed: generated.sealed, pkcs11Label: generated.pkcs11Label,
+        id: keyId, algorithm, custody: custodyOf(generated), sealed: generated.sealed, pkcs11Label: generated.pkcs11Label,
         publicKeyInfo: generated.publicKeyInfo, purpose: 'ocsp', createdAt: start,
       });
       await tx.responders.insert(record);

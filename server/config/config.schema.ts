@@ -64,13 +64,20 @@ export const configSchema = z
     tierCa: z.object({ validityYears: z.number().int().min(1).max(30) }).strict(),
     tiers: z.record(slug, tierOverride).default({}),
     /**
-     * Where `tierca init` makes the CA keys (docs/decisions/0020-pkcs11-custody.md): sealed in the
+     * Where `tierca init` makes the CA keys (docs/decisions/0021-pkcs11-custody.md): sealed in the
      * database (software, the default) or inside a PKCS#11 token. The PIN is never configured here.
      */
     keystore: z
       .discriminatedUnion('custody', [
         z.object({ custody: z.literal('software') }).strict(),
-        z.object({ custody: z.literal('pkcs11'), module: z.string().min(1), tokenLabel: z.string().min(1).max(32), sessions: z.number().int().min(1).max(32).optional() }).strict(),
+        z.object({
+          custody: z.literal('pkcs11'),
+          module: z.string().min(1),
+          tokenLabel: z.string().min(1).max(32),
+          sessions: z.number().int().min(1).max(32).optional(),
+          /** CA layers whose keys the ceremony makes in software (sealed under the passphrase) instead of the token, e.g. [root]. */
+          inSoftware: z.array(z.enum(['root', 'domain', 'tier'])).max(3).optional(),
+        }).strict(),
       ])
       .optional(),
     organs: z.array(z.object({ slug, name: z.string().min(1) }).strict()).min(1),

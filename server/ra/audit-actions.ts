@@ -22,7 +22,7 @@ export const AUDIT_ACTIONS = [
   // dual control
   'request.list', 'request.approve', 'request.reject',
   // escrow
-  'escrow.recover', 'escrow.recover.request', 'keystore.status',
+  'escrow.recover', 'escrow.recover.request', 'keystore.status', 'keystore.add-token',
   // audit log
   'audit.read', 'audit.export', 'audit.verify', 'audit.checkpoints', 'audit.checkpoint',
   // rotation
