@@ -61,7 +61,7 @@ describe('help', () => {
       'cert issue', 'cert list', 'cert show', 'cert revoke', 'cert hold', 'cert release', 'cert renew',
       'request list', 'request approve', 'request reject', 'crl generate', 'crl show', 'rotate due', 'rotate run',
       'principal add', 'principal list', 'principal disable', 'principal certificate',
-      'audit tail', 'audit export', 'audit verify', 'audit checkpoint', 'audit checkpoints', 'keystore status', 'ocsp check',
+      'audit tail', 'audit export', 'audit verify', 'audit checkpoint', 'audit checkpoints', 'keystore status', 'keystore add-token', 'ocsp check',
       'init', 'serve', 'db migrate', 'db status', 'backup', 'restore',
     ]);
     for (const { path, cmd } of commands) {
@@ -101,7 +101,7 @@ describe('docs/cli.md', () => {
 
   it('documents every global option and no command that does not exist', () => {
     for (const option of program.options) expect([option.flags, docs.includes(`\`${option.flags}\``)]).toEqual([option.flags, true]);
-    const documented = [...docs.matchAll(/^### tierca ([a-z ]+?)(?: `|$| --| \[)/gm)].map((m) => m[1].trim());
+    const documented = [...docs.matchAll(/^### tierca ([a-z -]+?)(?: `|$| --| \[)/gm)].map((m) => m[1].trim());
     expect(documented.sort()).toEqual([...commands.map((c) => c.path.join(' ')), 'help'].sort());
   });
 
