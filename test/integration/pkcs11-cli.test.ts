@@ -155,4 +155,23 @@ describe('tierca serve on the token', () => {
     expect(res.status).toBe(200);
     expect(((await res.json()) as { keys: { canSign: boolean }[] }).keys.every((k) => k.canSign)).toBe(true);
   });
+
+  it('refuses to start, naming the key, when a CA key object is gone from the token — and changes nothing', async () => {
+    await serve?.stop();
+    serve = undefined;
+    const listed = parseListedObjects((await hsm.pkcs11Tool(['--token-label', hsm.tokenLabel, '--login', '--pin', hsm.pin, '--list-objects', '--type', 'privkey'])).stdout);
+    const victim = listed.find((k) => /^tierca:ca-yuhu-t3-/.test(k.label))!;
+    const deleted = await hsm.pkcs11Tool(['--token-label', hsm.tokenLabel, '--login', '--pin', hsm.pin, '--delete-object', '--type', 'privkey', '--id', victim.id]);
+    expect(deleted.code, deleted.stderr).toBe(0);
+    const store = await openStore(storeOptions(db.options));
+    const auditBefore = (await store.audit.last())?.seq;
+    await store.close();
+    const refused = await runTierca(['serve', '--port', String(await freePort()), ...dbArgs()], { env: { TIERCA_PKCS11_PIN: hsm.pin, TIERCA_PASSPHRASE: '' }, timeoutMs: 30_000 });
+    expect(refused.code, refused.stderr).toBe(7);
+    expect(refused.stderr).toContain(victim.label);
+    expect(refused.stderr).toContain('is it the token the ceremony used?');
+    const after = await openStore(storeOptions(db.options));
+    expect((await after.audit.last())?.seq).toBe(auditBefore);
+    await after.close();
+  });
 });
