@@ -91,9 +91,9 @@ function checkSequence(der: Buffer, what: string): void {
 
 /**
  * A fresh serial number: 16 octets from the CSPRNG with the top bit cleared, so that the INTEGER is
- * positive without a sign octet, carrying 127 bits of entropy (RFC 5280 §4.1.2.2; CA/B Forum BR
- * §7.1 asks for at least 64). The all-zero draw (probability 2^-127) becomes 1, since zero is not a
- * positive serial.
+ * positive without a sign octet, and the first octet never zero, so that it is always 16 octets long
+ * — about 127 bits of entropy (RFC 5280 §4.1.2.2; CA/B Forum BR §7.1 asks for at least 64; GM/T 0015
+ * readers want at least 8 octets).
  *
  * @param random source of random octets; default crypto.randomBytes (tests inject a fixed one).
  */
@@ -101,7 +101,10 @@ export function randomSerial(random: (n: number) => Buffer = randomBytes): Buffe
   const serial = Buffer.from(random(16));
   if (serial.length !== 16) throw new PkiError('invalid-argument', 'random source returned the wrong number of octets');
   serial[0] &= 0x7f;
-  if (serial.every((b) => b === 0)) serial[15] = 1;
+  // Never a leading zero octet: the INTEGER is always 16 octets, never shorter — the stricter SM2
+  // verifiers want at least 8 (GM/T 0015), and a fixed length is easier on every reader. (A zero
+  // first octet becomes 1: the other 120 random bits are untouched.)
+  if (serial[0] === 0) serial[0] = 1;
   return serial;
 }
 

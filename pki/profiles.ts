@@ -106,8 +106,12 @@ export type EndEntityProfile = 'organ' | 'device' | 'user-sign' | 'user-enc' | '
 
 export const END_ENTITY_PROFILES: readonly EndEntityProfile[] = ['organ', 'device', 'user-sign', 'user-enc', 'ocsp'];
 
+/** GM/T 0015-2012: an SM2 certificate is valid for ten years at most (3,650 days, as tierca counts days). */
+export const SM2_MAX_VALIDITY_DAYS = 3650;
+
 /**
- * An end-entity certificate's extensions. Every profile has basicConstraints CA:false (critical),
+ * An end-entity certificate's extensions. Every profile has basicConstraints CA:false (critical;
+ * none for SM2 keys, GM/T 0015 — see below),
  * keyUsage (critical), SKI, AKI, certificatePolicies (the tier OID), AIA caIssuers; all but `ocsp`
  * add the AIA OCSP URL, the CRL distribution point and, when `links.deltaCrlUrl` is set, freshestCRL.
  *
@@ -183,7 +187,10 @@ export function endEntityExtensions(p: {
   }
   const isOcsp = p.profile === 'ocsp';
   return [
-    basicConstraints({ ca: false }),
+    // GM/T 0015-2012: an SM2 end-entity certificate carries no basicConstraints — the stricter
+    // verifiers of Chinese relying parties refuse the empty CA:FALSE sequence, and RFC 5280 §4.2.1.9
+    // lets an end-entity certificate omit the extension (cA then defaults to FALSE).
+    ...(key === 'sm2' ? [] : [basicConstraints({ ca: false })]),
     keyUsage(usages),
     extendedKeyUsage(ekus),
     subjectKeyIdentifier(keyIdentifier(p.publicKeyInfo)),

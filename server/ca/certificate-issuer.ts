@@ -42,6 +42,8 @@ export interface IssuanceOrder {
   notBefore: Date;
   notAfter: Date;
   requestId: string | null;
+  /** SM2 CSRs: the signer identity their proof of possession verified with, recorded with the certificate. */
+  popIdentity?: 'default' | 'empty' | null;
 }
 
 /** What runs around the store of one issuance. */
@@ -166,6 +168,7 @@ export class CertificateIssuer {
       keyAlgorithm: order.keyAlgorithm,
       requestId: order.requestId,
       createdAt: now,
+      popIdentity: order.popIdentity ?? null,
     };
   }
 }

@@ -13,6 +13,9 @@ import { EKU, EXTENSION_OID, parseIp } from '../../pki/extensions.ts';
 import type { EndEntityProfile } from '../../pki/profiles.ts';
 import { readGeneralNames } from '../../pki/general-names.ts';
 import { TiercaError } from '../errors.ts';
+import { keyAlgorithmOf } from '../../pki/key-pair.ts';
+import { SM2_MAX_VALIDITY_DAYS } from '../../pki/profiles.ts';
+import { DAY_MS } from '../../pki/time-constants.ts';
 
 /** A leaf may not start before its issuer: the CA clamps the back-dated notBefore (validity.ts nestValidity). */
 const START_TOLERANCE_MS = 0;
@@ -45,8 +48,9 @@ export interface LintExpectation {
 }
 
 /** The problems of `tbs` against `want` (empty when it passes). */
-export function lintProblems(tbs: Buffer, want: LintExpectation): string[] {
+export function lintProblems(tbs: Buffer, expected: LintExpectation): string[] {
   const problems: string[] = [];
+  const want = { ...expected, sm2: keyAlgorithmOf(expected.publicKeyInfo) === 'SM2' };
   const [version, serial, , issuer, validity, subject, spki, ...rest] = children(readOnly(tbs, 0x30));
   if (!version || version.tag !== 0xa0) problems.push('not a v3 certificate');
   if (serial?.content.toString('hex').replace(/^(00)+(?=.)/, '') !== want.serialHex) problems.push('serial');
@@ -58,6 +62,7 @@ export function lintProblems(tbs: Buffer, want: LintExpectation): string[] {
   const notAfter = na && readTime(na);
   if (!notBefore || !notAfter || notBefore.getTime() > notAfter.getTime()) problems.push('validity');
   else {
+    if (want.sm2 && notAfter.getTime() - notBefore.getTime() > SM2_MAX_VALIDITY_DAYS * DAY_MS) problems.push(`an SM2 certificate valid longer than ${SM2_MAX_VALIDITY_DAYS} days (GM/T 0015)`);
     if (notAfter.getTime() > want.issuer.notAfter.getTime()) problems.push('outlives its CA');
     if (notBefore.getTime() < want.issuer.notBefore.getTime() - START_TOLERANCE_MS) problems.push('starts before its CA');
   }
@@ -73,10 +78,13 @@ export function lintTbsCertificate(tbs: Buffer, want: LintExpectation): void {
   if (problems.length) throw new TiercaError('internal', 'the prepared certificate failed its lint; nothing was signed', { detail: { problems } });
 }
 
-function lintExtensions(ext: Map<string, { critical: boolean; value: Buffer }>, want: LintExpectation, problems: string[]): void {
+function lintExtensions(ext: Map<string, { critical: boolean; value: Buffer }>, want: LintExpectation & { sm2: boolean }, problems: string[]): void {
   const bc = ext.get(EXTENSION_OID.basicConstraints);
   // BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, … }: CA:false is the empty SEQUENCE in DER.
-  if (!bc || !bc.critical) problems.push('basicConstraints missing or not critical');
+  // An SM2 end-entity certificate carries none (GM/T 0015; RFC 5280 lets an end entity omit it).
+  if (want.sm2) {
+    if (bc) problems.push('an SM2 end-entity certificate carries basicConstraints (GM/T 0015)');
+  } else if (!bc || !bc.critical) problems.push('basicConstraints missing or not critical');
   else if (children(readOnly(bc.value, 0x30)).some((el) => el.tag === 0x01 && el.content[0] !== 0)) problems.push('basicConstraints says CA');
 
   const rules = PROFILE_RULES[want.profile];

@@ -13,7 +13,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { verifyCsr, type ParsedCsr } from '../../pki/csr.ts';
+import { checkCsrProofOfPossession, type CsrProofOfPossession, type ParsedCsr } from '../../pki/csr.ts';
 import { PkiError, type PkiErrorCode } from '../../pki/pki-error.ts';
 import type { InMemoryKey, Signer } from '../../pki/signer.ts';
 import { TiercaError, type ErrorCode } from '../errors.ts';
@@ -72,10 +72,10 @@ export class SigningPool {
     this.threads = new Array<Thread | undefined>(size).fill(undefined);
   }
 
-  /** Checks a CSR's proof of possession; throws PkiError('bad-signature') when it does not verify. */
-  async verifyCsr(csr: ParsedCsr): Promise<void> {
-    if (this.size === 0) return verifyCsr(csr);
-    await this.post({ id: 0, op: 'verify-csr', der: tight(csr.der) });
+  /** Checks a CSR's proof of possession (and learns the SM2 identity); throws PkiError('bad-signature') when it does not verify. */
+  async verifyCsr(csr: ParsedCsr): Promise<CsrProofOfPossession> {
+    if (this.size === 0) return checkCsrProofOfPossession(csr);
+    return (await this.post({ id: 0, op: 'verify-csr', der: tight(csr.der) })) as CsrProofOfPossession;
   }
 
   /** Signs one issuance (see issuance-signing.ts); on a thread when both keys are in memory. */

@@ -3,12 +3,13 @@
  * message naming the key path of each problem.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type ConfigData } from './config.schema.ts';
 import { DEFAULT_TIERS, tierPolicyOid, type TierPolicy } from './tier-policy.ts';
 import { TiercaError } from '../errors.ts';
+import { SM2_MAX_VALIDITY_DAYS } from '../../pki/profiles.ts';
 import { DOCUMENTATION_ARC, isUnderArc, oidProblem } from '../../pki/oid.ts';
 import { parseCidr, rangesOverlap, type IpRange } from '../../pki/ip-range.ts';
 
@@ -67,6 +68,7 @@ export function buildConfig(data: unknown): TiercaConfig {
     const oid = tierOid(id, { policyOid, legacyOid, arc: cfg.policyArc });
     tiers.set(id, deepFreeze({ ...(base as TierPolicy), ...(override as Partial<TierPolicy>), id, oid }));
   }
+  checkSm2Validity(cfg, tiers);
   const oids = new Map<string, string>();
   for (const t of tiers.values()) {
     const other = oids.get(t.oid);
@@ -186,6 +188,18 @@ function ipRangesOf(texts: readonly string[], i: number, slug: string, earlier: 
 
 /** Reads a YAML or JSON config file and validates it. */
 export function loadConfigFile(path: string): TiercaConfig {
+  return buildConfig(readConfigData(path, []));
+}
+
+/**
+ * The data of a configuration file. A file may start from another with `extends: <file>` (a path
+ * relative to it): its top-level keys replace the base's — how the SM2 and mixed examples reuse the
+ * example topology and change only the algorithms.
+ */
+function readConfigData(path: string, seen: readonly string[]): Record<string, unknown> {
+  if (seen.includes(resolve(path)) || seen.length > 4) {
+    throw new TiercaError('invalid-config', `configuration file ${path}: extends loops or nests deeper than 4 files`);
+  }
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
@@ -198,7 +212,11 @@ export function loadConfigFile(path: string): TiercaConfig {
   } catch (err) {
     throw new TiercaError('invalid-config', `configuration file ${path} is not valid ${path.endsWith('.json') ? 'JSON' : 'YAML'}: ${(err as Error).message}`);
   }
-  return buildConfig(data);
+  if (!data || typeof data !== 'object' || Array.isArray(data)) throw new TiercaError('invalid-config', `configuration file ${path} is not a mapping`);
+  const { extends: base, ...own } = data as Record<string, unknown>;
+  if (base === undefined) return own;
+  if (typeof base !== 'string') throw new TiercaError('invalid-config', `configuration file ${path}: extends must name a file`);
+  return { ...readConfigData(resolve(dirname(path), base), [...seen, resolve(path)]), ...own };
 }
 
 function deepFreeze<T>(value: T): T {
@@ -208,4 +226,24 @@ function deepFreeze<T>(value: T): T {
     else for (const v of Object.values(value as object)) deepFreeze(v);
   }
   return value;
+}
+
+/**
+ * GM/T 0015-2012: an SM2 certificate is valid for ten years at most — SM2 CAs (root, domain CAs,
+ * the issuing CAs of a tier whose CA algorithm is SM2) and the end-entity lifetimes of a tier that
+ * admits SM2 keys. Refused in the configuration, before any ceremony.
+ */
+function checkSm2Validity(cfg: ConfigData, tiers: ReadonlyMap<string, TierPolicy>): void {
+  const refuse = (field: string, what: string) => {
+    throw new TiercaError('invalid-config', `invalid configuration: ${field}: ${what} (an SM2 certificate is valid for ten years at most, GM/T 0015)`);
+  };
+  if (cfg.root.algorithm === 'SM2' && cfg.root.validityYears > 10) refuse('root.validityYears', `${cfg.root.validityYears} years`);
+  if (cfg.domainCa.algorithm === 'SM2' && cfg.domainCa.validityYears > 10) refuse('domainCa.validityYears', `${cfg.domainCa.validityYears} years`);
+  for (const t of tiers.values()) {
+    if (t.caAlgorithm === 'SM2' && cfg.tierCa.validityYears > 10) refuse('tierCa.validityYears', `${cfg.tierCa.validityYears} years for tier ${t.id}'s SM2 CAs`);
+    if (!t.keyAlgorithms.includes('SM2')) continue;
+    for (const [kind, days] of Object.entries(t.maxValidityDays)) {
+      if (days > SM2_MAX_VALIDITY_DAYS) refuse(`tiers.${t.id}.maxValidityDays.${kind}`, `${days} days`);
+    }
+  }
 }

@@ -57,12 +57,12 @@ export function tierPolicyOid(arc: string, tierId: string): string | null {
 
 /**
  * DESIGN.md's default tiers, without their policy OIDs: those come from the configuration's
- * `policyArc` (or `tiers.<id>.policyOid`). SM2 joins the lists when the SM2 signer lands.
+ * `policyArc` (or `tiers.<id>.policyOid`). Every tier admits SM2 end-entity keys (GB/T 32918, decision 0020).
  */
 export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id' | 'oid'>> = {
   t1: {
     name: 'internal',
-    keyAlgorithms: ['P-256', 'P-384', 'RSA-2048', 'RSA-3072', 'RSA-4096'],
+    keyAlgorithms: ['P-256', 'P-384', 'RSA-2048', 'RSA-3072', 'RSA-4096', 'SM2'],
     caAlgorithm: 'P-256',
     maxValidityDays: { user: 730, device: 730, organ: 1095 },
     keyGeneration: ['holder', 'server'],
@@ -76,7 +76,7 @@ export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id' | 'oid'>> = {
   },
   t2: {
     name: 'restricted',
-    keyAlgorithms: ['P-256', 'P-384', 'RSA-3072', 'RSA-4096'],
+    keyAlgorithms: ['P-256', 'P-384', 'RSA-3072', 'RSA-4096', 'SM2'],
     caAlgorithm: 'P-256',
     maxValidityDays: { user: 365, device: 365, organ: 730 },
     keyGeneration: ['holder', 'server'],
@@ -90,7 +90,7 @@ export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id' | 'oid'>> = {
   },
   t3: {
     name: 'confidential',
-    keyAlgorithms: ['P-384'],
+    keyAlgorithms: ['P-384', 'SM2'],
     caAlgorithm: 'P-384',
     maxValidityDays: { user: 90, device: 180, organ: 365 },
     keyGeneration: ['holder'],

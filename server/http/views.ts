@@ -56,6 +56,8 @@ export function certificateSummary(c: CertificateRecord) {
     invalidityDate: c.invalidityDate?.toISOString() ?? null,
     fingerprint: c.fingerprint,
     keyAlgorithm: c.keyAlgorithm,
+    // SM2 CSRs only: the signer identity the proof of possession verified with (`default` or `empty`).
+    ...(c.popIdentity ? { popIdentity: c.popIdentity } : {}),
   };
 }
 

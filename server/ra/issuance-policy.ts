@@ -11,7 +11,7 @@ import type { KeyAlgorithm } from '../../pki/algorithms.ts';
 import type { TierPolicy, HolderKind } from '../config/tier-policy.ts';
 import type { DomainRecord, SubjectKind, CertificateProfile } from '../storage/storage.ts';
 import { TiercaError } from '../errors.ts';
-import { parseCsr, verifyCsr, type ParsedCsr } from '../../pki/csr.ts';
+import { checkCsrProofOfPossession, parseCsr, type CsrProofOfPossession, type ParsedCsr } from '../../pki/csr.ts';
 import { PkiError } from '../../pki/pki-error.ts';
 import { commonNameReadsAsHost } from '../../pki/name.ts';
 import { ipsOutside, type IpRange } from '../../pki/ip-range.ts';
@@ -136,11 +136,13 @@ export function checkNames(
  * Parses a PKCS#10 request and verifies its proof of possession (with `verify`: by default here,
  * the RA passes its signing threads); a refusal says which went wrong.
  */
-export async function verifiedCsr(input: string | Buffer, verify: (csr: ParsedCsr) => void | Promise<void> = verifyCsr): Promise<ParsedCsr> {
+export async function verifiedCsr(
+  input: string | Buffer, verify: (csr: ParsedCsr) => CsrProofOfPossession | Promise<CsrProofOfPossession> = checkCsrProofOfPossession,
+): Promise<ParsedCsr & CsrProofOfPossession> {
   try {
     const csr = parseCsr(input);
-    await verify(csr);
-    return csr;
+    const { popIdentity } = await verify(csr);
+    return { ...csr, popIdentity };
   } catch (err) {
     if (err instanceof PkiError && err.code === 'bad-signature') throw new TiercaError('bad-csr-signature', err.message);
     if (err instanceof PkiError) throw new TiercaError('malformed-input', `the CSR is not a valid PKCS#10 request: ${err.message}`);

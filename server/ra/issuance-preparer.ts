@@ -8,7 +8,7 @@ import type { KeyObject } from 'node:crypto';
 import { encodeName, formatName, type DistinguishedName, commonNameFor } from '../../pki/name.ts';
 import { generateKeyPair, publicKeyInfoOf } from '../../pki/key-pair.ts';
 import { isKeyAlgorithm, type KeyAlgorithm } from '../../pki/algorithms.ts';
-import type { ParsedCsr } from '../../pki/csr.ts';
+import type { CsrProofOfPossession, ParsedCsr } from '../../pki/csr.ts';
 import type { CertificateProfile, DomainRecord, DomainRepository, OrganRepository, SubjectRecord } from '../storage/storage.ts';
 import type { TierPolicy, HolderKind } from '../config/tier-policy.ts';
 import type { TiercaConfig } from '../config/load-config.ts';
@@ -31,7 +31,7 @@ export interface KeyRequest {
  * can be carried out later), a key algorithm for the server to make, or the key being kept.
  */
 export type CheckedKey =
-  | { kind: 'csr'; csrDer: Buffer; publicKeyInfo: Buffer; keyAlgorithm: KeyAlgorithm }
+  | { kind: 'csr'; csrDer: Buffer; publicKeyInfo: Buffer; keyAlgorithm: KeyAlgorithm; popIdentity: CsrProofOfPossession['popIdentity'] }
   | { kind: 'generate'; keyAlgorithm: KeyAlgorithm }
   | { kind: 'keep'; publicKeyInfo: Buffer; keyAlgorithm: KeyAlgorithm };
 
@@ -69,7 +69,7 @@ export interface IssuancePreparerDeps {
   domains: Pick<DomainRepository, 'get'>;
   organs: Pick<OrganRepository, 'get'>;
   /** Verifies a CSR's proof of possession (e.g. on a signing thread); default on the calling thread. */
-  verifyCsr?: (csr: ParsedCsr) => void | Promise<void>;
+  verifyCsr?: (csr: ParsedCsr) => CsrProofOfPossession | Promise<CsrProofOfPossession>;
 }
 
 /** OU of every principal certificate: it names an operator of tierca, not a subject of the intranet. */
@@ -107,8 +107,8 @@ export class IssuancePreparer {
 
   constructor(private readonly deps: IssuancePreparerDeps) {}
 
-  /** The parsed CSR once its proof of possession verified. */
-  csr(input: string | Buffer): Promise<ParsedCsr> {
+  /** The parsed CSR once its proof of possession verified, with the SM2 identity it verified with. */
+  csr(input: string | Buffer): Promise<ParsedCsr & CsrProofOfPossession> {
     return verifiedCsr(input, this.deps.verifyCsr);
   }
 
@@ -123,7 +123,7 @@ export class IssuancePreparer {
     if (asked.csr) {
       const csr = await this.csr(asked.csr);
       const keyAlgorithm = checkKeyAlgorithm(tier, csr.keyAlgorithm, csr.keyAlgorithm ?? 'of this type/size');
-      return { kind: 'csr', csrDer: csr.der, publicKeyInfo: csr.publicKeyInfo, keyAlgorithm };
+      return { kind: 'csr', csrDer: csr.der, publicKeyInfo: csr.publicKeyInfo, keyAlgorithm, popIdentity: csr.popIdentity };
     }
     const algorithm = asked.generate!.algorithm ?? tier.keyAlgorithms[0];
     if (!isKeyAlgorithm(algorithm)) throw new TiercaError('policy-key-algorithm', `unknown key algorithm ${algorithm}`);
@@ -153,6 +153,7 @@ export class IssuancePreparer {
     const order: IssuanceOrder = {
       ca, tier: p.tier, profile: p.profile, subject, subjectDn, subjectId: p.subjectId, domain: p.domain,
       publicKeyInfo, keyAlgorithm: p.key.keyAlgorithm, names: p.names, notBefore, notAfter, requestId: p.requestId,
+      popIdentity: p.key.kind === 'csr' ? p.key.popIdentity : null,
       permitted: { dns: domain ? [domain.dnsSuffix] : [], email: domain ? [domain.emailSuffix] : [] },
     };
     return { order, privateKey };

@@ -23,8 +23,8 @@ const LISTED_STATUSES: CertificateStatus[] = ['revoked', 'hold'];
 // certificateParams, in that order.
 const INSERT_SQL = `INSERT INTO "certificates" ("issuer_id", "serial", "subject_id", "profile", "tier", "domain", "subject_dn",
   "not_before", "not_after", "status", "revoked_at", "revocation_reason", "invalidity_date", "fingerprint", "der", "key_algorithm",
-  "request_id", "created_at")
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+  "request_id", "created_at", "pop_identity")
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING RETURNING "serial"`;
 const FIND_BY_SUBJECT_PROFILE_SQL = 'SELECT * FROM "certificates" WHERE "subject_id" = ? AND "profile" = ? ORDER BY "created_at" ASC, "serial" ASC';
 
@@ -192,6 +192,7 @@ function certificateParams(c: CertificateRecord): unknown[] {
     c.keyAlgorithm,
     c.requestId ?? null,
     iso(c.createdAt),
+    c.popIdentity ?? null,
   ];
 }
 
@@ -216,5 +217,6 @@ export function rowToCertificate(r: Row): CertificateRecord {
     keyAlgorithm: r.key_algorithm as string,
     requestId: (r.request_id as string | null) ?? null,
     createdAt: toDate(r.created_at),
+    popIdentity: (r.pop_identity as 'default' | 'empty' | null | undefined) ?? null,
   };
 }

@@ -15,6 +15,7 @@ import * as auditCheckpoints from '../../migrations/0002_audit_checkpoints.ts';
 import * as rotation from '../../migrations/0003_rotation.ts';
 import * as crlIndex from '../../migrations/0004_crl_index.ts';
 import * as principalCreators from '../../migrations/0005_principal_creators.ts';
+import * as popIdentity from '../../migrations/0006_pop_identity.ts';
 
 /** One migration: a stable name and its `up`/`down` functions. */
 export interface Migration {
@@ -30,6 +31,7 @@ export const migrations: readonly Migration[] = [
   { name: '0003_rotation', up: rotation.up, down: rotation.down },
   { name: '0004_crl_index', up: crlIndex.up, down: crlIndex.down },
   { name: '0005_principal_creators', up: principalCreators.up, down: principalCreators.down },
+  { name: '0006_pop_identity', up: popIdentity.up, down: popIdentity.down },
 ];
 
 /** The knex migration source over {@link migrations}. */

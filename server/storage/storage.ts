@@ -115,6 +115,8 @@ export interface CertificateRecord {
   keyAlgorithm: string;
   requestId: string | null;
   createdAt: Date;
+  /** SM2 CSRs: the signer identity the proof of possession verified with (migration 0006); else null/absent. */
+  popIdentity?: 'default' | 'empty' | null;
 }
 
 export interface CertificateFilter {

@@ -16,7 +16,7 @@ const APP_TABLES = [
 ];
 
 /** Every migration, in order. */
-const NAMES = ['0001_initial', '0002_audit_checkpoints', '0003_rotation', '0004_crl_index', '0005_principal_creators'];
+const NAMES = ['0001_initial', '0002_audit_checkpoints', '0003_rotation', '0004_crl_index', '0005_principal_creators', '0006_pop_identity'];
 
 let options: StoreOptions & { cleanup(): Promise<void> };
 let knex: Knex;

@@ -157,7 +157,7 @@ describe('SM2 on a signing thread (server/ca/signing-pool.ts rebuilds the signer
       expect(smCryptoVerifies({ publicKeyInfo: tier.signer.publicKeyInfo, data: parsed.tbsResponseData!, signature: parsed.signature! })).toBe(true);
       // And an SM2 CSR's proof of possession on the thread.
       const good = await buildCsr({ subject: encodeName([{ type: 'CN', value: 'x' }]), signer: tier.signer });
-      await expect(pool.verifyCsr(parseCsr(good))).resolves.toBeUndefined();
+      await expect(pool.verifyCsr(parseCsr(good))).resolves.toEqual({ popIdentity: 'default' });
       const tampered = Buffer.from(good);
       tampered[tampered.length - 4] ^= 0x01;
       const err = await pool.verifyCsr(parseCsr(tampered)).catch((e: unknown) => e);

@@ -28,7 +28,7 @@ describe('config', () => {
     expect(yuhu.organs.find((o) => o.slug === 'government')!.name).toBe('雨湖区人民政府');
     expect(config.domains[0].organs.find((o) => o.slug === 'court')!.name).toBe('湘潭市中级人民法院');
     expect([...config.tiers.keys()]).toEqual(['t1', 't2', 't3']);
-    expect(config.tiers.get('t3')).toMatchObject({ approvals: 2, keyAlgorithms: ['P-384'], keyGeneration: ['holder'], statusValidityHours: 1 });
+    expect(config.tiers.get('t3')).toMatchObject({ approvals: 2, keyAlgorithms: ['P-384', 'SM2'], keyGeneration: ['holder'], statusValidityHours: 1 });
     expect(config.tiers.get('t2')!.maxValidityDays).toEqual({ user: 365, device: 365, organ: 730 });
   });
 

@@ -5,6 +5,7 @@
  * signature, the certificate and the body are checked, the renewal follows the officers' rules
  * (renewal.service.ts). Every refusal is audited.
  */
+import { verifySm2Signature } from '../../../pki/sm2-verifier.ts';
 import { keyAlgorithmOf } from '../../../pki/key-pair.ts';
 import { signatureAlgorithmIdentifier } from '../../../pki/algorithms.ts';
 import { readCertificate, verifySignature } from '../../../pki/certificate-reader.ts';
@@ -83,13 +84,15 @@ export class DeviceRenewal {
     if (now.getTime() < cert.notBefore.getTime() || now.getTime() >= cert.notAfter.getTime()) return refuse('the certificate is not within its validity', principalId);
     if (!SIGNING_PROFILES.has(cert.profile)) return refuse(`a ${cert.profile} key does not sign`, principalId);
     const keyAlgorithm = keyAlgorithmOf(fields.publicKeyInfo);
-    if (!keyAlgorithm || keyAlgorithm === 'SM2') return refuse('the key algorithm cannot sign a renewal yet', principalId);
+    if (!keyAlgorithm) return refuse('the key algorithm cannot sign a renewal', principalId);
     let verified = false;
     try {
-      verified = verifySignature({
-        algorithm: signatureAlgorithmIdentifier(keyAlgorithm), publicKeyInfo: fields.publicKeyInfo, data: p.body,
-        signature: Buffer.from(p.signature, 'base64'), cacheKey: false,
-      });
+      const signature = Buffer.from(p.signature, 'base64');
+      // SM2: the standard signer identity only (GM/T 0009 §10), as a device's SM2 stack signs; Node's
+      // verify would check the empty one (decision 0017).
+      verified = keyAlgorithm === 'SM2'
+        ? verifySm2Signature({ publicKeyInfo: fields.publicKeyInfo, data: p.body, signature })
+        : verifySignature({ algorithm: signatureAlgorithmIdentifier(keyAlgorithm), publicKeyInfo: fields.publicKeyInfo, data: p.body, signature, cacheKey: false });
     } catch {
       verified = false;
     }
