@@ -4,11 +4,15 @@
  * verification through node:crypto.
  */
 import { createPublicKey, verify as nodeVerify, constants, type KeyObject } from 'node:crypto';
-import { OID } from './algorithms.ts';
+import { OID, signatureAlgorithmIdentifier } from './algorithms.ts';
 import { children, decodeOid, decodeUnsignedHex, DerError, expectTag, readOnly, type DerElement } from './der-reader.ts';
 import { readTime } from './der-time.ts';
 import { EXTENSION_OID } from './extensions.ts';
 import { PkiError } from './pki-error.ts';
+import { verifySm2Signature } from './sm2-verifier.ts';
+
+/** SM2-with-SM3 as GM/T 0006 writes it: the OID, parameters absent. */
+const SM2_WITH_SM3 = signatureAlgorithmIdentifier('SM2');
 
 /** The fields of a certificate, as views into its DER where they are DER. */
 export interface CertificateFields {
@@ -230,6 +234,9 @@ function hashOf(algId: DerElement | undefined): VerifyPlan['digest'] {
  * `publicKeyInfo` (DER SPKI). The key type must match the algorithm's family — an EC key never
  * verifies a signature labelled RSA, or the reverse — so the label cannot be swapped.
  *
+ * SM2-with-SM3 (parameters absent) verifies with the standard signer identity `1234567812345678`
+ * only, through pki/sm2-verifier.ts (decision 0017): what tierca and GmSSL-like stacks sign with.
+ *
  * @returns false when the signature does not verify or the key does not fit the algorithm.
  * @throws PkiError('unsupported-algorithm') for algorithms outside the list of
  * {@link verifyCertificateSignature}; PkiError('malformed') for an unreadable AlgorithmIdentifier or key.
@@ -242,6 +249,7 @@ export function verifySignature(p: {
   /** Keep the loaded key for next time; default true (issuer keys). CSR keys are seen once: pass false. */
   cacheKey?: boolean;
 }): boolean {
+  if (p.algorithm.equals(SM2_WITH_SM3)) return verifySm2Signature({ publicKeyInfo: p.publicKeyInfo, data: p.data, signature: p.signature });
   let plan: VerifyPlan;
   try {
     plan = planFor(p.algorithm);

@@ -84,7 +84,7 @@ export function register(program: Command, context: ContextFactory): void {
       try {
         signedByIssuer = verifyCertificateSignature(cert.der, issuer.publicKeyInfo);
       } catch {
-        // An algorithm this build cannot verify (SM2): the responder's answer is still checked below.
+        // An algorithm this build cannot verify: the responder's answer is still checked below.
       }
       if (!signedByIssuer) throw usageError(`${certPath} is not signed by the key of ${issuerLabel}`);
 

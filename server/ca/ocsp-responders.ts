@@ -78,7 +78,9 @@ export class ResponderPool {
     // Within the CA's validity (validity.ts), like every certificate it signs.
     const { notBefore, notAfter } = nestValidity({ notBefore: start, notAfter: new Date(start.getTime() + validityDays * DAY_MS) }, ca.record);
     const keyId = `ocsp-${caId}-${random(4).toString('hex')}`;
-    const algorithm = ca.keyAlgorithm === 'P-384' ? 'P-384' : 'P-256';
+    // The responder signs as its CA does where it matters: SM2 for an SM2 CA (a national-algorithm
+    // relying party checks the answer with SM2), P-384 for a P-384 CA; P-256 for the rest (RSA CAs).
+    const algorithm = ca.keyAlgorithm === 'SM2' || ca.keyAlgorithm === 'P-384' ? ca.keyAlgorithm : 'P-256';
     const generated = await keystore.generate(keyId, algorithm);
     const subject = encodeName([
       ...decodeName(ca.fields.subject).filter((a) => a.type !== 'CN' && a.type !== 'OU'),
