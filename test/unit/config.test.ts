@@ -128,3 +128,43 @@ describe('config', () => {
     expect(() => loadConfigFile('/nonexistent/tierca.yaml')).toThrow('cannot read configuration file /nonexistent/tierca.yaml');
   });
 });
+
+describe('SM2 in the configuration', () => {
+  it('ships an all-SM2 and a mixed profile of the example topology (extends)', () => {
+    const sm2 = loadConfigFile('config/xiangtan-sm2.example.yaml');
+    expect([sm2.root.algorithm, sm2.domainCa.algorithm]).toEqual(['SM2', 'SM2']);
+    expect([...sm2.tiers.values()].map((t) => [t.caAlgorithm, t.keyAlgorithms])).toEqual([['SM2', ['SM2']], ['SM2', ['SM2']], ['SM2', ['SM2']]]);
+    expect(sm2.domains).toHaveLength(6);
+    const mixed = loadConfigFile('config/xiangtan-mixed.example.yaml');
+    expect([mixed.root.algorithm, mixed.domainCa.algorithm]).toEqual(['P-384', 'P-384']);
+    expect(mixed.tiers.get('t3')).toMatchObject({ caAlgorithm: 'SM2', keyAlgorithms: ['SM2'], approvals: 2 });
+    expect(mixed.tiers.get('t1')!.keyAlgorithms).toContain('SM2');
+    expect(mixed.domains.map((d) => d.slug)).toEqual(loadConfigFile(EXAMPLE_CONFIG).domains.map((d) => d.slug));
+  });
+
+  it('refuses SM2 certificates valid longer than ten years (GM/T 0015), naming the field', () => {
+    const data = exampleConfigData();
+    expect(refusal({ ...data, root: { ...data.root, algorithm: 'SM2', validityYears: 20 } }).message).toMatch(/root\.validityYears: 20 years.*ten years at most/);
+    expect(refusal({ ...data, domainCa: { ...data.domainCa, algorithm: 'SM2', validityYears: 11 } }).message).toMatch(/domainCa\.validityYears/);
+    expect(refusal({ ...data, tierCa: { validityYears: 12 }, tiers: { t2: { caAlgorithm: 'SM2' } } }).message).toMatch(/tierCa\.validityYears: 12 years for tier t2/);
+    expect(refusal({ ...data, tiers: { t1: { maxValidityDays: { user: 30, device: 3651, organ: 30 } } } }).message).toMatch(/tiers\.t1\.maxValidityDays\.device: 3651 days/);
+    // Without SM2 among a tier's algorithms, the lifetime is the tier's own business.
+    expect(() => buildConfig({ ...data, tiers: { t1: { keyAlgorithms: ['P-256'], maxValidityDays: { user: 30, device: 3651, organ: 30 } } } })).not.toThrow();
+  });
+
+  it('refuses an extends loop', async () => {
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const dir = mkdtempSync(join(tmpdir(), 'tierca-config-'));
+    try {
+      writeFileSync(join(dir, 'a.yaml'), 'extends: b.yaml\n');
+      writeFileSync(join(dir, 'b.yaml'), 'extends: a.yaml\n');
+      expect(() => loadConfigFile(join(dir, 'a.yaml'))).toThrow(/extends loops/);
+      writeFileSync(join(dir, 'c.yaml'), 'extends: 7\n');
+      expect(() => loadConfigFile(join(dir, 'c.yaml'))).toThrow(/extends must name a file/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
