@@ -4,7 +4,7 @@
  *
  *   npm run bench                         everything, ~12 minutes
  *   npm run bench -- --quick              short runs (under 2 minutes); docs untouched unless --write
- *   npm run bench -- --only ocsp          one benchmark (issuance, ocsp, crl, hsm; may be repeated or comma-separated)
+ *   npm run bench -- --only ocsp          one benchmark (issuance, ocsp, crl, hsm, sm2; may be repeated or comma-separated)
  *   npm run bench -- --only issuance --profile
  *                                         also a CPU profile and per-statement SQL times of in-process issuance
  *                                         (with ocsp: a CPU profile of tierca serving each method)
@@ -23,6 +23,7 @@ import { prepareCsrs } from './lib/demo-data.ts';
 import { runOcspBenchmarks } from './ocsp.ts';
 import { runCrlBenchmarks } from './crl.ts';
 import { runHsmBenchmarks } from './hsm.ts';
+import { runSm2Benchmarks } from './sm2.ts';
 import { loadNow, machineInfo } from './lib/machine.ts';
 import { wrkVersion } from './lib/wrk.ts';
 import { formatProfile, summariseProfile } from './lib/cpu-profile.ts';
@@ -32,7 +33,7 @@ import {
 } from './report.ts';
 import type { IssuanceChildResult } from './issuance-inprocess.ts';
 
-const BENCHMARKS = ['issuance', 'ocsp', 'crl', 'hsm'] as const;
+const BENCHMARKS = ['issuance', 'ocsp', 'crl', 'hsm', 'sm2'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 const DOC = join(ROOT, 'docs/benchmarks.md');
 
@@ -48,7 +49,7 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--only issuance|ocsp|crl|hsm] [--quick] [--profile] [--write|--no-write]\n`);
+  process.stdout.write(`usage: npm run bench -- [--only issuance|ocsp|crl|hsm|sm2] [--quick] [--profile] [--write|--no-write]\n`);
   process.exit(0);
 }
 
@@ -112,6 +113,7 @@ if (selected.has('ocsp')) {
 }
 if (selected.has('crl')) results.crl = await runCrlBenchmarks(settings.crl);
 const hsm = selected.has('hsm') ? await runHsmBenchmarks({ quick }) : undefined;
+const sm2 = selected.has('sm2') ? await runSm2Benchmarks({ quick }) : undefined;
 
 results.meta.loadAtEnd = loadNow();
 const rows = summaryRows(results);
@@ -133,6 +135,7 @@ const failedChecks = [
   ...(results.ocsp && results.ocsp.verified.wrong > 0 ? [`${results.ocsp.verified.wrong} wrong OCSP answers`] : []),
   ...(results.crl?.problems ?? []),
   ...(hsm?.problems ?? []),
+  ...(sm2?.problems ?? []),
 ];
 if (failedChecks.length) {
   process.stderr.write(`bench: correctness checks failed:\n  ${failedChecks.join('\n  ')}\n`);

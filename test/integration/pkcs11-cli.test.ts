@@ -21,6 +21,8 @@ let port: number;
 let configFile: string;
 let adminToken = '';
 let serve: ServeProcess | undefined;
+/** Every server started, so that a failing test leaves none running. */
+const started: ServeProcess[] = [];
 
 const dbArgs = () => ['--data', db.dataDir, ...(db.databaseUrl ? ['--database-url', db.databaseUrl] : [])];
 const initArgs = (extra: string[] = []) => ['init', '--config', configFile, ...dbArgs(), ...extra];
@@ -44,7 +46,7 @@ beforeAll(async () => {
   writeFileSync(configFile, JSON.stringify({ ...smallConfig(), publicUrl: `http://127.0.0.1:${port}` }));
 });
 afterAll(async () => {
-  await serve?.stop();
+  for (const s of started) await s.stop();
   await db?.cleanup();
   hsm?.cleanup();
   tmp.cleanup();
@@ -128,6 +130,7 @@ describe('tierca serve on the token', () => {
     const pinFile = join(tmp.path, 'token.pin');
     writeFileSync(pinFile, `${hsm.pin}\n`, { mode: 0o600 });
     serve = await startServe({ env: { ...db.env, TIERCA_PASSPHRASE: '', TIERCA_PKCS11_PIN: '' }, port, args: ['--pin-file', pinFile] });
+    started.push(serve);
     const env = { TIERCA_URL: serve.url, TIERCA_TOKEN: adminToken };
     const status = await runTierca(['keystore', 'status', '--json'], { env });
     expect(status.code, status.stderr).toBe(0);
@@ -151,6 +154,7 @@ describe('tierca serve on the token', () => {
 
   it('npm start opens the token with TIERCA_PKCS11_PIN', async () => {
     serve = await startServe({ entry: 'npm', env: { ...db.env, TIERCA_PASSPHRASE: '', TIERCA_PKCS11_PIN: hsm.pin }, port });
+    started.push(serve);
     const res = await fetch(`${serve.url}/api/v1/keystore`, { headers: { authorization: `Bearer ${adminToken}` } });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { keys: { canSign: boolean }[] }).keys.every((k) => k.canSign)).toBe(true);
