@@ -10,30 +10,22 @@
  * is loaded, and the token must not outlive the run): `node --import tsx bench/hsm.ts --child [--quick]`.
  */
 import 'reflect-metadata';
-import { generateKeyPairSync, randomBytes, randomUUID, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import pino from 'pino';
 import type { KeyAlgorithm } from '../pki/algorithms.ts';
 import type { KeyStore } from '../pki/keystore/keystore.ts';
 import { Pkcs11KeyStore } from '../pki/keystore/pkcs11-keystore.ts';
 import { SoftwareKeyStore } from '../pki/keystore/software-keystore.ts';
 import { softwareSigner } from '../pki/software-signer.ts';
 import type { Signer } from '../pki/signer.ts';
-import { generateAuditKey } from '../server/audit/audit-checkpoints.ts';
-import { runHierarchyCeremony } from '../server/ca/hierarchy-ceremony.ts';
 import { presignOcspResponse } from '../server/ca/ocsp-presigner.ts';
 import { systemClock } from '../server/clock.ts';
-import { buildConfig } from '../server/config/load-config.ts';
-import { createPrincipal } from '../server/ra/principal.service.ts';
-import { openServices, type Services } from '../server/services.ts';
-import { openStore } from '../server/storage/knex-store.ts';
-import { exampleConfigData } from '../test/helpers/config.ts';
 import { freshSoftHsm } from '../test/helpers/softhsm.ts';
 import { BENCH_TIER, deviceSubject, prepareCsrs } from './lib/demo-data.ts';
 import { freshDataDir } from './lib/tierca-process.ts';
+import { openBenchStack } from './lib/bench-stack.ts';
 import { fmt, log, mapConcurrent, runNodeJson } from './lib/util.ts';
 
 type Custody = 'software' | 'pkcs11';
@@ -83,39 +75,6 @@ export function formatHsm(r: HsmResult): string {
   return lines.join('\n');
 }
 
-interface Stack {
-  services: Services;
-  keystore: KeyStore;
-  ctx: () => Parameters<Services['ra']['issuance']['issue']>[0];
-  close(): Promise<void>;
-}
-
-/** A one-domain hierarchy over `keystore` on a fresh SQLite file, with an officer. */
-async function openStack(keystore: KeyStore, dataDir: string): Promise<Stack> {
-  const data = exampleConfigData();
-  data.domains = data.domains.filter((d: { slug: string }) => d.slug === 'yuhu');
-  const config = buildConfig({ ...data, publicUrl: 'http://127.0.0.1:8080' });
-  const store = await openStore({ sqliteFile: join(dataDir, `${keystore.custody}.db`) });
-  const now = systemClock.now();
-  await runHierarchyCeremony({ config, store, keystore, now });
-  const auditKey = await generateAuditKey({ keystore, now });
-  let officer!: Awaited<ReturnType<typeof createPrincipal>>['principal'];
-  await store.transaction(async (tx) => {
-    await tx.keys.insert(auditKey);
-    officer = (await createPrincipal(tx, { name: 'bench officer', role: 'officer', domains: ['yuhu'], now })).principal;
-  });
-  const services = await openServices({ store, keystore, config, clock: systemClock, log: pino({ level: 'silent' }) });
-  const principal = { id: officer.id, name: officer.name, role: officer.role, domains: officer.domains };
-  return {
-    services, keystore,
-    ctx: () => ({ principal, source: 'bench', requestId: randomUUID() }) as Parameters<Services['ra']['issuance']['issue']>[0],
-    async close() {
-      await services.signing.close();
-      await store.close();
-    },
-  };
-}
-
 async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: number }> {
   const t0 = performance.now();
   const value = await fn();
@@ -158,7 +117,7 @@ async function child(quick: boolean): Promise<HsmResult> {
     const csrs = await prepareCsrs(certificates + 32);
     for (const keystore of [software, token] as KeyStore[]) {
       const custody = keystore.custody;
-      const stack = await openStack(keystore, dataDir);
+      const stack = await openBenchStack({ keystore, dataDir, file: `${keystore.custody}.db` });
       try {
         const { ra } = stack.services;
         const subjects = await mapConcurrent(Array.from({ length: certificates + 32 }, (_, i) => i), 32, async (i) => (await ra.subjects.add(stack.ctx(), deviceSubject(custody, i))).id);

@@ -6,10 +6,8 @@
  * 16 in flight). Each algorithm gets its own one-domain hierarchy, every CA of it in that algorithm,
  * on a fresh SQLite file.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
-import pino from 'pino';
 import type { KeyAlgorithm } from '../pki/algorithms.ts';
 import { buildCsr } from '../pki/csr.ts';
 import { generateKeyPair, publicKeyInfoOf } from '../pki/key-pair.ts';
@@ -19,17 +17,11 @@ import { toPem } from '../pki/der.ts';
 import { verifySignature } from '../pki/certificate-reader.ts';
 import { softwareSigner } from '../pki/software-signer.ts';
 import { signatureAlgorithmIdentifier } from '../pki/algorithms.ts';
-import { generateAuditKey } from '../server/audit/audit-checkpoints.ts';
-import { runHierarchyCeremony } from '../server/ca/hierarchy-ceremony.ts';
 import { presignOcspResponse } from '../server/ca/ocsp-presigner.ts';
 import { systemClock } from '../server/clock.ts';
-import { buildConfig } from '../server/config/load-config.ts';
-import { createPrincipal } from '../server/ra/principal.service.ts';
-import { openServices } from '../server/services.ts';
-import { openStore } from '../server/storage/knex-store.ts';
-import { exampleConfigData } from '../test/helpers/config.ts';
 import { BENCH_TIER, deviceSubject } from './lib/demo-data.ts';
 import { freshDataDir } from './lib/tierca-process.ts';
+import { openBenchStack, yuhuConfig } from './lib/bench-stack.ts';
 import { fmt, log, mapConcurrent } from './lib/util.ts';
 
 type Alg = Extract<KeyAlgorithm, 'SM2' | 'P-256'>;
@@ -91,24 +83,14 @@ export async function runSm2Benchmarks(settings: { quick: boolean }): Promise<Sm
     const certificates = Math.round(1000 * scale);
     const answers = Math.round(5000 * scale);
     for (const algorithm of ALGS) {
-      const data = exampleConfigData();
-      data.domains = data.domains.filter((d: { slug: string }) => d.slug === 'yuhu');
-      data.root = { ...data.root, algorithm, validityYears: 10 };
-      data.domainCa = { ...data.domainCa, algorithm, validityYears: 8 };
-      data.tiers = { [BENCH_TIER]: { caAlgorithm: algorithm, keyAlgorithms: [algorithm] } };
-      const config = buildConfig({ ...data, publicUrl: 'http://127.0.0.1:8080' });
-      const { keystore } = await SoftwareKeyStore.initialise({ passphrase: 'bench-sm2-passphrase', kdf: { N: 1024, r: 8, p: 1 } });
-      const store = await openStore({ sqliteFile: join(dataDir, `${algorithm}.db`) });
-      const now = systemClock.now();
-      await runHierarchyCeremony({ config, store, keystore, now });
-      const auditKey = await generateAuditKey({ keystore, now });
-      let officer!: Awaited<ReturnType<typeof createPrincipal>>['principal'];
-      await store.transaction(async (tx) => {
-        await tx.keys.insert(auditKey);
-        officer = (await createPrincipal(tx, { name: 'bench officer', role: 'officer', domains: ['yuhu'], now })).principal;
+      const config = yuhuConfig((data) => {
+        data.root = { ...data.root, algorithm, validityYears: 10 };
+        data.domainCa = { ...data.domainCa, algorithm, validityYears: 8 };
+        data.tiers = { [BENCH_TIER]: { caAlgorithm: algorithm, keyAlgorithms: [algorithm] } };
       });
-      const services = await openServices({ store, keystore, config, clock: systemClock, log: pino({ level: 'silent' }) });
-      const ctx = () => ({ principal: { id: officer.id, name: officer.name, role: officer.role, domains: officer.domains }, source: 'bench', requestId: randomUUID() });
+      const { keystore } = await SoftwareKeyStore.initialise({ passphrase: 'bench-sm2-passphrase', kdf: { N: 1024, r: 8, p: 1 } });
+      const stack = await openBenchStack({ keystore, dataDir, file: `${algorithm}.db`, config });
+      const { services, ctx } = stack;
       try {
         const { ra } = services;
         const csrs = await csrsOf(algorithm, certificates + 32);
@@ -133,8 +115,7 @@ export async function runSm2Benchmarks(settings: { quick: boolean }): Promise<Sm
           log(`bench sm2: OCSP pre-signing ${algorithm} ×${inFlight}: ${fmt(answers / s)}/s`);
         }
       } finally {
-        await services.signing.close();
-        await store.close();
+        await stack.close();
       }
     }
   } finally {
