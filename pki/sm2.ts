@@ -6,7 +6,7 @@
  * hashes the signer identity hash Z in front of the message — so no ECDSA implementation can make it,
  * and Node's crypto cannot set the identity (it signs with an empty one, docs/decisions/0017-sm2.md).
  * The curve arithmetic is @noble/curves' (audited): its constant-time `Point.multiply` for k·G, its
- * Strauss–Shamir `mulAddUnsafe` for the public s·G + t·P of verification, its scalar field and its
+ * `multiplyUnsafe` (over G's precomputed windows, and P_A) for the public s·G + t·P of verification, its scalar field and its
  * constant-time inversion. This file only composes them in the order the standard gives.
  *
  * JavaScript BigInt arithmetic is not constant-time; that holds for every pure-JS SM2 and is why CA
@@ -64,6 +64,9 @@ export class Sm2Curve {
 
   constructor(readonly params: Sm2CurveParams) {
     this.Point = weierstrass({ ...params, h: 1n });
+    // Window tables of G (noble's wNAF precomputation, W = 8: ~1 MB, ~30 ms once): [k]G of signing and
+    // [s′]G of verification use them; measured here, verification 1.9 → 1.35 ms (bench/sm2.ts).
+    this.Point.BASE.precompute(8);
     this.size = this.Point.Fp.BYTES;
     this.#abG = Buffer.concat([params.a, params.b, params.Gx, params.Gy].map((v) => this.octets(v)));
   }
@@ -154,7 +157,9 @@ export class Sm2Curve {
     if (!Fn.isValidNot0(r) || !Fn.isValidNot0(s)) return null; // B1, B2
     const t = Fn.add(r, s); // B5
     if (t === 0n) return null;
-    const sum = BASE.mulAddUnsafe(s, publicPoint, t); // B6
+    // B6. [s′]G from G's precomputed windows plus [t]P_A, rather than one Strauss–Shamir walk over
+    // both: the tables make this about 28 % faster (the same point; public scalars only).
+    const sum = BASE.multiplyUnsafe(s).add(publicPoint.multiplyUnsafe(t));
     return sum.is0() ? null : sum.toAffine().x;
   }
 }
