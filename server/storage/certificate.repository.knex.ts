@@ -217,6 +217,7 @@ export function rowToCertificate(r: Row): CertificateRecord {
     keyAlgorithm: r.key_algorithm as string,
     requestId: (r.request_id as string | null) ?? null,
     createdAt: toDate(r.created_at),
-    popIdentity: (r.pop_identity as 'default' | 'empty' | null | undefined) ?? null,
+    // Only when recorded (SM2 CSRs), so that a record reads back as it was written.
+    ...(r.pop_identity ? { popIdentity: r.pop_identity as 'default' | 'empty' } : {}),
   };
 }

@@ -269,7 +269,7 @@ describe(`storage on ${testEngine()}`, () => {
 
     it('round-trip every field, with and without nulls', async () => {
       const full = cert('ca-a', '0badc0ffee', {
-        status: 'revoked', revokedAt: at(5000), revocationReason: 1, invalidityDate: at(-DAY), requestId: 'req-1', createdAt: at(7),
+        status: 'revoked', revokedAt: at(5000), revocationReason: 1, invalidityDate: at(-DAY), requestId: 'req-1', createdAt: at(7), popIdentity: 'empty',
       });
       const bare = cert('ca-a', '01', { subjectId: null, tier: null, domain: null, profile: 'ocsp' });
       await store.certificates.insert(full);
