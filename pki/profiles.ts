@@ -119,7 +119,8 @@ export const SM2_MAX_VALIDITY_DAYS = 3650;
  * - `device`: digitalSignature (+ keyEncipherment for RSA keys, for RSA key transport in TLS 1.2 and
  *   IKEv1); EKU serverAuth, clientAuth, ipsecIKE; SAN DNS and/or IP, at least one required.
  * - `user-sign`: digitalSignature + nonRepudiation; EKU clientAuth, emailProtection; SAN e-mail if given.
- * - `user-enc`: keyEncipherment + dataEncipherment for RSA, keyAgreement for ECDSA-curve keys,
+ * - `user-enc`: keyEncipherment for RSA, keyAgreement for ECDSA-curve keys — the usages RFC 5280
+ *   §4.2.1.12 lists as consistent with emailProtection (no dataEncipherment, which linters flag) —
  *   keyEncipherment + dataEncipherment + keyAgreement for SM2 (SM2 encrypts directly, GB/T 32918.4,
  *   and GM/T 0015 lists all three for encryption certificates); EKU emailProtection; SAN e-mail if given.
  * - `ocsp` (delegated responder, RFC 6960 §4.2.2.2): digitalSignature; EKU ocspSigning;
@@ -171,7 +172,7 @@ export function endEntityExtensions(p: {
     case 'user-enc':
       usages =
         key === 'rsa'
-          ? ['keyEncipherment', 'dataEncipherment']
+          ? ['keyEncipherment']
           : key === 'sm2'
             ? ['keyEncipherment', 'dataEncipherment', 'keyAgreement']
             : ['keyAgreement'];

@@ -32,6 +32,21 @@ const PROFILE_RULES: Record<Exclude<EndEntityProfile, 'ocsp'>, { anyOf: KuName[]
   'user-enc': { anyOf: ['keyEncipherment', 'keyAgreement'], allowed: ['keyEncipherment', 'dataEncipherment', 'keyAgreement'], eku: [EKU.emailProtection] },
 };
 
+/**
+ * The usages an encryption certificate may carry, by its key: RSA encrypts keys, EC agrees on them
+ * (RFC 5280 §4.2.1.12 for emailProtection); SM2 encrypts directly and GM/T 0015 lists all three.
+ */
+const ENCRYPTION_USAGES: Record<'rsa' | 'ec' | 'sm2', KuName[]> = {
+  rsa: ['keyEncipherment'],
+  ec: ['keyAgreement'],
+  sm2: ['keyEncipherment', 'dataEncipherment', 'keyAgreement'],
+};
+
+function encryptionKeyKind(spki: Buffer): 'rsa' | 'ec' | 'sm2' {
+  const alg = keyAlgorithmOf(spki);
+  return alg === 'SM2' ? 'sm2' : alg?.startsWith('RSA') ? 'rsa' : 'ec';
+}
+
 /** What a TBSCertificate must say (fields of an IssuanceSigningJob). */
 export interface LintExpectation {
   serialHex: string;
@@ -94,7 +109,8 @@ function lintExtensions(ext: Map<string, { critical: boolean; value: Buffer }>, 
     const usages = keyUsages(readOnly(ku.value, 0x03));
     if (usages.has('keyCertSign') || usages.has('cRLSign')) problems.push('keyUsage of a CA');
     if (!rules.anyOf.some((u) => usages.has(u))) problems.push(`keyUsage lacks ${rules.anyOf.join(' or ')}`);
-    const extra = [...usages].filter((u) => !rules.allowed.includes(u));
+    const allowed = want.profile === 'user-enc' ? ENCRYPTION_USAGES[encryptionKeyKind(want.publicKeyInfo)] : rules.allowed;
+    const extra = [...usages].filter((u) => !allowed.includes(u));
     if (extra.length) problems.push(`keyUsage ${extra.join(', ')} not in profile ${want.profile}`);
   }
 

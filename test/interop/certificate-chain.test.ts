@@ -254,14 +254,14 @@ describe('openssl x509 -text shows the profile extensions', () => {
     expect(t).toContain('email:zhang.san@mail.yuhu.xt.gov.intranet');
   });
 
-  it('user-enc (EC: key agreement; RSA: key and data encipherment)', async () => {
+  it('user-enc (EC: key agreement; RSA: key encipherment, no data encipherment)', async () => {
     const t = lines(await text(leaves.get('user-enc')!));
     common(t);
     crlLinks(t);
     expect(t[t.indexOf('X509v3 Key Usage: critical') + 1]).toBe('Key Agreement');
     expect(t[t.indexOf('X509v3 Extended Key Usage:') + 1]).toBe('E-mail Protection');
     const r = lines(await text(leaves.get('user-enc-rsa')!));
-    expect(r[r.indexOf('X509v3 Key Usage: critical') + 1]).toBe('Key Encipherment, Data Encipherment');
+    expect(r[r.indexOf('X509v3 Key Usage: critical') + 1]).toBe('Key Encipherment');
   });
 
   it('ocsp responder: OCSP Signing, OCSP No Check, no OCSP URL, no CDP', async () => {
