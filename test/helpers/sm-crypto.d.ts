@@ -14,6 +14,14 @@ declare module 'sm-crypto' {
       doVerifySignature(msg: string | number[] | Uint8Array, signHex: string, publicKeyHex: string, options?: Sm2SignatureOptions): boolean;
       doSignature(msg: string | number[] | Uint8Array, privateKeyHex: string, options?: Sm2SignatureOptions): string;
       getPublicKeyFromPrivateKey(privateKeyHex: string): string;
+      /** SM2 encryption (GB/T 32918.4); cipherMode 1 = C1 ‖ C3 ‖ C2. Returns hex, C1 without its 04 octet. */
+      doEncrypt(msg: string | number[] | Uint8Array, publicKeyHex: string, cipherMode?: 0 | 1): string;
+      /** The reverse of doEncrypt; with output 'array', the octets ([] when the ciphertext does not check). */
+      doDecrypt(encryptedHex: string, privateKeyHex: string, cipherMode: 0 | 1, options: { output: 'array' }): number[];
+    };
+    sm4: {
+      encrypt(data: number[] | Uint8Array, keyHex: string, options: { padding: 'none'; mode?: 'ecb' | 'cbc'; output: 'array' }): number[];
+      decrypt(data: number[] | Uint8Array, keyHex: string, options: { padding: 'none'; mode?: 'ecb' | 'cbc'; output: 'array' }): number[];
     };
     sm3(msg: string | number[] | Uint8Array): string;
   };
