@@ -100,6 +100,7 @@ export const ERROR_CODES = {
   // 5xx
   'wrong-passphrase': { status: 500, exit: X.keystore.code, title: 'Wrong keystore passphrase' },
   'keystore-fault': { status: 503, exit: X.keystore.code, title: 'The CA key token cannot be used' },
+  'escrow-tampered': { status: 500, exit: X.internal.code, title: 'An escrowed key failed its integrity check' },
   'rate-limited': { status: 429, exit: X.rateLimited.code, title: 'Too many requests' },
   unavailable: { status: 503, exit: X.unavailable.code, title: 'Service unavailable' },
   internal: { status: 500, exit: X.internal.code, title: 'Internal error' },
