@@ -9,6 +9,7 @@ import type { KeyStore } from '../pki/keystore/keystore.ts';
 import { isKeyAlgorithm, type KeyAlgorithm } from '../pki/algorithms.ts';
 import { parseCidr, type IpRange } from '../pki/ip-range.ts';
 import type { CertificateRecord, Store } from './storage/storage.ts';
+import { knexOf } from './storage/knex-store.ts';
 import type { TiercaConfig } from './config/load-config.ts';
 import type { Clock } from './clock.ts';
 import { AuditCheckpoints } from './audit/audit-checkpoints.ts';
@@ -36,6 +37,8 @@ import { CaAdminService } from './ra/ca-admin.service.ts';
 import { EscrowService } from './ra/escrow.service.ts';
 import { AuditQueryService } from './ra/audit-query.service.ts';
 import { KeystoreStatusService } from './ra/keystore-status.service.ts';
+import { KeyManagementCentre } from './kmc/key-management-centre.ts';
+import { KmcStore } from './kmc/kmc-store.ts';
 import { CertificateStatusService } from './ra/certificate-status.service.ts';
 import type { RegistrationAuthority } from './ra/registration-authority.ts';
 import { RenewalAuthority } from './ra/rotation/renewal.service.ts';
@@ -138,7 +141,9 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
   });
   const lookup = new CertificateLookup(store.certificates);
   const checkpoints = new AuditCheckpoints({ store, keystore, clock, random });
-  const issuance = new IssuanceService({ store, cas, tiers: config.tiers, authorizer, preparer, issuer: ca.issuer, requests, keystore, clock, random });
+  // The KMC keeps its own tables on the same database for now (server/kmc/kmc-store.ts).
+  const kmc = new KeyManagementCentre({ store: new KmcStore(knexOf(store)), keystore, clock, random });
+  const issuance = new IssuanceService({ store, cas, tiers: config.tiers, authorizer, preparer, issuer: ca.issuer, requests, keystore, clock, random, kmc });
   const caAdmin = new CaAdminService({ store, cas, crls: ca.crls, authorizer, requests, clock });
   const escrow = new EscrowService({ store, cas, authorizer, lookup, requests, keystore, clock, random });
   requests.register('issue', issuance.requestKind);

@@ -19,6 +19,7 @@ import { checkProfile, tierOf } from './issuance-policy.ts';
 import type { CheckedKey, IssuableProfile, IssuancePreparer } from './issuance-preparer.ts';
 import { deliverKey, sealPassphrase, unsealPassphrase, type DeliveredKey } from './key-delivery.ts';
 import { completeRequest, type DualControl, type RequestKindHandler } from './dual-control.ts';
+import { issueEncryptionHalf, wantsEncryptionHalf, type EncryptionHalf, type EncryptionPairDeps } from './encryption-pair.ts';
 import { HOUR_MS } from '../../pki/time-constants.ts';
 
 /** How long an issuance request waits for its second officer. */
@@ -38,10 +39,16 @@ export interface IssueInput {
    * or the pending request — instead of issuing again.
    */
   requestId?: string;
+  /** At a tier whose encryption certificate is optional: issue the encryption half too (it always comes where the tier requires it). */
+  encryption?: boolean;
 }
 
 export type IssueResult =
-  | { kind: 'issued'; certificate: CertificateRecord; chain: readonly Buffer[]; pkcs12?: Buffer; passphrase?: string; replayed?: boolean }
+  | {
+      kind: 'issued'; certificate: CertificateRecord; chain: readonly Buffer[]; pkcs12?: Buffer; passphrase?: string; replayed?: boolean;
+      /** The encryption certificate of a dual pair, with its KMC-made key delivered once (encryption-pair.ts). */
+      encryption?: EncryptionHalf;
+    }
   | { kind: 'pending'; request: RequestRecord };
 
 /** What a pending `issue` request keeps: never a secret in plain (the passphrase is sealed). */
@@ -67,6 +74,8 @@ export interface IssuanceServiceDeps {
   keystore: Pick<KeyStore, 'seal' | 'unseal'>;
   clock: Clock;
   random?: (n: number) => Buffer;
+  /** The key-management centre of dual certificates; without it no encryption half is issued. */
+  kmc?: EncryptionPairDeps['kmc'];
 }
 
 export class IssuanceService {
@@ -145,7 +154,7 @@ export class IssuanceService {
       if (replayKey) await store.rotationRequests.insert(replayRecord(replayKey, ctx, subject, { request: request.id }, this.deps.clock.now()));
       return { kind: 'pending', request };
     }
-    return this.execute(ctx, subject, tier, profile, key, input.days, null, passphrase, replayKey);
+    return this.execute(ctx, subject, tier, profile, key, input.days, null, passphrase, replayKey, input.encryption);
   }
 
   /** `issue` requests, once approved: the checked payload is issued now (the CSR verified again). */
@@ -180,7 +189,7 @@ export class IssuanceService {
   /** Issues now: prepare, sign, deliver the key (before commit), store with escrow and the request closed. */
   private async execute(
     ctx: RequestContext, subject: SubjectRecord, tier: TierPolicy, profile: IssuableProfile, key: CheckedKey, days: number | undefined,
-    request: RequestRecord | null, passphrase: string | undefined, replayKey: string | null = null,
+    request: RequestRecord | null, passphrase: string | undefined, replayKey: string | null = null, encryption?: boolean,
   ): Promise<IssueResult> {
     const { keystore } = this.deps;
     const now = this.deps.clock.now();
@@ -206,7 +215,13 @@ export class IssuanceService {
         if (replayKey) await tx.rotationRequests.insert(replayRecord(replayKey, ctx, subject, { issuerId: record.issuerId, serial: record.serial }, now));
       },
     });
-    return { kind: 'issued', certificate: issued.record, chain: issued.chain, ...delivered };
+    const { kmc } = this.deps;
+    const half = kmc && wantsEncryptionHalf(tier, subject, profile, encryption)
+      ? await issueEncryptionHalf({ kmc, preparer: this.deps.preparer, issuer: this.deps.issuer, random: this.deps.random }, ctx, {
+        tier, subject, signing: issued.record, requestId: request?.id ?? null, now,
+      })
+      : undefined;
+    return { kind: 'issued', certificate: issued.record, chain: issued.chain, ...delivered, ...(half ? { encryption: half } : {}) };
   }
 }
 

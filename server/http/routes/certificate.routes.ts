@@ -21,6 +21,8 @@ const issueBody = z.object({
   profile: z.enum(['organ', 'device', 'user-sign', 'user-enc']).optional(),
   days: z.number().int().min(1).max(36_500).optional(),
   requestId: requestIdField().optional(),
+  /** At a tier where the encryption certificate is optional: issue it too (docs/api.md "Dual certificates"). */
+  encryption: z.boolean().optional(),
 }).strict();
 
 const listQuery = z.object({
@@ -53,7 +55,20 @@ export function renderIssued(result: IssueResult) {
       chain: pemChain(result.chain),
       ...(result.pkcs12 ? { pkcs12: result.pkcs12.toString('base64') } : {}),
       ...(result.passphrase ? { passphrase: result.passphrase } : {}),
+      ...(result.encryption ? { encryption: encryptionView(result.encryption) } : {}),
     },
+  };
+}
+
+/** The encryption half of a dual certificate: its certificate and chain, and its KMC-made key, delivered once. */
+function encryptionView(e: NonNullable<Extract<IssueResult, { kind: 'issued' }>['encryption']>) {
+  return {
+    certificate: certificateSummary(e.certificate),
+    pem: certificateToPem(e.certificate.der),
+    chain: pemChain(e.chain),
+    pkcs12: e.pkcs12.toString('base64'),
+    passphrase: e.passphrase,
+    ...(e.envelopedKey ? { envelopedKey: e.envelopedKey.toString('base64') } : {}),
   };
 }
 

@@ -1,0 +1,113 @@
+// Dual certificates (GM/T 0034, issue 16): a user's signing certificate at a tier that requires it
+// comes with an encryption certificate whose key the key-management centre made and escrowed — same
+// subject and validity, the usages of its key, delivered once as a PKCS#12 that `openssl cms -decrypt`
+// uses on what `openssl cms -encrypt` sent to the certificate, and for SM2 also as an SM2EnvelopedKey
+// that sm-crypto opens with the holder's signing key.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import smCrypto from 'sm-crypto';
+import { knexOf } from '../../server/storage/knex-store.ts';
+import { readCertificate } from '../../pki/certificate-reader.ts';
+import { decodePemOrDerOf } from '../../pki/pem.ts';
+import { sm2PrivateScalarOf } from '../../pki/sm2-key.ts';
+import { openssl, TempDir } from '../helpers/openssl.ts';
+import { call, startTestTierca, type TestTierca } from '../helpers/tierca.ts';
+import { caPem, smallConfig } from '../helpers/rotation.ts';
+import { DISTID } from '../helpers/sm2-fixtures.ts';
+import { sm2PointHex } from '../helpers/sm2-independent.ts';
+
+const tmp = new TempDir();
+let t: TestTierca;
+let n = 0;
+
+beforeAll(async () => {
+  t = await startTestTierca({ configData: smallConfig({ t1: { keyAlgorithms: ['P-256', 'SM2'] } }) });
+});
+afterAll(async () => {
+  await t?.close();
+  tmp.cleanup();
+});
+
+async function user(tier: string): Promise<string> {
+  n++;
+  const res = await call(t, 'officer', 'POST', '/api/v1/subjects', { kind: 'user', domain: 'yuhu', organ: 'government', tier, name: `李${n}`, emails: [`li${n}@yuhu.xiangtan.intranet`] });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body.id;
+}
+
+async function csr(alg: 'P-256' | 'SM2'): Promise<{ csr: string; key: string }> {
+  const key = tmp.file(`k${++n}.pem`);
+  await openssl(alg === 'SM2' ? ['genpkey', '-algorithm', 'SM2', '-out', key] : ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', key]);
+  const out = tmp.file(`r${n}.csr`);
+  const made = await openssl(['req', '-new', '-key', key, '-subj', '/CN=x', '-out', out, ...(alg === 'SM2' ? ['-sm3', '-sigopt', DISTID] : [])]);
+  expect(made.code, made.stderr).toBe(0);
+  return { csr: readFileSync(out, 'utf8'), key };
+}
+
+const text = async (pem: string) => (await openssl(['x509', '-in', tmp.file(`t${++n}.pem`, pem), '-noout', '-text', '-dates', '-subject', '-nameopt', 'utf8'])).stdout;
+
+describe('dual certificates', () => {
+  it('issues the encryption half with the signing certificate where the tier requires it (t2), and openssl uses its key', async () => {
+    const { csr: pem } = await csr('P-256');
+    const res = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: await user('t2'), csr: pem });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const enc = res.body.encryption;
+    expect(res.body.certificate.profile).toBe('user-sign');
+    expect(enc.certificate).toMatchObject({ profile: 'user-enc', subject: res.body.certificate.subject, notBefore: res.body.certificate.notBefore, notAfter: res.body.certificate.notAfter, keyAlgorithm: 'P-256' });
+    const encText = await text(enc.pem);
+    expect(encText).toMatch(/X509v3 Key Usage: critical\s+Key Agreement\n/);
+    expect(encText).toMatch(/X509v3 Extended Key Usage:\s+E-mail Protection/);
+    const chain = await openssl(['verify', '-CAfile', tmp.file('root.pem', await caPem(t, 'root')), '-untrusted', tmp.file('chain.pem', enc.chain.slice(0, -1).join('')), tmp.file('enc.pem', enc.pem)]);
+    expect(chain.stdout).toMatch(/: OK/);
+    // The delivered key opens what was encrypted to the encryption certificate.
+    const p12 = tmp.file('enc.p12', Buffer.from(enc.pkcs12, 'base64'));
+    const keyOut = await openssl(['pkcs12', '-in', p12, '-nodes', '-nocerts', '-passin', `pass:${enc.passphrase}`]);
+    expect(keyOut.code, keyOut.stderr).toBe(0);
+    const key = tmp.file('enc.key', keyOut.stdout.slice(keyOut.stdout.indexOf('-----BEGIN PRIVATE KEY-----')));
+    const msg = tmp.file('doc.txt', '湘潭市 official document\n');
+    expect((await openssl(['cms', '-encrypt', '-binary', '-aes256', '-recip', tmp.file('enc.pem'), '-in', msg, '-outform', 'DER', '-out', tmp.file('doc.cms')])).code).toBe(0);
+    const opened = await openssl(['cms', '-decrypt', '-inform', 'DER', '-in', tmp.file('doc.cms'), '-recip', tmp.file('enc.pem'), '-inkey', key]);
+    expect(opened.stdout).toBe('湘潭市 official document\n');
+    // The KMC holds the key, bound to the certificate, wrapped — never the plain PKCS#8.
+    const row = await knexOf(t.store)('kmc_keys').where({ serial: enc.certificate.serial }).first();
+    expect(row).toMatchObject({ subject_id: res.body.certificate.subjectId, issuer_id: enc.certificate.issuerId, algorithm: 'P-256' });
+    const pkcs8 = createPrivateKey(readFileSync(key, 'utf8')).export({ type: 'pkcs8', format: 'der' });
+    expect((row.wrapped as Buffer).includes(pkcs8)).toBe(false);
+  });
+
+  it('issues it only on request where the tier makes it optional (t1), and never for a device', async () => {
+    const plain = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: await user('t1'), csr: (await csr('P-256')).csr });
+    expect(plain.status).toBe(201);
+    expect(plain.body.encryption).toBeUndefined();
+    const asked = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: await user('t1'), csr: (await csr('P-256')).csr, encryption: true });
+    expect(asked.status).toBe(201);
+    expect(asked.body.encryption.certificate.profile).toBe('user-enc');
+    const device = await call(t, 'officer', 'POST', '/api/v1/subjects', { kind: 'device', domain: 'yuhu', organ: 'government', tier: 't2', name: `gw${++n}`, dns: [`gw${n}.yuhu.xiangtan.intranet`] });
+    const issued = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: device.body.id, csr: (await csr('P-256')).csr });
+    expect(issued.status).toBe(201);
+    expect(issued.body.encryption).toBeUndefined();
+  });
+
+  it('delivers an SM2 encryption key also as an SM2EnvelopedKey that sm-crypto opens with the signing key', async () => {
+    const { csr: pem, key } = await csr('SM2');
+    const res = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: await user('t1'), csr: pem, encryption: true });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const enc = res.body.encryption;
+    expect(enc.certificate.keyAlgorithm).toBe('SM2');
+    const envelope = Buffer.from(enc.envelopedKey, 'base64');
+    const parsed = await openssl(['asn1parse', '-inform', 'DER', '-in', tmp.file('env.der', envelope)]);
+    expect(parsed.stdout).toMatch(/:sm4-ecb/);
+    const lines = parsed.stdout.split('\n');
+    const [x, y] = lines.filter((l) => l.includes('d=2') && l.includes('prim: INTEGER')).map((l) => l.split(':').at(-1)!.padStart(64, '0'));
+    const [hash, body] = lines.filter((l) => l.includes('d=2') && l.includes('prim: OCTET STRING')).map((l) => l.split('[HEX DUMP]:')[1].trim());
+    const dSigning = sm2PrivateScalarOf(createPrivateKey(readFileSync(key, 'utf8'))).toString(16).padStart(64, '0');
+    const symKey = smCrypto.sm2.doDecrypt(x + y + hash + body, dSigning, 1, { output: 'array' });
+    expect(symKey).toHaveLength(16);
+    const scalar = Buffer.from(smCrypto.sm4.decrypt(envelope.subarray(envelope.length - 32), Buffer.from(symKey).toString('hex'), { padding: 'none', output: 'array' }));
+    const encSpki = readCertificate(decodePemOrDerOf(enc.pem, ['CERTIFICATE'])).publicKeyInfo;
+    expect(smCrypto.sm2.getPublicKeyFromPrivateKey(scalar.toString('hex'))).toBe(sm2PointHex(encSpki));
+    const encText = await text(enc.pem);
+    expect(encText).not.toContain('Basic Constraints');
+  });
+});
