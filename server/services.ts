@@ -145,7 +145,7 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
   const kmc = new KeyManagementCentre({ store: new KmcStore(knexOf(store)), keystore, clock, random });
   const issuance = new IssuanceService({ store, cas, tiers: config.tiers, authorizer, preparer, issuer: ca.issuer, requests, keystore, clock, random, kmc });
   const caAdmin = new CaAdminService({ store, cas, crls: ca.crls, authorizer, requests, clock });
-  const escrow = new EscrowService({ store, cas, authorizer, lookup, requests, keystore, clock, random });
+  const escrow = new EscrowService({ store, cas, authorizer, lookup, requests, keystore, clock, random, kmc });
   requests.register('issue', issuance.requestKind);
   requests.register('ca.revoke', caAdmin.requestKind);
   const principals = new PrincipalService({ store, config, authorizer, preparer, issuer: ca.issuer, requests, clock, random });

@@ -12,6 +12,7 @@ import { TiercaError } from '../errors.ts';
 import type { CaDirectory } from '../ca/ca-directory.ts';
 import type { Authorizer } from './authorizer.ts';
 import { actorOf, runAudited } from './audited.ts';
+import type { KeyManagementCentre } from '../kmc/key-management-centre.ts';
 import type { RequestContext } from './permissions.ts';
 import type { CertificateLookup } from './certificate-lookup.ts';
 import { deliverKey } from './key-delivery.ts';
@@ -40,6 +41,8 @@ export interface EscrowServiceDeps {
   keystore: Pick<KeyStore, 'unseal'>;
   clock: Clock;
   random?: (n: number) => Buffer;
+  /** The key-management centre: the keys of dual certificates' encryption halves are escrowed there. */
+  kmc?: Pick<KeyManagementCentre, 'keyOfCertificate' | 'recover'>;
 }
 
 export class EscrowService {
@@ -59,7 +62,7 @@ export class EscrowService {
     const target = `certificate:${cert.issuerId}/${cert.serial}`;
     await this.deps.authorizer.require(ctx, 'escrow:recover', 'escrow.recover', target, cert.domain);
     return runAudited({ audit: this.deps.store.audit, clock: this.deps.clock }, ctx, 'escrow.recover', target, async () => {
-      if (!(await this.deps.store.escrow.get(cert.issuerId, cert.serial))) {
+      if (!(await this.deps.store.escrow.get(cert.issuerId, cert.serial)) && !(await this.deps.kmc?.keyOfCertificate(cert.issuerId, cert.serial))) {
         throw new TiercaError('not-found', `no escrowed key for ${cert.issuerId}/${cert.serial}`);
       }
       const request = await this.deps.requests.open(ctx, {
@@ -77,13 +80,19 @@ export class EscrowService {
     const { issuerId, serial } = request.payload as { issuerId: string; serial: string };
     const cert = await store.certificates.get(issuerId, serial);
     const sealed = await store.escrow.get(issuerId, serial);
-    if (!cert || !sealed) throw new TiercaError('not-found', `no escrowed key for ${issuerId}/${serial}`);
-    const pkcs8 = keystore.unseal(sealed, `escrow:${issuerId}/${serial}`);
+    const kmcKey = sealed ? undefined : await this.deps.kmc?.keyOfCertificate(issuerId, serial);
+    if (!cert || (!sealed && !kmcKey)) throw new TiercaError('not-found', `no escrowed key for ${issuerId}/${serial}`);
     let privateKey: KeyObject;
-    try {
-      privateKey = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
-    } finally {
-      pkcs8.fill(0);
+    if (sealed) {
+      const pkcs8 = keystore.unseal(sealed, `escrow:${issuerId}/${serial}`);
+      try {
+        privateKey = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
+      } finally {
+        pkcs8.fill(0);
+      }
+    } else {
+      // A dual certificate's encryption key, escrowed by the KMC (a tampered row gives nothing back).
+      privateKey = await this.deps.kmc!.recover(kmcKey!.id);
     }
     const subject = cert.subjectId ? await store.subjects.get(cert.subjectId) : undefined;
     const chain = this.deps.cas.get(issuerId)?.chain ?? [];
@@ -93,7 +102,10 @@ export class EscrowService {
       const closed = await completeRequest(tx, request, { issuerId, serial });
       await appendAudit(tx.audit, now, {
         ...actorOf(ctx), action: 'escrow.recover', target: `certificate:${issuerId}/${serial}`, outcome: 'success',
-        detail: { request: request.id, requestedBy: request.requestedBy, approvedBy: request.approvals, subject: cert.subjectId },
+        detail: {
+          request: request.id, requestedBy: request.requestedBy, approvedBy: request.approvals, subject: cert.subjectId, reason: (request.payload as { reason?: string }).reason ?? null,
+          ...(kmcKey ? { escrowedKey: kmcKey.id } : {}),
+        },
       });
       return closed;
     });

@@ -20,6 +20,8 @@ import { sm2PointHex } from '../helpers/sm2-independent.ts';
 const tmp = new TempDir();
 let t: TestTierca;
 let n = 0;
+/** The first pair issued: its signing serial, its encryption half and the delivered key's file. */
+const first: { signing?: string; enc?: any; keyFile?: string } = {};
 
 beforeAll(async () => {
   t = await startTestTierca({ configData: smallConfig({ t1: { keyAlgorithms: ['P-256', 'SM2'] } }) });
@@ -74,6 +76,29 @@ describe('dual certificates', () => {
     expect(row).toMatchObject({ subject_id: res.body.certificate.subjectId, issuer_id: enc.certificate.issuerId, algorithm: 'P-256' });
     const pkcs8 = createPrivateKey(readFileSync(key, 'utf8')).export({ type: 'pkcs8', format: 'der' });
     expect((row.wrapped as Buffer).includes(pkcs8)).toBe(false);
+    Object.assign(first, { signing: res.body.certificate.serial, enc: enc, keyFile: key });
+  });
+
+  it('recovers the encryption key under dual control of two officers; the signing key cannot be recovered', async () => {
+    const { enc } = first;
+    const path = `/api/v1/escrow/${enc.certificate.issuerId}/${enc.certificate.serial}/recover`;
+    const asked = await call(t, 'officer', 'POST', path, { reason: 'holder left; archived mail must be read' });
+    expect(asked.status, JSON.stringify(asked.body)).toBe(202);
+    const self = await call(t, 'officer', 'POST', `/api/v1/requests/${asked.body.request.id}/approve`);
+    expect(self.status).toBe(422);
+    expect(self.body.type).toBe('urn:tierca:problem:policy-self-approval');
+    const approved = await call(t, 'officer2', 'POST', `/api/v1/requests/${asked.body.request.id}/approve`);
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+    const p12 = tmp.file('recovered.p12', Buffer.from(approved.body.pkcs12, 'base64'));
+    const keyOut = await openssl(['pkcs12', '-in', p12, '-nodes', '-nocerts', '-passin', `pass:${approved.body.passphrase}`]);
+    const recovered = tmp.file('recovered.key', keyOut.stdout.slice(keyOut.stdout.indexOf('-----BEGIN PRIVATE KEY-----')));
+    const opened = await openssl(['cms', '-decrypt', '-inform', 'DER', '-in', tmp.file('doc.cms'), '-recip', tmp.file('enc.pem'), '-inkey', recovered]);
+    expect(opened.stdout).toBe('湘潭市 official document\n');
+    expect(approved.body.passphrase).not.toBe(enc.passphrase);
+    const audit = await knexOf(t.store)('audit_log').where({ action: 'escrow.recover', outcome: 'success' }).orderBy('seq', 'desc').first();
+    expect(JSON.parse(audit.detail)).toMatchObject({ reason: 'holder left; archived mail must be read', escrowedKey: expect.stringMatching(/^kmc-/) });
+    const signing = await call(t, 'officer', 'POST', `/api/v1/escrow/${enc.certificate.issuerId}/${first.signing}/recover`, { reason: 'x' });
+    expect(signing.status).toBe(404);
   });
 
   it('issues it only on request where the tier makes it optional (t1), and never for a device', async () => {
