@@ -42,6 +42,8 @@ export interface Issued {
   chain: string[];
   pkcs12?: string;
   passphrase?: string;
+  /** The encryption half of a dual certificate: its certificate and the KMC-made key, delivered once. */
+  encryption?: { certificate: CertificateSummary; pem: string; chain: string[]; pkcs12: string; passphrase: string; envelopedKey?: string };
 }
 
 /** A pending request (202 when a second officer must approve). */
@@ -83,6 +85,11 @@ export interface IssuedFiles {
   chainOut?: string;
   /** The PKCS#12 file, already created by {@link createKeyFile}. */
   p12?: { handle: FileHandle; path: string };
+  /** `--enc-out`: the encryption certificate PEM of a dual pair. */
+  encOut?: string;
+  /** `--enc-key-out` and `--enveloped-out`: the encryption key's PKCS#12 and SM2EnvelopedKey files, already created. */
+  encKey?: { handle: FileHandle; path: string };
+  enveloped?: { handle: FileHandle; path: string };
 }
 
 /**
@@ -109,6 +116,17 @@ export async function saveIssued(issued: Issued, files: IssuedFiles, out: Output
   }
   if (files.out) await writeFile(files.out, pemText(issued.pem));
   if (files.chainOut) await writeFile(files.chainOut, (issued.chain ?? []).map(pemText).join(''));
+  const enc = issued.encryption;
+  for (const [file, content] of [[files.encKey, enc?.pkcs12], [files.enveloped, enc?.envelopedKey]] as const) {
+    if (!file) continue;
+    try {
+      if (content) await file.handle.writeFile(Buffer.from(content, 'base64'));
+    } finally {
+      await file.handle.close();
+    }
+    if (!content) await unlink(file.path).catch(() => undefined);
+  }
+  if (enc && files.encOut) await writeFile(files.encOut, pemText(enc.pem));
   if (out.json) return out.printJson(issued);
 
   out.print(`issued certificate ${cert.serial} (${cert.profile}, ${cert.tier ?? '-'}, ${cert.domain ?? '-'}) by ${cert.issuerId}, valid until ${shortTime(cert.notAfter)}`);
@@ -118,6 +136,15 @@ export async function saveIssued(issued: Issued, files: IssuedFiles, out: Output
   if (files.p12) out.print(`PKCS#12 with the private key written to ${files.p12.path} (mode 0600)`);
   if (issued.passphrase) {
     out.print(`PKCS#12 passphrase (shown only this once; the server does not keep it): ${issued.passphrase}`);
+  }
+  if (enc) {
+    out.print(`with its encryption certificate ${enc.certificate.serial} (user-enc), whose key the key-management centre made and escrowed`);
+    if (files.encOut) out.print(`encryption certificate written to ${files.encOut}`);
+    if (files.encKey) out.print(`encryption key (PKCS#12) written to ${files.encKey.path} (mode 0600); its passphrase, shown only this once: ${enc.passphrase}`);
+    if (files.enveloped && enc.envelopedKey) out.print(`encryption key (SM2EnvelopedKey, to the signing key) written to ${files.enveloped.path}`);
+    if (!files.encKey && !(files.enveloped && enc.envelopedKey)) {
+      out.warn(`the encryption key was not saved (no --enc-key-out): it stays escrowed; recover it with two officers (POST /api/v1/escrow/${enc.certificate.issuerId}/${enc.certificate.serial}/recover)`);
+    }
   }
   if (!files.out) out.print(`\n${pemText(issued.pem).trimEnd()}`);
 }
@@ -134,6 +161,10 @@ interface IssueOptions {
   profile?: string;
   out?: string;
   chainOut?: string;
+  encryption?: boolean;
+  encOut?: string;
+  encKeyOut?: string;
+  envelopedOut?: string;
 }
 
 async function issue(ctx: CommandContext, opts: IssueOptions): Promise<void> {
@@ -145,6 +176,7 @@ async function issue(ctx: CommandContext, opts: IssueOptions): Promise<void> {
   }
 
   const body: Record<string, unknown> = { subjectId: opts.subject };
+  if (opts.encryption) body.encryption = true;
   if (opts.profile) body.profile = opts.profile;
   if (opts.days) body.days = opts.days;
   let p12: IssuedFiles['p12'];
@@ -156,22 +188,25 @@ async function issue(ctx: CommandContext, opts: IssueOptions): Promise<void> {
     body.generate = { ...(opts.alg ? { algorithm: opts.alg } : {}), ...(passphrase !== undefined ? { passphrase } : {}) };
   }
 
+  const encKey = opts.encKeyOut ? await createKeyFile(opts.encKeyOut, '--enc-key-out') : undefined;
+  const enveloped = opts.envelopedOut ? await createKeyFile(opts.envelopedOut, '--enveloped-out') : undefined;
+  const made = [p12, encKey, enveloped].filter((f): f is NonNullable<typeof f> => !!f);
   let res;
   try {
     res = await api.post<Issued | PendingRequest>('/api/v1/certificates', body);
   } catch (err) {
-    if (p12) await discard(p12);
+    for (const f of made) await discard(f);
     throw err;
   }
   if (res.status === 202) {
-    if (p12) await discard(p12);
+    for (const f of made) await discard(f);
     const pending = res.body as PendingRequest;
     if (out.json) return out.printJson(pending);
     const id = pending.request?.id;
     out.print(`request ${id} is pending: a second officer must approve it (tierca request approve ${id})`);
     return;
   }
-  await saveIssued(res.body as Issued, { out: opts.out, chainOut: opts.chainOut, p12 }, out);
+  await saveIssued(res.body as Issued, { out: opts.out, chainOut: opts.chainOut, p12, encOut: opts.encOut, encKey, enveloped }, out);
 }
 
 /** Removes the empty key file made for an issuance that did not happen. */
@@ -206,6 +241,10 @@ export function register(program: Command, context: ContextFactory): void {
     .addOption(new Option('--profile <profile>', 'certificate profile (default: from the subject kind)').choices(PROFILES))
     .option('--out <cert.pem>', 'write the certificate PEM here (else it is printed)')
     .option('--chain-out <chain.pem>', 'write the chain up to the root here')
+    .option('--encryption', 'a user signing certificate: also issue its encryption certificate where the tier makes it optional (where it is required, it always comes)')
+    .option('--enc-out <enc.pem>', 'write the encryption certificate of a dual pair here')
+    .option('--enc-key-out <key.p12>', 'new file for the encryption key of a dual pair, a PKCS#12 (mode 0600, never overwritten; its passphrase is printed once)')
+    .option('--enveloped-out <key.env>', 'new file for an SM2 encryption key as a GM/T 0009 SM2EnvelopedKey to the signing key (what a USB key imports)')
     .action(async (opts: IssueOptions, cmd: Command) => issue(context(cmd), opts));
 
   cert

@@ -5,7 +5,7 @@
 // that sm-crypto opens with the holder's signing key.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import smCrypto from 'sm-crypto';
 import { knexOf } from '../../server/storage/knex-store.ts';
 import { readCertificate } from '../../pki/certificate-reader.ts';
@@ -15,6 +15,7 @@ import { openssl, TempDir } from '../helpers/openssl.ts';
 import { call, startTestTierca, type TestTierca } from '../helpers/tierca.ts';
 import { caPem, smallConfig } from '../helpers/rotation.ts';
 import { DISTID } from '../helpers/sm2-fixtures.ts';
+import { runTierca } from '../helpers/processes.ts';
 import { sm2PointHex } from '../helpers/sm2-independent.ts';
 
 const tmp = new TempDir();
@@ -134,5 +135,21 @@ describe('dual certificates', () => {
     expect(smCrypto.sm2.getPublicKeyFromPrivateKey(scalar.toString('hex'))).toBe(sm2PointHex(encSpki));
     const encText = await text(enc.pem);
     expect(encText).not.toContain('Basic Constraints');
+  });
+
+  it('tierca cert issue writes both certificates and the encryption key files', async () => {
+    const { csr: pem } = await csr('SM2');
+    const csrFile = tmp.file('cli.csr', pem);
+    const [enc, key, env] = [tmp.file('cli-enc.pem'), `${tmp.path}/cli-enc.p12`, `${tmp.path}/cli-enc.env`];
+    const run = await runTierca(['cert', 'issue', '--subject', await user('t1'), '--csr', csrFile, '--encryption', '--out', tmp.file('cli-sign.pem'),
+      '--enc-out', enc, '--enc-key-out', key, '--enveloped-out', env], { env: { TIERCA_URL: t.url, TIERCA_TOKEN: t.tokens.officer } });
+    expect(run.code, run.stderr).toBe(0);
+    const printed = run.stdout.toString();
+    expect(printed).toMatch(/with its encryption certificate [0-9a-f]+ \(user-enc\)/);
+    const passphrase = /its passphrase, shown only this once: (\S+)/.exec(printed)![1];
+    expect((await openssl(['pkcs12', '-in', key, '-nodes', '-passin', `pass:${passphrase}`, '-noout'])).code).toBe(0);
+    expect(statSync(key).mode & 0o777).toBe(0o600);
+    expect(statSync(env).size).toBeGreaterThan(100);
+    expect(readFileSync(enc, 'utf8')).toContain('BEGIN CERTIFICATE');
   });
 });
