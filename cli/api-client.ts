@@ -252,6 +252,8 @@ export const DEMO_ROLE_BY_COMMAND: Readonly<Record<string, DemoRole>> = {
   'crl generate': 'admin', // POST /api/v1/crls is crl:generate, sysadmin only
   audit: 'auditor',
   keystore: 'admin',
+  key: 'officer',
+  kmc: 'admin',
 };
 
 /** The demo role of a command path (`['cert', 'issue']`); undefined for a command not listed. */

@@ -19,6 +19,7 @@ import * as dbCommands from './commands/db.ts';
 import * as backupCommands from './commands/backup.ts';
 import * as initCommand from './commands/init.ts';
 import * as keystoreCommands from './commands/keystore.ts';
+import * as kmcCommands from './commands/kmc.ts';
 import * as ocspCommands from './commands/ocsp.ts';
 import * as principalCommands from './commands/principal.ts';
 import * as renewCommands from './commands/renew.ts';
@@ -82,6 +83,7 @@ export function buildProgram(io: Io, state: { exitCode: number }): Command {
   principalCommands.register(program, context);
   auditCommands.register(program, context);
   keystoreCommands.register(program, context);
+  kmcCommands.register(program, context);
   program.commandsGroup('Revocation status (public, no token):');
   ocspCommands.register(program, context);
   program.commandsGroup('On the server machine (no HTTP):');

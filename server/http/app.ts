@@ -22,6 +22,7 @@ import { crlRoutes } from './routes/crl.routes.ts';
 import { principalRoutes } from './routes/principal.routes.ts';
 import { auditRoutes } from './routes/audit.routes.ts';
 import { keystoreRoutes } from './routes/keystore.routes.ts';
+import { kmcRoutes } from './routes/kmc.routes.ts';
 import { rotationPublicRoutes, rotationRoutes } from './routes/rotation.routes.ts';
 import { ocspHandler } from './ocsp-handler.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -78,6 +79,7 @@ export function createApp(deps: AppDeps): Express {
   api.use(principalRoutes(deps.ra));
   api.use(auditRoutes(deps.ra));
   api.use(keystoreRoutes(deps.ra));
+  api.use(kmcRoutes(deps.ra));
   api.use((_req, _res, next) => next(new TiercaError('not-found', 'no such API route')));
   api.use(auditFailedWrites(deps.ra));
   app.use('/api/v1', api);

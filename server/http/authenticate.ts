@@ -160,6 +160,8 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   'POST /crls': { allow: ['crl:generate'], action: 'crl.generate' },
   'GET /crls/:ca': { allow: ['ca:read'], action: 'crl.show' },
   'POST /escrow/:issuer/:serial/recover': { allow: ['escrow:recover'], action: 'escrow.recover' },
+  'GET /subjects/:id/keys': { allow: ['escrow:recover'], action: 'escrow.history' },
+  'POST /kmc/rotate-master': { allow: ['kmc:manage'], action: 'kmc.rotate-master' },
   'GET /audit': { allow: ['audit:read'], action: 'audit.read' },
   'GET /audit/export': { allow: ['audit:read'], action: 'audit.export' },
   'GET /audit/verify': { allow: ['audit:read'], action: 'audit.verify' },

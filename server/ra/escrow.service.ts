@@ -12,7 +12,7 @@ import { TiercaError } from '../errors.ts';
 import type { CaDirectory } from '../ca/ca-directory.ts';
 import type { Authorizer } from './authorizer.ts';
 import { actorOf, runAudited } from './audited.ts';
-import type { KeyManagementCentre } from '../kmc/key-management-centre.ts';
+import type { EscrowedKeyView, KeyManagementCentre } from '../kmc/key-management-centre.ts';
 import type { RequestContext } from './permissions.ts';
 import type { CertificateLookup } from './certificate-lookup.ts';
 import { deliverKey } from './key-delivery.ts';
@@ -42,7 +42,7 @@ export interface EscrowServiceDeps {
   clock: Clock;
   random?: (n: number) => Buffer;
   /** The key-management centre: the keys of dual certificates' encryption halves are escrowed there. */
-  kmc?: Pick<KeyManagementCentre, 'keyOfCertificate' | 'recover'>;
+  kmc?: Pick<KeyManagementCentre, 'keyOfCertificate' | 'recover' | 'history' | 'rotateMaster'>;
 }
 
 export class EscrowService {
@@ -110,5 +110,25 @@ export class EscrowService {
       return closed;
     });
     return { kind: 'recovered', request: done, certificate: cert, chain, pkcs12, passphrase: passphrase! };
+  }
+
+  /** A subject's escrowed encryption keys, oldest first, without secrets (officers of its domain). */
+  async keyHistory(ctx: RequestContext, subjectId: string): Promise<EscrowedKeyView[]> {
+    const subject = await this.deps.store.subjects.get(subjectId);
+    if (!subject) throw new TiercaError('not-found', `no subject ${subjectId}`);
+    await this.deps.authorizer.require(ctx, 'escrow:recover', 'escrow.history', `subject:${subjectId}`, subject.domain);
+    return this.deps.kmc ? this.deps.kmc.history(subjectId) : [];
+  }
+
+  /** Re-wraps every escrowed key under a new KMC master key (sysadmin); resumable, audited with the count. */
+  async rotateMaster(ctx: RequestContext): Promise<{ masterKeyId: string; rewrapped: number }> {
+    await this.deps.authorizer.require(ctx, 'kmc:manage', 'kmc.rotate-master', 'kmc');
+    const { kmc } = this.deps;
+    if (!kmc) throw new TiercaError('conflict', 'this server has no key-management centre');
+    return runAudited({ audit: this.deps.store.audit, clock: this.deps.clock }, ctx, 'kmc.rotate-master', 'kmc', async () => {
+      const done = await kmc.rotateMaster();
+      await appendAudit(this.deps.store.audit, this.deps.clock.now(), { ...actorOf(ctx), action: 'kmc.rotate-master', target: 'kmc', outcome: 'success', detail: done });
+      return done;
+    });
   }
 }

@@ -39,13 +39,15 @@ export const PERMISSIONS = [
   'audit:checkpoint',
   /** Where each CA key is held and whether this instance can sign with it (`tierca keystore status`). */
   'keystore:read',
+  /** Re-wrap the key-management centre's escrowed keys under a new master key. */
+  'kmc:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   sysadmin: [
     'self:read', 'ca:read', 'ca:revoke', 'ca:rollover', 'crl:generate', 'principal:read', 'principal:manage',
-    'subject:read', 'certificate:read', 'request:read', 'request:approve', 'rotation:read', 'rotation:run', 'keystore:read',
+    'subject:read', 'certificate:read', 'request:read', 'request:approve', 'rotation:read', 'rotation:run', 'keystore:read', 'kmc:manage',
   ],
   officer: [
     'self:read', 'ca:read', 'subject:read', 'subject:write', 'certificate:read', 'certificate:issue', 'certificate:revoke',

@@ -152,4 +152,22 @@ describe('dual certificates', () => {
     expect(statSync(env).size).toBeGreaterThan(100);
     expect(readFileSync(enc, 'utf8')).toContain('BEGIN CERTIFICATE');
   });
+
+  it('lists a subject\'s key history to officers, and rotates the master key for sysadmins only', async () => {
+    const subjectId = first.enc.certificate.subjectId;
+    const history = await call(t, 'officer', 'GET', `/api/v1/subjects/${subjectId}/keys`);
+    expect(history.status).toBe(200);
+    expect(history.body).toEqual([expect.objectContaining({ serial: first.enc.certificate.serial, algorithm: 'P-256' })]);
+    expect(JSON.stringify(history.body)).not.toMatch(/wrapped|pkcs8|PRIVATE/);
+    expect((await call(t, 'auditor', 'GET', `/api/v1/subjects/${subjectId}/keys`)).status).toBe(403);
+    expect((await call(t, 'officer', 'POST', '/api/v1/kmc/rotate-master', {})).status).toBe(403);
+    const rotated = await call(t, 'admin', 'POST', '/api/v1/kmc/rotate-master', {});
+    expect(rotated.status, JSON.stringify(rotated.body)).toBe(200);
+    expect(rotated.body.rewrapped).toBeGreaterThanOrEqual(4);
+    const after = await call(t, 'officer', 'GET', `/api/v1/subjects/${subjectId}/keys`);
+    expect(after.body[0].masterKeyId).toBe(rotated.body.masterKeyId);
+    const cli = await runTierca(['key', 'history', subjectId], { env: { TIERCA_URL: t.url, TIERCA_TOKEN: t.tokens.officer } });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout.toString()).toContain(first.enc.certificate.serial);
+  });
 });

@@ -1,0 +1,49 @@
+/**
+ * The key-management centre's commands: `tierca key history <subject>` (officers: a subject's
+ * escrowed encryption keys, GET /api/v1/subjects/{id}/keys) and `tierca kmc rotate-master`
+ * (sysadmins: re-wrap every escrowed key under a new master key, POST /api/v1/kmc/rotate-master).
+ * Recovering a key is `POST /escrow/…/recover` and `tierca request approve`.
+ */
+import type { Command } from 'commander';
+import type { ContextFactory } from '../context.ts';
+
+interface EscrowedKey {
+  keyId: string;
+  subjectId: string;
+  algorithm: string;
+  issuerId: string | null;
+  serial: string | null;
+  createdAt: string;
+  masterKeyId: string;
+}
+
+export function register(program: Command, context: ContextFactory): void {
+  program
+    .command('key')
+    .description('escrowed encryption keys (the key-management centre)')
+    .command('history')
+    .description('list a subject\'s escrowed encryption keys, oldest first: key id, algorithm, certificate, made at (officer of its domain)')
+    .argument('<subject>', 'subject id')
+    .action(async (subject: string, _opts: object, cmd: Command) => {
+      const { api, out } = context(cmd);
+      const keys = await api.get<EscrowedKey[]>(`/api/v1/subjects/${encodeURIComponent(subject)}/keys`);
+      if (out.json) return out.printJson(keys);
+      out.table<EscrowedKey>([
+        { header: 'key', value: (k) => k.keyId },
+        { header: 'algorithm', value: (k) => k.algorithm },
+        { header: 'certificate', value: (k) => (k.serial ? `${k.issuerId}/${k.serial}` : '(not certified)') },
+        { header: 'made', value: (k) => k.createdAt },
+      ], keys, 'no escrowed keys');
+    });
+  program
+    .command('kmc')
+    .description('the key-management centre (sysadmin)')
+    .command('rotate-master')
+    .description('re-wrap every escrowed key under a new master key; a run cut short is finished by the next one')
+    .action(async (_opts: object, cmd: Command) => {
+      const { api, out } = context(cmd);
+      const res = await api.post<{ masterKeyId: string; rewrapped: number }>('/api/v1/kmc/rotate-master', {});
+      if (out.json) return out.printJson(res.body);
+      out.print(`master key ${res.body.masterKeyId} is active; ${res.body.rewrapped} escrowed keys re-wrapped under it`);
+    });
+}
