@@ -39,11 +39,13 @@ export function register(program: Command, context: ContextFactory): void {
     .command('kmc')
     .description('the key-management centre (sysadmin)')
     .command('rotate-master')
-    .description('re-wrap every escrowed key under a new master key; a run cut short is finished by the next one')
-    .action(async (_opts: object, cmd: Command) => {
+    .description('re-wrap every escrowed key under a new master key; a run cut short is finished by the next one (changes nothing without --execute)')
+    .option('--execute', 'do it (without it: say what would be done)')
+    .action(async (opts: { execute?: boolean }, cmd: Command) => {
       const { api, out } = context(cmd);
-      const res = await api.post<{ masterKeyId: string; rewrapped: number }>('/api/v1/kmc/rotate-master', {});
+      const res = await api.post<{ masterKeyId: string; rewrapped: number } & { dryRun?: true; keys?: number }>('/api/v1/kmc/rotate-master', { execute: opts.execute === true });
       if (out.json) return out.printJson(res.body);
+      if (res.body.dryRun) return out.print(`would re-wrap ${res.body.keys} escrowed keys under a new master key (now ${res.body.masterKeyId ?? 'none yet'}); run again with --execute`);
       out.print(`master key ${res.body.masterKeyId} is active; ${res.body.rewrapped} escrowed keys re-wrapped under it`);
     });
 }

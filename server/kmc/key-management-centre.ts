@@ -139,6 +139,12 @@ export class KeyManagementCentre {
     return { masterKeyId: active.id, rewrapped };
   }
 
+  /** What a rotation would do now: the active master key (none before the first key) and how many keys it would re-wrap. */
+  async rotationPlan(): Promise<{ masterKeyId: string | null; keys: number }> {
+    const active = (await this.deps.store.masterKeys()).find((m) => m.status === 'active');
+    return { masterKeyId: active?.id ?? null, keys: await this.deps.store.countKeys() };
+  }
+
   /** The active master key, made (and sealed) on first use. */
   private async activeMaster(): Promise<{ id: string; key: Buffer }> {
     let active = (await this.deps.store.masterKeys()).find((m) => m.status === 'active');

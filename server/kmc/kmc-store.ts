@@ -82,6 +82,12 @@ export class KmcStore {
     return (await this.db('kmc_keys').where({ id }).whereNull('serial').update({ issuer_id: issuerId, serial })) === 1;
   }
 
+  /** How many keys are escrowed. */
+  async countKeys(): Promise<number> {
+    const row = await this.db('kmc_keys').count<{ n: number | string }[]>({ n: '*' }).first();
+    return Number(row?.n ?? 0);
+  }
+
   /** Up to `limit` keys still wrapped under master key `masterKeyId`. */
   async keysUnder(masterKeyId: string, limit: number): Promise<EscrowedKeyRecord[]> {
     return (await this.db('kmc_keys').where({ master_key_id: masterKeyId }).orderBy('id').limit(limit)).map(keyOf);

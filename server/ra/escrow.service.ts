@@ -42,7 +42,7 @@ export interface EscrowServiceDeps {
   clock: Clock;
   random?: (n: number) => Buffer;
   /** The key-management centre: the keys of dual certificates' encryption halves are escrowed there. */
-  kmc?: Pick<KeyManagementCentre, 'keyOfCertificate' | 'recover' | 'history' | 'rotateMaster'>;
+  kmc?: Pick<KeyManagementCentre, 'keyOfCertificate' | 'recover' | 'history' | 'rotateMaster' | 'rotationPlan'>;
 }
 
 export class EscrowService {
@@ -120,11 +120,15 @@ export class EscrowService {
     return this.deps.kmc ? this.deps.kmc.history(subjectId) : [];
   }
 
-  /** Re-wraps every escrowed key under a new KMC master key (sysadmin); resumable, audited with the count. */
-  async rotateMaster(ctx: RequestContext): Promise<{ masterKeyId: string; rewrapped: number }> {
+  /**
+   * Re-wraps every escrowed key under a new KMC master key (sysadmin); resumable, audited with the
+   * count. Without `execute` it only says what it would do, as `rotate run` does.
+   */
+  async rotateMaster(ctx: RequestContext, execute: boolean): Promise<{ masterKeyId: string; rewrapped: number } | { dryRun: true; masterKeyId: string | null; keys: number }> {
     await this.deps.authorizer.require(ctx, 'kmc:manage', 'kmc.rotate-master', 'kmc');
     const { kmc } = this.deps;
     if (!kmc) throw new TiercaError('conflict', 'this server has no key-management centre');
+    if (!execute) return { dryRun: true, ...(await kmc.rotationPlan()) };
     return runAudited({ audit: this.deps.store.audit, clock: this.deps.clock }, ctx, 'kmc.rotate-master', 'kmc', async () => {
       const done = await kmc.rotateMaster();
       await appendAudit(this.deps.store.audit, this.deps.clock.now(), { ...actorOf(ctx), action: 'kmc.rotate-master', target: 'kmc', outcome: 'success', detail: done });

@@ -48,6 +48,7 @@ const BASE: Record<string, Record<string, unknown>> = {
   'POST /certificates/:serial/renew': { issuer: 'yuhu-t1', generate: { algorithm: 'P-256' } },
   'POST /principals/:id/certificate': { csr: 'MIIB', days: 30 },
   'POST /escrow/:issuer/:serial/recover': { reason: 'lost card' },
+  'POST /kmc/rotate-master': { execute: false },
 };
 
 /** mulberry32: a small seeded PRNG, so a failing case is reproduced by its seed. */

@@ -161,7 +161,9 @@ describe('dual certificates', () => {
     expect(JSON.stringify(history.body)).not.toMatch(/wrapped|pkcs8|PRIVATE/);
     expect((await call(t, 'auditor', 'GET', `/api/v1/subjects/${subjectId}/keys`)).status).toBe(403);
     expect((await call(t, 'officer', 'POST', '/api/v1/kmc/rotate-master', {})).status).toBe(403);
-    const rotated = await call(t, 'admin', 'POST', '/api/v1/kmc/rotate-master', {});
+    const planned = await call(t, 'admin', 'POST', '/api/v1/kmc/rotate-master', {});
+    expect(planned.body).toMatchObject({ dryRun: true, keys: expect.any(Number) });
+    const rotated = await call(t, 'admin', 'POST', '/api/v1/kmc/rotate-master', { execute: true });
     expect(rotated.status, JSON.stringify(rotated.body)).toBe(200);
     expect(rotated.body.rewrapped).toBeGreaterThanOrEqual(4);
     const after = await call(t, 'officer', 'GET', `/api/v1/subjects/${subjectId}/keys`);

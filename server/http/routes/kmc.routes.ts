@@ -4,7 +4,9 @@
  */
 import { Router } from 'express';
 import type { RegistrationAuthority } from '../../ra/registration-authority.ts';
+import { z } from 'zod';
 import { ctxOf } from '../authenticate.ts';
+import { parseWith } from '../validate.ts';
 
 export function kmcRoutes(ra: RegistrationAuthority): Router {
   const r = Router();
@@ -15,8 +17,9 @@ export function kmcRoutes(ra: RegistrationAuthority): Router {
       masterKeyId: k.masterKeyId,
     })));
   });
-  r.post('/kmc/rotate-master', async (_req, res) => {
-    res.json(await ra.escrow.rotateMaster(ctxOf(res)));
+  r.post('/kmc/rotate-master', async (req, res) => {
+    const { execute } = parseWith(z.object({ execute: z.boolean().optional() }).strict(), req.body ?? {});
+    res.json(await ra.escrow.rotateMaster(ctxOf(res), execute === true));
   });
   return r;
 }
