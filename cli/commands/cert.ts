@@ -143,7 +143,7 @@ export async function saveIssued(issued: Issued, files: IssuedFiles, out: Output
     if (files.encKey) out.print(`encryption key (PKCS#12) written to ${files.encKey.path} (mode 0600); its passphrase, shown only this once: ${enc.passphrase}`);
     if (files.enveloped && enc.envelopedKey) out.print(`encryption key (SM2EnvelopedKey, to the signing key) written to ${files.enveloped.path}`);
     if (!files.encKey && !(files.enveloped && enc.envelopedKey)) {
-      out.warn(`the encryption key was not saved (no --enc-key-out): it stays escrowed; recover it with two officers (POST /api/v1/escrow/${enc.certificate.issuerId}/${enc.certificate.serial}/recover)`);
+      out.warn(`the encryption key was not saved (no --enc-key-out): it stays escrowed; two officers can recover it (tierca key recover ${enc.certificate.serial} --reason …)`);
     }
   }
   if (!files.out) out.print(`\n${pemText(issued.pem).trimEnd()}`);

@@ -1,8 +1,9 @@
 /**
  * The key-management centre's commands: `tierca key history <subject>` (officers: a subject's
  * escrowed encryption keys, GET /api/v1/subjects/{id}/keys) and `tierca kmc rotate-master`
- * (sysadmins: re-wrap every escrowed key under a new master key, POST /api/v1/kmc/rotate-master).
- * Recovering a key is `POST /escrow/…/recover` and `tierca request approve`.
+ * (sysadmins: re-wrap every escrowed key under a new master key, POST /api/v1/kmc/rotate-master),
+ * and `tierca key recover <serial> --reason …` (an officer asks; a second approves with `tierca
+ * request approve`, which writes the PKCS#12).
  */
 import type { Command } from 'commander';
 import type { ContextFactory } from '../context.ts';
@@ -18,9 +19,21 @@ interface EscrowedKey {
 }
 
 export function register(program: Command, context: ContextFactory): void {
-  program
-    .command('key')
-    .description('escrowed encryption keys (the key-management centre)')
+  const key = program.command('key').description('escrowed encryption keys (the key-management centre)');
+  key
+    .command('recover')
+    .description('ask for the recovery of the escrowed key of an encryption certificate (officer); a second officer approves with tierca request approve <id> --p12 <file>')
+    .argument('<serial>', 'serial of the encryption certificate')
+    .option('--issuer <ca>', 'the issuing CA id, when the serial is not unique')
+    .requiredOption('--reason <text>', 'why the key is needed (audited with both acts)')
+    .action(async (serial: string, opts: { issuer?: string; reason: string }, cmd: Command) => {
+      const { api, out } = context(cmd);
+      const cert = await api.get<{ issuerId: string; serial: string; profile: string }>(`/api/v1/certificates/${encodeURIComponent(serial)}`, { issuer: opts.issuer });
+      const res = await api.post<{ request: { id: string } }>(`/api/v1/escrow/${encodeURIComponent(cert.issuerId)}/${encodeURIComponent(cert.serial)}/recover`, { reason: opts.reason });
+      if (out.json) return out.printJson(res.body);
+      out.print(`request ${res.body.request.id} is pending: a second officer of the domain approves it with tierca request approve ${res.body.request.id} --p12 <file>`);
+    });
+  key
     .command('history')
     .description('list a subject\'s escrowed encryption keys, oldest first: key id, algorithm, certificate, made at (officer of its domain)')
     .argument('<subject>', 'subject id')

@@ -172,4 +172,23 @@ describe('dual certificates', () => {
     expect(cli.code, cli.stderr).toBe(0);
     expect(cli.stdout.toString()).toContain(first.enc.certificate.serial);
   });
+
+  it('tierca key recover asks, tierca request approve writes the recovered PKCS#12', async () => {
+    const { enc } = first;
+    const env = (role: 'officer' | 'officer2') => ({ env: { TIERCA_URL: t.url, TIERCA_TOKEN: t.tokens[role] } });
+    const asked = await runTierca(['key', 'recover', enc.certificate.serial, '--reason', 'court order 2027-17', '--json'], env('officer'));
+    expect(asked.code, asked.stderr).toBe(0);
+    const id = JSON.parse(asked.stdout.toString()).request.id;
+    const p12 = `${tmp.path}/cli-recovered.p12`;
+    const approved = await runTierca(['request', 'approve', id, '--p12', p12], env('officer2'));
+    expect(approved.code, approved.stderr).toBe(0);
+    const passphrase = /passphrase[^:]*: (\S+)/i.exec(approved.stdout.toString())?.[1];
+    expect(passphrase).toBeTruthy();
+    const keyOut = await openssl(['pkcs12', '-in', p12, '-nodes', '-nocerts', '-passin', `pass:${passphrase}`]);
+    const recovered = tmp.file('cli-recovered.key', keyOut.stdout.slice(keyOut.stdout.indexOf('-----BEGIN PRIVATE KEY-----')));
+    const opened = await openssl(['cms', '-decrypt', '-inform', 'DER', '-in', tmp.file('doc.cms'), '-recip', tmp.file('enc.pem'), '-inkey', recovered]);
+    expect(opened.stdout).toBe('湘潭市 official document\n');
+    const signing = await runTierca(['key', 'recover', first.signing!, '--reason', 'x'], env('officer'));
+    expect(signing.code).toBe(3);
+  });
 });
