@@ -191,4 +191,29 @@ describe('dual certificates', () => {
     const signing = await runTierca(['key', 'recover', first.signing!, '--reason', 'x'], env('officer'));
     expect(signing.code).toBe(3);
   });
+
+  it('revoking only the encryption half lets a new encryption key be issued while the old stays recoverable; revoking the holder revokes both', async () => {
+    const { enc } = first;
+    const revoked = await call(t, 'officer', 'POST', `/api/v1/certificates/${enc.certificate.serial}/revoke`, { reason: 'keyCompromise', issuer: enc.certificate.issuerId });
+    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+    const renewed = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: enc.certificate.subjectId, profile: 'user-enc', generate: { algorithm: 'P-256' } });
+    expect(renewed.status, JSON.stringify(renewed.body)).toBe(201);
+    expect(renewed.body.certificate.serial).not.toBe(enc.certificate.serial);
+    const asked = await call(t, 'officer', 'POST', `/api/v1/escrow/${enc.certificate.issuerId}/${enc.certificate.serial}/recover`, { reason: 'old mail' });
+    expect(asked.status).toBe(202);
+    const old = await call(t, 'officer2', 'POST', `/api/v1/requests/${asked.body.request.id}/approve`);
+    expect(old.status, JSON.stringify(old.body)).toBe(200);
+
+    const { csr: pem } = await csr('P-256');
+    const holder = await user('t2');
+    let pair = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: holder, csr: pem });
+    if (pair.status === 202) pair = await call(t, 'officer2', 'POST', `/api/v1/requests/${pair.body.request.id}/approve`);
+    expect(pair.status, JSON.stringify(pair.body)).toBe(201);
+    expect(pair.body.encryption.certificate.profile).toBe('user-enc');
+    expect((await call(t, 'officer', 'POST', `/api/v1/subjects/${holder}/revoke`, { reason: 'affiliationChanged' })).status).toBe(200);
+    for (const c of [pair.body.certificate, pair.body.encryption.certificate]) {
+      const status = await call(t, null, 'GET', `/status/${c.issuerId}/${c.serial}`);
+      expect(status.body.status, c.profile).toBe('revoked');
+    }
+  });
 });
