@@ -16,8 +16,8 @@ import { FixedClock } from '../../server/clock.ts';
 import { TiercaError } from '../../server/errors.ts';
 import { KeyManagementCentre } from '../../server/kmc/key-management-centre.ts';
 import { KmcStore } from '../../server/kmc/kmc-store.ts';
-import { exportBackup } from '../../server/storage/backup.ts';
-import { knexOf, openStore } from '../../server/storage/knex-store.ts';
+import { exportBackup, restoreBackup } from '../../server/storage/backup.ts';
+import { createKnex, knexOf, openStore } from '../../server/storage/knex-store.ts';
 import type { Store } from '../../server/storage/storage.ts';
 import { testStoreOptions } from '../helpers/database.ts';
 import { openssl, TempDir } from '../helpers/openssl.ts';
@@ -162,5 +162,21 @@ describe('key-management centre', () => {
     for (const name of ['rsa', 'ec']) expect(await cmsRoundTrip(name, made[name].certPem, await restarted.recover(made[name].keyId))).toBe(`an official document for ${name}\n`);
     // A second rotation starts anew from the current master.
     expect((await restarted.rotateMaster()).rewrapped).toBe(4);
+  });
+
+  it('restores from a backup into an empty database with every key still recoverable', async () => {
+    const chunks: string[] = [];
+    await exportBackup({ knex: knexOf(store), write: (c) => void chunks.push(c), now: clock.now() });
+    const target = await testStoreOptions();
+    const knex = createKnex(target);
+    try {
+      await restoreBackup({ knex, lines: chunks.join('').split('\n').filter(Boolean) });
+      const restored = new KeyManagementCentre({ store: new KmcStore(knex), keystore, clock });
+      for (const name of ['rsa', 'ec']) expect(await cmsRoundTrip(name, made[name].certPem, await restored.recover(made[name].keyId))).toBe(`an official document for ${name}\n`);
+      expect((await restored.history('sub-ec')).map((h) => h.id)).toEqual([made.ec.keyId, made.ec2.keyId]);
+    } finally {
+      await knex.destroy();
+      await target.cleanup();
+    }
   });
 });
