@@ -2,10 +2,9 @@
 // real binary: the ceremony makes every CA in SM2, and openssl 3.0 verifies each link of the tree
 // with the standard signer identity (`verify -partial_chain -vfyopt distid:1234567812345678`).
 import { afterAll, describe, expect, it } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { readFileSync } from 'node:fs';
 import { openStore } from '../../server/storage/knex-store.ts';
 import { storeOptions } from '../../server/bootstrap.ts';
 import { certificateToPem } from '../../pki/pem.ts';
