@@ -7,8 +7,6 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { SoftwareKeyStore } from '../pki/keystore/software-keystore.ts';
-import { PkiError } from '../pki/pki-error.ts';
 import { openStore, type StoreOptions } from './storage/knex-store.ts';
 import type { Store, Role } from './storage/storage.ts';
 import { buildConfig, loadConfigFile, loadStoredConfig, EXAMPLE_CONFIG, type TiercaConfig } from './config/load-config.ts';
@@ -21,8 +19,9 @@ import { openListeners, type ServiceTls } from './listeners.ts';
 import { generateAuditKey } from './audit/audit-checkpoints.ts';
 import { TiercaError } from './errors.ts';
 import type { KeyStore } from '../pki/keystore/keystore.ts';
-import { CompositeKeyStore } from '../pki/keystore/composite-keystore.ts';
-import { TOKEN_META, keystoreFaultError, openPkcs11Custody, pkcs11CustodyRecord, readCustody, type KeystoreSettings, type StoredCustody } from './keystore-custody.ts';
+import {
+  TOKEN_META, keystoreFaultError, newKeystore, openInstalledKeystore, openPkcs11Custody, pkcs11CustodyRecord, readCustody, unlockSoftware, type KeystoreSettings,
+} from './keystore-custody.ts';
 
 /** The demo's passphrase. It is public: the demo hierarchy must never be trusted. */
 export const DEMO_PASSPHRASE = 'tierca-demo-passphrase-NOT-SECRET';
@@ -112,23 +111,6 @@ export async function ceremony(store: Store, opts: InitOptions, ...roles: string
     return await ceremonyWith(store, keystore, { header, token }, config, clock, roles);
   } finally {
     await keystore.close?.();
-  }
-}
-
-/**
- * The keystore the ceremony makes keys in, and what the database will say of it: `meta.keystore`
- * (the software header, or the token's record) and, when both custodies are used, `meta.keystore.token`.
- */
-async function newKeystore(settings: KeystoreSettings, opts: InitOptions): Promise<{ keystore: KeyStore; header: string; token?: string }> {
-  if (settings.custody === 'software') return SoftwareKeyStore.initialise({ passphrase: opts.passphrase!, kdf: opts.kdf });
-  const token = await openPkcs11Custody(settings, opts.pin!);
-  if (!settings.inSoftware?.length) return { keystore: token, header: pkcs11CustodyRecord(settings) };
-  try {
-    const software = await SoftwareKeyStore.initialise({ passphrase: opts.passphrase!, kdf: opts.kdf });
-    return { keystore: new CompositeKeyStore(software.keystore, token), header: software.header, token: pkcs11CustodyRecord(settings) };
-  } catch (err) {
-    await token.close();
-    throw err;
   }
 }
 
@@ -302,34 +284,6 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     }
     await store.close();
     await keystore?.close?.();
-    throw err;
-  }
-}
-
-/**
- * Opens what the installation's keys are held in: the software keystore (unlocked with
- * `passphrase`), the token (logged in with `pin`), or both (a token added to a software
- * installation, or layers kept in software) as one {@link CompositeKeyStore}.
- */
-async function openInstalledKeystore(
-  custody: StoredCustody, token: StoredCustody | undefined, passphrase: string | undefined, pin: string | undefined,
-): Promise<KeyStore> {
-  const tokenCustody = custody.custody === 'pkcs11' ? custody : token?.custody === 'pkcs11' ? token : undefined;
-  if (tokenCustody && !pin) {
-    throw new TiercaError('bad-request', `the CA keys are in the PKCS#11 token "${tokenCustody.tokenLabel}": its PIN is needed (set TIERCA_PKCS11_PIN or use --pin-file)`);
-  }
-  if (custody.custody === 'pkcs11') return openPkcs11Custody(custody, pin!);
-  const software = await unlockSoftware(custody.header, passphrase);
-  if (!tokenCustody) return software;
-  return new CompositeKeyStore(software, await openPkcs11Custody(tokenCustody, pin!));
-}
-
-async function unlockSoftware(header: string, passphrase: string | undefined): Promise<SoftwareKeyStore> {
-  if (!passphrase) throw new TiercaError('bad-request', 'the keystore passphrase is needed: set TIERCA_PASSPHRASE or use --passphrase-file');
-  try {
-    return await SoftwareKeyStore.unlock({ passphrase, header });
-  } catch (err) {
-    if (err instanceof PkiError && err.code === 'wrong-passphrase') throw new TiercaError('wrong-passphrase', 'the keystore passphrase is wrong');
     throw err;
   }
 }

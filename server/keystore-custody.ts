@@ -1,11 +1,16 @@
 /**
  * Which keystore an installation's CA keys live in, and opening it: the custody record kept in the
  * database (`meta.keystore`: the software keystore's header, or `pkcs11:` and the module and token
- * label — never the PIN), and the one mapping of token faults to errors people can act on.
+ * label — never the PIN; `meta.keystore.token` when both custodies are used), making or opening the
+ * keystore it names, and the one mapping of token faults to errors people can act on.
  */
 import { KeystoreError, type KeystoreErrorCode } from '../pki/keystore/pkcs11-errors.ts';
 import { Pkcs11KeyStore } from '../pki/keystore/pkcs11-keystore.ts';
 import { TiercaError } from './errors.ts';
+import type { KeyStore } from '../pki/keystore/keystore.ts';
+import { SoftwareKeyStore } from '../pki/keystore/software-keystore.ts';
+import { CompositeKeyStore } from '../pki/keystore/composite-keystore.ts';
+import { PkiError } from '../pki/pki-error.ts';
 
 /** Where `tierca init` makes the keys: sealed in the database (software), or inside a PKCS#11 token. */
 export type KeystoreSettings =
@@ -66,5 +71,50 @@ export async function openPkcs11Custody(custody: Extract<StoredCustody, { custod
     return await Pkcs11KeyStore.open({ modulePath: custody.module, tokenLabel: custody.tokenLabel, pin, sessions: custody.sessions });
   } catch (err) {
     throw keystoreFaultError(err);
+  }
+}
+
+/**
+ * The keystore the ceremony makes keys in, and what the database will say of it: `meta.keystore`
+ * (the software header, or the token's record) and, when both custodies are used, `meta.keystore.token`.
+ */
+export async function newKeystore(settings: KeystoreSettings, opts: { passphrase?: string; pin?: string; kdf?: { N: number; r: number; p: number } }): Promise<{ keystore: KeyStore; header: string; token?: string }> {
+  if (settings.custody === 'software') return SoftwareKeyStore.initialise({ passphrase: opts.passphrase!, kdf: opts.kdf });
+  const token = await openPkcs11Custody(settings, opts.pin!);
+  if (!settings.inSoftware?.length) return { keystore: token, header: pkcs11CustodyRecord(settings) };
+  try {
+    const software = await SoftwareKeyStore.initialise({ passphrase: opts.passphrase!, kdf: opts.kdf });
+    return { keystore: new CompositeKeyStore(software.keystore, token), header: software.header, token: pkcs11CustodyRecord(settings) };
+  } catch (err) {
+    await token.close();
+    throw err;
+  }
+}
+
+/**
+ * Opens what the installation's keys are held in: the software keystore (unlocked with
+ * `passphrase`), the token (logged in with `pin`), or both (a token added to a software
+ * installation, or layers kept in software) as one {@link CompositeKeyStore}.
+ */
+export async function openInstalledKeystore(
+  custody: StoredCustody, token: StoredCustody | undefined, passphrase: string | undefined, pin: string | undefined,
+): Promise<KeyStore> {
+  const tokenCustody = custody.custody === 'pkcs11' ? custody : token?.custody === 'pkcs11' ? token : undefined;
+  if (tokenCustody && !pin) {
+    throw new TiercaError('bad-request', `the CA keys are in the PKCS#11 token "${tokenCustody.tokenLabel}": its PIN is needed (set TIERCA_PKCS11_PIN or use --pin-file)`);
+  }
+  if (custody.custody === 'pkcs11') return openPkcs11Custody(custody, pin!);
+  const software = await unlockSoftware(custody.header, passphrase);
+  if (!tokenCustody) return software;
+  return new CompositeKeyStore(software, await openPkcs11Custody(tokenCustody, pin!));
+}
+
+export async function unlockSoftware(header: string, passphrase: string | undefined): Promise<SoftwareKeyStore> {
+  if (!passphrase) throw new TiercaError('bad-request', 'the keystore passphrase is needed: set TIERCA_PASSPHRASE or use --passphrase-file');
+  try {
+    return await SoftwareKeyStore.unlock({ passphrase, header });
+  } catch (err) {
+    if (err instanceof PkiError && err.code === 'wrong-passphrase') throw new TiercaError('wrong-passphrase', 'the keystore passphrase is wrong');
+    throw err;
   }
 }
