@@ -200,11 +200,15 @@ export async function startServe(params: ServeParams): Promise<ServeProcess> {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`tierca serve exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output()}`);
     }
-    try {
-      const res = await fetch(`http://127.0.0.1:${params.readyPort ?? port}/healthz`, { signal: AbortSignal.timeout(2000) });
-      if (res.status === 200) return proc;
-    } catch {
-      // Not listening yet.
+    // Only once this child says it listens: the port was free when chosen, but another test's server
+    // may have taken it since — then this child exits, and that server must not be taken for it.
+    if (/listening on /.test(output())) {
+      try {
+        const res = await fetch(`http://127.0.0.1:${params.readyPort ?? port}/healthz`, { signal: AbortSignal.timeout(2000) });
+        if (res.status === 200) return proc;
+      } catch {
+        // Not listening yet.
+      }
     }
     if (Date.now() > deadline) {
       await proc.kill();

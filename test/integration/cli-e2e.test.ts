@@ -63,14 +63,22 @@ beforeAll(async () => {
   server = spawn(process.execPath, [BIN, 'serve', '--data', dataDir, '--port', String(port)], {
     env: { ...process.env, TIERCA_PASSPHRASE: PASSPHRASE }, stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Ready when this child says it listens on our port — not merely when something answers there: the
+  // port was free when chosen, and another test's server may have taken it since (then ours exits).
+  let output = '';
+  server.stdout!.on('data', (d) => (output += d));
+  server.stderr!.on('data', (d) => (output += d));
   const deadline = Date.now() + 30_000;
   for (;;) {
-    try {
-      if ((await fetch(`${url}/healthz`)).ok) break;
-    } catch {
-      // not up yet
+    if (server.exitCode !== null) throw new Error(`tierca serve exited before it was ready:\n${output}`);
+    if (output.includes(`listening on ${url}`)) {
+      try {
+        if ((await fetch(`${url}/healthz`)).ok) break;
+      } catch {
+        // not up yet
+      }
     }
-    if (Date.now() > deadline) throw new Error('tierca serve did not start');
+    if (Date.now() > deadline) throw new Error(`tierca serve did not start:\n${output}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 });
