@@ -35,6 +35,9 @@ export type EffectiveStatus =
 
 const ACTIVE: EffectiveStatus = { status: 'active' };
 
+/** The order in which a CA's status may move: it is never set back (see {@link CaDirectory.takeNewer}). */
+const STATUS_ORDER: Record<CaRecord['status'], number> = { active: 0, retired: 1, revoked: 2 };
+
 export interface LoadedCa {
   readonly record: CaRecord;
   readonly fields: CertificateFields;
@@ -97,6 +100,31 @@ export class CaDirectory {
       this.byKeyHash.set(ca.record.keyHashSha1, ca);
       this.byKeyHashSha256.set(sha256, ca);
     }
+  }
+
+  /**
+   * Takes a CA record read from the database by a sync (another instance's change) into its entry,
+   * only when the record is ahead of the entry: a status moves active → retired → revoked and never
+   * back, a successor once set stays. A read that began before this instance's own change committed
+   * is behind it, and must not undo it (a revoked CA briefly answering active again). Returns whether
+   * the entry changed.
+   */
+  takeNewer(record: CaRecord): boolean {
+    const loaded = this.byId.get(record.id);
+    if (!loaded) return false;
+    const was = loaded.record;
+    const statusAhead = STATUS_ORDER[record.status] > STATUS_ORDER[was.status];
+    const successorAhead = !was.successorId && !!record.successorId;
+    if (!statusAhead && !successorAhead) return false;
+    this.add({
+      ...loaded,
+      record: {
+        ...record,
+        ...(statusAhead ? {} : { status: was.status, revokedAt: was.revokedAt, revocationReason: was.revocationReason, retiredAt: was.retiredAt }),
+        successorId: was.successorId ?? record.successorId,
+      },
+    });
+    return true;
   }
 
   get(id: string): LoadedCa | undefined {

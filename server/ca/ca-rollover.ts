@@ -290,13 +290,7 @@ export class CaRollover {
     let changed = 0;
     // Parents are usually listed first (oldest first); loop in case two were made in the same second.
     let pending = records.filter((r) => !cas.get(r.id));
-    for (const record of records) {
-      const loaded = cas.get(record.id);
-      if (loaded && ((loaded.record.successorId ?? null) !== (record.successorId ?? null) || loaded.record.status !== record.status)) {
-        cas.add({ ...loaded, record });
-        changed++;
-      }
-    }
+    for (const record of records) if (cas.takeNewer(record)) changed++;
     while (pending.length) {
       const ready = pending.filter((r) => !r.parentId || cas.get(r.parentId));
       if (ready.length === 0) throw new Error(`CAs ${pending.map((r) => r.id).join(', ')} have parents that are not loaded`);

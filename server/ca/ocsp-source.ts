@@ -94,10 +94,7 @@ export class OcspSource {
   /** Reads new revocation events and drops the cached answers they name. */
   async pollOnce(): Promise<number> {
     // A CA revoked through another instance: take its new status into the directory.
-    for (const record of await this.deps.store.cas.list()) {
-      const loaded = this.deps.cas.get(record.id);
-      if (loaded && loaded.record.status !== record.status) this.deps.cas.add({ ...loaded, record });
-    }
+    for (const record of await this.deps.store.cas.list()) this.deps.cas.takeNewer(record);
     const events = await this.deps.store.revocationEvents.since(this.lastEventSeq, 10_000);
     for (const e of events) this.cache.delete(cacheKey(e.issuerId, e.serial));
     if (events.length) this.lastEventSeq = events[events.length - 1].seq;
