@@ -3,10 +3,13 @@
  *
  * Parsing is by hand with ./der-reader.ts because the CSR is on the issuance hot path. Following
  * cfssl's rule that "CSRs are not trusted", only the subject and the public key are taken from a
- * CSR; requested extensions are not read — the RA and the profile decide them.
+ * CSR for issuance; requested extensions never reach a certificate — the RA and the profile decide
+ * them. {@link requestedNames} reads the names a CSR asks for only so that ACME can hold a CSR to its
+ * order (RFC 8555 §7.4).
  */
 import { bitString, implicitConstructed, integer, sequence } from './der.ts';
 import { children, DerError, decodeOid, expectTag, readOnly } from './der-reader.ts';
+import { readGeneralNames } from './general-names.ts';
 import { OID, type KeyAlgorithm } from './algorithms.ts';
 import { verifySignature } from './certificate-reader.ts';
 import { keyAlgorithmOf } from './key-pair.ts';
@@ -164,4 +167,47 @@ export async function buildCsr(p: { subject: Buffer; signer: Signer }): Promise<
   const info = sequence(integer(0), p.subject, p.signer.publicKeyInfo, implicitConstructed(0, []));
   const signature = await p.signer.sign(info);
   return sequence(info, p.signer.signatureAlgorithm, bitString(signature));
+}
+
+/** PKCS#9 extensionRequest (RFC 2985 §5.4.2) and id-ce-subjectAltName. */
+const EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
+const SUBJECT_ALT_NAME = '2.5.29.17';
+const COMMON_NAME = '2.5.4.3';
+
+/**
+ * The names a CSR asks for: the dNSName entries of its requested subjectAltName and the common names
+ * of its subject (lower-cased), and whether it asks for anything else (IP, e-mail, other forms).
+ *
+ * @throws PkiError('malformed') when the CSR or its extensionRequest is not well formed.
+ */
+export function requestedNames(csr: ParsedCsr): { dns: string[]; commonNames: string[]; others: number } {
+  try {
+    const info = children(readOnly(csr.der, 0x30))[0];
+    const attributes = children(info)[3];
+    const out = { dns: [] as string[], commonNames: [] as string[], others: 0 };
+    for (const rdn of children(readOnly(csr.subject, 0x30))) {
+      for (const atv of children(rdn)) {
+        const [type, value] = children(atv);
+        if (decodeOid(type) === COMMON_NAME) out.commonNames.push(value.content.toString('utf8').toLowerCase());
+      }
+    }
+    if (!attributes) return out;
+    for (const attribute of children(attributes)) {
+      const [type, values] = children(attribute);
+      if (decodeOid(type) !== EXTENSION_REQUEST) continue;
+      for (const extensions of children(values)) {
+        for (const extension of children(extensions)) {
+          const parts = children(extension);
+          if (decodeOid(parts[0]) !== SUBJECT_ALT_NAME) continue;
+          const names = readGeneralNames(parts[parts.length - 1].content);
+          out.dns.push(...names.dns.map((d) => d.toLowerCase()));
+          out.others += names.ip.length + names.email.length + names.other;
+        }
+      }
+    }
+    return out;
+  } catch (err) {
+    if (err instanceof PkiError && !(err instanceof DerError)) throw err;
+    throw new PkiError('malformed', `malformed CSR: ${(err as Error).message}`);
+  }
 }

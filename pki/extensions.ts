@@ -165,7 +165,7 @@ export function authorityKeyIdentifier(keyId: Buffer): Extension {
 /**
  * subjectAltName (RFC 5280 §4.2.1.6): dNSName, iPAddress (IPv4 or IPv6 text, 4 or 16 octets) and
  * rfc822Name entries, non-critical (tierca's subjects are never empty). DNS names must be ASCII
- * (IDNs as A-labels) preferred-name syntax without wildcards; e-mail addresses must be ASCII
+ * (IDNs as A-labels) preferred-name syntax, or a wildcard `*.` over one (ACME dns-01); e-mail addresses must be ASCII
  * (SmtpUTF8Mailbox, RFC 9598, is not supported).
  */
 export function subjectAltName(p: { dns?: string[]; ip?: string[]; email?: string[] }): Extension {
@@ -182,7 +182,7 @@ function generalNames(p: { dns?: string[]; ip?: string[]; email?: string[] }): B
   checkUnique(ip.map((a) => parseIp(a).toString('hex')), 'IP address');
   checkUnique(email, 'e-mail address');
   return [
-    ...dns.map((d) => implicitPrimitive(GENERAL_NAME.dNSName, Buffer.from(checkDnsName(d, false), 'ascii'))),
+    ...dns.map((d) => implicitPrimitive(GENERAL_NAME.dNSName, Buffer.from(checkDnsName(d, false, true), 'ascii'))),
     ...ip.map((a) => implicitPrimitive(GENERAL_NAME.iPAddress, parseIp(a))),
     ...email.map((e) => implicitPrimitive(GENERAL_NAME.rfc822Name, Buffer.from(checkMailbox(e), 'ascii'))),
   ];
@@ -307,8 +307,9 @@ function checkUnique(values: readonly string[], what: string): void {
 const LABEL = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
 
 /** A DNS name (or, with `constraint`, a DNS constraint, which may start with a dot). */
-function checkDnsName(name: string, constraint: boolean): string {
-  const bare = constraint && name.startsWith('.') ? name.slice(1) : name;
+function checkDnsName(name: string, constraint: boolean, wildcard = false): string {
+  // A wildcard is a whole leftmost label `*` over at least two labels (RFC 6125 §6.4.3; CA/B BR 7.1.4.2).
+  const bare = constraint && name.startsWith('.') ? name.slice(1) : wildcard && name.startsWith('*.') && name.split('.').length >= 3 ? name.slice(2) : name;
   if (bare.length === 0 || bare.length > 253 || !bare.split('.').every((l) => LABEL.test(l))) {
     throw invalid(`not a DNS name: ${JSON.stringify(name)}`);
   }

@@ -170,6 +170,7 @@ function configData(config: TiercaConfig) {
     root: config.root,
     domainCa: config.domainCa,
     tierCa: config.tierCa,
+    ...(config.acme ? { acme: config.acme } : {}),
     tiers: Object.fromEntries([...config.tiers.entries()].map(([id, t]) => {
       const { id: _id, ...rest } = t;
       return [id, rest];
@@ -248,7 +249,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     await services.ocsp.startPolling(opts.pollMs ?? 500);
     const listeners = await openListeners({
       deps: {
-        ra: services.ra, ocsp: services.ocsp, clock, publicUrl: config.publicUrl, log, rotation: services.rotation,
+        ra: services.ra, ocsp: services.ocsp, clock, publicUrl: config.publicUrl, log, rotation: services.rotation, acme: services.acme,
         health: async () => void (await store.meta.get('schema')),
       },
       cas: services.cas,

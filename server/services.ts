@@ -40,6 +40,10 @@ import { KeystoreStatusService } from './ra/keystore-status.service.ts';
 import { KeyManagementCentre } from './kmc/key-management-centre.ts';
 import { KmcStore } from './kmc/kmc-store.ts';
 import { CertificateStatusService } from './ra/certificate-status.service.ts';
+import { AcmeBindingService } from './ra/acme-binding.service.ts';
+import { AcmeStore } from './enrol/acme/acme-store.ts';
+import { AcmeServer } from './enrol/acme/acme-server.ts';
+import { ChallengeValidator } from './enrol/acme/challenge-validation.ts';
 import type { RegistrationAuthority } from './ra/registration-authority.ts';
 import { RenewalAuthority } from './ra/rotation/renewal.service.ts';
 import { DeviceRenewal } from './ra/rotation/device-signature.ts';
@@ -66,6 +70,8 @@ export interface Services {
   scheduler: StatusScheduler;
   /** Renewal, rotation runs and their timer (bootstrap starts it), CA rollover. */
   rotation: RotationServices;
+  /** The ACME server (server/enrol/acme), a front end on the same preparer and CA. */
+  acme: AcmeServer;
 }
 
 export interface ServicesParams {
@@ -107,7 +113,8 @@ export async function openServices({ store, keystore, config, clock, log, random
   const ca = { store, config, clock, cas, responders, crls, revocation, issuer, signing, keystore, status, log, random, onStatusChange };
   const ra = registrationAuthority(ca);
   const rotation = rotationServices(ca, ra);
-  return { store, config, clock, cas, responders, crls, ocsp, status, revocation, issuer, signing, ra, scheduler, rotation };
+  const acme = acmeServer(ca, ra, log);
+  return { store, config, clock, cas, responders, crls, ocsp, status, revocation, issuer, signing, ra, scheduler, rotation, acme };
 }
 
 /** The CA side an RA is built over (what {@link openServices} has made). */
@@ -159,7 +166,24 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
     audit: new AuditQueryService({ store, checkpoints, authorizer, clock }),
     certificates: new CertificateStatusService({ store, cas, authorizer, lookup, revocation: ca.revocation, status: ca.status, clock }),
     keystore: new KeystoreStatusService({ store, keystore, authorizer }),
+    acme: new AcmeBindingService({
+      acme: new AcmeStore(knexOf(store)), store, tiers: config.tiers, keystore, authorizer, publicUrl: config.publicUrl, clock, random: random ?? randomBytes,
+    }),
   };
+}
+
+/** The ACME server over `ca` and the RA's preparer; validation reaches what `config.acme` allows. */
+export function acmeServer(ca: CaSide, ra: { preparer: IssuancePreparer }, log?: Logger): AcmeServer {
+  const { store, config, clock, cas, keystore, random = randomBytes } = ca;
+  const ipRanges = domainIpRanges(config);
+  const extra = (config.acme?.validationRanges ?? []).map(parseCidr);
+  return new AcmeServer({
+    acme: new AcmeStore(knexOf(store)), store, tiers: config.tiers, publicUrl: config.publicUrl,
+    validationRanges: (domain) => [...ipRanges(domain), ...extra], ordersPerHour: config.acme?.ordersPerHour ?? 300,
+    cas, preparer: ra.preparer, issuer: ca.issuer, revocation: ca.revocation, keystore,
+    validator: new ChallengeValidator({ resolvers: config.acme?.resolvers ?? [], http01Port: config.acme?.http01Port ?? 80 }),
+    clock, random, log,
+  });
 }
 
 /** The parsed `ipRanges` of each configured domain (none for a domain the configuration does not name). */

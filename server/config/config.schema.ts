@@ -80,6 +80,24 @@ export const configSchema = z
         }).strict(),
       ])
       .optional(),
+    /**
+     * The ACME server (docs/decisions/0023-acme.md): where challenge validation may reach. Validation
+     * connects only to addresses inside the name's domain `ipRanges` or `validationRanges`; names are
+     * resolved by `resolvers` (the intranet DNS; default the system resolver).
+     */
+    acme: z
+      .object({
+        /** DNS servers (`host` or `host:port`) that http-01 and dns-01 validation ask. */
+        resolvers: z.array(z.string().min(1)).max(8).optional(),
+        /** The port http-01 validation connects to (RFC 8555 §8.3: 80). */
+        http01Port: z.number().int().min(1).max(65535).optional(),
+        /** Address ranges validation may reach besides the domains' own ipRanges. */
+        validationRanges: z.array(cidr).max(64).optional(),
+        /** New orders an account may place per hour (RFC 8555 §6.6 rateLimited beyond). */
+        ordersPerHour: z.number().int().positive().optional(),
+      })
+      .strict()
+      .optional(),
     organs: z.array(z.object({ slug, name: z.string().min(1) }).strict()).min(1),
     domains: z
       .array(

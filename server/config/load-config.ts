@@ -41,6 +41,8 @@ export interface TiercaConfig {
   readonly keystore?: ConfigData['keystore'];
   readonly tiers: ReadonlyMap<string, TierPolicy>;
   readonly domains: readonly DomainConfig[];
+  /** The ACME server's validation settings; absent: defaults (system resolver, port 80, the domains' ranges). */
+  readonly acme?: ConfigData['acme'];
 }
 
 /** Validates parsed config data (from YAML or JSON). Throws TiercaError('invalid-config') naming each bad field. */
@@ -107,6 +109,7 @@ export function buildConfig(data: unknown): TiercaConfig {
     domainCa: cfg.domainCa,
     tierCa: cfg.tierCa,
     ...(cfg.keystore ? { keystore: cfg.keystore } : {}),
+    ...(cfg.acme ? { acme: cfg.acme } : {}),
     tiers,
     domains,
   });

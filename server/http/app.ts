@@ -23,6 +23,9 @@ import { principalRoutes } from './routes/principal.routes.ts';
 import { auditRoutes } from './routes/audit.routes.ts';
 import { keystoreRoutes } from './routes/keystore.routes.ts';
 import { kmcRoutes } from './routes/kmc.routes.ts';
+import { acmeAdminRoutes } from './routes/acme-admin.routes.ts';
+import { acmeRoutes } from './routes/acme.routes.ts';
+import type { AcmeServer } from '../enrol/acme/acme-server.ts';
 import { rotationPublicRoutes, rotationRoutes } from './routes/rotation.routes.ts';
 import { ocspHandler } from './ocsp-handler.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -41,6 +44,8 @@ export interface AppDeps {
   metrics?: Metrics;
   /** Renewal, rotation and CA rollover routes (server/http/routes/rotation.routes.ts); absent, they are not served. */
   rotation?: RotationServices;
+  /** The ACME server (`/acme/<tier>/…`); absent, it is not served. */
+  acme?: AcmeServer;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -58,6 +63,7 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
   if (deps.rotation) app.use(rotationPublicRoutes(deps.rotation, MAX_BODY));
+  if (deps.acme) app.use(acmeRoutes(deps.acme, deps.log));
   const api = express.Router();
   api.use(authenticate(deps.ra, { clock: deps.clock, metrics }));
   api.use(authorizeRoutes(deps.ra, api));
@@ -80,6 +86,7 @@ export function createApp(deps: AppDeps): Express {
   api.use(auditRoutes(deps.ra));
   api.use(keystoreRoutes(deps.ra));
   api.use(kmcRoutes(deps.ra));
+  api.use(acmeAdminRoutes(deps.ra));
   api.use((_req, _res, next) => next(new TiercaError('not-found', 'no such API route')));
   api.use(auditFailedWrites(deps.ra));
   app.use('/api/v1', api);

@@ -27,6 +27,9 @@ export const AUDIT_ACTIONS = [
   'audit.read', 'audit.export', 'audit.verify', 'audit.checkpoints', 'audit.checkpoint',
   // rotation
   'rotation.due', 'rotation.run',
+  // ACME (server/enrol/acme): officers bind and deactivate; accounts act under their own id
+  'acme.account-key.add', 'acme.accounts', 'acme.orders', 'acme.account.deactivate',
+  'acme.account.new', 'acme.account.update', 'acme.account.key-change', 'acme.order.new', 'acme.challenge', 'acme.finalize', 'acme.revoke',
 ] as const;
 
 /** One name of {@link AUDIT_ACTIONS}. */

@@ -88,12 +88,15 @@ export function checkNames(
   kind: SubjectKind,
   names: { dns?: string[]; ips?: string[]; emails?: string[] },
   ipRanges: readonly IpRange[],
+  /** Whether `*.` names are allowed: only ACME, whose dns-01 challenge proves control of the zone. */
+  options: { wildcards?: boolean } = {},
 ): { dns: string[]; ips: string[]; emails: string[] } {
   const dns = (names.dns ?? []).map((d) => d.trim().toLowerCase());
   const ips = (names.ips ?? []).map((i) => i.trim());
   const emails = (names.emails ?? []).map((e) => e.trim().toLowerCase());
   for (const name of dns) {
-    const labels = name.split('.');
+    // A wildcard (`*.` and at least two labels) is validated as the name under it; only ACME dns-01 proves one.
+    const labels = (options.wildcards && name.startsWith('*.') && name.split('.').length >= 3 ? name.slice(2) : name).split('.');
     if (name.length > 253 || labels.some((l) => !DNS_LABEL.test(l))) {
       throw new TiercaError('bad-request', `${name} is not a valid DNS name`);
     }

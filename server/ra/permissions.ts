@@ -41,6 +41,8 @@ export const PERMISSIONS = [
   'keystore:read',
   /** Re-wrap the key-management centre's escrowed keys under a new master key. */
   'kmc:manage',
+  /** Give out ACME account-binding keys for a domain, see and deactivate its ACME accounts (officers). */
+  'acme:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -51,7 +53,7 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   ],
   officer: [
     'self:read', 'ca:read', 'subject:read', 'subject:write', 'certificate:read', 'certificate:issue', 'certificate:revoke',
-    'request:read', 'request:approve', 'escrow:recover', 'certificate:renew', 'rotation:read',
+    'request:read', 'request:approve', 'escrow:recover', 'certificate:renew', 'rotation:read', 'acme:manage',
   ],
   auditor: [
     'self:read', 'ca:read', 'principal:read', 'subject:read', 'certificate:read', 'request:read', 'audit:read', 'audit:checkpoint',
@@ -62,7 +64,7 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
 
 /** Permissions that are limited to the officer's domains when the thing acted on has a domain. */
 export const DOMAIN_SCOPED: ReadonlySet<Permission> = new Set([
-  'subject:write', 'certificate:issue', 'certificate:revoke', 'escrow:recover', 'certificate:renew',
+  'subject:write', 'certificate:issue', 'certificate:revoke', 'escrow:recover', 'certificate:renew', 'acme:manage',
 ]);
 
 /** Whether `role` holds `permission` (ignoring domains). */

@@ -14,6 +14,7 @@ import type { EscrowService } from './escrow.service.ts';
 import type { AuditQueryService } from './audit-query.service.ts';
 import type { CertificateStatusService } from './certificate-status.service.ts';
 import type { KeystoreStatusService } from './keystore-status.service.ts';
+import type { AcmeBindingService } from './acme-binding.service.ts';
 
 export interface RegistrationAuthority {
   /** Authentication and role × permission × domain checks (every service checks through it). */
@@ -34,4 +35,6 @@ export interface RegistrationAuthority {
   readonly checkpoints: AuditCheckpoints;
   /** Where the CA keys are held, and whether each can sign now. */
   readonly keystore: KeystoreStatusService;
+  /** ACME account-binding keys, accounts and orders, for officers. */
+  readonly acme: AcmeBindingService;
 }

@@ -17,6 +17,7 @@ import * as crlIndex from '../../migrations/0004_crl_index.ts';
 import * as principalCreators from '../../migrations/0005_principal_creators.ts';
 import * as popIdentity from '../../migrations/0006_pop_identity.ts';
 import * as kmc from '../../migrations/0007_kmc.ts';
+import * as acme from '../../migrations/0008_acme.ts';
 
 /** One migration: a stable name and its `up`/`down` functions. */
 export interface Migration {
@@ -34,6 +35,7 @@ export const migrations: readonly Migration[] = [
   { name: '0005_principal_creators', up: principalCreators.up, down: principalCreators.down },
   { name: '0006_pop_identity', up: popIdentity.up, down: popIdentity.down },
   { name: '0007_kmc', up: kmc.up, down: kmc.down },
+  { name: '0008_acme', up: acme.up, down: acme.down },
 ];
 
 /** The knex migration source over {@link migrations}. */
