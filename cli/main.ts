@@ -20,6 +20,7 @@ import * as backupCommands from './commands/backup.ts';
 import * as initCommand from './commands/init.ts';
 import * as keystoreCommands from './commands/keystore.ts';
 import * as kmcCommands from './commands/kmc.ts';
+import * as acmeCommands from './commands/acme.ts';
 import * as ocspCommands from './commands/ocsp.ts';
 import * as principalCommands from './commands/principal.ts';
 import * as renewCommands from './commands/renew.ts';
@@ -84,6 +85,7 @@ export function buildProgram(io: Io, state: { exitCode: number }): Command {
   auditCommands.register(program, context);
   keystoreCommands.register(program, context);
   kmcCommands.register(program, context);
+  acmeCommands.register(program, context);
   program.commandsGroup('Revocation status (public, no token):');
   ocspCommands.register(program, context);
   program.commandsGroup('On the server machine (no HTTP):');

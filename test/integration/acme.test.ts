@@ -11,6 +11,7 @@ import { freePort } from '../helpers/net.ts';
 import { startBind9, type Bind9 } from '../helpers/bind9.ts';
 import { keyAuthorizationOf, TestAcmeClient } from '../helpers/acme-client.ts';
 import { countRows } from '../helpers/database.ts';
+import { runTierca } from '../helpers/processes.ts';
 import { readCertificate } from '../../pki/certificate-reader.ts';
 import { decodePemOrDer } from '../../pki/pem.ts';
 import { certIdOf } from '../../server/enrol/acme/renewal-info.ts';
@@ -242,5 +243,28 @@ describe('ACME orders', () => {
     expect([refused.status, refused.body.type]).toEqual([403, 'urn:ietf:params:acme:error:unauthorized']);
     const audit = await t.store.audit.list({ action: 'acme.account.deactivate' });
     expect(audit.some((r) => r.outcome === 'success' && r.target === `acme-account:${id}`)).toBe(true);
+  });
+});
+
+describe('tierca acme (the CLI, a client of the API)', () => {
+  it('makes a binding key that registers an account, then lists and deactivates that account', async () => {
+    const env = { TIERCA_URL: t.url, TIERCA_TOKEN: t.tokens.officer };
+    const made = await runTierca(['acme', 'account-key', 'add', '--domain', 'yuhu', '--organ', 'court', '--tier', 't1', '--max-certificates', '5', '--expires', '30d', '--json'], { env });
+    expect(made.code, made.stderr).toBe(0);
+    const key = JSON.parse(made.stdout.toString());
+    expect(key).toMatchObject({ domain: 'yuhu', organ: 'court', tier: 't1', maxCertificates: 5, directory: `${t.url}/acme/t1/directory` });
+    expect(new Date(key.expiresAt).getTime() - Date.now()).toBeGreaterThan(29 * 86_400_000);
+    const client = await new TestAcmeClient(key.directory).init();
+    expect((await client.register(key)).status).toBe(201);
+    const id = client.kid!.split('/').pop()!;
+    const listed = await runTierca(['acme', 'accounts', '--domain', 'yuhu'], { env });
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stdout.toString()).toContain(id);
+    expect(listed.stdout.toString()).toContain('yuhu/court/t1');
+    const off = await runTierca(['acme', 'deactivate', id], { env });
+    expect([off.code, off.stdout.toString().trim()]).toEqual([0, `ACME account ${id} is deactivated`]);
+    const again = await runTierca(['acme', 'deactivate', id], { env });
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toContain('deactivated already');
   });
 });

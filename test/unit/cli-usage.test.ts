@@ -61,7 +61,8 @@ describe('help', () => {
       'cert issue', 'cert list', 'cert show', 'cert revoke', 'cert hold', 'cert release', 'cert renew',
       'request list', 'request approve', 'request reject', 'crl generate', 'crl show', 'rotate due', 'rotate run',
       'principal add', 'principal list', 'principal disable', 'principal certificate',
-      'audit tail', 'audit export', 'audit verify', 'audit checkpoint', 'audit checkpoints', 'keystore status', 'keystore add-token', 'key recover', 'key history', 'kmc rotate-master', 'ocsp check',
+      'audit tail', 'audit export', 'audit verify', 'audit checkpoint', 'audit checkpoints', 'keystore status', 'keystore add-token', 'key recover', 'key history', 'kmc rotate-master',
+      'acme account-key add', 'acme accounts', 'acme orders', 'acme deactivate', 'ocsp check',
       'init', 'serve', 'db migrate', 'db status', 'backup', 'restore',
     ]);
     for (const { path, cmd } of commands) {
