@@ -167,7 +167,7 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
     certificates: new CertificateStatusService({ store, cas, authorizer, lookup, revocation: ca.revocation, status: ca.status, clock }),
     keystore: new KeystoreStatusService({ store, keystore, authorizer }),
     acme: new AcmeBindingService({
-      acme: new AcmeStore(knexOf(store)), store, tiers: config.tiers, keystore, authorizer, publicUrl: config.publicUrl, clock, random: random ?? randomBytes,
+      acme: new AcmeStore(knexOf(store)), store, tiers: config.tiers, keystore, authorizer, publicUrl: config.acme?.url ?? config.publicUrl, clock, random: random ?? randomBytes,
     }),
   };
 }
@@ -178,7 +178,7 @@ export function acmeServer(ca: CaSide, ra: { preparer: IssuancePreparer }, log?:
   const ipRanges = domainIpRanges(config);
   const extra = (config.acme?.validationRanges ?? []).map(parseCidr);
   return new AcmeServer({
-    acme: new AcmeStore(knexOf(store)), store, tiers: config.tiers, publicUrl: config.publicUrl,
+    acme: new AcmeStore(knexOf(store)), store, tiers: config.tiers, publicUrl: config.acme?.url ?? config.publicUrl,
     validationRanges: (domain) => [...ipRanges(domain), ...extra], ordersPerHour: config.acme?.ordersPerHour ?? 300,
     cas, preparer: ra.preparer, issuer: ca.issuer, revocation: ca.revocation, keystore,
     validator: new ChallengeValidator({ resolvers: config.acme?.resolvers ?? [], http01Port: config.acme?.http01Port ?? 80 }),

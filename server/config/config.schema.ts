@@ -87,6 +87,11 @@ export const configSchema = z
      */
     acme: z
       .object({
+        /**
+         * The base URL ACME clients reach this service at (default `publicUrl`). Set it to the HTTPS
+         * URL when `publicUrl` names the plain-HTTP public port, which serves no ACME (decision 0012).
+         */
+        url: z.url({ protocol: /^https?$/ }).transform((u) => u.replace(/\/+$/, '')).optional(),
         /** DNS servers (`host` or `host:port`) that http-01 and dns-01 validation ask. */
         resolvers: z.array(z.string().min(1)).max(8).optional(),
         /** The port http-01 validation connects to (RFC 8555 §8.3: 80). */

@@ -13,6 +13,7 @@ import { exampleConfigData } from './config.ts';
 import type { Clock } from '../../server/clock.ts';
 import type { Store } from '../../server/storage/storage.ts';
 import { testStoreOptions } from './database.ts';
+import type { ServiceTls } from '../../server/listeners.ts';
 
 export const TEST_PASSPHRASE = 'integration-test-passphrase';
 /** Cheap scrypt for tests only: the production default is in pki/keystore/key-sealing.ts. */
@@ -36,12 +37,21 @@ import { freePort } from './net.ts';
 export { freePort };
 
 
-export async function startTestTierca(opts: { clock?: Clock; configData?: Record<string, unknown>; pollMs?: number } = {}): Promise<TestTierca> {
+/**
+ * `tls`: the main listener speaks HTTPS with this key and certificate, and a plain-HTTP public
+ * listener (OCSP, CRLs) is opened beside it; `publicUrl` then names the plain one, as `tierca serve`
+ * does, and `url` the HTTPS one.
+ */
+export async function startTestTierca(opts: { clock?: Clock; configData?: Record<string, unknown>; pollMs?: number; tls?: ServiceTls } = {}): Promise<TestTierca> {
   const db = await testStoreOptions();
   const dataDir = mkdtempSync(join(tmpdir(), 'tierca-data-'));
   const port = await freePort();
+  const httpPort = opts.tls ? await freePort() : undefined;
   const dbOpts = { dataDir, databaseUrl: db.databaseUrl, searchPath: db.searchPath, sqliteFile: db.sqliteFile };
-  const config = buildConfig({ ...(opts.configData ?? exampleConfigData()), publicUrl: `http://127.0.0.1:${port}` });
+  const data = opts.configData ?? exampleConfigData();
+  // Over TLS, ACME clients reach the HTTPS listener: the plain one serves no ACME.
+  const acme = opts.tls && data.acme ? { acme: { url: `https://127.0.0.1:${port}`, ...(data.acme as object) } } : {};
+  const config = buildConfig({ ...data, ...acme, publicUrl: `http://127.0.0.1:${httpPort ?? port}` });
   const setupStore = await openStore(storeOptions(dbOpts));
   let tokens: Record<string, string>;
   try {
@@ -55,6 +65,7 @@ export async function startTestTierca(opts: { clock?: Clock; configData?: Record
   }
   const service = await startService({
     ...dbOpts, passphrase: TEST_PASSPHRASE, port, clock: opts.clock, log: pino({ level: 'silent' }), pollMs: opts.pollMs ?? 200,
+    tls: opts.tls, httpPort,
   });
   return {
     url: service.url,

@@ -206,6 +206,11 @@ describe('ACME orders', () => {
     const certificates = await countRows(t.store, 'certificates');
     const outside = await client.post(client.directory.newOrder, { identifiers: [{ type: 'dns', value: 'web.yuetang.xiangtan.intranet' }] });
     expect([outside.status, outside.body.type]).toEqual([400, 'urn:ietf:params:acme:error:rejectedIdentifier']);
+    const mixed = await client.post(client.directory.newOrder, { identifiers: [{ type: 'dns', value: `ok.${ZONE}` }, { type: 'dns', value: 'a.other.intranet' }, { type: 'dns', value: 'b.other.intranet' }] });
+    expect([mixed.status, mixed.body.detail]).toEqual([400, '2 identifiers are refused']);
+    expect(mixed.body.subproblems.map((p: any) => [p.type, p.identifier.value])).toEqual([
+      ['urn:ietf:params:acme:error:rejectedIdentifier', 'a.other.intranet'], ['urn:ietf:params:acme:error:rejectedIdentifier', 'b.other.intranet'],
+    ]);
     const ip = await client.post(client.directory.newOrder, { identifiers: [{ type: 'ip', value: '10.21.0.1' }] });
     expect(ip.body.type).toBe('urn:ietf:params:acme:error:unsupportedIdentifier');
     const early = await client.post(client.directory.newOrder, { identifiers: [{ type: 'dns', value: `early.${ZONE}` }] });

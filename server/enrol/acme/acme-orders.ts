@@ -94,11 +94,19 @@ export class AcmeOrders {
     if (new Set(names).size !== names.length) throw new AcmeProblem('malformed', 'an identifier appears twice');
     const domain = await this.deps.store.domains.get(account.domain);
     if (!domain) throw new AcmeProblem('serverInternal', `domain ${account.domain} is gone`);
-    try {
-      checkNames(domain, 'device', { dns: names }, [], { wildcards: true });
-    } catch (err) {
-      if (err instanceof TiercaError) throw new AcmeProblem('rejectedIdentifier', err.message, { extra: { subproblems: [] } });
-      throw err;
+    // One subproblem per refused identifier (RFC 8555 §6.7.1), so a client can tell which name to drop.
+    const subproblems: Record<string, unknown>[] = [];
+    for (const value of names) {
+      try {
+        checkNames(domain, 'device', { dns: [value] }, [], { wildcards: true });
+      } catch (err) {
+        if (!(err instanceof TiercaError)) throw err;
+        subproblems.push({ type: 'urn:ietf:params:acme:error:rejectedIdentifier', detail: err.message, identifier: { type: 'dns', value } });
+      }
+    }
+    if (subproblems.length > 0) {
+      const detail = subproblems.length === 1 ? String(subproblems[0]!.detail) : `${subproblems.length} identifiers are refused`;
+      throw new AcmeProblem('rejectedIdentifier', detail, { extra: { subproblems } });
     }
     return names.map((value) => ({ type: 'dns', value }));
   }
