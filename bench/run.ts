@@ -4,7 +4,7 @@
  *
  *   npm run bench                         everything, ~12 minutes
  *   npm run bench -- --quick              short runs (under 2 minutes); docs untouched unless --write
- *   npm run bench -- --only ocsp          one benchmark (issuance, ocsp, crl, hsm, sm2; may be repeated or comma-separated)
+ *   npm run bench -- --only ocsp          one benchmark (issuance, ocsp, crl, hsm, sm2, acme; may be repeated or comma-separated)
  *   npm run bench -- --only issuance --profile
  *                                         also a CPU profile and per-statement SQL times of in-process issuance
  *                                         (with ocsp: a CPU profile of tierca serving each method)
@@ -24,6 +24,7 @@ import { runOcspBenchmarks } from './ocsp.ts';
 import { runCrlBenchmarks } from './crl.ts';
 import { runHsmBenchmarks } from './hsm.ts';
 import { runSm2Benchmarks } from './sm2.ts';
+import { acmeMarkdown, runAcmeBenchmark } from './acme.ts';
 import { loadNow, machineInfo } from './lib/machine.ts';
 import { wrkVersion } from './lib/wrk.ts';
 import { formatProfile, summariseProfile } from './lib/cpu-profile.ts';
@@ -33,7 +34,7 @@ import {
 } from './report.ts';
 import type { IssuanceChildResult } from './issuance-inprocess.ts';
 
-const BENCHMARKS = ['issuance', 'ocsp', 'crl', 'hsm', 'sm2'] as const;
+const BENCHMARKS = ['issuance', 'ocsp', 'crl', 'hsm', 'sm2', 'acme'] as const;
 type Benchmark = (typeof BENCHMARKS)[number];
 const DOC = join(ROOT, 'docs/benchmarks.md');
 
@@ -49,7 +50,7 @@ const { values } = parseArgs({
 });
 
 if (values.help) {
-  process.stdout.write(`usage: npm run bench -- [--only issuance|ocsp|crl|hsm|sm2] [--quick] [--profile] [--write|--no-write]\n`);
+  process.stdout.write(`usage: npm run bench -- [--only issuance|ocsp|crl|hsm|sm2|acme] [--quick] [--profile] [--write|--no-write]\n`);
   process.exit(0);
 }
 
@@ -114,16 +115,21 @@ if (selected.has('ocsp')) {
 if (selected.has('crl')) results.crl = await runCrlBenchmarks(settings.crl);
 const hsm = selected.has('hsm') ? await runHsmBenchmarks({ quick }) : undefined;
 const sm2 = selected.has('sm2') ? await runSm2Benchmarks({ quick }) : undefined;
+const acme = selected.has('acme') ? await runAcmeBenchmark({ quick, profileDir: values.profile ? mkdtempSync(join(tmpdir(), 'tierca-bench-acme-')) : undefined }) : undefined;
+if (acme?.profileFile) process.stdout.write(`\n${formatProfile(summariseProfile(acme.profileFile), 25)}\n`);
 
 results.meta.loadAtEnd = loadNow();
 const rows = summaryRows(results);
 process.stdout.write(`\nSummary (${results.meta.date}, ${results.machine.nproc} cores ${results.machine.cpuModel}, Node ${results.machine.node}, ${results.machine.nodeOpenssl})\n\n${formatSummary(rows)}\n\n`);
 
 if (write) {
-  const blocks: Record<string, string> = { machine: machineMarkdown(results.machine, results.meta) };
+  // The machine block describes the runs of the blocks that follow it (1–3); a run of only the later
+  // benchmarks names its machine in its own block instead.
+  const blocks: Record<string, string> = results.issuance || results.ocsp || results.crl ? { machine: machineMarkdown(results.machine, results.meta) } : {};
   if (results.issuance) blocks.issuance = issuanceMarkdown(results.issuance, results.meta);
   if (results.ocsp) blocks.ocsp = ocspMarkdown(results.ocsp, results.meta);
   if (results.crl) blocks.crl = crlMarkdown(results.crl, results.meta);
+  if (acme) blocks.acme = acmeMarkdown(acme, results.meta, results.machine);
   updateDoc(DOC, blocks);
   log(`bench: figures written to ${DOC}`);
 } else {
@@ -136,6 +142,7 @@ const failedChecks = [
   ...(results.crl?.problems ?? []),
   ...(hsm?.problems ?? []),
   ...(sm2?.problems ?? []),
+  ...(acme?.problems ?? []),
 ];
 if (failedChecks.length) {
   process.stderr.write(`bench: correctness checks failed:\n  ${failedChecks.join('\n  ')}\n`);

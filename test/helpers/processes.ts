@@ -149,6 +149,8 @@ export interface ServeParams {
   entry?: 'cli' | 'npm';
   /** How long to wait for `/healthz`; default 30 s. */
   readyTimeoutMs?: number;
+  /** Node options before the script, e.g. `--cpu-prof` (a benchmark's profile). */
+  nodeArgs?: string[];
   /** More arguments after `serve --port P` (cli entry only), e.g. `--tls-cert …`. */
   args?: string[];
   /** The port whose plain-HTTP `/healthz` says the child is ready; default `port` (an HTTPS `port` needs its `--http-port`). */
@@ -172,7 +174,7 @@ export async function startServe(params: ServeParams): Promise<ServeProcess> {
     VITEST_WORKER_ID: undefined,
     VITEST_POOL_ID: undefined,
   };
-  const args = params.entry === 'npm' ? ['--import', 'tsx', join(ROOT, 'server', 'main.ts')] : [TIERCA_BIN, 'serve', '--port', String(port), ...(params.args ?? [])];
+  const args = [...(params.nodeArgs ?? []), ...(params.entry === 'npm' ? ['--import', 'tsx', join(ROOT, 'server', 'main.ts')] : [TIERCA_BIN, 'serve', '--port', String(port), ...(params.args ?? [])])];
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const chunks: Buffer[] = [];
   child.stdout!.on('data', (c: Buffer) => chunks.push(c));
