@@ -273,3 +273,57 @@ describe('tierca acme (the CLI, a client of the API)', () => {
     expect(again.stderr).toContain('deactivated already');
   });
 });
+
+describe('ACME account key algorithms and per-account limits', () => {
+  it('accepts ES256, ES384, RS256 and EdDSA account keys, and refuses an unsigned JWS naming the algorithms it takes', async () => {
+    const { generateKeyPairSync } = await import('node:crypto');
+    const keys = [
+      ['ES256', generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey],
+      ['ES384', generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey],
+      ['RS256', generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey],
+      ['EdDSA', generateKeyPairSync('ed25519').privateKey],
+    ] as const;
+    for (const [alg, key] of keys) {
+      const client = await new TestAcmeClient(directory(), key, alg).init();
+      const reg = await client.register(await bindingKey());
+      expect(reg.status, `${alg}: ${JSON.stringify(reg.body)}`).toBe(201);
+      const order = await client.post(client.directory.newOrder, { identifiers: [{ type: 'dns', value: `alg-${alg.toLowerCase()}.${ZONE}` }] });
+      expect(order.status, `${alg}: ${JSON.stringify(order.body)}`).toBe(201);
+    }
+    const client = await registered();
+    const orders = await countRows(t.store, 'acme_orders');
+    const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+    const unsigned = {
+      protected: b64({ alg: 'none', nonce: await client.freshNonce(), url: client.directory.newOrder, kid: client.kid }),
+      payload: b64({ identifiers: [{ type: 'dns', value: `none.${ZONE}` }] }),
+      signature: '',
+    };
+    const res = await client.send(client.directory.newOrder, unsigned);
+    expect([res.status, res.body.type]).toEqual([400, 'urn:ietf:params:acme:error:badSignatureAlgorithm']);
+    expect(res.body.algorithms).toEqual(expect.arrayContaining(['ES256', 'ES384', 'RS256', 'EdDSA']));
+    expect(await countRows(t.store, 'acme_orders')).toBe(orders);
+  });
+
+  it('holds an account to its binding key\'s --max-certificates, and a CSR to the tier\'s key algorithms', async () => {
+    const client = await new TestAcmeClient(directory()).init();
+    expect((await client.register(await bindingKey({ maxCertificates: 1 }))).status).toBe(201);
+    const first = await validatedOrder(client, [WEB]);
+    expect((await client.post(first.body.finalize, { csr: await csrFor([WEB]) })).status).toBe(200);
+    await waitFor(client, first.url, (b) => b.status === 'valid');
+
+    const certificates = await countRows(t.store, 'certificates');
+    const second = await validatedOrder(client, [WEB]);
+    // t2 takes P-256, P-384, RSA-3072/4096 and SM2: a 2048-bit RSA key is outside its policy.
+    const rsa = await openssl(['req', '-new', '-newkey', 'rsa:2048', '-nodes', '-keyout', tmp.file('rsa.key'), '-subj', `/CN=${WEB}`,
+      '-addext', `subjectAltName=DNS:${WEB}`, '-outform', 'DER', '-out', tmp.file('rsa.der')]);
+    expect(rsa.code, rsa.stderr).toBe(0);
+    const weak = await client.post(second.body.finalize, { csr: tmp.read('rsa.der').toString('base64url') });
+    expect([weak.status, weak.body.type]).toEqual([400, 'urn:ietf:params:acme:error:badCSR']);
+    expect(weak.body.detail).toContain('RSA-2048');
+    const over = await client.post(second.body.finalize, { csr: await csrFor([WEB]) });
+    expect([over.status, over.body.type]).toEqual([429, 'urn:ietf:params:acme:error:rateLimited']);
+    expect(over.body.detail).toBe('the account has had its 1 certificates; ask an officer for a new binding key');
+    expect((await client.post(second.url, null)).body.status).toBe('ready');
+    expect(await countRows(t.store, 'certificates')).toBe(certificates);
+  });
+});
