@@ -237,6 +237,9 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     const demo = (await store.meta.get('demo')) === 'true';
     if (demo) warnDemo(opts.dataDir);
     const config = loadStoredConfig((await store.meta.get('config'))!, { demo, dataDir: opts.dataDir });
+    if (opts.tls && opts.httpPort !== undefined && !config.acme?.url) {
+      log.warn({ publicUrl: config.publicUrl }, 'ACME is served on the HTTPS listener only, but its URLs would name publicUrl (the plain-HTTP port): set acme.url to the HTTPS base (docs/decisions/0023-acme.md)');
+    }
     const token = await store.meta.get(TOKEN_META);
     keystore = await openInstalledKeystore(
       readCustody((await store.meta.get('keystore'))!), token ? readCustody(token) : undefined, demo ? (opts.passphrase ?? DEMO_PASSPHRASE) : opts.passphrase, opts.pin,

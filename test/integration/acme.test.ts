@@ -327,3 +327,30 @@ describe('ACME account key algorithms and per-account limits', () => {
     expect(await countRows(t.store, 'certificates')).toBe(certificates);
   });
 });
+
+describe('ACME renewal information after a CA rollover', () => {
+  it('moves the window of a certificate to now once its tier CA has rolled over (the last test: yuhu-t2 changes generation)', async () => {
+    const client = await registered();
+    const { url, body } = await validatedOrder(client, [WEB]);
+    expect((await client.post(body.finalize, { csr: await csrFor([WEB]) })).status).toBe(200);
+    const order = await waitFor(client, url, (b) => b.status === 'valid');
+    const pem = String((await client.post(order.certificate, null)).body);
+    const leaf = readCertificate(decodePemOrDer(Buffer.from(pem), 'CERTIFICATE'));
+    const ari = `${client.directory.renewalInfo}/${certIdOf(leaf.authorityKeyId!, leaf.serial)}`;
+    const before = (await (await fetch(ari)).json()).suggestedWindow;
+    expect(new Date(before.start).getTime()).toBeGreaterThan(Date.now());
+
+    const asked = await call(t, 'admin', 'POST', '/api/v1/cas/yuhu-t2/rollover', {});
+    expect(asked.status, JSON.stringify(asked.body)).toBe(202);
+    const approved = await call(t, 'admin2', 'POST', `/api/v1/requests/${asked.body.request.id}/approve`);
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+    let after: any;
+    for (let i = 0; i < 50; i++) {
+      after = (await (await fetch(ari)).json()).suggestedWindow;
+      if (new Date(after.end).getTime() < Date.now()) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(new Date(after.end).getTime()).toBeLessThan(Date.now());
+    expect(new Date(after.start).getTime()).toBeGreaterThan(Date.now() - 10 * 60_000);
+  });
+});
