@@ -157,6 +157,7 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
   requests.register('ca.revoke', caAdmin.requestKind);
   const principals = new PrincipalService({ store, config, authorizer, preparer, issuer: ca.issuer, requests, clock, random });
   requests.register('escrow.recover', escrow.requestKind);
+  requests.register('escrow.recover-history', escrow.historyRequestKind);
   requests.register('principal.add', principals.requestKind);
   return {
     authorizer, requests, issuance, escrow, checkpoints, preparer, lookup,

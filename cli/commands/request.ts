@@ -3,6 +3,7 @@
  * Approving an issuance answers like `cert issue` does, so its files are saved the same way.
  */
 import { unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import { Option, type Command } from 'commander';
 import { apiPath } from '../api-client.ts';
 import type { ContextFactory } from '../context.ts';
@@ -63,7 +64,8 @@ export function register(program: Command, context: ContextFactory): void {
     .option('--out <cert.pem>', 'write the issued certificate PEM here (else it is printed)')
     .option('--chain-out <chain.pem>', 'write the chain up to the root here')
     .option('--p12 <out.p12>', 'for a server-made key: new file for the PKCS#12 (mode 0600; default ./<serial>.p12)')
-    .action(async (id: string, opts: { out?: string; chainOut?: string; p12?: string }, cmd: Command) => {
+    .option('--p12-dir <dir>', 'for a recovered key history: the folder for one <serial>.p12 per key (mode 0600, never overwritten; default .)')
+    .action(async (id: string, opts: { out?: string; chainOut?: string; p12?: string; p12Dir?: string }, cmd: Command) => {
       const { api, out } = context(cmd);
       const p12 = opts.p12 ? await createKeyFile(opts.p12) : undefined;
       let res;
@@ -72,6 +74,10 @@ export function register(program: Command, context: ContextFactory): void {
       } catch (err) {
         if (p12) await p12.handle.close().then(() => unlink(p12.path)).catch(() => undefined);
         throw err;
+      }
+      if (isRecoveredHistory(res.body)) {
+        if (p12) await p12.handle.close().then(() => unlink(p12.path)).catch(() => undefined);
+        return saveHistory(res.body, opts.p12Dir ?? '.', out);
       }
       if (!isIssued(res.body)) {
         if (p12) await p12.handle.close().then(() => unlink(p12.path)).catch(() => undefined);
@@ -119,4 +125,39 @@ export function register(program: Command, context: ContextFactory): void {
       if (out.json) return out.printJson(res.body);
       out.print(`request ${id} is now ${out.status(res.body?.status ?? 'rejected')}`);
     });
+}
+
+/** The answer to an approved `escrow.recover-history` request. */
+interface RecoveredHistory {
+  subjectId: string;
+  keys: { keyId: string; certificate: { serial: string; issuerId: string }; pkcs12: string }[];
+  passphrase: string;
+}
+
+function isRecoveredHistory(body: unknown): body is RecoveredHistory {
+  return !!body && typeof body === 'object' && Array.isArray((body as RecoveredHistory).keys) && typeof (body as RecoveredHistory).passphrase === 'string';
+}
+
+/**
+ * Writes one `<serial>.p12` per recovered key into `dir` and prints the passphrase once. A file
+ * that cannot be made (one exists) gets its PKCS#12 printed instead, so no key is lost.
+ */
+async function saveHistory(body: RecoveredHistory, dir: string, out: ReturnType<ContextFactory>['out']): Promise<void> {
+  const written: string[] = [];
+  for (const k of body.keys) {
+    const serial = /^[0-9a-f]{1,64}$/.test(k.certificate.serial) ? k.certificate.serial : k.keyId.replace(/[^A-Za-z0-9-]/g, '');
+    try {
+      const file = await createKeyFile(join(dir, `${serial}.p12`), '--p12-dir');
+      await file.handle.writeFile(Buffer.from(k.pkcs12, 'base64'));
+      await file.handle.close();
+      written.push(file.path);
+    } catch (err) {
+      out.warn(`${(err as Error).message}; the PKCS#12 of ${k.certificate.issuerId}/${k.certificate.serial} follows in base64`);
+      out.print(k.pkcs12);
+    }
+  }
+  if (out.json) return out.printJson({ subjectId: body.subjectId, files: written, keys: body.keys.map((k) => ({ keyId: k.keyId, certificate: k.certificate })), passphrase: body.passphrase });
+  out.print(`recovered ${body.keys.length} escrowed keys of ${body.subjectId}: ${written.join(', ')}`);
+  out.note('their passphrase follows; it is shown only this once:');
+  out.print(body.passphrase);
 }

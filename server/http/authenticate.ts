@@ -161,6 +161,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   'GET /crls/:ca': { allow: ['ca:read'], action: 'crl.show' },
   'POST /escrow/:issuer/:serial/recover': { allow: ['escrow:recover'], action: 'escrow.recover' },
   'GET /subjects/:id/keys': { allow: ['escrow:recover'], action: 'escrow.history' },
+  'POST /subjects/:id/keys/recover': { allow: ['escrow:recover'], action: 'escrow.recover-history' },
   'POST /kmc/rotate-master': { allow: ['kmc:manage'], action: 'kmc.rotate-master' },
   'POST /acme/account-keys': { allow: ['acme:manage'], action: 'acme.account-key.add' },
   'GET /acme/accounts': { allow: ['acme:manage'], action: 'acme.accounts' },

@@ -22,7 +22,7 @@ export const AUDIT_ACTIONS = [
   // dual control
   'request.list', 'request.approve', 'request.reject',
   // escrow
-  'escrow.recover', 'escrow.recover.request', 'keystore.status', 'keystore.add-token', 'escrow.history', 'kmc.rotate-master',
+  'escrow.recover', 'escrow.recover.request', 'escrow.recover-history', 'escrow.recover-history.request', 'keystore.status', 'keystore.add-token', 'escrow.history', 'kmc.rotate-master',
   // audit log
   'audit.read', 'audit.export', 'audit.verify', 'audit.checkpoints', 'audit.checkpoint',
   // rotation

@@ -23,16 +23,17 @@ import { actorOf, runAudited } from './audited.ts';
 import type { AuditAction } from './audit-actions.ts';
 import type { Permission, RequestContext } from './permissions.ts';
 import type { IssueResult } from './issuance.service.ts';
-import type { RecoveredKey } from './escrow.service.ts';
+import type { RecoveredHistory, RecoveredKey } from './escrow.service.ts';
 
 /** The kinds of request that run under dual control (the `action` column of `requests`). */
-export const REQUEST_KINDS = ['issue', 'ca.revoke', 'escrow.recover', 'ca.rollover', 'principal.add'] as const;
+export const REQUEST_KINDS = ['issue', 'ca.revoke', 'escrow.recover', 'escrow.recover-history', 'ca.rollover', 'principal.add'] as const;
 export type RequestKind = (typeof REQUEST_KINDS)[number];
 
 /** What approving a request gives: still pending, an issued certificate, a recovered key, or another kind done. */
 export type ApprovalResult =
   | IssueResult
   | RecoveredKey
+  | RecoveredHistory
   | { kind: 'done'; request: RequestRecord; result: Record<string, unknown> };
 
 /** How a request kind is asked for, approved and carried out. */

@@ -191,12 +191,20 @@ export class IssuanceService {
     ctx: RequestContext, subject: SubjectRecord, tier: TierPolicy, profile: IssuableProfile, key: CheckedKey, days: number | undefined,
     request: RequestRecord | null, passphrase: string | undefined, replayKey: string | null = null, encryption?: boolean,
   ): Promise<IssueResult> {
-    const { keystore } = this.deps;
+    const { keystore, kmc } = this.deps;
     const now = this.deps.clock.now();
-    const { order, privateKey } = await this.deps.preparer.prepare({
+    // A user's server-made encryption key is the KMC's to make and escrow (GM/T 0034), as for the
+    // encryption half of a dual pair: it joins the subject's key history and recovers with it.
+    const kmcKey = kmc && profile === 'user-enc' && key.kind === 'generate' && subject.kind === 'user'
+      ? await kmc.generate({ subjectId: subject.id, algorithm: key.keyAlgorithm })
+      : undefined;
+    const prepared = await this.deps.preparer.prepare({
       tier, domain: subject.domain, profile, holderKind: subject.kind, days, name: { kind: 'subject', subject }, subjectId: subject.id,
-      names: { dns: subject.dnsNames, ip: subject.ipAddresses, email: subject.emails }, key, requestId: request?.id ?? null, now,
+      names: { dns: subject.dnsNames, ip: subject.ipAddresses, email: subject.emails },
+      key: kmcKey ? { kind: 'keep', publicKeyInfo: kmcKey.publicKeyInfo, keyAlgorithm: key.keyAlgorithm } : key, requestId: request?.id ?? null, now,
     });
+    const { order } = prepared;
+    const privateKey = kmcKey?.privateKey ?? prepared.privateKey;
     let delivered: DeliveredKey | undefined;
     const issued = await this.deps.issuer.issue(order, now, { ...actorOf(ctx), action: 'certificate.issue', detail: request ? { request: request.id } : {} }, {
       beforeStore: async (record) => {
@@ -210,12 +218,13 @@ export class IssuanceService {
         if (live.some((c) => c.serial !== record.serial || c.issuerId !== record.issuerId)) {
           throw new TiercaError('already-holds-certificate', `subject ${subject.id} already holds a valid ${profile} certificate`);
         }
-        if (privateKey && profile === 'user-enc') await escrow(tx, keystore, record, privateKey, now);
+        // Without a KMC (a server opened without one), the older escrow table keeps the key.
+        if (privateKey && profile === 'user-enc' && !kmcKey) await escrow(tx, keystore, record, privateKey, now);
         if (request) await completeRequest(tx, request, { issuerId: record.issuerId, serial: record.serial });
         if (replayKey) await tx.rotationRequests.insert(replayRecord(replayKey, ctx, subject, { issuerId: record.issuerId, serial: record.serial }, now));
       },
     });
-    const { kmc } = this.deps;
+    if (kmcKey) await kmc!.bind(kmcKey.keyId, issued.record.issuerId, issued.record.serial);
     const half = kmc && wantsEncryptionHalf(tier, subject, profile, encryption)
       ? await issueEncryptionHalf({ kmc, preparer: this.deps.preparer, issuer: this.deps.issuer, random: this.deps.random }, ctx, {
         tier, subject, signing: issued.record, requestId: request?.id ?? null, now,

@@ -216,4 +216,51 @@ describe('dual certificates', () => {
       expect(status.body.status, c.profile).toBe('revoked');
     }
   });
+  it('recovers a subject\'s whole key history at once: tierca key recover --subject, approved by a second officer into one PKCS#12 per key', async () => {
+    const { enc } = first;
+    const subjectId = enc.certificate.subjectId as string;
+    // The pair's encryption key and the explicit user-enc issued after its revocation: both the KMC's.
+    const history = await call(t, 'officer', 'GET', `/api/v1/subjects/${subjectId}/keys`);
+    expect(history.body.map((k: any) => k.serial).filter(Boolean)).toHaveLength(2);
+    const certs = history.body.map((k: any) => ({ issuerId: k.issuerId, serial: k.serial }));
+    const env = (role: 'officer' | 'officer2') => ({ env: { TIERCA_URL: t.url, TIERCA_TOKEN: t.tokens[role] } });
+
+    const both = await runTierca(['key', 'recover', enc.certificate.serial, '--subject', subjectId, '--reason', 'x'], env('officer'));
+    expect([both.code, both.stderr]).toEqual([2, 'error: give the serial of an encryption certificate or --subject <id>, not both\n']);
+    const asked = await runTierca(['key', 'recover', '--subject', subjectId, '--reason', 'archive of 2026 mail', '--json'], env('officer'));
+    expect(asked.code, asked.stderr).toBe(0);
+    const id = JSON.parse(asked.stdout.toString()).request.id;
+    const own = await call(t, 'officer', 'POST', `/api/v1/requests/${id}/approve`);
+    expect([own.status, own.body.detail]).toEqual([422, 'a principal may not approve its own request, nor approve twice']);
+    expect(own.body.keys).toBeUndefined();
+
+    const dir = tmp.file('history');
+    const { mkdirSync } = await import('node:fs');
+    mkdirSync(dir);
+    const approved = await runTierca(['request', 'approve', id, '--p12-dir', dir], env('officer2'));
+    expect(approved.code, approved.stderr).toBe(0);
+    const lines = approved.stdout.toString().trim().split('\n');
+    expect(lines[0]).toBe(`recovered 2 escrowed keys of ${subjectId}: ${certs.map((c: any) => `${dir}/${c.serial}.p12`).join(', ')}`);
+    const passphrase = lines.at(-1)!;
+    for (const c of certs) {
+      const p12 = `${dir}/${c.serial}.p12`;
+      expect(statSync(p12).mode & 0o777).toBe(0o600);
+      const keyOut = await openssl(['pkcs12', '-in', p12, '-nodes', '-nocerts', '-passin', `pass:${passphrase}`]);
+      expect(keyOut.code, keyOut.stderr).toBe(0);
+      const certOut = await openssl(['pkcs12', '-in', p12, '-nokeys', '-clcerts', '-passin', `pass:${passphrase}`]);
+      const leaf = tmp.file(`h-${c.serial}.pem`, certOut.stdout.slice(certOut.stdout.indexOf('-----BEGIN CERTIFICATE-----')));
+      const message = tmp.file(`h-${c.serial}.txt`, `old mail for ${c.serial}\n`);
+      const sent = await openssl(['cms', '-encrypt', '-binary', '-aes256', '-recip', leaf, '-in', message, '-outform', 'DER', '-out', tmp.file(`h-${c.serial}.cms`)]);
+      expect(sent.code, sent.stderr).toBe(0);
+      const key = tmp.file(`h-${c.serial}.key`, keyOut.stdout.slice(keyOut.stdout.indexOf('-----BEGIN PRIVATE KEY-----')));
+      const opened = await openssl(['cms', '-decrypt', '-inform', 'DER', '-in', tmp.file(`h-${c.serial}.cms`), '-recip', leaf, '-inkey', key]);
+      expect(opened.stdout).toBe(`old mail for ${c.serial}\n`);
+    }
+    const audit = await t.store.audit.list({ action: 'escrow.recover-history' });
+    expect(audit.filter((r) => r.outcome === 'success').at(-1)?.detail).toMatchObject({ reason: 'archive of 2026 mail', escrowedKeys: history.body.map((k: any) => k.keyId) });
+
+    const nobody = await user('t1');
+    const none = await call(t, 'officer', 'POST', `/api/v1/subjects/${nobody}/keys/recover`, { reason: 'x' });
+    expect([none.status, none.body.detail]).toEqual([404, `subject ${nobody} has no escrowed encryption key`]);
+  });
 });

@@ -6,6 +6,7 @@ import { openssl, TempDir } from '../helpers/openssl.ts';
 import { snapshotCounts, countRows } from '../helpers/database.ts';
 import { opensslCsr, nodeCsr } from '../helpers/pki-fixtures.ts';
 import { EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
+import { knexOf } from '../../server/storage/knex-store.ts';
 
 let t: TestTierca;
 const tmp = new TempDir();
@@ -99,14 +100,20 @@ describe('issuance matrix: profile × tier, verified by openssl with the tier po
     expect(await countRows(t.store, 'escrowed_keys')).toBe(0);
   });
 
-  it('escrows the key of a user encryption certificate, sealed', async () => {
+  it('escrows the key of a user encryption certificate in the key-management centre, wrapped', async () => {
     const subjectId = await addSubject(subjectFor('user', 't2'));
     const res = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId, profile: 'user-enc', generate: { passphrase: 'holder-chosen-passphrase' } });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     expect(res.body.passphrase).toBeUndefined();
-    const sealed = await t.store.escrow.get(res.body.certificate.issuerId, res.body.certificate.serial);
-    expect(sealed).toBeInstanceOf(Buffer);
-    expect(sealed!.includes(Buffer.from([0x02, 0x01, 0x00, 0x30]))).toBe(false);
+    // The KMC makes a user's encryption key (GM/T 0034) and keeps it in its history; the older
+    // escrow table is not used for it.
+    expect(await t.store.escrow.get(res.body.certificate.issuerId, res.body.certificate.serial)).toBeUndefined();
+    const row = await knexOf(t.store)('kmc_keys').where({ issuer_id: res.body.certificate.issuerId, serial: res.body.certificate.serial }).first();
+    expect(row).toMatchObject({ subject_id: subjectId, algorithm: 'P-256' });
+    const wrapped = Buffer.from(row.wrapped);
+    expect(wrapped.includes(Buffer.from([0x02, 0x01, 0x00, 0x30]))).toBe(false);
+    const history = await call(t, 'officer', 'GET', `/api/v1/subjects/${subjectId}/keys`);
+    expect(history.body.map((k: any) => k.serial)).toEqual([res.body.certificate.serial]);
     const text = (await openssl(['x509', '-noout', '-text'], { input: res.body.pem })).stdout;
     expect(text).toMatch(/X509v3 Key Usage: critical\n\s+Key Agreement/);
   });

@@ -95,6 +95,19 @@ export function renderApproval(result: ApprovalResult): { status: number; body: 
           passphrase: result.passphrase,
         },
       };
+    case 'recovered-history':
+      return {
+        status: 200,
+        body: {
+          request: requestView(result.request),
+          subjectId: result.subjectId,
+          keys: result.keys.map((k) => ({
+            keyId: k.keyId, certificate: certificateSummary(k.certificate), pem: certificateToPem(k.certificate.der), chain: pemChain(k.chain),
+            pkcs12: k.pkcs12.toString('base64'),
+          })),
+          passphrase: result.passphrase,
+        },
+      };
     case 'done':
       return { status: 200, body: { request: requestView(result.request), result: result.result } };
   }
