@@ -171,6 +171,7 @@ function configData(config: TiercaConfig) {
     domainCa: config.domainCa,
     tierCa: config.tierCa,
     ...(config.acme ? { acme: config.acme } : {}),
+    ...(config.kmc ? { kmc: config.kmc } : {}),
     tiers: Object.fromEntries([...config.tiers.entries()].map(([id, t]) => {
       const { id: _id, ...rest } = t;
       return [id, rest];

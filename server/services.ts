@@ -149,7 +149,8 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
   const lookup = new CertificateLookup(store.certificates);
   const checkpoints = new AuditCheckpoints({ store, keystore, clock, random });
   // The KMC keeps its own tables on the same database for now (server/kmc/kmc-store.ts).
-  const kmc = new KeyManagementCentre({ store: new KmcStore(knexOf(store)), keystore, clock, random });
+  const wrap = config.kmc?.wrap ?? (config.root.algorithm === 'SM2' ? 'sm4' : 'aes-256');
+  const kmc = new KeyManagementCentre({ store: new KmcStore(knexOf(store)), keystore, clock, random, wrap });
   const issuance = new IssuanceService({ store, cas, tiers: config.tiers, authorizer, preparer, issuer: ca.issuer, requests, keystore, clock, random, kmc });
   const caAdmin = new CaAdminService({ store, cas, crls: ca.crls, authorizer, requests, clock });
   const escrow = new EscrowService({ store, cas, authorizer, lookup, requests, keystore, clock, random, kmc });

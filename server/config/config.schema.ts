@@ -103,6 +103,12 @@ export const configSchema = z
       })
       .strict()
       .optional(),
+    /**
+     * The key-management centre (docs/decisions/0022-kmc.md): the cipher of the master key that wraps
+     * escrowed keys, RFC 5649 key wrap over AES-256 or over SM4. Default: SM4 when the root is SM2.
+     * A change takes effect at the next `tierca kmc rotate-master`.
+     */
+    kmc: z.object({ wrap: z.enum(['aes-256', 'sm4']).optional() }).strict().optional(),
     organs: z.array(z.object({ slug, name: z.string().min(1) }).strict()).min(1),
     domains: z
       .array(

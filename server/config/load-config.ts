@@ -43,6 +43,8 @@ export interface TiercaConfig {
   readonly domains: readonly DomainConfig[];
   /** The ACME server's validation settings; absent: defaults (system resolver, port 80, the domains' ranges). */
   readonly acme?: ConfigData['acme'];
+  /** The KMC's settings; absent: the wrap cipher follows the root's algorithm. */
+  readonly kmc?: ConfigData['kmc'];
 }
 
 /** Validates parsed config data (from YAML or JSON). Throws TiercaError('invalid-config') naming each bad field. */
@@ -110,6 +112,7 @@ export function buildConfig(data: unknown): TiercaConfig {
     tierCa: cfg.tierCa,
     ...(cfg.keystore ? { keystore: cfg.keystore } : {}),
     ...(cfg.acme ? { acme: cfg.acme } : {}),
+    ...(cfg.kmc ? { kmc: cfg.kmc } : {}),
     tiers,
     domains,
   });

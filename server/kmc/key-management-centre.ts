@@ -10,6 +10,7 @@ import type { KeyAlgorithm } from '../../pki/algorithms.ts';
 import { generateKeyPair, publicKeyInfoOf } from '../../pki/key-pair.ts';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
 import { unwrapKey, wrapKey } from '../../pki/key-wrap.ts';
+import { sm4UnwrapKey, sm4WrapKey } from '../../pki/sm4-key-wrap.ts';
 import { PkiError } from '../../pki/pki-error.ts';
 import { asSm2KeyObject } from '../../pki/sm2-key.ts';
 import type { Clock } from '../clock.ts';
@@ -24,12 +25,26 @@ export interface KmcDeps {
   keystore: Pick<KeyStore, 'seal' | 'unseal'>;
   clock: Clock;
   random?: (n: number) => Buffer;
+  /** The cipher of new master keys (default AES-256); each master key keeps the cipher it was made for. */
+  wrap?: WrapCipher;
   /** Test-only: called after each key is re-wrapped during a master-key rotation (a throw stops it there). */
   afterRewrap?: (keyId: string) => void;
 }
 
 const masterAad = (id: string) => `kmc-master:${id}`;
-const MASTER_KEY_OCTETS = 32;
+
+/** RFC 5649 key wrap over AES-256 (OpenSSL's id-aes256-wrap-pad) or over SM4 (pki/sm4-key-wrap.ts). */
+export type WrapCipher = 'aes-256' | 'sm4';
+
+/**
+ * A master key's cipher is written into its id (`kmc-master-sm4-…`; AES-256 ids have no tag, as
+ * before SM4 existed), so every escrowed row, through its master key id, says how it was wrapped.
+ */
+const SM4_MASTER_PREFIX = 'kmc-master-sm4-';
+const cipherOfMaster = (id: string): WrapCipher => (id.startsWith(SM4_MASTER_PREFIX) ? 'sm4' : 'aes-256');
+const MASTER_KEY_OCTETS: Record<WrapCipher, number> = { 'aes-256': 32, sm4: 16 };
+const wrapUnder = (id: string, key: Buffer, plain: Buffer): Buffer => (cipherOfMaster(id) === 'sm4' ? sm4WrapKey(key, plain) : wrapKey(key, plain));
+const unwrapUnder = (id: string, key: Buffer, wrapped: Buffer): Buffer => (cipherOfMaster(id) === 'sm4' ? sm4UnwrapKey(key, wrapped) : unwrapKey(key, wrapped));
 const REWRAP_BATCH = 100;
 
 export class KeyManagementCentre {
@@ -50,7 +65,7 @@ export class KeyManagementCentre {
     const keyId = `kmc-${randomUUID()}`;
     try {
       await this.deps.store.insertKey({
-        id: keyId, subjectId: p.subjectId, algorithm: p.algorithm, publicKeyInfo: publicKeyInfoOf(privateKey), wrapped: wrapKey(master.key, pkcs8),
+        id: keyId, subjectId: p.subjectId, algorithm: p.algorithm, publicKeyInfo: publicKeyInfoOf(privateKey), wrapped: wrapUnder(master.id, master.key, pkcs8),
         masterKeyId: master.id, issuerId: null, serial: null, createdAt: this.deps.clock.now(),
       });
     } finally {
@@ -87,7 +102,7 @@ export class KeyManagementCentre {
     const master = await this.masterKey(row.masterKeyId);
     let pkcs8: Buffer | undefined;
     try {
-      pkcs8 = unwrapKey(master, row.wrapped);
+      pkcs8 = unwrapUnder(row.masterKeyId, master, row.wrapped);
       const key = createPrivateKey({ key: pkcs8, format: 'der', type: 'pkcs8' });
       const privateKey = row.algorithm === 'SM2' ? asSm2KeyObject(key) : key;
       if (!publicKeyInfoOf(privateKey).equals(row.publicKeyInfo)) throw new PkiError('bad-signature', 'the unwrapped key is not the key of this row');
@@ -125,9 +140,9 @@ export class KeyManagementCentre {
       const source = await this.masterKey(old.id);
       for (let batch = await store.keysUnder(old.id, REWRAP_BATCH); batch.length > 0; batch = await store.keysUnder(old.id, REWRAP_BATCH)) {
         for (const row of batch) {
-          const pkcs8 = unwrapKey(source, row.wrapped);
+          const pkcs8 = unwrapUnder(old.id, source, row.wrapped);
           try {
-            if (await store.rewrap(row.id, old.id, active.id, wrapKey(target, pkcs8))) rewrapped++;
+            if (await store.rewrap(row.id, old.id, active.id, wrapUnder(active.id, target, pkcs8))) rewrapped++;
           } finally {
             pkcs8.fill(0);
           }
@@ -160,8 +175,9 @@ export class KeyManagementCentre {
   }
 
   private async newMasterRecord(): Promise<MasterKeyRecord> {
-    const id = `kmc-master-${randomUUID()}`;
-    const key = Buffer.from((this.deps.random ?? randomBytes)(MASTER_KEY_OCTETS));
+    const cipher = this.deps.wrap ?? 'aes-256';
+    const id = `${cipher === 'sm4' ? SM4_MASTER_PREFIX : 'kmc-master-'}${randomUUID()}`;
+    const key = Buffer.from((this.deps.random ?? randomBytes)(MASTER_KEY_OCTETS[cipher]));
     try {
       return { id, sealed: this.deps.keystore.seal(key, masterAad(id)), status: 'active', createdAt: this.deps.clock.now() };
     } finally {

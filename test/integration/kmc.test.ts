@@ -20,6 +20,8 @@ import { exportBackup, restoreBackup } from '../../server/storage/backup.ts';
 import { createKnex, knexOf, openStore } from '../../server/storage/knex-store.ts';
 import type { Store } from '../../server/storage/storage.ts';
 import { testStoreOptions } from '../helpers/database.ts';
+import smCrypto from 'sm-crypto';
+import { independentKwpUnwrap } from '../helpers/kwp-independent.ts';
 import { openssl, TempDir } from '../helpers/openssl.ts';
 import { TEST_KDF } from '../helpers/tierca.ts';
 
@@ -178,5 +180,31 @@ describe('key-management centre', () => {
       await knex.destroy();
       await target.cleanup();
     }
+  });
+  it('wraps under SM4 for an SM2 deployment: a rotation moves every key from AES-256 to SM4, each still recoverable and opened by sm-crypto', async () => {
+    const sm4 = new KeyManagementCentre({ store: kmcStore, keystore, clock, wrap: 'sm4' });
+    const { masterKeyId, rewrapped } = await sm4.rotateMaster();
+    expect(masterKeyId).toMatch(/^kmc-master-sm4-/);
+    expect(rewrapped).toBe(4);
+    const master = (await kmcStore.masterKeys()).find((m) => m.id === masterKeyId)!;
+    const kek = keystore.unseal(master.sealed, `kmc-master:${masterKeyId}`);
+    expect(kek.length).toBe(16);
+    for (const name of ['rsa', 'ec']) {
+      const row = await knexOf(store)('kmc_keys').where({ id: made[name].keyId }).first();
+      expect(row.master_key_id).toBe(masterKeyId);
+      // An unwrap on sm-crypto's SM4 (not the KMC's code) opens the row to the escrowed PKCS#8.
+      const opened = independentKwpUnwrap((b) => Buffer.from(smCrypto.sm4.decrypt(b, kek.toString('hex'), { padding: 'none', output: 'array' })), Buffer.from(row.wrapped));
+      expect(opened.equals(pkcs8(made[name].privateKey))).toBe(true);
+      expect(await cmsRoundTrip(name, made[name].certPem, await sm4.recover(made[name].keyId))).toBe(`an official document for ${name}\n`);
+    }
+    const fresh = await sm4.generate({ subjectId: 'sub-sm2', algorithm: 'SM2' });
+    expect((await kmcStore.key(fresh.keyId))!.masterKeyId).toBe(masterKeyId);
+    expect(publicKeyInfoOf(await sm4.recover(fresh.keyId)).equals(fresh.publicKeyInfo)).toBe(true);
+    const row = await knexOf(store)('kmc_keys').where({ id: made.ec.keyId }).first();
+    const altered = Buffer.from(row.wrapped);
+    altered[3] ^= 1;
+    await knexOf(store)('kmc_keys').where({ id: made.ec.keyId }).update({ wrapped: altered });
+    expect(await codeOf(sm4.recover(made.ec.keyId))).toBe('escrow-tampered');
+    await knexOf(store)('kmc_keys').where({ id: made.ec.keyId }).update({ wrapped: row.wrapped });
   });
 });

@@ -5,6 +5,9 @@
 import { describe, expect, it } from 'vitest';
 import smCrypto from 'sm-crypto';
 import { unwrapKey, wrapKey } from '../../pki/key-wrap.ts';
+import { independentKwpUnwrap } from '../helpers/kwp-independent.ts';
+import { kwpUnwrap, kwpWrap, sm4UnwrapKey, sm4WrapKey, type BlockCipher } from '../../pki/sm4-key-wrap.ts';
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { sm4CbcDecrypt, sm4CbcEncrypt, sm4EcbDecrypt, sm4EcbEncrypt } from '../../pki/sm4.ts';
 import { decodeSm2Cipher, encodeSm2Cipher, sm2Decrypt, sm2Encrypt } from '../../pki/sm2-encryption.ts';
 import { buildSm2EnvelopedKey, openSm2EnvelopedKey } from '../../pki/sm2-enveloped-key.ts';
@@ -44,6 +47,49 @@ describe('AES key wrap with padding (RFC 5649)', () => {
     expect(codeOf(() => unwrapKey(master, altered))).toBe('bad-signature');
     expect(codeOf(() => unwrapKey(Buffer.alloc(32, 8), wrapped))).toBe('bad-signature');
     expect(codeOf(() => unwrapKey(master, wrapped.subarray(0, 12)))).toBe('malformed');
+  });
+});
+
+/** AES-ECB on one block (Node's OpenSSL), as the block cipher under the composed KWP. */
+const aesBlock = (kek: Buffer, encrypt: boolean): BlockCipher => (block) => {
+  const c = encrypt ? createCipheriv(`aes-${kek.length * 8}-ecb`, kek, null) : createDecipheriv(`aes-${kek.length * 8}-ecb`, kek, null);
+  c.setAutoPadding(false);
+  return Buffer.concat([c.update(block), c.final()]);
+};
+
+/** The independent unwrap of test/helpers/kwp-independent.ts over sm-crypto's SM4 (not Node's OpenSSL). */
+const independentSm4Unwrap = (kek: Buffer, c: Buffer): Buffer =>
+  independentKwpUnwrap((b) => Buffer.from(smCrypto.sm4.decrypt(b, kek.toString('hex'), { padding: 'none', output: 'array' })), c);
+
+describe('KWP composed over a 128-bit block cipher, and over SM4 for an SM2 deployment', () => {
+  it('over AES gives RFC 5649 §6\'s vectors and exactly what OpenSSL\'s id-aes256-wrap-pad gives', () => {
+    const kek192 = hex('5840df6e29b02af1 ab493b705bf16ea1 ae8338f4dcc176a8');
+    expect(kwpWrap(aesBlock(kek192, true), hex('c37b7e6492584340 bed1220780894115 5068f738')).toString('hex')).toBe('138bdeaa9b8fa7fc61f97742e72248ee5ae6ae5360d1ae6a5f54f373fa543b6a');
+    expect(kwpWrap(aesBlock(kek192, true), hex('466f7250617369')).toString('hex')).toBe('afbeb0f07dfbf5419200f2ccb50bb24f');
+    const kek = randomBytes(32);
+    for (const length of [1, 7, 8, 9, 16, 31, 121, 138, 1218]) {
+      const plain = randomBytes(length);
+      const ours = kwpWrap(aesBlock(kek, true), plain);
+      expect(ours.toString('hex'), `length ${length}`).toBe(wrapKey(kek, plain).toString('hex'));
+      expect(kwpUnwrap(aesBlock(kek, false), wrapKey(kek, plain))).toEqual(plain);
+    }
+  });
+
+  it('over SM4 is opened by an independent unwrap on sm-crypto, and refuses an altered blob or another key', () => {
+    const kek = randomBytes(16);
+    for (const length of [5, 8, 32, 138, 150]) {
+      const plain = randomBytes(length);
+      const wrapped = sm4WrapKey(kek, plain);
+      expect(wrapped.length).toBe(Math.ceil(length / 8) * 8 + 8);
+      expect(independentSm4Unwrap(kek, wrapped), `length ${length}`).toEqual(plain);
+      expect(sm4UnwrapKey(kek, wrapped)).toEqual(plain);
+      const altered = Buffer.from(wrapped);
+      altered[altered.length - 1] ^= 1;
+      expect(codeOf(() => sm4UnwrapKey(kek, altered))).toBe('bad-signature');
+      expect(codeOf(() => sm4UnwrapKey(randomBytes(16), wrapped))).toBe('bad-signature');
+    }
+    expect(codeOf(() => sm4UnwrapKey(kek, Buffer.alloc(12)))).toBe('malformed');
+    expect(codeOf(() => sm4WrapKey(Buffer.alloc(32), Buffer.alloc(8)))).toBe('invalid-argument');
   });
 });
 
