@@ -21,6 +21,8 @@ export interface SignedRequest {
   /** The account (a `kid` request), or the JWK it was signed with (a `jwk` request). */
   account?: AccountRecord;
   jwk?: JWK;
+  /** The fresh nonce stored in place of the one this request used: its answer's `Replay-Nonce`. */
+  nextNonce: string;
 }
 
 export class AcmeServer {
@@ -57,11 +59,16 @@ export class AcmeServer {
     const now = this.deps.clock.now();
     const nonce = randomId(this.deps.random, 16);
     await this.deps.acme.insertNonce(nonce, new Date(now.getTime() + NONCE_LIFETIME_MS));
+    await this.sweepNonces(now);
+    return nonce;
+  }
+
+  /** Every thousandth nonce stored, the expired ones are dropped. */
+  private async sweepNonces(now: Date): Promise<void> {
     if (++this.noncesSinceSweep >= 1000) {
       this.noncesSinceSweep = 0;
       await this.deps.acme.dropExpiredNonces(now);
     }
-    return nonce;
   }
 
   /**
@@ -72,17 +79,20 @@ export class AcmeServer {
   async verify(req: AcmeRequest, body: unknown, url: string, key: 'kid' | 'jwk' | 'either'): Promise<SignedRequest> {
     const { jws, header } = parseJws(body);
     if (header.url !== url) throw new AcmeProblem('unauthorized', `the JWS url ${header.url} is not the URL requested (${url})`);
-    if (!(await this.deps.acme.consumeNonce(header.nonce, this.deps.clock.now()))) {
+    const now = this.deps.clock.now();
+    const nextNonce = randomId(this.deps.random, 16);
+    if (!(await this.deps.acme.exchangeNonce(header.nonce, nextNonce, new Date(now.getTime() + NONCE_LIFETIME_MS), now))) {
       throw new AcmeProblem('badNonce', 'the nonce is unknown, used or expired: take the fresh one of this answer');
     }
+    await this.sweepNonces(now);
     if (header.jwk) {
       if (key === 'kid') throw new AcmeProblem('malformed', 'this request is signed by an account: use kid, not jwk');
       const verified = await verifyWith(jws, header, header.jwk);
-      return { header, json: verified.json, jwk: header.jwk };
+      return { header, json: verified.json, jwk: header.jwk, nextNonce };
     }
     if (key === 'jwk') throw new AcmeProblem('malformed', 'newAccount is signed with the account key itself: use jwk, not kid');
     const account = await this.accounts.byKid(req, header);
     const verified = await verifyWith(jws, header, account.jwk as JWK);
-    return { header, json: verified.json, account };
+    return { header, json: verified.json, account, nextNonce };
   }
 }

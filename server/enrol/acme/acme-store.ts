@@ -306,9 +306,18 @@ export class AcmeStore {
     await this.db('acme_nonces').insert({ nonce, expires_at: iso(expiresAt) });
   }
 
-  /** Uses a nonce up: true once for a nonce issued and not expired, false ever after. */
-  async consumeNonce(nonce: string, now: Date): Promise<boolean> {
-    return (await this.db('acme_nonces').where({ nonce }).where('expires_at', '>', iso(now)).delete()) === 1;
+  /**
+   * Uses `used` up and stores `fresh` in its place, in one transaction (one commit, not two, on the
+   * busiest path of ACME: every signed request). False, and nothing stored, when `used` was not
+   * issued, is used already or expired.
+   */
+  async exchangeNonce(used: string, fresh: string, freshExpiresAt: Date, now: Date): Promise<boolean> {
+    return this.db.transaction(async (trx) => {
+      const taken = await trx('acme_nonces').where({ nonce: used }).where('expires_at', '>', iso(now)).delete();
+      if (taken !== 1) return false;
+      await trx('acme_nonces').insert({ nonce: fresh, expires_at: iso(freshExpiresAt) });
+      return true;
+    });
   }
 
   async dropExpiredNonces(now: Date): Promise<void> {

@@ -53,7 +53,7 @@ export function acmeRoutes(acme: AcmeServer, log: Logger): Router {
     }, jose, async (req, res) => {
       const ctx = res.locals.acme as AcmeRequest;
       const signed = await acme.verify(ctx, req.body, `${acme.deps.publicUrl}${req.originalUrl}`, key);
-      res.setHeader('replay-nonce', await acme.nonce());
+      res.setHeader('replay-nonce', signed.nextNonce);
       await handle(req, res, ctx, signed);
     });
   };
