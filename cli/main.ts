@@ -21,6 +21,7 @@ import * as initCommand from './commands/init.ts';
 import * as keystoreCommands from './commands/keystore.ts';
 import * as kmcCommands from './commands/kmc.ts';
 import * as acmeCommands from './commands/acme.ts';
+import * as estCommands from './commands/est.ts';
 import * as ocspCommands from './commands/ocsp.ts';
 import * as principalCommands from './commands/principal.ts';
 import * as renewCommands from './commands/renew.ts';
@@ -86,6 +87,7 @@ export function buildProgram(io: Io, state: { exitCode: number }): Command {
   keystoreCommands.register(program, context);
   kmcCommands.register(program, context);
   acmeCommands.register(program, context);
+  estCommands.register(program, context);
   program.commandsGroup('Revocation status (public, no token):');
   ocspCommands.register(program, context);
   program.commandsGroup('On the server machine (no HTTP):');

@@ -253,7 +253,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
     await services.ocsp.startPolling(opts.pollMs ?? 500);
     const listeners = await openListeners({
       deps: {
-        ra: services.ra, ocsp: services.ocsp, clock, publicUrl: config.publicUrl, log, rotation: services.rotation, acme: services.acme,
+        ra: services.ra, ocsp: services.ocsp, clock, publicUrl: config.publicUrl, log, rotation: services.rotation, acme: services.acme, est: services.est,
         health: async () => void (await store.meta.get('schema')),
       },
       cas: services.cas,

@@ -44,6 +44,9 @@ import { AcmeBindingService } from './ra/acme-binding.service.ts';
 import { AcmeStore } from './enrol/acme/acme-store.ts';
 import { AcmeServer } from './enrol/acme/acme-server.ts';
 import { ChallengeValidator } from './enrol/acme/challenge-validation.ts';
+import { EstStore } from './enrol/est/est-store.ts';
+import { EstServer } from './enrol/est/est-server.ts';
+import { EstCodesService } from './ra/est-codes.service.ts';
 import type { RegistrationAuthority } from './ra/registration-authority.ts';
 import { RenewalAuthority } from './ra/rotation/renewal.service.ts';
 import { DeviceRenewal } from './ra/rotation/device-signature.ts';
@@ -72,6 +75,8 @@ export interface Services {
   rotation: RotationServices;
   /** The ACME server (server/enrol/acme), a front end on the same preparer and CA. */
   acme: AcmeServer;
+  /** The EST server (server/enrol/est): codes through the RA's issuance, re-enrolment through the devices' renewal. */
+  est: EstServer;
 }
 
 export interface ServicesParams {
@@ -114,7 +119,10 @@ export async function openServices({ store, keystore, config, clock, log, random
   const ra = registrationAuthority(ca);
   const rotation = rotationServices(ca, ra);
   const acme = acmeServer(ca, ra, log);
-  return { store, config, clock, cas, responders, crls, ocsp, status, revocation, issuer, signing, ra, scheduler, rotation, acme };
+  const est = new EstServer({
+    est: new EstStore(knexOf(store)), store, tiers, cas, issuance: ra.issuance, devices: rotation.devices, clock,
+  });
+  return { store, config, clock, cas, responders, crls, ocsp, status, revocation, issuer, signing, ra, scheduler, rotation, acme, est };
 }
 
 /** The CA side an RA is built over (what {@link openServices} has made). */
@@ -168,6 +176,7 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
     audit: new AuditQueryService({ store, checkpoints, authorizer, clock }),
     certificates: new CertificateStatusService({ store, cas, authorizer, lookup, revocation: ca.revocation, status: ca.status, clock }),
     keystore: new KeystoreStatusService({ store, keystore, authorizer }),
+    est: new EstCodesService({ est: new EstStore(knexOf(store)), store, authorizer, clock, random: random ?? randomBytes }),
     acme: new AcmeBindingService({
       acme: new AcmeStore(knexOf(store)), store, tiers: config.tiers, keystore, authorizer, publicUrl: config.acme?.url ?? config.publicUrl, clock, random: random ?? randomBytes,
     }),

@@ -26,6 +26,9 @@ import { kmcRoutes } from './routes/kmc.routes.ts';
 import { acmeAdminRoutes } from './routes/acme-admin.routes.ts';
 import { acmeRoutes } from './routes/acme.routes.ts';
 import type { AcmeServer } from '../enrol/acme/acme-server.ts';
+import type { EstServer } from '../enrol/est/est-server.ts';
+import { estRoutes } from './routes/est.routes.ts';
+import { estAdminRoutes } from './routes/est-admin.routes.ts';
 import { rotationPublicRoutes, rotationRoutes } from './routes/rotation.routes.ts';
 import { ocspHandler } from './ocsp-handler.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -46,6 +49,8 @@ export interface AppDeps {
   rotation?: RotationServices;
   /** The ACME server (`/acme/<tier>/…`); absent, it is not served. */
   acme?: AcmeServer;
+  /** The EST server (`/.well-known/est/<label>/…`); absent, it is not served. */
+  est?: EstServer;
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -64,6 +69,7 @@ export function createApp(deps: AppDeps): Express {
   });
   if (deps.rotation) app.use(rotationPublicRoutes(deps.rotation, MAX_BODY));
   if (deps.acme) app.use(acmeRoutes(deps.acme, deps.log));
+  if (deps.est) app.use(estRoutes(deps.est));
   const api = express.Router();
   api.use(authenticate(deps.ra, { clock: deps.clock, metrics }));
   api.use(authorizeRoutes(deps.ra, api));
@@ -87,6 +93,7 @@ export function createApp(deps: AppDeps): Express {
   api.use(keystoreRoutes(deps.ra));
   api.use(kmcRoutes(deps.ra));
   api.use(acmeAdminRoutes(deps.ra));
+  api.use(estAdminRoutes(deps.ra));
   api.use((_req, _res, next) => next(new TiercaError('not-found', 'no such API route')));
   api.use(auditFailedWrites(deps.ra));
   app.use('/api/v1', api);

@@ -167,6 +167,8 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   'GET /acme/accounts': { allow: ['acme:manage'], action: 'acme.accounts' },
   'GET /acme/orders': { allow: ['acme:manage'], action: 'acme.orders' },
   'POST /acme/accounts/:id/deactivate': { allow: ['acme:manage'], action: 'acme.account.deactivate' },
+  'POST /est/codes': { allow: ['est:manage'], action: 'est.code.add' },
+  'GET /est/codes': { allow: ['est:manage'], action: 'est.codes' },
   'GET /audit': { allow: ['audit:read'], action: 'audit.read' },
   'GET /audit/export': { allow: ['audit:read'], action: 'audit.export' },
   'GET /audit/verify': { allow: ['audit:read'], action: 'audit.verify' },

@@ -43,6 +43,8 @@ export const PERMISSIONS = [
   'kmc:manage',
   /** Give out ACME account-binding keys for a domain, see and deactivate its ACME accounts (officers). */
   'acme:manage',
+  /** Make EST enrolment codes for a domain's devices and see what became of them (officers). */
+  'est:manage',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
@@ -53,7 +55,7 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   ],
   officer: [
     'self:read', 'ca:read', 'subject:read', 'subject:write', 'certificate:read', 'certificate:issue', 'certificate:revoke',
-    'request:read', 'request:approve', 'escrow:recover', 'certificate:renew', 'rotation:read', 'acme:manage',
+    'request:read', 'request:approve', 'escrow:recover', 'certificate:renew', 'rotation:read', 'acme:manage', 'est:manage',
   ],
   auditor: [
     'self:read', 'ca:read', 'principal:read', 'subject:read', 'certificate:read', 'request:read', 'audit:read', 'audit:checkpoint',
@@ -64,7 +66,7 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
 
 /** Permissions that are limited to the officer's domains when the thing acted on has a domain. */
 export const DOMAIN_SCOPED: ReadonlySet<Permission> = new Set([
-  'subject:write', 'certificate:issue', 'certificate:revoke', 'escrow:recover', 'certificate:renew', 'acme:manage',
+  'subject:write', 'certificate:issue', 'certificate:revoke', 'escrow:recover', 'certificate:renew', 'acme:manage', 'est:manage',
 ]);
 
 /** Whether `role` holds `permission` (ignoring domains). */

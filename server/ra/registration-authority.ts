@@ -15,6 +15,7 @@ import type { AuditQueryService } from './audit-query.service.ts';
 import type { CertificateStatusService } from './certificate-status.service.ts';
 import type { KeystoreStatusService } from './keystore-status.service.ts';
 import type { AcmeBindingService } from './acme-binding.service.ts';
+import type { EstCodesService } from './est-codes.service.ts';
 
 export interface RegistrationAuthority {
   /** Authentication and role × permission × domain checks (every service checks through it). */
@@ -37,4 +38,5 @@ export interface RegistrationAuthority {
   readonly keystore: KeystoreStatusService;
   /** ACME account-binding keys, accounts and orders, for officers. */
   readonly acme: AcmeBindingService;
+  readonly est: EstCodesService;
 }

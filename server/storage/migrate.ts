@@ -18,6 +18,7 @@ import * as principalCreators from '../../migrations/0005_principal_creators.ts'
 import * as popIdentity from '../../migrations/0006_pop_identity.ts';
 import * as kmc from '../../migrations/0007_kmc.ts';
 import * as acme from '../../migrations/0008_acme.ts';
+import * as est from '../../migrations/0009_est.ts';
 
 /** One migration: a stable name and its `up`/`down` functions. */
 export interface Migration {
@@ -36,6 +37,7 @@ export const migrations: readonly Migration[] = [
   { name: '0006_pop_identity', up: popIdentity.up, down: popIdentity.down },
   { name: '0007_kmc', up: kmc.up, down: kmc.down },
   { name: '0008_acme', up: acme.up, down: acme.down },
+  { name: '0009_est', up: est.up, down: est.down },
 ];
 
 /** The knex migration source over {@link migrations}. */

@@ -13,6 +13,7 @@ import { openssl, TempDir } from '../helpers/openssl.ts';
 import { startBind9, type Bind9 } from '../helpers/bind9.ts';
 import { pythonCheck } from '../helpers/relying-party.ts';
 import { countRows } from '../helpers/database.ts';
+import { tlsTestCredentials } from '../helpers/tls-test-ca.ts';
 
 const ZONE = 'yuhu.xiangtan.intranet';
 const WEB = `web.${ZONE}`;
@@ -22,29 +23,13 @@ let dns: Bind9;
 let http01Port: number;
 let tlsCa: string;
 
-/** A throwaway TLS CA and a server certificate for 127.0.0.1: what the service's HTTPS listener shows. */
-async function tlsCredentials(): Promise<{ cert: string; key: string }> {
-  const run = async (args: string[]) => {
-    const res = await openssl(args);
-    expect(res.code, res.stderr).toBe(0);
-  };
-  await run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tmp.file('tls-ca.key'),
-    '-subj', '/CN=tls test ca', '-days', '2', '-out', tmp.file('tls-ca.pem')]);
-  await run(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tmp.file('tls.key'),
-    '-subj', '/CN=127.0.0.1', '-out', tmp.file('tls.csr')]);
-  writeFileSync(tmp.file('tls.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-  await run(['x509', '-req', '-in', tmp.file('tls.csr'), '-CA', tmp.file('tls-ca.pem'), '-CAkey', tmp.file('tls-ca.key'), '-CAcreateserial',
-    '-days', '2', '-extfile', tmp.file('tls.ext'), '-out', tmp.file('tls.pem')]);
-  return { cert: tmp.read('tls.pem').toString(), key: tmp.read('tls.key').toString() };
-}
-
 beforeAll(async () => {
   dns = await startBind9(ZONE, { web: '127.0.0.1', www: '127.0.0.1' });
   http01Port = await freePort();
-  const tls = await tlsCredentials();
-  tlsCa = tmp.file('tls-ca.pem');
+  const tls = await tlsTestCredentials(tmp);
+  tlsCa = tls.caFile;
   t = await startTestTierca({
-    tls,
+    tls: { cert: tls.cert, key: tls.key },
     configData: { ...exampleConfigData(), acme: { resolvers: [dns.server], http01Port, validationRanges: ['127.0.0.1/32'] } },
   });
 }, 90_000);

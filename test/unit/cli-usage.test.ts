@@ -62,7 +62,7 @@ describe('help', () => {
       'request list', 'request approve', 'request reject', 'crl generate', 'crl show', 'rotate due', 'rotate run',
       'principal add', 'principal list', 'principal disable', 'principal certificate',
       'audit tail', 'audit export', 'audit verify', 'audit checkpoint', 'audit checkpoints', 'keystore status', 'keystore add-token', 'key recover', 'key history', 'kmc rotate-master',
-      'acme account-key add', 'acme accounts', 'acme orders', 'acme deactivate', 'ocsp check',
+      'acme account-key add', 'acme accounts', 'acme orders', 'acme deactivate', 'est code add', 'est codes', 'ocsp check',
       'init', 'serve', 'db migrate', 'db status', 'backup', 'restore',
     ]);
     for (const { path, cmd } of commands) {

@@ -74,15 +74,8 @@ export class DeviceRenewal {
     } catch {
       return refuse('Tierca-Certificate is not a base64 DER certificate');
     }
-    const cert = (await this.deps.store.certificates.findBySerial(fields.serial)).find((c) => c.der.equals(der));
-    if (!cert || !this.deps.cas.get(cert.issuerId)) return refuse('the certificate is not one tierca issued');
-    const principalId = `certificate:${cert.issuerId}/${cert.serial}`;
+    const { cert, principalId } = await this.holder(der, fields, now, refuse);
     if (normaliseSerial(p.serial) !== cert.serial) return refuse('the certificate is not the one named in the URL', principalId);
-    if (cert.status !== 'good') return refuse(`the certificate is ${cert.status}`, principalId);
-    const chain = this.deps.cas.effectiveStatus(cert.issuerId);
-    if (chain.status !== 'active') return refuse(`its CA ${chain.blockedBy} is ${chain.status}`, principalId);
-    if (now.getTime() < cert.notBefore.getTime() || now.getTime() >= cert.notAfter.getTime()) return refuse('the certificate is not within its validity', principalId);
-    if (!SIGNING_PROFILES.has(cert.profile)) return refuse(`a ${cert.profile} key does not sign`, principalId);
     const keyAlgorithm = keyAlgorithmOf(fields.publicKeyInfo);
     if (!keyAlgorithm) return refuse('the key algorithm cannot sign a renewal', principalId);
     let verified = false;
@@ -106,6 +99,52 @@ export class DeviceRenewal {
     return runAudited({ audit: this.deps.store.audit, clock: this.deps.clock }, ctx, 'certificate.renew', target, () =>
       this.deps.renewals.renewChecked(ctx, cert, { csr: body.csr }, `${principalId}:${body.requestId}`, true),
     );
+  }
+
+  /**
+   * A device renews its own certificate over mutual TLS (EST simplereenroll, RFC 7030 §4.2.2): the
+   * TLS handshake proved the key, `certificate` is the client certificate it verified. The same
+   * checks as a signed renewal, then a rekey with `csr` (or a renewal of the same key, where the tier
+   * allows that). Every refusal is audited.
+   */
+  async renewByCertificate(p: { certificate: Buffer; csr: Buffer; source: string | null; requestId: string }): Promise<RenewResult> {
+    const now = this.deps.clock.now();
+    const refuse = async (why: string, principalId: string | null = null): Promise<never> => {
+      await appendAudit(this.deps.store.audit, now, {
+        principalId, role: 'device', source: p.source, action: 'certificate.renew', target: principalId ?? 'certificate:unknown',
+        outcome: 'denied', requestId: null, detail: { reason: why, via: 'tls' },
+      }).catch(() => undefined);
+      throw new TiercaError('unauthenticated', `the client certificate is not accepted: ${why}`);
+    };
+    let fields: ReturnType<typeof readCertificate>;
+    try {
+      fields = readCertificate(p.certificate);
+    } catch {
+      return refuse('the client certificate does not parse');
+    }
+    const { cert, principalId } = await this.holder(p.certificate, fields, now, refuse);
+    const principal: Principal = { id: principalId, name: cert.subjectDn, role: 'device', domains: cert.domain ? [cert.domain] : [] };
+    const ctx: RequestContext = { principal, source: p.source, requestId: p.requestId };
+    const target = `certificate:${cert.issuerId}/${cert.serial}`;
+    await this.deps.authorizer.require(ctx, 'certificate:renew', 'certificate.renew', target, cert.domain);
+    return runAudited({ audit: this.deps.store.audit, clock: this.deps.clock }, ctx, 'certificate.renew', target, () =>
+      this.deps.renewals.renewChecked(ctx, cert, { csr: p.csr }, `${principalId}:${p.requestId}`, true),
+    );
+  }
+
+  /** The certificate a device presents, if tierca issued it, it is good under an active CA, within its validity, and its key signs. */
+  private async holder(
+    der: Buffer, fields: ReturnType<typeof readCertificate>, now: Date, refuse: (why: string, principalId?: string | null) => Promise<never>,
+  ): Promise<{ cert: CertificateRecord; principalId: string }> {
+    const cert = (await this.deps.store.certificates.findBySerial(fields.serial)).find((c) => c.der.equals(der));
+    if (!cert || !this.deps.cas.get(cert.issuerId)) return refuse('the certificate is not one tierca issued');
+    const principalId = `certificate:${cert.issuerId}/${cert.serial}`;
+    if (cert.status !== 'good') return refuse(`the certificate is ${cert.status}`, principalId);
+    const chain = this.deps.cas.effectiveStatus(cert.issuerId);
+    if (chain.status !== 'active') return refuse(`its CA ${chain.blockedBy} is ${chain.status}`, principalId);
+    if (now.getTime() < cert.notBefore.getTime() || now.getTime() >= cert.notAfter.getTime()) return refuse('the certificate is not within its validity', principalId);
+    if (!SIGNING_PROFILES.has(cert.profile)) return refuse(`a ${cert.profile} key does not sign`, principalId);
+    return { cert, principalId };
   }
 
   /**

@@ -1,0 +1,258 @@
+// EST (RFC 7030) with curl and openssl as the client, as RFC 7030's examples do: cacerts, csrattrs,
+// simpleenroll with a one-time code an officer made (`tierca est code add`), simplereenroll over
+// mutual TLS with the issued certificate, and a t3 enrolment that waits (202, Retry-After) for a
+// second officer. Every PKCS#7 is opened with `openssl pkcs7 -print_certs` and the certificate
+// verified with `openssl verify -policy … -explicit_policy`; every refusal has its status and
+// changes no row.
+import { execFile } from 'node:child_process';
+import { request } from 'node:https';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startTestTierca, type TestTierca } from '../helpers/tierca.ts';
+import { EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
+import { openssl, TempDir } from '../helpers/openssl.ts';
+import { snapshotCounts } from '../helpers/database.ts';
+import { knexOf } from '../../server/storage/knex-store.ts';
+import { tlsTestCredentials } from '../helpers/tls-test-ca.ts';
+import { pythonCheck } from '../helpers/relying-party.ts';
+import { runTierca } from '../helpers/processes.ts';
+
+const ZONE = 'yuhu.xiangtan.intranet';
+const tmp = new TempDir();
+let t: TestTierca;
+let caFile: string;
+let n = 0;
+
+beforeAll(async () => {
+  const tls = await tlsTestCredentials(tmp);
+  caFile = tls.caFile;
+  t = await startTestTierca({ tls: { cert: tls.cert, key: tls.key } });
+}, 90_000);
+
+afterAll(async () => {
+  await t?.close();
+  tmp.cleanup();
+});
+
+/** An API call over HTTPS as `role`. */
+function api(role: 'officer' | 'officer2', method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    const req = request(`${t.url}${path}`, {
+      method, ca: readFileSync(caFile), headers: { authorization: `Bearer ${t.tokens[role]}`, ...(payload ? { 'content-type': 'application/json' } : {}) },
+    }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, body: text && (res.headers['content-type'] ?? '').includes('json') ? JSON.parse(text) : text });
+      });
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+interface CurlAnswer { status: number; headers: string; body: string }
+
+/** curl against the HTTPS listener; `-D` keeps the response headers apart from the body. */
+function curl(path: string, args: string[] = []): Promise<CurlAnswer> {
+  const id = ++n;
+  const headers = tmp.file(`h${id}.txt`);
+  const out = tmp.file(`b${id}.txt`);
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '--cacert', caFile, '-D', headers, '-o', out, '-w', '%{http_code}', ...args, `${t.url}${path}`], { timeout: 30_000 }, (err, stdout, stderr) => {
+      if (err) return reject(new Error(`curl failed: ${stderr}`));
+      resolve({ status: Number(stdout), headers: readFileSync(headers, 'utf8'), body: readFileSync(out, 'utf8') });
+    });
+  });
+}
+
+/** Every table's row count but the audit log's: a refusal is audited, and changes nothing else. */
+async function rowsBesidesAudit(): Promise<Record<string, number>> {
+  const { audit_log: _audit, ...rest } = await snapshotCounts(t.store);
+  return rest;
+}
+
+/** A re-enrolment CSR as RFC 7030 §4.2.2 wants it: the certificate's own subject, signed by a new key in `<file>.key`. */
+async function reenrolCsr(certFile: string, file: string): Promise<string> {
+  expect((await openssl(['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', tmp.file(`${file}.key`)])).code).toBe(0);
+  // -x509toreq writes the request's text before its PEM; `req` keeps the request alone, in DER.
+  const res = await openssl(['x509', '-x509toreq', '-in', certFile, '-signkey', tmp.file(`${file}.key`), '-out', tmp.file(`${file}.txt`)]);
+  expect(res.code, res.stderr).toBe(0);
+  expect((await openssl(['req', '-in', tmp.file(`${file}.txt`), '-outform', 'DER', '-out', tmp.file(`${file}.der`)])).code).toBe(0);
+  writeFileSync(tmp.file(`${file}.b64`), tmp.read(`${file}.der`).toString('base64'));
+  return tmp.file(`${file}.b64`);
+}
+
+async function device(tier: string, name: string): Promise<string> {
+  const res = await api('officer', 'POST', '/api/v1/subjects', { kind: 'device', domain: 'yuhu', organ: 'government', tier, name, dns: [`${name}.${ZONE}`] });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body.id;
+}
+
+async function code(subject: string, expires?: string): Promise<string> {
+  const res = await api('officer', 'POST', '/api/v1/est/codes', { subject, ...(expires ? { expires } : {}) });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body.code;
+}
+
+/** A base64 DER CSR (RFC 7030's body) for `name`, with its key in `<file>.key`. */
+async function csr(file: string, name: string, keyArgs = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']): Promise<string> {
+  const res = await openssl(['req', '-new', ...keyArgs, '-nodes', '-keyout', tmp.file(`${file}.key`), '-subj', `/CN=${name}.${ZONE}`,
+    '-addext', `subjectAltName=DNS:${name}.${ZONE}`, '-outform', 'DER', '-out', tmp.file(`${file}.der`)]);
+  expect(res.code, res.stderr).toBe(0);
+  writeFileSync(tmp.file(`${file}.b64`), tmp.read(`${file}.der`).toString('base64'));
+  return tmp.file(`${file}.b64`);
+}
+
+const enrol = (label: string, subject: string, secret: string, csrFile: string) =>
+  curl(`/.well-known/est/${label}/simpleenroll`, ['--user', `${subject}:${secret}`, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${csrFile}`]);
+
+/** The certificates of a base64 certs-only PKCS#7, through `openssl pkcs7 -print_certs`. */
+async function printCerts(body: string, file: string): Promise<string[]> {
+  expect(body).toMatch(/^[A-Za-z0-9+/]+=*$/); // RFC 8951: base64 without line breaks
+  writeFileSync(tmp.file(`${file}.p7`), Buffer.from(body, 'base64'));
+  const res = await openssl(['pkcs7', '-inform', 'DER', '-in', tmp.file(`${file}.p7`), '-print_certs']);
+  expect(res.code, res.stderr).toBe(0);
+  return res.stdout.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g) ?? [];
+}
+
+async function verifyUnderTier(certPem: string, tier: 't2' | 't3', file: string): Promise<void> {
+  const chain = await printCerts((await curl(`/.well-known/est/yuhu-${tier}/cacerts`)).body, `${file}-chain`);
+  writeFileSync(tmp.file(`${file}.pem`), certPem);
+  writeFileSync(tmp.file(`${file}-root.pem`), chain.at(-1)!);
+  writeFileSync(tmp.file(`${file}-inter.pem`), chain.slice(0, -1).join(''));
+  const res = await openssl(['verify', '-CAfile', tmp.file(`${file}-root.pem`), '-untrusted', tmp.file(`${file}-inter.pem`),
+    '-policy', EXAMPLE_TIER_OIDS[tier], '-explicit_policy', '-purpose', 'sslclient', tmp.file(`${file}.pem`)]);
+  expect(res.stdout + res.stderr).toContain(`${file}.pem: OK`);
+}
+
+describe('EST with curl and openssl', () => {
+  it('serves cacerts as certs-only PKCS#7 (the tier CA up to the root) and csrattrs naming the tier\'s key', async () => {
+    const res = await curl('/.well-known/est/yuhu-t2/cacerts');
+    expect(res.status).toBe(200);
+    expect(res.headers).toMatch(/content-type: application\/pkcs7-mime; smime-type=certs-only/i);
+    const certs = await printCerts(res.body, 'cacerts');
+    expect(certs).toHaveLength(3);
+    const subjects = await Promise.all(certs.map(async (pem, i) => (await openssl(['x509', '-noout', '-subject', '-in', tmp.file(`ca${i}.pem`, pem)])).stdout));
+    expect(subjects[0]).toContain('CN');
+    const attrs = await curl('/.well-known/est/yuhu-t2/csrattrs');
+    expect([attrs.status, attrs.headers.match(/content-type: ([^\r\n]+)/i)?.[1]]).toEqual([200, 'application/csrattrs']);
+    writeFileSync(tmp.file('attrs.der'), Buffer.from(attrs.body, 'base64'));
+    const parsed = await openssl(['asn1parse', '-inform', 'DER', '-in', tmp.file('attrs.der')]);
+    expect(parsed.stdout).toContain(':prime256v1');
+    expect(parsed.stdout).toContain(':ecdsa-with-SHA256');
+    expect(parsed.stdout).toContain(':Extension Request');
+    expect((await curl('/.well-known/est/nowhere-t9/cacerts')).status).toBe(404);
+  });
+
+  it('enrols a device with its one-time code (tierca est code add): the certificate verifies under the tier policy', async () => {
+    const subject = await device('t2', 'router1');
+    const made = await runTierca(['est', 'code', 'add', '--subject', subject, '--expires', '2h', '--json'], {
+      env: { TIERCA_URL: t.url, TIERCA_TOKEN: t.tokens.officer, TIERCA_CA_FILE: caFile },
+    });
+    expect(made.code, made.stderr).toBe(0);
+    const issued = JSON.parse(made.stdout.toString());
+    expect(issued).toMatchObject({ subjectId: subject, label: 'yuhu-t2' });
+    const res = await enrol('yuhu-t2', subject, issued.code, await csr('router1', 'router1'));
+    expect(res.status, res.body).toBe(200);
+    expect(res.headers).toMatch(/content-type: application\/pkcs7-mime; smime-type=certs-only/i);
+    const [leaf] = await printCerts(res.body, 'router1-cert');
+    await verifyUnderTier(leaf, 't2', 'router1-leaf');
+    writeFileSync(tmp.file('router1.pem'), leaf);
+    const [py] = await pythonCheck([{ kind: 'cert', path: tmp.file('router1.pem') }]);
+    expect(py.policies).toContain(EXAMPLE_TIER_OIDS.t2);
+    const codes = await api('officer', 'GET', `/api/v1/est/codes?subject=${subject}`);
+    expect(codes.body[0]).toMatchObject({ state: 'used', label: 'yuhu-t2' });
+    const listed = await runTierca(['est', 'codes', '--subject', subject], { env: { TIERCA_URL: t.url, TIERCA_TOKEN: t.tokens.officer, TIERCA_CA_FILE: caFile } });
+    expect(listed.stdout.toString()).toMatch(/used/);
+    const audit = await t.store.audit.list({ action: 'est.enrol' });
+    expect(audit.some((r) => r.outcome === 'success' && r.target === `subject:${subject}`)).toBe(true);
+  });
+
+  it('refuses a reused, wrong, expired or other subject\'s code (401, WWW-Authenticate) and a CSR outside policy (the code stays good): nothing changes', async () => {
+    const subject = await device('t2', 'router2');
+    const other = await device('t2', 'router3');
+    const secret = await code(subject);
+    const csrFile = await csr('router2', 'router2');
+    const before = await rowsBesidesAudit();
+    const wrong = await enrol('yuhu-t2', subject, 'not-the-code', csrFile);
+    expect([wrong.status, JSON.parse(wrong.body).detail]).toEqual([401, 'the enrolment code is not accepted: no such code for this subject']);
+    expect(wrong.headers).toMatch(/www-authenticate: Basic realm="tierca EST/i);
+    const foreign = await enrol('yuhu-t2', other, secret, csrFile);
+    expect(foreign.status).toBe(401);
+    const label = await enrol('yuhu-t1', subject, secret, csrFile);
+    expect([label.status, JSON.parse(label.body).detail]).toEqual([401, 'the enrolment code is not accepted: the code is for yuhu-t2, not yuhu-t1']);
+    // t2 takes RSA-3072 and up: a 2048-bit key is outside its policy, and the code is not spent on it.
+    const weak = await enrol('yuhu-t2', subject, secret, await csr('router2-rsa', 'router2', ['-newkey', 'rsa:2048']));
+    expect(weak.status).toBe(422);
+    expect(JSON.parse(weak.body).detail).toContain('RSA-2048');
+    const garbage = await curl('/.well-known/est/yuhu-t2/simpleenroll', ['--user', `${subject}:${secret}`, '-H', 'Content-Type: application/pkcs10', '--data-binary', 'not base64!']);
+    expect(garbage.status).toBe(400);
+    expect(await rowsBesidesAudit()).toEqual(before);
+
+    expect((await enrol('yuhu-t2', subject, secret, csrFile)).status).toBe(200);
+    const again = await enrol('yuhu-t2', subject, secret, csrFile);
+    expect([again.status, JSON.parse(again.body).detail]).toEqual([401, 'the enrolment code is not accepted: the code was used already']);
+
+    // A code past its expiry (set back in the table: the service runs on the system clock).
+    const shortLived = await code(other, '1m');
+    await knexOf(t.store)('est_codes').where({ subject_id: other }).update({ expires_at: new Date(Date.now() - 1000).toISOString() });
+    const expired = await enrol('yuhu-t2', other, shortLived, await csr('router3', 'router3'));
+    expect([expired.status, JSON.parse(expired.body).detail]).toEqual([401, 'the enrolment code is not accepted: the code has expired']);
+  });
+
+  it('re-enrols over mutual TLS with the issued certificate and a new key; a revoked certificate is refused', async () => {
+    const subject = await device('t2', 'gw1');
+    expect((await enrol('yuhu-t2', subject, await code(subject), await csr('gw1', 'gw1'))).status).toBe(200);
+    const enrolled = (await api('officer', 'GET', `/api/v1/certificates?subject=${subject}`)).body;
+    const current = Array.isArray(enrolled) ? enrolled[0] : enrolled.certificates?.[0];
+    const pem = (await api('officer', 'GET', `/api/v1/certificates/${current.serial}`)).body.pem as string;
+    writeFileSync(tmp.file('gw1.pem'), pem);
+    const noCert = await curl('/.well-known/est/yuhu-t2/simplereenroll', ['-H', 'Content-Type: application/pkcs10', '--data-binary', `@${await reenrolCsr(tmp.file('gw1.pem'), 'gw1-next')}`]);
+    expect(noCert.status).toBe(401);
+    const res = await curl('/.well-known/est/yuhu-t2/simplereenroll', ['--cert', tmp.file('gw1.pem'), '--key', tmp.file('gw1.key'),
+      '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${tmp.file('gw1-next.b64')}`]);
+    expect(res.status, res.body).toBe(200);
+    const [renewed] = await printCerts(res.body, 'gw1-renewed');
+    await verifyUnderTier(renewed, 't2', 'gw1-renewed-leaf');
+    const key = async (file: string) => (await openssl(['pkey', '-pubout', '-in', file])).stdout;
+    const renewedKey = (await openssl(['x509', '-noout', '-pubkey'], { input: renewed })).stdout;
+    expect(renewedKey).toBe(await key(tmp.file('gw1-next.key')));
+    expect(renewedKey).not.toBe(await key(tmp.file('gw1.key')));
+
+    writeFileSync(tmp.file('gw1-renewed.pem'), renewed);
+    const serial = (await openssl(['x509', '-noout', '-serial', '-in', tmp.file('gw1-renewed.pem')])).stdout.trim().split('=')[1].toLowerCase();
+    const revoked = await api('officer', 'POST', `/api/v1/certificates/${serial}/revoke`, { reason: 'keyCompromise' });
+    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+    const before = await rowsBesidesAudit();
+    const refused = await curl('/.well-known/est/yuhu-t2/simplereenroll', ['--cert', tmp.file('gw1-renewed.pem'), '--key', tmp.file('gw1-next.key'),
+      '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${await reenrolCsr(tmp.file('gw1-renewed.pem'), 'gw1-third')}`]);
+    expect([refused.status, JSON.parse(refused.body).detail]).toEqual([401, 'the client certificate is not accepted: the certificate is revoked']);
+    expect(await rowsBesidesAudit()).toEqual(before);
+  });
+
+  it('holds a t3 enrolment for a second officer (202, Retry-After), then answers the certificate to the same request', async () => {
+    const subject = await device('t3', 'vault1');
+    const secret = await code(subject);
+    const csrFile = await csr('vault1', 'vault1', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384']);
+    const first = await enrol('yuhu-t3', subject, secret, csrFile);
+    expect(first.status, first.body).toBe(202);
+    expect(first.headers).toMatch(/retry-after: 600/i);
+    const waiting = await enrol('yuhu-t3', subject, secret, csrFile);
+    expect(waiting.status).toBe(202);
+    const request = (await api('officer', 'GET', `/api/v1/est/codes?subject=${subject}`)).body[0].requestId;
+    expect((await api('officer2', 'POST', `/api/v1/requests/${request}/approve`)).status).toBe(201);
+    const done = await enrol('yuhu-t3', subject, secret, csrFile);
+    expect(done.status, done.body).toBe(200);
+    const [leaf] = await printCerts(done.body, 'vault1-cert');
+    await verifyUnderTier(leaf, 't3', 'vault1-leaf');
+    expect((await enrol('yuhu-t3', subject, secret, csrFile)).status).toBe(401);
+  });
+
+  it('is not served on the plain-HTTP public port', async () => {
+    const res = await fetch(`${t.service.httpUrl}/.well-known/est/yuhu-t2/cacerts`);
+    expect(res.status).toBe(404);
+  });
+});
