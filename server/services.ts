@@ -169,7 +169,7 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
   requests.register('escrow.recover-history', escrow.historyRequestKind);
   requests.register('principal.add', principals.requestKind);
   return {
-    authorizer, requests, issuance, escrow, checkpoints, preparer, lookup,
+    authorizer, requests, issuance, escrow, checkpoints, preparer, lookup, kmc,
     cas: caAdmin,
     principals,
     subjects: new SubjectService({ store, tiers: config.tiers, ipRanges, authorizer, revocation: ca.revocation, cas, clock }),
@@ -221,7 +221,7 @@ export function rotationServices(
   const caRollovers = new CaRollover({ store, cas, keystore, config, crls: ca.crls, log, random, faults: faults.rollover });
   const planner = new RotationPlanner({ store, cas, config, rollover: caRollovers });
   const renewals = new RenewalAuthority({
-    store, tiers: config.tiers, ipRanges, cas, authorizer: ra.authorizer, lookup: ra.lookup, preparer: ra.preparer, renewals: caRenewals, clock, random,
+    store, tiers: config.tiers, ipRanges, cas, authorizer: ra.authorizer, lookup: ra.lookup, preparer: ra.preparer, renewals: caRenewals, clock, random, kmc: ra.kmc,
   });
   const rollovers = new RolloverService({ store, cas, authorizer: ra.authorizer, requests: ra.requests, rollovers: caRollovers, clock });
   ra.requests.register('ca.rollover', rollovers.requestKind);

@@ -79,6 +79,14 @@ export class KeyManagementCentre {
     if (!(await this.deps.store.bind(keyId, issuerId, serial))) throw new TiercaError('conflict', `escrowed key ${keyId} is unknown or already bound`);
   }
 
+  /**
+   * A renewal kept the escrowed key: the key now belongs to the successor certificate (the key
+   * history lists a key once, by the certificate that carries it now).
+   */
+  async rebind(keyId: string, from: { issuerId: string; serial: string }, to: { issuerId: string; serial: string }): Promise<void> {
+    if (!(await this.deps.store.rebind(keyId, from, to))) throw new TiercaError('conflict', `escrowed key ${keyId} is not bound to ${from.issuerId}/${from.serial}`);
+  }
+
   /** Every escrowed key of a subject, oldest first, without its secret. */
   async history(subjectId: string): Promise<EscrowedKeyView[]> {
     return (await this.deps.store.keysOf(subjectId)).map(({ wrapped: _wrapped, ...view }) => view);

@@ -82,6 +82,11 @@ export class KmcStore {
     return (await this.db('kmc_keys').where({ id }).whereNull('serial').update({ issuer_id: issuerId, serial })) === 1;
   }
 
+  /** Moves a key's binding from a certificate to its successor (a renewal that kept the key). */
+  async rebind(id: string, from: { issuerId: string; serial: string }, to: { issuerId: string; serial: string }): Promise<boolean> {
+    return (await this.db('kmc_keys').where({ id, issuer_id: from.issuerId, serial: from.serial }).update({ issuer_id: to.issuerId, serial: to.serial })) === 1;
+  }
+
   /** How many keys are escrowed. */
   async countKeys(): Promise<number> {
     const row = await this.db('kmc_keys').count<{ n: number | string }[]>({ n: '*' }).first();

@@ -16,6 +16,7 @@ import type { CertificateStatusService } from './certificate-status.service.ts';
 import type { KeystoreStatusService } from './keystore-status.service.ts';
 import type { AcmeBindingService } from './acme-binding.service.ts';
 import type { EstCodesService } from './est-codes.service.ts';
+import type { KeyManagementCentre } from '../kmc/key-management-centre.ts';
 
 export interface RegistrationAuthority {
   /** Authentication and role × permission × domain checks (every service checks through it). */
@@ -38,5 +39,8 @@ export interface RegistrationAuthority {
   readonly keystore: KeystoreStatusService;
   /** ACME account-binding keys, accounts and orders, for officers. */
   readonly acme: AcmeBindingService;
+  /** EST enrolment codes, for officers. */
   readonly est: EstCodesService;
+  /** The key-management centre the issuance and recovery use (renewal moves a kept key's binding). */
+  readonly kmc: KeyManagementCentre;
 }

@@ -145,13 +145,17 @@ describe('renewal by an officer', () => {
     expect(info.stdout).toContain(res.body.pem.split('\n')[1]);
   });
 
-  it('renews an encryption certificate keeping its escrowed key: the successor is escrowed too', async () => {
+  it('renews an encryption certificate keeping its escrowed key: the KMC\'s key now belongs to the successor', async () => {
     const enc = await issueLeaf(t, tmp, { kind: 'user', tier: 't2', profile: 'user-enc', generate: true });
+    const before = await knexOf(t.store)('kmc_keys').where({ serial: enc.serial }).first();
+    expect(before).toBeTruthy();
     const res = await renew('officer', enc);
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     expect(res.body.mode).toBe('renew');
     expect(res.body.certificate.profile).toBe('user-enc');
-    expect(await t.store.escrow.get(res.body.certificate.issuerId, res.body.certificate.serial)).toBeInstanceOf(Buffer);
+    const after = await knexOf(t.store)('kmc_keys').where({ id: before.id }).first();
+    expect([after.issuer_id, after.serial]).toEqual([res.body.certificate.issuerId, res.body.certificate.serial]);
+    expect(await t.store.escrow.get(res.body.certificate.issuerId, res.body.certificate.serial)).toBeUndefined();
     // t2 has no grace here: the old one is revoked (superseded) in the renewal's own transaction.
     expect(res.body.replaced).toMatchObject({ status: 'revoked', reason: 'superseded' });
     const o = await ocspAt(t, tmp, { leafPem: enc.pem, issuerPem: tierPem.t2, root, chain: [tierPem.t2, domainPem], at: clock.now() });

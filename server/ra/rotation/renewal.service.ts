@@ -13,6 +13,7 @@
  */
 import { readCertificate } from '../../../pki/certificate-reader.ts';
 import { parseIp } from '../../../pki/extensions.ts';
+import type { KeyManagementCentre } from '../../kmc/key-management-centre.ts';
 import type { KeyAlgorithm } from '../../../pki/algorithms.ts';
 import type { CertificateProfile, CertificateRecord, RenewalRecord, Store } from '../../storage/storage.ts';
 import type { TierPolicy } from '../../config/tier-policy.ts';
@@ -67,6 +68,8 @@ export interface RenewalAuthorityDeps {
   ipRanges: (domain: string) => readonly IpRange[];
   clock: Clock;
   random?: (n: number) => Buffer;
+  /** The key-management centre, where a user's encryption key may be escrowed (a renewal that keeps it moves its binding). */
+  kmc?: Pick<KeyManagementCentre, 'keyOfCertificate' | 'rebind'>;
 }
 
 export class RenewalAuthority {
@@ -159,10 +162,13 @@ export class RenewalAuthority {
       names: { dns: names.dns, ip: names.ips, email: names.emails }, key, requestId: null, now,
     });
     let delivered: DeliveredKey | undefined;
+    // A kept encryption key escrowed by the KMC stays there, bound to the successor after the commit;
+    // one in the older escrow table is re-sealed to the successor inside it.
+    const kmcKey = profile === 'user-enc' && mode === 'renew' ? await this.deps.kmc?.keyOfCertificate(old.issuerId, old.serial) : undefined;
     const outcome = await this.deps.renewals.renew({
       old, order, requestId, mode, graceDays: graceDaysOf(tier),
       escrowKey: profile === 'user-enc' ? privateKey : undefined,
-      carryEscrow: profile === 'user-enc' && mode === 'renew',
+      carryEscrow: profile === 'user-enc' && mode === 'renew' && !kmcKey,
       actor: actorOf(ctx),
       beforeStore: async (record) => {
         if (privateKey) {
@@ -172,6 +178,7 @@ export class RenewalAuthority {
         }
       },
     }, now);
+    if (kmcKey && !outcome.replayed) await this.deps.kmc!.rebind(kmcKey.id, old, outcome.record);
     const result = await this.result(outcome.record, outcome.chain, outcome.renewal, outcome.replayed);
     return outcome.replayed ? result : { ...result, ...delivered };
   }
