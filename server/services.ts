@@ -121,6 +121,7 @@ export async function openServices({ store, keystore, config, clock, log, random
   const acme = acmeServer(ca, ra, log);
   const est = new EstServer({
     est: new EstStore(knexOf(store)), store, tiers, cas, issuance: ra.issuance, devices: rotation.devices, clock,
+    keygen: { store, tiers, cas, clock, pair: { kmc: ra.kmc, preparer: ra.preparer, issuer, random } },
   });
   return { store, config, clock, cas, responders, crls, ocsp, status, revocation, issuer, signing, ra, scheduler, rotation, acme, est };
 }

@@ -31,7 +31,7 @@ export const AUDIT_ACTIONS = [
   'acme.account-key.add', 'acme.accounts', 'acme.orders', 'acme.account.deactivate',
   'acme.account.new', 'acme.account.update', 'acme.account.key-change', 'acme.order.new', 'acme.challenge', 'acme.finalize', 'acme.revoke',
   // EST (server/enrol/est): officers make codes; devices enrol with them
-  'est.code.add', 'est.codes', 'est.enrol',
+  'est.code.add', 'est.codes', 'est.enrol', 'est.serverkeygen',
 ] as const;
 
 /** One name of {@link AUDIT_ACTIONS}. */

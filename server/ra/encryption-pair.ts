@@ -28,6 +28,8 @@ export interface EncryptionHalf {
   passphrase: string;
   /** SM2 keys only: the GM/T 0009 SM2EnvelopedKey, to the holder's signing key. */
   envelopedKey?: Buffer;
+  /** Only when asked (`pkcs8: true`, EST serverkeygen): the private key as PKCS#8 DER, for this answer alone. */
+  pkcs8?: Buffer;
 }
 
 export interface EncryptionPairDeps {
@@ -50,7 +52,8 @@ function encryptionAlgorithm(tier: TierPolicy, signing: CertificateRecord): KeyA
 }
 
 export async function issueEncryptionHalf(
-  deps: EncryptionPairDeps, ctx: RequestContext, p: { tier: TierPolicy; subject: SubjectRecord; signing: CertificateRecord; requestId: string | null; now: Date },
+  deps: EncryptionPairDeps, ctx: RequestContext,
+  p: { tier: TierPolicy; subject: SubjectRecord; signing: CertificateRecord; requestId: string | null; now: Date; pkcs8?: boolean },
 ): Promise<EncryptionHalf> {
   const { tier, subject, signing, now } = p;
   const algorithm = encryptionAlgorithm(tier, signing);
@@ -77,5 +80,6 @@ export async function issueEncryptionHalf(
   return {
     certificate: issued.record, chain: issued.chain, keyId: made.keyId, pkcs12: delivered!.pkcs12!, passphrase: delivered!.passphrase!,
     ...(envelopedKey ? { envelopedKey } : {}),
+    ...(p.pkcs8 ? { pkcs8: made.privateKey.export({ type: 'pkcs8', format: 'der' }) } : {}),
   };
 }

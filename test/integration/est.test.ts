@@ -251,6 +251,49 @@ describe('EST with curl and openssl', () => {
     expect((await enrol('yuhu-t3', subject, secret, csrFile)).status).toBe(401);
   });
 
+  it('serverkeygen hands a user the KMC-made encryption key over mutual TLS (multipart: pkcs8 + certificate); openssl cms uses it', async () => {
+    const user = await api('officer', 'POST', '/api/v1/subjects', { kind: 'user', domain: 'yuhu', organ: 'government', tier: 't2', name: '王五', emails: [`wangwu@${ZONE}`] });
+    expect(user.status, JSON.stringify(user.body)).toBe(201);
+    const made = await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', tmp.file('wangwu.key'), '-subj', '/CN=x', '-out', tmp.file('wangwu.csr')]);
+    expect(made.code, made.stderr).toBe(0);
+    const pair = await api('officer', 'POST', '/api/v1/certificates', { subjectId: user.body.id, csr: readFileSync(tmp.file('wangwu.csr'), 'utf8') });
+    expect(pair.status, JSON.stringify(pair.body)).toBe(201);
+    writeFileSync(tmp.file('wangwu.pem'), pair.body.pem);
+    const keygen = (csrFile: string, cert = tmp.file('wangwu.pem'), key = tmp.file('wangwu.key')) => curl('/.well-known/est/yuhu-t2/serverkeygen',
+      ['--cert', cert, '--key', key, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${csrFile}`]);
+    const csrFile = await reenrolCsr(tmp.file('wangwu.pem'), 'wangwu-keygen');
+    // The pair's encryption certificate is live: a second key is refused until it is revoked (a lost token).
+    const before = await rowsBesidesAudit();
+    const held = await keygen(csrFile);
+    expect(held.status).toBe(409);
+    expect(await rowsBesidesAudit()).toEqual(before);
+    const enc = pair.body.encryption.certificate;
+    expect((await api('officer', 'POST', `/api/v1/certificates/${enc.serial}/revoke`, { reason: 'keyCompromise', issuer: enc.issuerId })).status).toBe(200);
+    const res = await keygen(csrFile);
+    expect(res.status, res.body).toBe(200);
+    const boundary = /content-type: multipart\/mixed; boundary=([^\r\n;]+)/i.exec(res.headers)![1];
+    const parts = res.body.split(`--${boundary}`).slice(1, -1).map((p) => p.trim().split(/\r?\n\r?\n/));
+    expect(parts.map(([h]) => /content-type: ([^\r\n]+)/i.exec(h)![1])).toEqual(['application/pkcs8', 'application/pkcs7-mime; smime-type=certs-only']);
+    writeFileSync(tmp.file('enc2.key.der'), Buffer.from(parts[0][1], 'base64'));
+    const [encPem] = await printCerts(parts[1][1].trim(), 'enc2');
+    writeFileSync(tmp.file('enc2.pem'), encPem);
+    const text = (await openssl(['x509', '-noout', '-text', '-in', tmp.file('enc2.pem')])).stdout;
+    expect(text).toMatch(/Key Agreement/);
+    expect(text).toContain(`email:wangwu@${ZONE}`);
+    const keyPem = (await openssl(['pkey', '-inform', 'DER', '-in', tmp.file('enc2.key.der')])).stdout;
+    writeFileSync(tmp.file('enc2.key'), keyPem);
+    writeFileSync(tmp.file('doc.txt'), '湘潭市 document for 王五\n');
+    expect((await openssl(['cms', '-encrypt', '-binary', '-aes256', '-recip', tmp.file('enc2.pem'), '-in', tmp.file('doc.txt'), '-outform', 'DER', '-out', tmp.file('doc.cms')])).code).toBe(0);
+    const opened = await openssl(['cms', '-decrypt', '-inform', 'DER', '-in', tmp.file('doc.cms'), '-recip', tmp.file('enc2.pem'), '-inkey', tmp.file('enc2.key')]);
+    expect(opened.stdout).toBe('湘潭市 document for 王五\n');
+    // Both keys are escrowed: the revoked pair's and the new one.
+    const history = await api('officer', 'GET', `/api/v1/subjects/${user.body.id}/keys`);
+    expect(history.body.map((k: any) => k.serial)).toContain(enc.serial);
+    expect(history.body).toHaveLength(2);
+    const device = await curl('/.well-known/est/yuhu-t2/serverkeygen', ['-H', 'Content-Type: application/pkcs10', '--data-binary', `@${csrFile}`]);
+    expect(device.status).toBe(401);
+  });
+
   it('is not served on the plain-HTTP public port', async () => {
     const res = await fetch(`${t.service.httpUrl}/.well-known/est/yuhu-t2/cacerts`);
     expect(res.status).toBe(404);

@@ -22,6 +22,7 @@ import { certsOnly } from '../../../pki/pkcs7-certs.ts';
 import { csrAttributes } from '../../../pki/csr-attributes.ts';
 import { PkiError } from '../../../pki/pki-error.ts';
 import type { EstCodeRecord, EstStore } from './est-store.ts';
+import { serverKeygen, type ServerKey, type ServerKeygenDeps } from './est-serverkeygen.ts';
 
 /** How long a device waits before asking again for an enrolment held for a second officer. */
 export const EST_RETRY_AFTER_SECONDS = 600;
@@ -33,6 +34,8 @@ export interface EstDeps {
   cas: Pick<CaDirectory, 'current' | 'effectiveStatus'>;
   issuance: Pick<IssuanceService, 'issue'>;
   devices: Pick<DeviceRenewal, 'renewByCertificate'>;
+  /** What `/serverkeygen` needs (est-serverkeygen.ts). */
+  keygen: ServerKeygenDeps;
   clock: Clock;
 }
 
@@ -145,6 +148,13 @@ export class EstServer {
     }
     const renewed = await this.deps.devices.renewByCertificate({ certificate: client, csr, source, requestId });
     return { kind: 'issued', certificate: renewed.certificate.der };
+  }
+
+  /** `/serverkeygen` (RFC 7030 §4.4): a user's KMC-made encryption key over mutual TLS; see est-serverkeygen.ts. */
+  async serverkeygen(label: string, client: Buffer | null, csr: Buffer, source: string | null): Promise<ServerKey> {
+    this.caOf(label);
+    checkCsr(csr);
+    return serverKeygen(this.deps.keygen, { label, client, source });
   }
 
   private async audit(code: EstCodeRecord, source: string | null, now: Date, outcome: 'success' | 'pending', detail: Record<string, unknown>): Promise<void> {

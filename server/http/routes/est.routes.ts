@@ -70,8 +70,15 @@ export function estRoutes(est: EstServer): Router {
     requireTls(req);
     sendEnrolled(res, await est.simplereenroll(req.params.label, clientCertificate(req), csrOf(req), req.socket.remoteAddress ?? null, randomUUID()));
   });
-  r.all('/.well-known/est/:label/serverkeygen', () => {
-    throw new TiercaError('not-found', 'serverkeygen is not offered: device keys are made by the device (docs/decisions/0024-est.md)');
+  r.post('/.well-known/est/:label/serverkeygen', body, async (req, res) => {
+    requireTls(req);
+    const made = await est.serverkeygen(req.params.label, clientCertificate(req), csrOf(req), req.socket.remoteAddress ?? null);
+    // RFC 7030 §4.4.2: multipart/mixed, the private key (application/pkcs8) first, then the certificate.
+    const boundary = `est-${randomUUID()}`;
+    const part = (type: string, der: Buffer) => `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${der.toString('base64')}\r\n`;
+    const text = part('application/pkcs8', made.pkcs8) + part(CERTS_ONLY, certsOnly([made.certificate])) + `--${boundary}--\r\n`;
+    made.pkcs8.fill(0);
+    res.status(200).set('cache-control', 'no-store').type(`multipart/mixed; boundary=${boundary}`).send(Buffer.from(text));
   });
   r.use('/.well-known/est', (err: unknown, req: Request, res: Response, next: NextFunction) => {
     if (err instanceof TiercaError && err.code === 'unauthenticated' && req.path.endsWith('/simpleenroll')) {

@@ -1,0 +1,68 @@
+/**
+ * EST `/serverkeygen` (RFC 7030 §4.4) for the encryption half of a user's dual certificate
+ * (GM/T 0034): the holder authenticates over mutual TLS with its signing certificate, the
+ * key-management centre makes and escrows the encryption key, the CA certifies it, and the answer
+ * carries the private key once — an `application/pkcs8` part, protected by the TLS session to the
+ * authenticated holder (§4.4.2; no extra CMS encryption) — beside the certificate. Where the holder
+ * still has a live encryption certificate it is refused: revoke that one first (a lost token), and
+ * the old key stays escrowed and recoverable.
+ */
+import type { Store } from '../../storage/storage.ts';
+import type { TierPolicy } from '../../config/tier-policy.ts';
+import type { Clock } from '../../clock.ts';
+import type { CaDirectory } from '../../ca/ca-directory.ts';
+import type { Principal, RequestContext } from '../../ra/permissions.ts';
+import { issueEncryptionHalf, type EncryptionPairDeps } from '../../ra/encryption-pair.ts';
+import { appendAudit } from '../../audit/audit-log.ts';
+import { TiercaError } from '../../errors.ts';
+import { readCertificate } from '../../../pki/certificate-reader.ts';
+
+export interface ServerKeygenDeps {
+  store: Pick<Store, 'certificates' | 'subjects' | 'audit'>;
+  tiers: ReadonlyMap<string, TierPolicy>;
+  cas: Pick<CaDirectory, 'get' | 'effectiveStatus'>;
+  pair: EncryptionPairDeps;
+  clock: Clock;
+}
+
+/** A server-made encryption key and its certificate, for one answer. */
+export interface ServerKey {
+  pkcs8: Buffer;
+  certificate: Buffer;
+}
+
+export async function serverKeygen(deps: ServerKeygenDeps, p: { label: string; client: Buffer | null; source: string | null }): Promise<ServerKey> {
+  const now = deps.clock.now();
+  const refuse = async (why: string, principalId: string | null = null): Promise<never> => {
+    await appendAudit(deps.store.audit, now, {
+      principalId, role: 'device', source: p.source, action: 'est.serverkeygen', target: `est:${p.label}`, outcome: 'denied', requestId: null, detail: { reason: why },
+    });
+    throw new TiercaError('unauthenticated', `the client certificate is not accepted: ${why}`);
+  };
+  if (!p.client) return refuse('serverkeygen needs the holder\'s signing certificate as the TLS client certificate');
+  const fields = readCertificate(p.client);
+  const cert = (await deps.store.certificates.findBySerial(fields.serial)).find((c) => c.der.equals(p.client!));
+  if (!cert || !deps.cas.get(cert.issuerId)) return refuse('the certificate is not one tierca issued');
+  const principalId = `certificate:${cert.issuerId}/${cert.serial}`;
+  if (cert.status !== 'good') return refuse(`the certificate is ${cert.status}`, principalId);
+  if (deps.cas.effectiveStatus(cert.issuerId).status !== 'active') return refuse('its CA is not active', principalId);
+  if (now.getTime() < cert.notBefore.getTime() || now.getTime() >= cert.notAfter.getTime()) return refuse('the certificate is not within its validity', principalId);
+  if (cert.profile !== 'user-sign') return refuse(`serverkeygen gives a user's encryption key; this is a ${cert.profile} certificate`, principalId);
+  if (`${cert.domain}-${cert.tier}` !== p.label) return refuse(`the certificate is of ${cert.domain}-${cert.tier}, not ${p.label}`, principalId);
+  const subject = cert.subjectId ? await deps.store.subjects.get(cert.subjectId) : undefined;
+  const tier = cert.tier ? deps.tiers.get(cert.tier) : undefined;
+  if (!subject || subject.status !== 'active' || !tier) return refuse('its subject is not active', principalId);
+  if (tier.encryptionCertificate === 'none') throw new TiercaError('policy-profile', `tier ${tier.id} issues no encryption certificates`);
+  const live = await deps.store.certificates.findLive(subject.id, 'user-enc', now);
+  if (live.length > 0) {
+    throw new TiercaError('already-holds-certificate', `subject ${subject.id} holds a live encryption certificate (${live[0].serial}); revoke it first (a lost token), its key stays recoverable`);
+  }
+  const principal: Principal = { id: principalId, name: cert.subjectDn, role: 'device', domains: [subject.domain] };
+  const ctx: RequestContext = { principal, source: p.source ? `est ${p.source}` : 'est', requestId: `est-keygen-${cert.serial}-${now.getTime()}` };
+  const half = await issueEncryptionHalf(deps.pair, ctx, { tier, subject, signing: cert, requestId: null, now, pkcs8: true });
+  await appendAudit(deps.store.audit, now, {
+    principalId, role: 'device', source: p.source, action: 'est.serverkeygen', target: `subject:${subject.id}`, outcome: 'success', requestId: null,
+    detail: { issuerId: half.certificate.issuerId, serial: half.certificate.serial, escrowedKey: half.keyId, pairOf: cert.serial },
+  });
+  return { pkcs8: half.pkcs8!, certificate: half.certificate.der };
+}
