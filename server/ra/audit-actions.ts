@@ -30,6 +30,8 @@ export const AUDIT_ACTIONS = [
   // ACME (server/enrol/acme): officers bind and deactivate; accounts act under their own id
   'acme.account-key.add', 'acme.accounts', 'acme.orders', 'acme.account.deactivate',
   'acme.account.new', 'acme.account.update', 'acme.account.key-change', 'acme.order.new', 'acme.challenge', 'acme.finalize', 'acme.revoke',
+  // web console (server/http/console): its sessions, and a page refused to a role
+  'console.sign-in', 'console.sign-out', 'console.page',
 ] as const;
 
 /** One name of {@link AUDIT_ACTIONS}. */
