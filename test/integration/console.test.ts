@@ -227,7 +227,8 @@ describe('officer', () => {
     await page.click('#issue');
     await page.locator('#pending').waitFor();
     const [request] = (await t.store.requests.list({ status: 'pending' })).filter((r) => r.subjectId === subjectId);
-    expect(request).toMatchObject({ action: 'issue', requestedBy: ids.officer, approvalsRequired: 2 });
+    // One approval by another officer besides the requester (dual control: two people).
+    expect(request).toMatchObject({ action: 'issue', requestedBy: ids.officer, approvalsRequired: 1, approvals: [] });
     expect(await text(page, '#pending')).toContain(request.id);
 
     await page.goto(`${t.url}/console/requests`);
@@ -247,8 +248,11 @@ describe('officer', () => {
     const [cert] = await t.store.certificates.findBySerial(serial);
     expect(cert).toMatchObject({ subjectId, tier: 't3', status: 'good' });
     expect((await t.store.requests.get(request.id))!.status).toBe('done');
-    const approval = (await t.store.audit.list({ fromSeq: 1, action: 'request.approve' })).at(-1)!;
-    expect(approval).toMatchObject({ principalId: ids.officer2, role: 'officer', outcome: 'success' });
+    // The requester's own attempt is recorded as a denial; the issuance under the approver.
+    const ownAttempt = (await t.store.audit.list({ fromSeq: 1, action: 'request.approve' })).at(-1)!;
+    expect(ownAttempt).toMatchObject({ principalId: ids.officer, outcome: 'denied', target: `request:${request.id}` });
+    const issuance = (await t.store.audit.list({ fromSeq: 1, action: 'certificate.issue' })).at(-1)!;
+    expect(issuance).toMatchObject({ principalId: ids.officer2, role: 'officer', outcome: 'success' });
   });
 
   it('revokes with a reason, and openssl ocsp reports it revoked (keyCompromise)', async () => {
@@ -260,7 +264,7 @@ describe('officer', () => {
     await page.selectOption('#reason', 'keyCompromise');
     await Promise.all([page.waitForURL(`${t.url}/console/certificates/${issued.issuerId}/${issued.serial}`), page.click('#revoke')]);
     expect(await text(page, '.notice.ok')).toBe('证书已撤销。');
-    expect(await text(page, '#status')).toContain('已撤销');
+    expect(await text(page, '#status')).toBe('已撤销 (密钥泄露)');
     const revoke = (await t.store.audit.list({ fromSeq: 1, action: 'certificate.revoke' })).at(-1)!;
     expect(revoke).toMatchObject({ principalId: ids.officer, outcome: 'success', target: `certificate:${issued.issuerId}/${issued.serial}` });
 
@@ -307,6 +311,42 @@ describe('auditor', () => {
   });
 });
 
+// Before the timeout tests walk the clock: TLS verifies the client certificate at the real time.
+describe('client certificate over mutual TLS', () => {
+  let server: Server | undefined;
+  afterAll(() => {
+    server?.closeAllConnections();
+    server?.close();
+  });
+
+  it('signs in with the principal certificate, Secure cookie; a revoked certificate ends the session', async () => {
+    const csr = await opensslCsr(tmp, 'principal', 'P-256');
+    const issuedTo = await call(t, 'admin', 'POST', `/api/v1/principals/${ids.officer2}/certificate`, { csr: csr.csrPem });
+    expect(issuedTo.status, JSON.stringify(issuedTo.body)).toBe(201);
+    const certPath = tmp.file('principal.pem', issuedTo.body.pem);
+    const key = tmp.file('tls.key');
+    const crt = tmp.file('tls.crt');
+    expect((await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', crt, '-subj', '/CN=127.0.0.1', '-days', '1'])).code).toBe(0);
+    const s = t.service.services;
+    server = createHttpServer({ ...s, publicUrl: s.config.publicUrl, log: pino({ level: 'silent' }), health: async () => undefined },
+      { key: tmp.read('tls.key'), cert: tmp.read('tls.crt'), ca: clientCaBundle(s.cas) });
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const page = await newPage({ clientCertificates: [{ origin, certPath, keyPath: csr.keyPath }] });
+    await page.goto(`${origin}/console/signin`);
+    await Promise.all([page.waitForURL(`${origin}/console/dashboard`), page.click('#signin-certificate')]);
+    expect(await text(page, '#who')).toContain('安全保密员');
+    const cookie = (await page.context().cookies()).find((c) => c.name === 'tierca_session')!;
+    expect(cookie).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict', path: '/console' });
+    expect((await t.store.audit.list({ fromSeq: 1, action: 'console.sign-in' })).at(-1)).toMatchObject({ principalId: ids.officer2, detail: { via: 'certificate' } });
+
+    const revoked = await call(t, 'officer', 'POST', `/api/v1/certificates/${issuedTo.body.certificate.serial}/revoke`, { reason: 'affiliationChanged', issuer: issuedTo.body.certificate.issuerId });
+    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
+    await page.goto(`${origin}/console/requests`);
+    expect(page.url()).toBe(`${origin}/console/signin`);
+  });
+});
+
 describe('roles, CSRF, sessions', () => {
   it('shows a role only its pages; any other is a 403 page, and the denial is audited', async () => {
     const cases: [RoleName, string[], string[], string][] = [
@@ -350,7 +390,7 @@ describe('roles, CSRF, sessions', () => {
       ['console.page', 'denied', ids.officer, { missing: 'csrf-token' }],
     ]);
     // With its token the same form works.
-    await page.reload();
+    await page.goto(`${t.url}/console/certificates/${cert.issuerId}/${serial}`);
     await Promise.all([page.waitForURL(`${t.url}/console/certificates/${cert.issuerId}/${serial}`), page.click('#hold')]);
     expect((await t.store.certificates.findBySerial(serial))[0].status).toBe('hold');
   });
@@ -385,41 +425,6 @@ describe('roles, CSRF, sessions', () => {
     const replay = await fetch(`${t.url}/console/certificates`, { headers: { cookie: `tierca_session=${cookie}` }, redirect: 'manual' });
     expect([replay.status, replay.headers.get('location')]).toEqual([303, '/console/signin']);
     expect((await t.store.audit.list({ fromSeq: 1, action: 'console.sign-out' })).at(-1)).toMatchObject({ principalId: ids.officer, outcome: 'success' });
-  });
-});
-
-describe('client certificate over mutual TLS', () => {
-  let server: Server | undefined;
-  afterAll(() => {
-    server?.closeAllConnections();
-    server?.close();
-  });
-
-  it('signs in with the principal certificate, Secure cookie; a revoked certificate ends the session', async () => {
-    const csr = await opensslCsr(tmp, 'principal', 'P-256');
-    const issuedTo = await call(t, 'admin', 'POST', `/api/v1/principals/${ids.officer2}/certificate`, { csr: csr.csrPem });
-    expect(issuedTo.status, JSON.stringify(issuedTo.body)).toBe(201);
-    const certPath = tmp.file('principal.pem', issuedTo.body.pem);
-    const key = tmp.file('tls.key');
-    const crt = tmp.file('tls.crt');
-    expect((await openssl(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', crt, '-subj', '/CN=127.0.0.1', '-days', '1'])).code).toBe(0);
-    const s = t.service.services;
-    server = createHttpServer({ ...s, publicUrl: s.config.publicUrl, log: pino({ level: 'silent' }), health: async () => undefined },
-      { key: tmp.read('tls.key'), cert: tmp.read('tls.crt'), ca: clientCaBundle(s.cas) });
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    const origin = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const page = await newPage({ clientCertificates: [{ origin, certPath, keyPath: csr.keyPath }] });
-    await page.goto(`${origin}/console/signin`);
-    await Promise.all([page.waitForURL(`${origin}/console/dashboard`), page.click('#signin-certificate')]);
-    expect(await text(page, '#who')).toContain('安全保密员');
-    const cookie = (await page.context().cookies()).find((c) => c.name === 'tierca_session')!;
-    expect(cookie).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict', path: '/console' });
-    expect((await t.store.audit.list({ fromSeq: 1, action: 'console.sign-in' })).at(-1)).toMatchObject({ principalId: ids.officer2, detail: { via: 'certificate' } });
-
-    const revoked = await call(t, 'officer', 'POST', `/api/v1/certificates/${issuedTo.body.certificate.serial}/revoke`, { reason: 'affiliationChanged', issuer: issuedTo.body.certificate.issuerId });
-    expect(revoked.status, JSON.stringify(revoked.body)).toBe(200);
-    await page.goto(`${origin}/console/requests`);
-    expect(page.url()).toBe(`${origin}/console/signin`);
   });
 });
 

@@ -11,6 +11,7 @@ import { randomUUID } from 'node:crypto';
 import express, { Router, type ErrorRequestHandler, type RequestHandler } from 'express';
 import { ERROR_CODES, TiercaError } from '../../errors.ts';
 import { requestIdOf } from '../authenticate.ts';
+import type { Role } from '../../storage/storage.ts';
 import { html } from './html.ts';
 import { problemBox } from './layout.ts';
 import { ctxOf, field, makeView, sendPage, viewOf, type ConsoleDeps } from './console-context.ts';
@@ -40,6 +41,9 @@ export const CONSOLE_CSP = "default-src 'self'; script-src 'self'; style-src 'se
 
 const MAX_FORM = '64kb';
 
+/** Where each role lands after sign-in (its main work); a role without it gets the first page it may use. */
+const LANDING: Partial<Record<Role, string>> = { officer: '/console/dashboard', sysadmin: '/console/principals', auditor: '/console/audit' };
+
 export function consoleRouter(deps: ConsoleDeps): Router {
   const r = Router();
   r.use((_req, res, next) => {
@@ -63,7 +67,8 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   r.use(csrf(deps));
   signOutPage(r, deps);
   r.get('/', (_req, res, next) => {
-    const first = MENU.find((m) => m.permissions.some((p) => viewOf(res).can(p)));
+    const role = ctxOf(res).principal.role;
+    const first = MENU.find((m) => m.href === LANDING[role]) ?? MENU.find((m) => m.permissions.some((p) => viewOf(res).can(p)));
     if (!first) return next(new TiercaError('forbidden', `role ${ctxOf(res).principal.role} may use no console page`));
     res.redirect(303, first.href);
   });

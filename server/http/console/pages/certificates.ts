@@ -9,6 +9,7 @@ import type { CertificateRecord } from '../../../storage/storage.ts';
 import type { TiercaError } from '../../../errors.ts';
 import { ERROR_CODES } from '../../../errors.ts';
 import { reasonOrRefuse } from '../../../ra/certificate-status.service.ts';
+import { reasonName } from '../../../../pki/revocation-reason.ts';
 import { parseWith } from '../../validate.ts';
 import { certificateListQuery, revokeBody } from '../../routes/certificate.routes.ts';
 import { html, type SafeHtml } from '../html.ts';
@@ -19,6 +20,12 @@ import { pagePermissions } from '../menu.ts';
 /** Reasons an officer picks from (RFC 5280 §5.3.1 names); hold has its own button. */
 export const REVOKE_REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn'] as const;
 const LIST_LIMIT = 500;
+
+/** A CRLReason as the page says it: the localized name of the reasons an officer picks, else the RFC 5280 name. */
+function reasonLabel(view: View, code: number): string {
+  const name = reasonName(code);
+  return (REVOKE_REASONS as readonly string[]).includes(name) ? view.t(`reason.${name as (typeof REVOKE_REASONS)[number]}`) : name;
+}
 
 export function certificatePages(r: Router, deps: ConsoleDeps): void {
   const read = guard(deps.ra, pagePermissions('/console/certificates'), 'certificate.list');
@@ -122,7 +129,7 @@ export function certificateFacts(view: View, c: CertificateRecord): SafeHtml {
 <tr><th scope="row">${t('field.subject')}</th><td>${c.subjectDn}</td></tr>
 <tr><th scope="row">${t('field.serial')}</th><td><code id="serial">${c.serial}</code></td></tr>
 <tr><th scope="row">${t('field.issuer')}</th><td><code>${c.issuerId}</code></td></tr>
-<tr><th scope="row">${t('field.status')}</th><td id="status">${badge(view, c.status)}${c.revocationReason != null && c.status === 'revoked' ? html` (${c.revocationReason})` : ''}</td></tr>
+<tr><th scope="row">${t('field.status')}</th><td id="status">${badge(view, c.status)}${c.revocationReason != null && c.status === 'revoked' ? html` (${reasonLabel(view, c.revocationReason)})` : ''}</td></tr>
 <tr><th scope="row">${t('field.profile')}</th><td>${c.profile}</td></tr>
 <tr><th scope="row">${t('field.domain')} / ${t('field.tier')}</th><td>${c.domain ?? '—'} / ${c.tier ?? '—'}</td></tr>
 <tr><th scope="row">${t('field.notBefore')}</th><td>${view.date(c.notBefore)}</td></tr>

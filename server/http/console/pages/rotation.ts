@@ -26,7 +26,7 @@ export function rotationPages(r: Router, deps: ConsoleDeps): void {
   if (!rotation) return;
   const may = guard(deps.ra, pagePermissions('/console/rotation'), 'rotation.run');
   r.get('/rotation', may, async (req, res) => {
-    await duePage(res, deps, param(req, 'within') || '0d');
+    await duePage(res, deps, param(req, 'within'));
   });
 
   r.post('/rotation/dry-run', may, async (req, res) => {
@@ -36,7 +36,7 @@ export function rotationPages(r: Router, deps: ConsoleDeps): void {
     try {
       report = await rotation.runs.run(ctxOf(res), parseWith(runBody, { dryRun: true }));
     } catch (err) {
-      return duePage(res, deps, '0d', formErrorOf(err));
+      return duePage(res, deps, '', formErrorOf(err));
     }
     sendPage(res, {
       title: t('rotation.dryRunTitle'),
@@ -58,7 +58,7 @@ ${itemsTable(view, report.items, 'dry-run-items')}
       // The first batch before anything is sent: a refusal still gets its form page and status.
       first = await rotation.runs.run(ctxOf(res), parseWith(runBody, { requestId: runId, limit: BATCH }));
     } catch (err) {
-      return duePage(res, deps, '0d', formErrorOf(err));
+      return duePage(res, deps, '', formErrorOf(err));
     }
     const page = layout(view, t('rotation.runTitle'), html`<ol id="run-progress" class="progress">${new SafeHtml(STREAM)}`).value;
     const [head, tail] = page.split(STREAM);
@@ -88,7 +88,7 @@ async function duePage(res: Response, deps: ConsoleDeps, within: string, error?:
   const { t } = view;
   let items: DueItem[] = [];
   try {
-    const q = parseWith(dueQuery, { within });
+    const q = parseWith(dueQuery, within ? { within } : {});
     items = (await deps.rotation!.runs.due(ctxOf(res), { withinMs: q.within ?? 0 })).items;
   } catch (err) {
     error ??= formErrorOf(err);
