@@ -501,4 +501,25 @@ describe('sysadmin rotation', () => {
     for (const r of run) expect(r).toMatchObject({ principalId: ids.admin, role: 'sysadmin' });
     expect(violations).toEqual([]);
   });
+
+  it('asks for a CA rollover, which the asker cannot approve and a second sysadmin approves', async () => {
+    const before = (await call(t, 'auditor', 'GET', '/api/v1/cas')).body.length;
+    const page = await signIn('admin');
+    await page.goto(`${t.url}/console/rotation`);
+    await page.selectOption('#rollover-ca', 'yuhu-t1');
+    await Promise.all([page.waitForURL(`${t.url}/console/rotation`), page.click('#request-rollover')]);
+    const [request] = (await t.store.requests.list({ status: 'pending' })).filter((r) => r.action === 'ca.rollover');
+    expect(request).toMatchObject({ requestedBy: ids.admin, payload: { ca: 'yuhu-t1' } });
+    expect(await text(page, '.notice.ok')).toBe(`已创建请求 ${request.id}：需另一名系统管理员批准。`);
+    await page.goto(`${t.url}/console/requests`);
+    await page.locator(`#own-${request.id}`).waitFor();
+    expect(await page.locator(`#approve-${request.id}`).count()).toBe(0);
+    const second = await signIn('admin2');
+    await second.goto(`${t.url}/console/requests`);
+    await second.click(`#approve-${request.id}`);
+    await second.locator('#done').waitFor();
+    expect((await t.store.requests.get(request.id))!.status).toBe('done');
+    expect((await call(t, 'auditor', 'GET', '/api/v1/cas')).body.length).toBe(before + 1);
+    expect(violations).toEqual([]);
+  });
 });

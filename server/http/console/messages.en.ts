@@ -74,6 +74,8 @@ export const EN = {
   'rotation.dryRunSummary': '{n} items would be handled.', 'rotation.execute': 'Execute this rotation', 'rotation.runTitle': 'Rotation: running',
   'rotation.batch': 'Batch {n}: {done} handled, {remaining} renewals left', 'rotation.done': 'Rotation finished.',
   'rotation.outcome': 'Outcome', 'rotation.why': 'Detail',
+  'rotation.rollover': 'CA key rollover', 'rotation.rolloverHelp': 'A new key and certificate for a CA; a second system administrator approves the request under Pending requests. The root is rolled over only in a ceremony (CLI).',
+  'rotation.requestRollover': 'Request a rollover', 'flash.rolloverRequested': 'Request {id} opened: a second system administrator approves it.',
   'keystore.custody': 'Custody', 'keystore.key': 'Key id', 'keystore.purpose': 'Purpose', 'keystore.where': 'Held in',
   'keystore.canSign': 'Can sign now', 'keystore.software': 'software (sealed)',
   'audit.verify': 'Verify the chain', 'audit.export': 'Export (JSON Lines)', 'audit.principal': 'Principal', 'audit.target': 'Target',

@@ -75,6 +75,8 @@ export const ZH_CN: Record<MessageKey, string> = {
   'rotation.dryRunSummary': '将处理 {n} 项。', 'rotation.execute': '执行本次轮换', 'rotation.runTitle': '轮换：执行中',
   'rotation.batch': '第 {n} 批：已处理 {done} 项，剩余 {remaining} 项更新', 'rotation.done': '轮换完成。',
   'rotation.outcome': '结果', 'rotation.why': '说明',
+  'rotation.rollover': 'CA 密钥换代', 'rotation.rolloverHelp': '为 CA 生成新密钥和证书；需另一名系统管理员在“待审批请求”中批准。根 CA 仅能在仪式中换代（命令行）。',
+  'rotation.requestRollover': '申请换代', 'flash.rolloverRequested': '已创建请求 {id}：需另一名系统管理员批准。',
   'keystore.custody': '保管方式', 'keystore.key': '密钥编号', 'keystore.purpose': '用途', 'keystore.where': '存放位置',
   'keystore.canSign': '当前可签名', 'keystore.software': '软件（加密封存）',
   'audit.verify': '校验日志链', 'audit.export': '导出（JSON Lines）', 'audit.principal': '账号', 'audit.target': '对象',

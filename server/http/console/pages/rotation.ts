@@ -11,8 +11,8 @@ import type { DueItem } from '../../../ca/rotation-planner.ts';
 import { parseWith } from '../../validate.ts';
 import { dueQuery, runBody } from '../../routes/rotation.routes.ts';
 import { html, SafeHtml } from '../html.ts';
-import { csrfField, layout, problemBox } from '../layout.ts';
-import { ctxOf, field, formErrorOf, guard, param, sendPage, viewOf, type ConsoleDeps, type View } from '../console-context.ts';
+import { csrfField, layout, problemBox, select } from '../layout.ts';
+import { ctxOf, field, formErrorOf, guard, param, redirectWith, sendPage, viewOf, type ConsoleDeps, type View } from '../console-context.ts';
 import { pagePermissions } from '../menu.ts';
 
 /** Renewals per batch of a run (a line of progress each). */
@@ -27,6 +27,17 @@ export function rotationPages(r: Router, deps: ConsoleDeps): void {
   const may = guard(deps.ra, pagePermissions('/console/rotation'), 'rotation.run');
   r.get('/rotation', may, async (req, res) => {
     await duePage(res, deps, param(req, 'within'));
+  });
+
+  // A CA key rollover is a dual-controlled request: a second sysadmin approves it under Pending requests.
+  r.post('/rotation/rollover', guard(deps.ra, ['ca:rollover'], 'ca.rollover'), async (req, res) => {
+    let id: string;
+    try {
+      id = (await rotation.rollovers.requestRollover(ctxOf(res), field(req, 'ca'))).request.id;
+    } catch (err) {
+      return duePage(res, deps, '', formErrorOf(err));
+    }
+    redirectWith(res, '/console/rotation', { kind: 'ok', text: viewOf(res).t('flash.rolloverRequested', { id }) });
   });
 
   r.post('/rotation/dry-run', may, async (req, res) => {
@@ -93,6 +104,7 @@ async function duePage(res: Response, deps: ConsoleDeps, within: string, error?:
   } catch (err) {
     error ??= formErrorOf(err);
   }
+  const cas = (await deps.ra.cas.list(ctxOf(res))).filter((c) => c.record.status === 'active' && c.record.layer !== 'root');
   sendPage(res, {
     title: t('nav.rotation'), status: error ? ERROR_CODES[error.code].status : 200,
     body: html`${error ? problemBox(view, error) : ''}
@@ -101,7 +113,12 @@ async function duePage(res: Response, deps: ConsoleDeps, within: string, error?:
 ${items.length === 0 ? html`<p id="nothing-due">${t('rotation.nothingDue')}</p>` : html`<table id="due"><caption>${t('list.count', { n: items.length })}</caption><thead><tr>
 <th scope="col">${t('rotation.kind')}</th><th scope="col">${t('rotation.target')}</th><th scope="col">${t('field.domain')} / ${t('field.tier')}</th><th scope="col">${t('rotation.dueAt')}</th></tr></thead>
 <tbody>${items.map((i) => html`<tr><td>${i.kind}</td><td class="wrap">${targetOf(i)}</td><td>${i.domain ?? '—'} / ${i.tier ?? '—'}</td><td>${view.date(i.dueAt)}</td></tr>`)}</tbody></table>`}
-<form method="post" action="/console/rotation/dry-run" class="row">${csrfField(view)}<button type="submit" id="dry-run">${t('rotation.dryRun')}</button></form>`,
+<form method="post" action="/console/rotation/dry-run" class="row">${csrfField(view)}<button type="submit" id="dry-run">${t('rotation.dryRun')}</button></form>
+${view.can('ca:rollover') ? html`<section class="card" aria-labelledby="h-rollover"><h2 id="h-rollover">${t('rotation.rollover')}</h2>
+<p>${t('rotation.rolloverHelp')}</p>
+<form method="post" action="/console/rotation/rollover" class="row">${csrfField(view)}
+<label for="rollover-ca">${t('field.ca')}</label>${select('ca', 'rollover-ca', cas.map((c) => [c.record.id, `${c.record.name} (${c.record.id})`] as const), '')}
+<button type="submit" id="request-rollover">${t('rotation.requestRollover')}</button></form></section>` : ''}`,
   });
 }
 
