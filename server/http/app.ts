@@ -11,7 +11,10 @@ import type { RegistrationAuthority } from '../ra/registration-authority.ts';
 import type { RotationServices } from '../ra/rotation/rotation-services.ts';
 import type { Clock } from '../clock.ts';
 import { TiercaError } from '../errors.ts';
-import { auditFailedWrites, authenticate, authorizeRoutes } from './authenticate.ts';
+import { auditFailedWrites, authenticate, authorizeRoutes, loginGate } from './authenticate.ts';
+import { LoginLimiter } from './login-limiter.ts';
+import { consoleRouter } from './console/console.router.ts';
+import { SessionStore, type SessionTimeouts } from './console/session-store.ts';
 import { problemHandler } from './problem.ts';
 import { securityHeaders } from './security-headers.ts';
 import { publicRoutes } from './routes/public.routes.ts';
@@ -51,6 +54,11 @@ export interface AppDeps {
   acme?: AcmeServer;
   /** The EST server (`/.well-known/est/<label>/…`); absent, it is not served. */
   est?: EstServer;
+  /**
+   * The web console under `/console/` (server/http/console, docs/console.md): served unless `false`;
+   * `timeouts` overrides the session timeouts (default 15 minutes idle, 8 hours absolute).
+   */
+  console?: false | { timeouts?: SessionTimeouts };
 }
 
 export function createApp(deps: AppDeps): Express {
@@ -70,8 +78,11 @@ export function createApp(deps: AppDeps): Express {
   if (deps.rotation) app.use(rotationPublicRoutes(deps.rotation, MAX_BODY));
   if (deps.acme) app.use(acmeRoutes(deps.acme, deps.log));
   if (deps.est) app.use(estRoutes(deps.est));
+  // One limiter of failed logins for the API and the console: a source guessing tokens is counted
+  // the same through either.
+  const limiter = new LoginLimiter({ now: () => deps.clock.now().getTime() });
   const api = express.Router();
-  api.use(authenticate(deps.ra, { clock: deps.clock, metrics }));
+  api.use(authenticate(deps.ra, { clock: deps.clock, metrics, limiter }));
   api.use(authorizeRoutes(deps.ra, api));
   api.use(express.json({ limit: MAX_BODY, type: ['application/json', 'application/*+json'] }));
   api.use((req, _res, next) => {
@@ -101,6 +112,13 @@ export function createApp(deps: AppDeps): Express {
     res.type(metrics.registry.contentType).send(await metrics.registry.metrics());
   });
   app.use(publicRoutes(deps));
+  if (deps.console !== false) {
+    app.use('/console', consoleRouter({
+      ra: deps.ra, rotation: deps.rotation, clock: deps.clock, publicUrl: deps.publicUrl, log: deps.log,
+      login: loginGate(deps.ra, { clock: deps.clock, metrics, limiter }),
+      sessions: new SessionStore(deps.clock, deps.console?.timeouts),
+    }));
+  }
   app.use((_req, _res, next) => next(new TiercaError('not-found', 'no such route')));
   app.use(problemHandler(deps.log));
   return app;

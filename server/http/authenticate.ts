@@ -20,7 +20,7 @@ import type { TLSSocket } from 'node:tls';
 import type { ErrorRequestHandler, Request, RequestHandler, Response, Router } from 'express';
 import type { RegistrationAuthority } from '../ra/registration-authority.ts';
 import type { AuthOutcome, LoginFailure } from '../ra/authorizer.ts';
-import type { Permission, RequestContext } from '../ra/permissions.ts';
+import type { Permission, Principal, RequestContext } from '../ra/permissions.ts';
 import type { AuditAction } from '../ra/audit-actions.ts';
 import { TiercaError, type ErrorCode } from '../errors.ts';
 import { isAudited } from '../audit/audit-log.ts';
@@ -40,39 +40,71 @@ export interface AuthenticateOptions {
 }
 
 export function authenticate(ra: RegistrationAuthority, opts: AuthenticateOptions): RequestHandler {
-  const limiter = opts.limiter ?? new LoginLimiter({ now: () => opts.clock.now().getTime() });
-  const refused = (reason: string) => opts.metrics?.loginRefusals.inc({ reason });
+  const login = loginGate(ra, opts);
   return async (req, res, next) => {
     try {
       const source = req.socket.remoteAddress ?? 'unknown';
-      const header = req.headers['x-request-id'];
-      const requestId = typeof header === 'string' && /^[\w.-]{1,64}$/.test(header) ? header : nextRequestId();
+      const requestId = requestIdOf(req);
       res.setHeader('x-request-id', requestId);
       const target = `${req.method} ${req.baseUrl}${req.path}`.slice(0, 300);
-      if (!presentsCredentials(req)) {
-        refused('no-credentials');
-        throw new TiercaError('unauthenticated', MESSAGES['no-credentials']!);
-      }
-      const verdict = limiter.check(source);
-      if (verdict.limited) {
-        refused('rate-limited');
-        if (verdict.firstRefusal) await ra.authorizer.auditLoginFailure({ source, requestId, target, reason: 'rate-limited' });
-        throw new TiercaError('rate-limited', 'too many failed logins from this address; wait a minute');
-      }
-      const outcome = await credentialsOf(ra, req);
-      if (!outcome.ok) {
-        limiter.recordFailure(source);
-        refused(outcome.reason);
-        await ra.authorizer.auditLoginFailure({ source, requestId, target, reason: outcome.reason, principalId: outcome.principalId });
-        // The reason is in the audit log only: the caller learns nothing about which tokens exist.
-        throw new TiercaError('unauthenticated', MESSAGES[outcome.reason] ?? 'the credentials are not valid');
-      }
-      res.locals.ctx = { principal: outcome.principal, source, requestId } satisfies RequestContext;
+      const principal = await login({ req, source, requestId, target });
+      res.locals.ctx = { principal, source, requestId } satisfies RequestContext;
       next();
     } catch (err) {
       next(err);
     }
   };
+}
+
+/** One login attempt: the request (its Authorization header or TLS client certificate), or a `token` handed over otherwise (the console's sign-in form). */
+export interface LoginAttempt {
+  req: Request;
+  source: string;
+  requestId: string;
+  /** What was asked for, as the audit record of a refusal names it. */
+  target: string;
+  /** A token pasted into a form: authenticated exactly like a bearer token, instead of the request's own credentials. */
+  token?: string;
+}
+
+/** What a successful login gives. */
+export type LoginGate = (attempt: LoginAttempt) => Promise<Principal>;
+
+/**
+ * The one login path of tierca: the API's bearer tokens and client certificates and the console's
+ * sign-in all pass here, so they share the limiter, the refusal metrics, the audit of failures and the
+ * messages. Throws `unauthenticated` or `rate-limited`; resolves to the principal.
+ */
+export function loginGate(ra: RegistrationAuthority, opts: AuthenticateOptions): LoginGate {
+  const limiter = opts.limiter ?? new LoginLimiter({ now: () => opts.clock.now().getTime() });
+  const refused = (reason: string) => opts.metrics?.loginRefusals.inc({ reason });
+  return async ({ req, source, requestId, target, token }) => {
+    if (token === undefined ? !presentsCredentials(req) : token === '') {
+      refused('no-credentials');
+      throw new TiercaError('unauthenticated', MESSAGES['no-credentials']!);
+    }
+    const verdict = limiter.check(source);
+    if (verdict.limited) {
+      refused('rate-limited');
+      if (verdict.firstRefusal) await ra.authorizer.auditLoginFailure({ source, requestId, target, reason: 'rate-limited' });
+      throw new TiercaError('rate-limited', 'too many failed logins from this address; wait a minute');
+    }
+    const outcome = token === undefined ? await credentialsOf(ra, req) : await ra.authorizer.authenticateToken(token);
+    if (!outcome.ok) {
+      limiter.recordFailure(source);
+      refused(outcome.reason);
+      await ra.authorizer.auditLoginFailure({ source, requestId, target, reason: outcome.reason, principalId: outcome.principalId });
+      // The reason is in the audit log only: the caller learns nothing about which tokens exist.
+      throw new TiercaError('unauthenticated', MESSAGES[outcome.reason] ?? 'the credentials are not valid');
+    }
+    return outcome.principal;
+  };
+}
+
+/** The caller's X-Request-Id when it is a sane one, else one made here. */
+export function requestIdOf(req: Request): string {
+  const header = req.headers['x-request-id'];
+  return typeof header === 'string' && /^[\w.-]{1,64}$/.test(header) ? header : nextRequestId();
 }
 
 /**

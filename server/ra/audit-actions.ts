@@ -32,6 +32,8 @@ export const AUDIT_ACTIONS = [
   'acme.account.new', 'acme.account.update', 'acme.account.key-change', 'acme.order.new', 'acme.challenge', 'acme.finalize', 'acme.revoke',
   // EST (server/enrol/est): officers make codes; devices enrol with them
   'est.code.add', 'est.codes', 'est.enrol', 'est.serverkeygen',
+  // web console (server/http/console): its sessions, and a page refused to a role
+  'console.sign-in', 'console.sign-out', 'console.page',
 ] as const;
 
 /** One name of {@link AUDIT_ACTIONS}. */

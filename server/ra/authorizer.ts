@@ -145,8 +145,19 @@ export class Authorizer {
     });
   }
 
-  private async principalOutcome(principalId: string, via: 'token' | 'certificate'): Promise<AuthOutcome> {
+  /**
+   * The principal `principalId` as a login would find it now (disabled or gone: a failure). The
+   * console asks this on every request of a session, so that disabling a principal ends its sessions.
+   */
+  async principalOutcome(principalId: string, via: 'token' | 'certificate'): Promise<AuthOutcome> {
     return outcomeOf(await this.store.principals.get(principalId), via);
+  }
+
+  /** Records a successful session event of the web console (sign-in, sign-out) under the principal. */
+  async auditSession(ctx: RequestContext, action: 'console.sign-in' | 'console.sign-out', detail: Record<string, unknown>): Promise<void> {
+    await appendAudit(this.store.audit, this.clock.now(), {
+      principalId: ctx.principal.id, role: ctx.principal.role, source: ctx.source, action, target: null, outcome: 'success', requestId: ctx.requestId, detail,
+    });
   }
 }
 

@@ -11,6 +11,7 @@ import { openssl, TempDir } from '../helpers/openssl.ts';
 import { createApp, createHttpServer } from '../../server/http/app.ts';
 import { listRoutes } from '../../server/http/authenticate.ts';
 import { SECURITY_HEADERS, HSTS } from '../../server/http/security-headers.ts';
+import { CONSOLE_CSP } from '../../server/http/console/console.router.ts';
 import { certificateToPem } from '../../pki/pem.ts';
 
 let t: TestTierca;
@@ -30,15 +31,18 @@ afterAll(async () => {
 
 const concrete = (path: string) => path.replace(/:file/, 'yuhu-t1.crt').replace(/:issuer/, 'yuhu-t1').replace(/:[A-Za-z]+/g, (p) => `no-such-${p.slice(1)}`);
 
-function expectSecurityHeaders(what: unknown, headers: Headers) {
-  for (const [name, value] of Object.entries(SECURITY_HEADERS)) expect([what, name, headers.get(name)]).toEqual([what, name, value]);
+/** The headers every answer carries; the console's pages (server/http/console) load their own script and style, so their CSP is the console's. */
+function expectSecurityHeaders(what: unknown, headers: Headers, path = '') {
+  const expected = path.startsWith('/console') ? { ...SECURITY_HEADERS, 'content-security-policy': CONSOLE_CSP } : SECURITY_HEADERS;
+  for (const [name, value] of Object.entries(expected)) expect([what, name, headers.get(name)]).toEqual([what, name, value]);
   expect([what, headers.get('strict-transport-security')]).toEqual([what, null]);
 }
 
 describe('every route', () => {
   it('walks the public and the admin routes', () => {
     expect(routes.filter((r) => r.path.startsWith('/api/v1/')).length).toBeGreaterThanOrEqual(30);
-    expect(routes.map((r) => `${r.method} ${r.path}`)).toEqual(expect.arrayContaining(['GET /ca', 'GET /crl/:file', 'GET /status/:issuer/:serial', 'GET /healthz', 'GET /metrics']));
+    expect(routes.map((r) => `${r.method} ${r.path}`)).toEqual(expect.arrayContaining(['GET /ca', 'GET /crl/:file', 'GET /status/:issuer/:serial', 'GET /healthz', 'GET /metrics',
+      'GET /console/signin', 'POST /console/signin', 'GET /console/certificates', 'POST /console/issue', 'GET /console/audit']));
   });
 
   for (const who of [null, 'auditor', 'admin', 'officer'] as const) {
@@ -53,8 +57,10 @@ describe('every route', () => {
         });
         await res.arrayBuffer();
         const what = `${who} ${route.method} ${path} → ${res.status}`;
-        expectSecurityHeaders(what, res.headers);
+        expectSecurityHeaders(what, res.headers, path);
         if (path.startsWith('/api/v1/') || path === '/metrics') expect([what, res.headers.get('cache-control')]).toEqual([what, 'no-store']);
+        // Console pages (not its static assets) are never cached: they show certificates, audit records, tokens once.
+        if (path.startsWith('/console') && !path.startsWith('/console/assets/')) expect([what, res.headers.get('cache-control')]).toEqual([what, 'no-store']);
         checked++;
       }
       // An unknown route's problem too.

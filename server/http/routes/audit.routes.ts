@@ -14,7 +14,7 @@ import { parseWith } from '../validate.ts';
 const time = z.iso.datetime({ offset: true }).transform((t) => new Date(t));
 const seq = z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 
-const listQuery = z.object({
+export const auditListQuery = z.object({
   since: time.optional(),
   until: time.optional(),
   actor: z.string().min(1).max(64).optional(),
@@ -23,7 +23,7 @@ const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(10_000).default(100),
 }).strict();
 
-const exportQuery = z.object({ from: time.optional(), to: time.optional() }).strict();
+export const exportQuery = z.object({ from: time.optional(), to: time.optional() }).strict();
 
 const verifyQuery = z.object({
   anchor: z.string().regex(/^\d{1,15}:[0-9a-f]{64}$/, 'seq:hash, e.g. 1200:9f86d081…').optional(),
@@ -66,7 +66,7 @@ export function checkpointView(c: AuditCheckpointRecord) {
 export function auditRoutes(ra: RegistrationAuthority): Router {
   const r = Router();
   r.get('/audit', async (req, res) => {
-    const q = parseWith(listQuery, req.query);
+    const q = parseWith(auditListQuery, req.query);
     const records = await ra.audit.records(ctxOf(res), {
       since: q.since, until: q.until, actor: q.actor, action: q.action, afterSeq: q.after, limit: q.limit,
     });

@@ -14,7 +14,7 @@ import { certificateSummary, pemChain, requestView } from '../views.ts';
 import { certificateToPem } from '../../../pki/pem.ts';
 import { TiercaError } from '../../errors.ts';
 
-const issueBody = z.object({
+export const issueBody = z.object({
   subjectId: z.string().min(1).max(64),
   csr: z.string().min(1).max(32 * 1024).optional(),
   generate: z.object({ algorithm: z.string().max(16).optional(), passphrase: z.string().min(8).max(1024).optional() }).strict().optional(),
@@ -25,7 +25,7 @@ const issueBody = z.object({
   encryption: z.boolean().optional(),
 }).strict();
 
-const listQuery = z.object({
+export const certificateListQuery = z.object({
   domain: z.string().max(64).optional(),
   tier: z.string().max(16).optional(),
   status: z.enum(['good', 'revoked', 'hold']).optional(),
@@ -38,7 +38,7 @@ const listQuery = z.object({
 });
 
 const issuerOnly = z.object({ issuer: z.string().max(64).optional() }).strict();
-const revokeBody = z.object({
+export const revokeBody = z.object({
   reason: z.string().min(1).max(64),
   invalidityDate: z.iso.datetime().optional(),
   issuer: z.string().max(64).optional(),
@@ -121,7 +121,7 @@ export function certificateRoutes(ra: RegistrationAuthority, clock: Clock): Rout
     res.status(status).set('cache-control', 'no-store').json(out);
   });
   r.get('/certificates', async (req, res) => {
-    const q = parseWith(listQuery, req.query);
+    const q = parseWith(certificateListQuery, req.query);
     const now = clock.now();
     const certs = await ra.certificates.list(ctxOf(res), {
       domain: q.domain, tier: q.tier, status: q.status, issuerId: q.issuer, subjectId: q.subject, profile: q.profile,

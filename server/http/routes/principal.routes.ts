@@ -11,13 +11,13 @@ import { ctxOf } from '../authenticate.ts';
 import { nameField, parseWith } from '../validate.ts';
 import { certificateSummary, pemChain, requestView } from '../views.ts';
 
-const principalBody = z.object({
+export const principalBody = z.object({
   name: nameField({ max: 200 }),
   role: z.enum(['sysadmin', 'officer', 'auditor', 'device']),
   domains: z.array(z.string().min(1).max(64)).max(100).optional(),
 }).strict();
 
-const certificateBody = z.object({
+export const certificateBody = z.object({
   csr: z.string().min(1).max(32 * 1024),
   days: z.number().int().min(1).max(36_500).optional(),
 }).strict();

@@ -20,13 +20,13 @@ import { durationField, parseWith, requestIdField } from '../validate.ts';
 import { certificateSummary, pemChain, requestView } from '../views.ts';
 import { TiercaError } from '../../errors.ts';
 
-const dueQuery = z.object({
+export const dueQuery = z.object({
   within: durationField().optional(),
   domain: z.string().max(64).optional(),
   tier: z.string().max(16).optional(),
 }).strict();
 
-const runBody = z.object({
+export const runBody = z.object({
   dryRun: z.boolean().optional(),
   domain: z.string().max(64).optional(),
   tier: z.string().max(16).optional(),

@@ -10,7 +10,7 @@ import { certificateSummary, subjectView } from '../views.ts';
 
 const list = (max: number) => z.array(z.string().min(1).max(253)).max(max).optional();
 
-const subjectBody = z.object({
+export const subjectBody = z.object({
   kind: z.enum(['organ', 'device', 'user']),
   domain: z.string().min(1).max(64),
   organ: z.string().min(1).max(64),

@@ -1,0 +1,82 @@
+// The console's two small foundations: the `html` template escapes every interpolation (only another
+// `html` result passes through), and the session store keeps no session id, only its hash, and ends
+// sessions at their idle and absolute timeouts on the injected clock.
+import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
+import { html, escapeHtml } from '../../server/http/console/html.ts';
+import { SessionStore, sameSecret } from '../../server/http/console/session-store.ts';
+import { FixedClock } from '../../server/clock.ts';
+import { EN } from '../../server/http/console/messages.en.ts';
+import { ZH_CN } from '../../server/http/console/messages.zh-CN.ts';
+
+describe('html', () => {
+  it('escapes text, attributes and arrays; passes html results; drops null, undefined and false', () => {
+    const name = '<script>alert("x")</script> & \'q\' `b`';
+    expect(html`<p title="${name}">${name}</p>`.value).toBe(
+      '<p title="&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39; &#96;b&#96;">&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#39;q&#39; &#96;b&#96;</p>',
+    );
+    expect(html`<ul>${['<a>', html`<li>${'&'}</li>`]}</ul>`.value).toBe('<ul>&lt;a&gt;<li>&amp;</li></ul>');
+    expect(html`${null}${undefined}${false}${0}`.value).toBe('0');
+    expect(escapeHtml('a"b')).toBe('a&quot;b');
+  });
+});
+
+describe('SessionStore', () => {
+  const start = new Date('2026-12-03T08:00:00Z');
+
+  it('keeps only the SHA-256 of a session id, and finds the session by the id', () => {
+    const store = new SessionStore(new FixedClock(start));
+    const { id, session } = store.create({ principalId: 'prn-1', via: 'token' });
+    expect(id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const keys = [...(store as unknown as { sessions: Map<string, unknown> }).sessions.keys()];
+    expect(keys).toEqual([createHash('sha256').update(id).digest('hex')]);
+    expect(JSON.stringify([...(store as unknown as { sessions: Map<string, unknown> }).sessions.values()])).not.toContain(id);
+    expect(store.find(id)).toEqual({ state: 'active', session });
+    expect(store.find(`${id.slice(0, -1)}A`).state).toBe('none');
+    expect(store.find(undefined).state).toBe('none');
+    expect(session.csrf).not.toBe(id);
+  });
+
+  it('ends a session after 15 idle minutes, or 8 hours after sign-in however busy', () => {
+    const clock = new FixedClock(start);
+    const store = new SessionStore(clock);
+    const idle = store.create({ principalId: 'prn-1', via: 'token' }).id;
+    clock.advance(15 * 60_000 - 1);
+    expect(store.find(idle).state).toBe('active');
+    clock.advance(15 * 60_000);
+    expect(store.find(idle).state).toBe('expired');
+    expect(store.find(idle).state).toBe('none');
+
+    const busy = store.create({ principalId: 'prn-2', via: 'certificate' }).id;
+    for (let m = 0; m < 8 * 60 - 10; m += 10) {
+      clock.advance(10 * 60_000);
+      expect([m, store.find(busy).state]).toEqual([m, 'active']);
+    }
+    clock.advance(10 * 60_000);
+    expect(store.find(busy).state).toBe('expired');
+  });
+
+  it('ends sessions at sign-out and when their principal goes', () => {
+    const store = new SessionStore(new FixedClock(start), { idleMs: 1000, absoluteMs: 5000 });
+    const a = store.create({ principalId: 'prn-1', via: 'token' }).id;
+    const b = store.create({ principalId: 'prn-1', via: 'token' }).id;
+    const c = store.create({ principalId: 'prn-2', via: 'token' }).id;
+    store.destroy(a);
+    expect(store.find(a).state).toBe('none');
+    store.destroyPrincipal('prn-1');
+    expect([store.find(b).state, store.find(c).state]).toEqual(['none', 'active']);
+  });
+});
+
+describe('sameSecret and the catalogues', () => {
+  it('compares secrets whole', () => {
+    expect(sameSecret('abc', 'abc')).toBe(true);
+    for (const wrong of ['abd', 'ab', '', undefined, ['abc'], 'abc '.repeat(60)]) expect(sameSecret('abc', wrong)).toBe(false);
+  });
+
+  it('has every message in both languages, and the same parameters in each', () => {
+    expect(Object.keys(ZH_CN).sort()).toEqual(Object.keys(EN).sort());
+    const params = (s: string) => [...s.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
+    for (const key of Object.keys(EN) as (keyof typeof EN)[]) expect([key, params(ZH_CN[key])]).toEqual([key, params(EN[key])]);
+  });
+});
