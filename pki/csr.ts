@@ -211,3 +211,27 @@ export function requestedNames(csr: ParsedCsr): { dns: string[]; commonNames: st
     throw new PkiError('malformed', `malformed CSR: ${(err as Error).message}`);
   }
 }
+
+/**
+ * The values (whole DER TLVs) of every attribute of `type` (dotted OID) a CSR carries, in order;
+ * empty when there is none. For EST's AsymmetricDecryptKeyIdentifier (RFC 7030 §4.4.1.2) and
+ * DecryptKeyIdentifier (§4.4.1.1); the caller checks their count and form.
+ *
+ * @throws PkiError('malformed') when the attributes are not well formed.
+ */
+export function csrAttributeValues(csr: ParsedCsr, type: string): Buffer[] {
+  try {
+    const attributes = children(children(readOnly(csr.der, 0x30))[0])[3];
+    if (!attributes) return [];
+    const out: Buffer[] = [];
+    for (const attribute of children(expectTag(attributes, 0xa0, 'attributes'))) {
+      const [attrType, values] = children(expectTag(attribute, 0x30, 'attribute'));
+      if (decodeOid(expectTag(attrType, 0x06, 'attribute type')) !== type) continue;
+      out.push(...children(expectTag(values, 0x31, 'attribute values')).map((v) => v.raw));
+    }
+    return out;
+  } catch (err) {
+    if (err instanceof PkiError && !(err instanceof DerError)) throw err;
+    throw new PkiError('malformed', `malformed CSR attributes: ${(err as Error).message}`);
+  }
+}

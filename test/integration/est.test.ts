@@ -16,6 +16,12 @@ import { knexOf } from '../../server/storage/knex-store.ts';
 import { tlsTestCredentials } from '../helpers/tls-test-ca.ts';
 import { pythonCheck } from '../helpers/relying-party.ts';
 import { runTierca } from '../helpers/processes.ts';
+import { createPrivateKey, sign as nodeSign } from 'node:crypto';
+import { bitString, implicitConstructed, integer, octetString, oid, sequence, setOf } from '../../pki/der.ts';
+import { contentInfo } from '../../pki/cms-signed.ts';
+import { keysOfPackage } from '../../pki/asymmetric-key-package.ts';
+import { publicKeyInfoOf } from '../../pki/key-pair.ts';
+import { readCertificate } from '../../pki/certificate-reader.ts';
 
 const ZONE = 'yuhu.xiangtan.intranet';
 const tmp = new TempDir();
@@ -292,6 +298,113 @@ describe('EST with curl and openssl', () => {
     expect(history.body).toHaveLength(2);
     const device = await curl('/.well-known/est/yuhu-t2/serverkeygen', ['-H', 'Content-Type: application/pkcs10', '--data-binary', `@${csrFile}`]);
     expect(device.status).toBe(401);
+  });
+
+  /**
+   * A serverkeygen CSR (base64 DER) for the holder of `certFile`, signed by `keyFile`, carrying the
+   * RFC 7030 §4.4.1.2 AsymmetricDecryptKeyIdentifier (or §4.4.1.1 DecryptKeyIdentifier) `keyId`.
+   * openssl's `req` cannot write an OCTET STRING attribute, so the request is laid out here and
+   * `openssl req -verify -text` checks it before it is sent.
+   */
+  async function csrAskingEncryption(certFile: string, keyFile: string, file: string, keyId: Buffer, attribute = '1.2.840.113549.1.9.16.2.54'): Promise<string> {
+    expect((await openssl(['x509', '-in', certFile, '-outform', 'DER', '-out', tmp.file(`${file}-holder.der`)])).code).toBe(0);
+    const key = createPrivateKey(readFileSync(keyFile));
+    const rsa = key.asymmetricKeyType === 'rsa';
+    const info = sequence(integer(0), readCertificate(tmp.read(`${file}-holder.der`)).subject, publicKeyInfoOf(key), implicitConstructed(0, [sequence(oid(attribute), setOf(octetString(keyId)))]));
+    const signature = nodeSign('sha256', info, rsa ? key : { key, dsaEncoding: 'der' });
+    const algorithm = rsa ? sequence(oid('1.2.840.113549.1.1.11'), Buffer.from([0x05, 0x00])) : sequence(oid('1.2.840.10045.4.3.2'));
+    tmp.file(`${file}.der`, sequence(info, algorithm, bitString(signature)));
+    const checked = await openssl(['req', '-inform', 'DER', '-in', tmp.file(`${file}.der`), '-verify', '-noout', '-text']);
+    expect(checked.stderr + checked.stdout).toMatch(/verify OK/i);
+    expect(checked.stdout).toContain(attribute);
+    writeFileSync(tmp.file(`${file}.b64`), tmp.read(`${file}.der`).toString('base64'));
+    return tmp.file(`${file}.b64`);
+  }
+
+  /** The subjectKeyIdentifier of a certificate, as openssl prints it. */
+  async function skiOf(certFile: string): Promise<Buffer> {
+    const text = (await openssl(['x509', '-noout', '-ext', 'subjectKeyIdentifier', '-in', certFile])).stdout;
+    return Buffer.from(/([0-9A-F]{2}(?::[0-9A-F]{2})+)/.exec(text)![1].replace(/:/g, ''), 'hex');
+  }
+
+  /** A t2 user with a signing certificate for a key made by `keyArgs`, whose paired encryption certificate is revoked (so serverkeygen may make a new one). */
+  async function holder(name: string, cn: string, keyArgs: string[]): Promise<{ subject: string; cert: string; key: string }> {
+    const user = await api('officer', 'POST', '/api/v1/subjects', { kind: 'user', domain: 'yuhu', organ: 'government', tier: 't2', name: cn, emails: [`${name}@${ZONE}`] });
+    expect(user.status, JSON.stringify(user.body)).toBe(201);
+    const made = await openssl(['req', '-new', ...keyArgs, '-nodes', '-keyout', tmp.file(`${name}.key`), '-subj', '/CN=x', '-out', tmp.file(`${name}.csr`)]);
+    expect(made.code, made.stderr).toBe(0);
+    const pair = await api('officer', 'POST', '/api/v1/certificates', { subjectId: user.body.id, csr: readFileSync(tmp.file(`${name}.csr`), 'utf8') });
+    expect(pair.status, JSON.stringify(pair.body)).toBe(201);
+    writeFileSync(tmp.file(`${name}.pem`), pair.body.pem);
+    const enc = pair.body.encryption.certificate;
+    expect((await api('officer', 'POST', `/api/v1/certificates/${enc.serial}/revoke`, { reason: 'keyCompromise', issuer: enc.issuerId })).status).toBe(200);
+    return { subject: user.body.id, cert: tmp.file(`${name}.pem`), key: tmp.file(`${name}.key`) };
+  }
+
+  const keygenAs = (h: { cert: string; key: string }, csrFile: string) => curl('/.well-known/est/yuhu-t2/serverkeygen',
+    ['--cert', h.cert, '--key', h.key, '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${csrFile}`]);
+
+  /** The parts of a multipart/mixed answer: [content-type, body] each. */
+  function partsOf(res: CurlAnswer): [string, string][] {
+    const boundary = /content-type: multipart\/mixed; boundary=([^\r\n;]+)/i.exec(res.headers)![1];
+    return res.body.split(`--${boundary}`).slice(1, -1).map((p) => p.trim().split(/\r?\n\r?\n/)).map(([h, b]) => [/content-type: ([^\r\n]+)/i.exec(h)![1], b.trim()]);
+  }
+
+  for (const [kind, keyArgs, recipientInfo] of [
+    ['P-256', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256'], 'dhSinglePass-stdDH-sha256kdf-scheme'],
+    ['RSA-3072', ['-newkey', 'rsa:3072'], 'rsaesOaep'],
+  ] as const) {
+    it(`serverkeygen encrypts the key to a ${kind} holder that asks with AsymmetricDecryptKeyIdentifier: openssl cms decrypts, verifies the CA's signature, and the key is the certificate's`, async () => {
+      const name = `enc-${kind.toLowerCase()}`;
+      const h = await holder(name, `加密${kind}`, [...keyArgs]);
+      const res = await keygenAs(h, await csrAskingEncryption(h.cert, h.key, `${name}-req`, await skiOf(h.cert)));
+      expect(res.status, res.body).toBe(200);
+      const parts = partsOf(res);
+      expect(parts.map(([type]) => type)).toEqual(['application/pkcs7-mime; smime-type=server-generated-key', 'application/pkcs7-mime; smime-type=certs-only']);
+      expect(parts[0][1]).toMatch(/^[A-Za-z0-9+/]+=*$/);
+      writeFileSync(tmp.file(`${name}.env`), Buffer.from(parts[0][1], 'base64'));
+      const printed = await openssl(['cms', '-cmsout', '-print', '-inform', 'DER', '-in', tmp.file(`${name}.env`)]);
+      expect(printed.stdout).toContain(recipientInfo);
+      expect(printed.stdout).toContain('aes-256-cbc');
+      const opened = await openssl(['cms', '-decrypt', '-inform', 'DER', '-in', tmp.file(`${name}.env`), '-recip', h.cert, '-inkey', h.key, '-binary', '-out', tmp.file(`${name}.sd`)]);
+      expect(opened.code, opened.stderr).toBe(0);
+      // The SignedData is the tier CA's: it verifies under the root that /cacerts gives (-purpose any:
+      // a CA certificate's keyUsage has no digitalSignature; docs/decisions/0029-est-encrypted-key.md).
+      const chain = await printCerts((await curl('/.well-known/est/yuhu-t2/cacerts')).body, `${name}-chain`);
+      writeFileSync(tmp.file(`${name}-root.pem`), chain.at(-1)!);
+      writeFileSync(tmp.file(`${name}.p7`), contentInfo('1.2.840.113549.1.7.2', tmp.read(`${name}.sd`)));
+      const verified = await openssl(['cms', '-verify', '-inform', 'DER', '-in', tmp.file(`${name}.p7`), '-CAfile', tmp.file(`${name}-root.pem`), '-purpose', 'any',
+        '-binary', '-out', tmp.file(`${name}.akp`), '-signer', tmp.file(`${name}-signer.pem`)]);
+      expect(verified.stderr).toContain('Verification successful');
+      const signerSubject = (await openssl(['x509', '-noout', '-subject', '-in', tmp.file(`${name}-signer.pem`)])).stdout;
+      expect(signerSubject).toBe((await openssl(['x509', '-noout', '-subject'], { input: chain[0] })).stdout);
+      writeFileSync(tmp.file(`${name}-key.der`), keysOfPackage(tmp.read(`${name}.akp`))[0]);
+      const [encPem] = await printCerts(parts[1][1], `${name}-enc`);
+      const certKey = (await openssl(['x509', '-noout', '-pubkey'], { input: encPem })).stdout;
+      expect((await openssl(['pkey', '-inform', 'DER', '-in', tmp.file(`${name}-key.der`), '-pubout'])).stdout).toBe(certKey);
+      expect(certKey).toContain('BEGIN PUBLIC KEY');
+      const audit = await t.store.audit.list({ action: 'est.serverkeygen' });
+      expect(audit.find((r) => r.outcome === 'success' && r.target === `subject:${h.subject}`)?.detail).toMatchObject({ protection: { cms: 'enveloped-signed' } });
+    });
+  }
+
+  it('refuses encryption to a key that is not the requester\'s, and symmetric encryption, before any key is made: 400, nothing changes', async () => {
+    const h = await holder('enc-wrong', '钱七', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']);
+    const other = await holder('enc-other', '孙八', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']);
+    const foreignKeyId = await skiOf(other.cert);
+    const before = await rowsBesidesAudit();
+    const foreign = await keygenAs(h, await csrAskingEncryption(h.cert, h.key, 'enc-wrong-req', foreignKeyId));
+    expect([foreign.status, JSON.parse(foreign.body).detail]).toEqual([400,
+      `the AsymmetricDecryptKeyIdentifier ${foreignKeyId.toString('hex')} names no key of the requester: tierca encrypts the key only to the TLS client certificate's key (subjectKeyIdentifier ${(await skiOf(h.cert)).toString('hex')})`]);
+    const symmetric = await keygenAs(h, await csrAskingEncryption(h.cert, h.key, 'enc-sym-req', Buffer.from('shared-key-1'), '1.2.840.113549.1.9.16.2.37'));
+    expect(symmetric.status).toBe(400);
+    expect(JSON.parse(symmetric.body).detail).toMatch(/^the CSR asks for symmetric encryption of the key \(DecryptKeyIdentifier, RFC 7030 §4\.4\.1\.1\)/);
+    expect(await rowsBesidesAudit()).toEqual(before);
+    const denied = await t.store.audit.list({ action: 'est.serverkeygen' });
+    expect(denied.filter((r) => r.outcome === 'denied' && r.target === `subject:${h.subject}`)).toHaveLength(2);
+    // The same holder, asking for its own key, is served.
+    const own = await keygenAs(h, await csrAskingEncryption(h.cert, h.key, 'enc-own-req', await skiOf(h.cert)));
+    expect(own.status, own.body).toBe(200);
   });
 
   it('is not served on the plain-HTTP public port', async () => {

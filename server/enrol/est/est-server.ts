@@ -154,7 +154,7 @@ export class EstServer {
   async serverkeygen(label: string, client: Buffer | null, csr: Buffer, source: string | null): Promise<ServerKey> {
     this.caOf(label);
     checkCsr(csr);
-    return serverKeygen(this.deps.keygen, { label, client, source });
+    return serverKeygen(this.deps.keygen, { label, client, csr, source });
   }
 
   private async audit(code: EstCodeRecord, source: string | null, now: Date, outcome: 'success' | 'pending', detail: Record<string, unknown>): Promise<void> {

@@ -2,8 +2,10 @@
  * EST `/serverkeygen` (RFC 7030 §4.4) for the encryption half of a user's dual certificate
  * (GM/T 0034): the holder authenticates over mutual TLS with its signing certificate, the
  * key-management centre makes and escrows the encryption key, the CA certifies it, and the answer
- * carries the private key once — an `application/pkcs8` part, protected by the TLS session to the
- * authenticated holder (§4.4.2; no extra CMS encryption) — beside the certificate. Where the holder
+ * carries the private key once beside the certificate: an `application/pkcs8` part protected by the
+ * TLS session to the authenticated holder (§4.4.2), or — when the CSR carries an
+ * AsymmetricDecryptKeyIdentifier naming the holder's key (§4.4.1.2) — CMS EnvelopedData to that key
+ * around a SignedData by the issuing CA (est-key-encryption.ts). Where the holder
  * still has a live encryption certificate it is refused: revoke that one first (a lost token), and
  * the old key stays escrowed and recoverable.
  */
@@ -16,22 +18,23 @@ import { issueEncryptionHalf, type EncryptionPairDeps } from '../../ra/encryptio
 import { appendAudit } from '../../audit/audit-log.ts';
 import { TiercaError } from '../../errors.ts';
 import { readCertificate } from '../../../pki/certificate-reader.ts';
+import { encryptServerKey, keyProtectionOf, type KeyProtection } from './est-key-encryption.ts';
 
 export interface ServerKeygenDeps {
   store: Pick<Store, 'certificates' | 'subjects' | 'audit'>;
   tiers: ReadonlyMap<string, TierPolicy>;
-  cas: Pick<CaDirectory, 'get' | 'effectiveStatus'>;
+  cas: Pick<CaDirectory, 'get' | 'current' | 'effectiveStatus'>;
   pair: EncryptionPairDeps;
   clock: Clock;
 }
 
-/** A server-made encryption key and its certificate, for one answer. */
-export interface ServerKey {
-  pkcs8: Buffer;
-  certificate: Buffer;
-}
+/**
+ * A server-made encryption key and its certificate, for one answer: the key as PKCS#8 (TLS is its
+ * protection) or as a ContentInfo of CMS EnvelopedData (`smime-type=server-generated-key`).
+ */
+export type ServerKey = { certificate: Buffer } & ({ pkcs8: Buffer; encrypted?: undefined } | { encrypted: Buffer; pkcs8?: undefined });
 
-export async function serverKeygen(deps: ServerKeygenDeps, p: { label: string; client: Buffer | null; source: string | null }): Promise<ServerKey> {
+export async function serverKeygen(deps: ServerKeygenDeps, p: { label: string; client: Buffer | null; csr: Buffer; source: string | null }): Promise<ServerKey> {
   const now = deps.clock.now();
   const refuse = async (why: string, principalId: string | null = null): Promise<never> => {
     await appendAudit(deps.store.audit, now, {
@@ -57,12 +60,37 @@ export async function serverKeygen(deps: ServerKeygenDeps, p: { label: string; c
   if (live.length > 0) {
     throw new TiercaError('already-holds-certificate', `subject ${subject.id} holds a live encryption certificate (${live[0].serial}); revoke it first (a lost token), its key stays recoverable`);
   }
+  // Before any key is made: what protection the CSR asks for, and that tierca can give it.
+  const tierCa = deps.cas.current(p.label);
+  if (!tierCa) throw new TiercaError('ca-unavailable', `no current CA for ${p.label}`);
+  let protection: KeyProtection;
+  try {
+    protection = keyProtectionOf(p.csr, p.client, tierCa);
+  } catch (err) {
+    await appendAudit(deps.store.audit, now, {
+      principalId, role: 'device', source: p.source, action: 'est.serverkeygen', target: `subject:${subject.id}`, outcome: 'denied', requestId: null,
+      detail: { reason: err instanceof TiercaError ? err.message : 'the key protection could not be read' },
+    });
+    throw err;
+  }
   const principal: Principal = { id: principalId, name: cert.subjectDn, role: 'device', domains: [subject.domain] };
   const ctx: RequestContext = { principal, source: p.source ? `est ${p.source}` : 'est', requestId: `est-keygen-${cert.serial}-${now.getTime()}` };
   const half = await issueEncryptionHalf(deps.pair, ctx, { tier, subject, signing: cert, requestId: null, now, pkcs8: true });
+  let encrypted: Buffer | undefined;
+  if (protection.kind === 'cms') {
+    const issuer = deps.cas.get(half.certificate.issuerId)!;
+    try {
+      encrypted = await encryptServerKey({ pkcs8: half.pkcs8!, ca: issuer, recipient: p.client, recipientKeyId: protection.recipientKeyId, now });
+    } finally {
+      half.pkcs8!.fill(0);
+    }
+  }
   await appendAudit(deps.store.audit, now, {
     principalId, role: 'device', source: p.source, action: 'est.serverkeygen', target: `subject:${subject.id}`, outcome: 'success', requestId: null,
-    detail: { issuerId: half.certificate.issuerId, serial: half.certificate.serial, escrowedKey: half.keyId, pairOf: cert.serial },
+    detail: {
+      issuerId: half.certificate.issuerId, serial: half.certificate.serial, escrowedKey: half.keyId, pairOf: cert.serial,
+      protection: protection.kind === 'cms' ? { cms: 'enveloped-signed', recipientKeyId: protection.recipientKeyId.toString('hex') } : 'tls',
+    },
   });
-  return { pkcs8: half.pkcs8!, certificate: half.certificate.der };
+  return encrypted ? { encrypted, certificate: half.certificate.der } : { pkcs8: half.pkcs8!, certificate: half.certificate.der };
 }

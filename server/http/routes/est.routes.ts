@@ -14,6 +14,8 @@ import { certsOnly } from '../../../pki/pkcs7-certs.ts';
 import { TiercaError } from '../../errors.ts';
 
 const CERTS_ONLY = 'application/pkcs7-mime; smime-type=certs-only';
+/** RFC 7030 §4.4.2: the key part when it is additionally encrypted (CMS EnvelopedData). */
+const SERVER_GENERATED_KEY = 'application/pkcs7-mime; smime-type=server-generated-key';
 const MAX_CSR = '16kb';
 
 /** RFC 8951 §3.2: the body is base64 of the DER; line breaks (and a PEM armour, leniently) are allowed. */
@@ -73,11 +75,13 @@ export function estRoutes(est: EstServer): Router {
   r.post('/.well-known/est/:label/serverkeygen', body, async (req, res) => {
     requireTls(req);
     const made = await est.serverkeygen(req.params.label, clientCertificate(req), csrOf(req), req.socket.remoteAddress ?? null);
-    // RFC 7030 §4.4.2: multipart/mixed, the private key (application/pkcs8) first, then the certificate.
+    // RFC 7030 §4.4.2: multipart/mixed, the private key first (application/pkcs8, or CMS
+    // EnvelopedData as server-generated-key when the CSR asked for encryption), then the certificate.
     const boundary = `est-${randomUUID()}`;
     const part = (type: string, der: Buffer) => `--${boundary}\r\nContent-Type: ${type}\r\nContent-Transfer-Encoding: base64\r\n\r\n${der.toString('base64')}\r\n`;
-    const text = part('application/pkcs8', made.pkcs8) + part(CERTS_ONLY, certsOnly([made.certificate])) + `--${boundary}--\r\n`;
-    made.pkcs8.fill(0);
+    const key = made.encrypted ? part(SERVER_GENERATED_KEY, made.encrypted) : part('application/pkcs8', made.pkcs8);
+    const text = key + part(CERTS_ONLY, certsOnly([made.certificate])) + `--${boundary}--\r\n`;
+    made.pkcs8?.fill(0);
     res.status(200).set('cache-control', 'no-store').type(`multipart/mixed; boundary=${boundary}`).send(Buffer.from(text));
   });
   r.use('/.well-known/est', (err: unknown, req: Request, res: Response, next: NextFunction) => {
