@@ -19,6 +19,7 @@ import { checkProfile, tierOf } from './issuance-policy.ts';
 import type { CheckedKey, IssuableProfile, IssuancePreparer } from './issuance-preparer.ts';
 import { deliverKey, sealPassphrase, unsealPassphrase, type DeliveredKey } from './key-delivery.ts';
 import { completeRequest, type DualControl, type RequestKindHandler } from './dual-control.ts';
+import { isEncryptionProfile } from './encryption-profiles.ts';
 import { issueEncryptionHalf, wantsEncryptionHalf, type EncryptionHalf, type EncryptionPairDeps } from './encryption-pair.ts';
 import { HOUR_MS } from '../../pki/time-constants.ts';
 
@@ -193,9 +194,9 @@ export class IssuanceService {
   ): Promise<IssueResult> {
     const { keystore, kmc } = this.deps;
     const now = this.deps.clock.now();
-    // A user's server-made encryption key is the KMC's to make and escrow (GM/T 0034), as for the
+    // A server-made encryption key is the KMC's to make and escrow (GM/T 0034), as for the
     // encryption half of a dual pair: it joins the subject's key history and recovers with it.
-    const kmcKey = kmc && profile === 'user-enc' && key.kind === 'generate' && subject.kind === 'user'
+    const kmcKey = kmc && isEncryptionProfile(profile) && key.kind === 'generate'
       ? await kmc.generate({ subjectId: subject.id, algorithm: key.keyAlgorithm })
       : undefined;
     const prepared = await this.deps.preparer.prepare({
@@ -219,7 +220,7 @@ export class IssuanceService {
           throw new TiercaError('already-holds-certificate', `subject ${subject.id} already holds a valid ${profile} certificate`);
         }
         // Without a KMC (a server opened without one), the older escrow table keeps the key.
-        if (privateKey && profile === 'user-enc' && !kmcKey) await escrow(tx, keystore, record, privateKey, now);
+        if (privateKey && isEncryptionProfile(profile) && !kmcKey) await escrow(tx, keystore, record, privateKey, now);
         if (request) await completeRequest(tx, request, { issuerId: record.issuerId, serial: record.serial });
         if (replayKey) await tx.rotationRequests.insert(replayRecord(replayKey, ctx, subject, { issuerId: record.issuerId, serial: record.serial }, now));
       },

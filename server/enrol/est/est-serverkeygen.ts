@@ -52,7 +52,7 @@ export async function serverKeygen(deps: ServerKeygenDeps, p: { label: string; c
   const subject = cert.subjectId ? await deps.store.subjects.get(cert.subjectId) : undefined;
   const tier = cert.tier ? deps.tiers.get(cert.tier) : undefined;
   if (!subject || subject.status !== 'active' || !tier) return refuse('its subject is not active', principalId);
-  if (tier.encryptionCertificate === 'none') throw new TiercaError('policy-profile', `tier ${tier.id} issues no encryption certificates`);
+  if (tier.encryptionCertificate.user === 'none') throw new TiercaError('policy-profile', `tier ${tier.id} issues no encryption certificates`);
   const live = await deps.store.certificates.findLive(subject.id, 'user-enc', now);
   if (live.length > 0) {
     throw new TiercaError('already-holds-certificate', `subject ${subject.id} holds a live encryption certificate (${live[0].serial}); revoke it first (a lost token), its key stays recoverable`);
