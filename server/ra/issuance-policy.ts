@@ -54,7 +54,9 @@ export function checkKeyGeneration(tier: TierPolicy, profile: CertificateProfile
   if (isEncryptionProfile(profile)) {
     if (!serverMade) throw new TiercaError('policy-profile', 'encryption certificates need a server-made, escrowed key (use generate)');
     const kind = holderKindOf(profile);
-    if (tier.encryptionCertificate[kind] === 'none') throw new TiercaError('policy-profile', `tier ${tier.id} issues no encryption certificates to a ${kind}`);
+    if (tier.encryptionCertificate[kind] === 'none') {
+      throw new TiercaError('policy-profile', `tier ${tier.id} issues no encryption certificates${kind === 'user' ? '' : ` to a ${kind}`}`);
+    }
     return;
   }
   if (serverMade && !tier.keyGeneration.includes('server')) {
