@@ -102,9 +102,9 @@ export function tierCaExtensions(p: { publicKeyInfo: Buffer; issuerKeyId: Buffer
   ];
 }
 
-export type EndEntityProfile = 'organ' | 'device' | 'user-sign' | 'user-enc' | 'ocsp';
+export type EndEntityProfile = 'organ' | 'organ-enc' | 'device' | 'device-enc' | 'user-sign' | 'user-enc' | 'ocsp';
 
-export const END_ENTITY_PROFILES: readonly EndEntityProfile[] = ['organ', 'device', 'user-sign', 'user-enc', 'ocsp'];
+export const END_ENTITY_PROFILES: readonly EndEntityProfile[] = ['organ', 'organ-enc', 'device', 'device-enc', 'user-sign', 'user-enc', 'ocsp'];
 
 /** GM/T 0015-2012: an SM2 certificate is valid for ten years at most (3,650 days, as tierca counts days). */
 export const SM2_MAX_VALIDITY_DAYS = 3650;
@@ -123,6 +123,12 @@ export const SM2_MAX_VALIDITY_DAYS = 3650;
  *   §4.2.1.12 lists as consistent with emailProtection (no dataEncipherment, which linters flag) —
  *   keyEncipherment + dataEncipherment + keyAgreement for SM2 (SM2 encrypts directly, GB/T 32918.4,
  *   and GM/T 0015 lists all three for encryption certificates); EKU emailProtection; SAN e-mail if given.
+ * - `organ-enc`: the key usages of `user-enc`; EKU emailProtection (the organ's official mail); SAN
+ *   e-mail if given.
+ * - `device-enc`: the key usages of `user-enc`; EKU serverAuth, clientAuth — the roles of a TLCP
+ *   (GB/T 38636) peer's encryption certificate, whose peers check them as for the signing one; no
+ *   ipsecIKE (IKEv2 authenticates by signature) and never digitalSignature: its key is escrowed, so
+ *   it must not prove the device's identity (decision 0027); SAN DNS and/or IP as `device`.
  * - `ocsp` (delegated responder, RFC 6960 §4.2.2.2): digitalSignature; EKU ocspSigning;
  *   id-pkix-ocsp-nocheck; AIA caIssuers only — no OCSP URL and no CDP, since a nocheck responder
  *   certificate is never checked for revocation.
@@ -146,8 +152,13 @@ export function endEntityExtensions(p: {
   const email = p.email ?? [];
   const key = keyKind(p.publicKeyInfo);
   const refuse = (message: string) => new PkiError('invalid-argument', message);
-  if (p.profile !== 'device' && (dns.length || ip.length)) throw refuse(`profile ${p.profile} carries no DNS or IP names`);
-  if ((p.profile === 'device' || p.profile === 'ocsp') && email.length) throw refuse(`profile ${p.profile} carries no e-mail addresses`);
+  const device = p.profile === 'device' || p.profile === 'device-enc';
+  if (!device && (dns.length || ip.length)) throw refuse(`profile ${p.profile} carries no DNS or IP names`);
+  if ((device || p.profile === 'ocsp') && email.length) throw refuse(`profile ${p.profile} carries no e-mail addresses`);
+  // RFC 5280 §4.2.1.12: keyEncipherment for RSA, keyAgreement for EC; SM2 encrypts directly (GB/T
+  // 32918.4) and GM/T 0015 lists all three for encryption certificates.
+  const encryptionUsages: KeyUsageName[] =
+    key === 'rsa' ? ['keyEncipherment'] : key === 'sm2' ? ['keyEncipherment', 'dataEncipherment', 'keyAgreement'] : ['keyAgreement'];
 
   let usages: KeyUsageName[];
   let ekus: string[];
@@ -170,14 +181,16 @@ export function endEntityExtensions(p: {
       if (email.length) san = subjectAltName({ email });
       break;
     case 'user-enc':
-      usages =
-        key === 'rsa'
-          ? ['keyEncipherment']
-          : key === 'sm2'
-            ? ['keyEncipherment', 'dataEncipherment', 'keyAgreement']
-            : ['keyAgreement'];
+    case 'organ-enc':
+      usages = encryptionUsages;
       ekus = [EKU.emailProtection];
       if (email.length) san = subjectAltName({ email });
+      break;
+    case 'device-enc':
+      if (dns.length === 0 && ip.length === 0) throw refuse('a device certificate needs at least one DNS name or IP address');
+      usages = encryptionUsages;
+      ekus = [EKU.serverAuth, EKU.clientAuth];
+      san = subjectAltName({ dns, ip });
       break;
     case 'ocsp':
       usages = ['digitalSignature'];

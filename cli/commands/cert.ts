@@ -52,7 +52,7 @@ export interface PendingRequest {
 }
 
 export const CERTIFICATE_STATUSES = ['good', 'revoked', 'hold'] as const;
-export const PROFILES = ['organ', 'device', 'user-sign', 'user-enc'] as const;
+export const PROFILES = ['organ', 'organ-enc', 'device', 'device-enc', 'user-sign', 'user-enc'] as const;
 
 export const CERTIFICATE_COLUMNS: Column<CertificateSummary>[] = [
   { header: 'serial', value: (c) => c.serial },
@@ -138,7 +138,7 @@ export async function saveIssued(issued: Issued, files: IssuedFiles, out: Output
     out.print(`PKCS#12 passphrase (shown only this once; the server does not keep it): ${issued.passphrase}`);
   }
   if (enc) {
-    out.print(`with its encryption certificate ${enc.certificate.serial} (user-enc), whose key the key-management centre made and escrowed`);
+    out.print(`with its encryption certificate ${enc.certificate.serial} (${enc.certificate.profile}), whose key the key-management centre made and escrowed`);
     if (files.encOut) out.print(`encryption certificate written to ${files.encOut}`);
     if (files.encKey) out.print(`encryption key (PKCS#12) written to ${files.encKey.path} (mode 0600); its passphrase, shown only this once: ${enc.passphrase}`);
     if (files.enveloped && enc.envelopedKey) out.print(`encryption key (SM2EnvelopedKey, to the signing key) written to ${files.enveloped.path}`);

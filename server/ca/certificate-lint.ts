@@ -30,7 +30,12 @@ const PROFILE_RULES: Record<Exclude<EndEntityProfile, 'ocsp'>, { anyOf: KuName[]
   device: { anyOf: ['digitalSignature'], allowed: ['digitalSignature', 'keyEncipherment'], eku: [EKU.serverAuth, EKU.clientAuth, EKU.ipsecIKE] },
   'user-sign': { anyOf: ['digitalSignature'], allowed: ['digitalSignature', 'nonRepudiation'], eku: [EKU.clientAuth, EKU.emailProtection] },
   'user-enc': { anyOf: ['keyEncipherment', 'keyAgreement'], allowed: ['keyEncipherment', 'dataEncipherment', 'keyAgreement'], eku: [EKU.emailProtection] },
+  'organ-enc': { anyOf: ['keyEncipherment', 'keyAgreement'], allowed: ['keyEncipherment', 'dataEncipherment', 'keyAgreement'], eku: [EKU.emailProtection] },
+  // Decision 0027: the TLCP roles, never ipsecIKE; an RSA device encryption key is refused outright.
+  'device-enc': { anyOf: ['keyEncipherment', 'keyAgreement'], allowed: ['keyEncipherment', 'dataEncipherment', 'keyAgreement'], eku: [EKU.serverAuth, EKU.clientAuth] },
 };
+
+const ENCRYPTION_PROFILES: ReadonlySet<string> = new Set(['user-enc', 'organ-enc', 'device-enc']);
 
 /**
  * The usages an encryption certificate may carry, by its key: RSA encrypts keys, EC agrees on them
@@ -109,7 +114,9 @@ function lintExtensions(ext: Map<string, { critical: boolean; value: Buffer }>, 
     const usages = keyUsages(readOnly(ku.value, 0x03));
     if (usages.has('keyCertSign') || usages.has('cRLSign')) problems.push('keyUsage of a CA');
     if (!rules.anyOf.some((u) => usages.has(u))) problems.push(`keyUsage lacks ${rules.anyOf.join(' or ')}`);
-    const allowed = want.profile === 'user-enc' ? ENCRYPTION_USAGES[encryptionKeyKind(want.publicKeyInfo)] : rules.allowed;
+    const encryption = ENCRYPTION_PROFILES.has(want.profile);
+    if (want.profile === 'device-enc' && encryptionKeyKind(want.publicKeyInfo) === 'rsa') problems.push('a device encryption key is RSA (decision 0027)');
+    const allowed = encryption ? ENCRYPTION_USAGES[encryptionKeyKind(want.publicKeyInfo)] : rules.allowed;
     const extra = [...usages].filter((u) => !allowed.includes(u));
     if (extra.length) problems.push(`keyUsage ${extra.join(', ')} not in profile ${want.profile}`);
   }
@@ -132,7 +139,7 @@ function lintExtensions(ext: Map<string, { critical: boolean; value: Buffer }>, 
     ...names.email.filter((e) => !want.permitted.email.some((s) => under(e.slice(e.lastIndexOf('@') + 1).toLowerCase(), s))),
   ];
   if (outside.length) problems.push(`names outside the domain's constraints: ${outside.join(', ')}`);
-  if (want.profile === 'device' && names.dns.length + names.ip.length === 0) problems.push('a device certificate without a DNS name or IP');
+  if ((want.profile === 'device' || want.profile === 'device-enc') && names.dns.length + names.ip.length === 0) problems.push('a device certificate without a DNS name or IP');
 }
 
 /** DNS name `name` is `suffix` or under it (RFC 5280 §4.2.1.10: a dNSName constraint matches subdomains). */

@@ -26,6 +26,17 @@ const cidr = z.string().superRefine((text, ctx) => {
   }
 });
 
+/** Whether a tier issues an encryption certificate with a holder's signing certificate (decision 0027). */
+const encryptionRule = z.enum(['none', 'optional', 'required']);
+/**
+ * `tiers.<t>.encryptionCertificate`: one rule, which is the users' (devices and organs then get
+ * none — the form before decision 0027), or one rule per holder kind, all three given.
+ */
+const encryptionCertificate = z.union(
+  [encryptionRule, z.object({ user: encryptionRule, device: encryptionRule, organ: encryptionRule }).strict()],
+  { error: 'give none, optional or required (the rule for users; devices and organs get none), or { user, device, organ } with one of these each' },
+);
+
 const tierOverride = z
   .object({
     name: z.string().min(1),
@@ -41,7 +52,7 @@ const tierOverride = z
       .strict(),
     keyGeneration: z.array(z.enum(['holder', 'server'])).min(1),
     approvals: z.union([z.literal(1), z.literal(2)]),
-    encryptionCertificate: z.enum(['none', 'optional', 'required']),
+    encryptionCertificate,
     statusValidityHours: z.number().positive().max(24 * 7),
     archiveDays: z.number().int().nonnegative(),
     responderValidityDays: z.number().int().positive().max(30),

@@ -7,7 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { configSchema, type ConfigData } from './config.schema.ts';
-import { DEFAULT_TIERS, tierPolicyOid, type TierPolicy } from './tier-policy.ts';
+import { DEFAULT_TIERS, encryptionCertificateByKind, encryptionKeyAlgorithms, tierPolicyOid, type TierPolicy } from './tier-policy.ts';
 import { TiercaError } from '../errors.ts';
 import { SM2_MAX_VALIDITY_DAYS } from '../../pki/profiles.ts';
 import { DOCUMENTATION_ARC, isUnderArc, oidProblem } from '../../pki/oid.ts';
@@ -61,7 +61,8 @@ export function buildConfig(data: unknown): TiercaConfig {
   const tierIds = new Set([...Object.keys(DEFAULT_TIERS), ...Object.keys(cfg.tiers)]);
   for (const id of tierIds) {
     const base = DEFAULT_TIERS[id];
-    const { policyOid, oid: legacyOid, ...override } = cfg.tiers[id] ?? {};
+    const { policyOid, oid: legacyOid, encryptionCertificate, ...rest } = cfg.tiers[id] ?? {};
+    const override = encryptionCertificate === undefined ? rest : { ...rest, encryptionCertificate: encryptionCertificateByKind(encryptionCertificate) };
     if (!base) {
       const missing = ['name', 'keyAlgorithms', 'caAlgorithm', 'maxValidityDays', 'keyGeneration', 'approvals',
         'encryptionCertificate', 'statusValidityHours', 'archiveDays', 'responderValidityDays'].filter((k) => !(k in override));
@@ -73,6 +74,11 @@ export function buildConfig(data: unknown): TiercaConfig {
     tiers.set(id, deepFreeze({ ...(base as TierPolicy), ...(override as Partial<TierPolicy>), id, oid }));
   }
   checkSm2Validity(cfg, tiers);
+  for (const t of tiers.values()) {
+    if (t.encryptionCertificate.device !== 'none' && encryptionKeyAlgorithms(t, 'device').length === 0) {
+      throw new TiercaError('invalid-config', `invalid configuration: tiers.${t.id}.encryptionCertificate.device: a device's encryption key is EC or SM2, and tier ${t.id} admits only RSA keys (decision 0027)`);
+    }
+  }
   const oids = new Map<string, string>();
   for (const t of tiers.values()) {
     const other = oids.get(t.oid);

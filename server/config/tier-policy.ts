@@ -6,6 +6,8 @@ import type { KeyAlgorithm, RsaPadding } from '../../pki/algorithms.ts';
 
 export type HolderKind = 'user' | 'device' | 'organ';
 export type KeyGeneration = 'holder' | 'server';
+/** Whether a holder's signing certificate comes with an encryption certificate: never, when asked, always. */
+export type EncryptionCertificateRule = 'none' | 'optional' | 'required';
 
 export interface TierPolicy {
   readonly id: string;
@@ -26,7 +28,13 @@ export interface TierPolicy {
   readonly keyGeneration: readonly KeyGeneration[];
   /** Officers who must approve an issuance (2 = dual control). */
   readonly approvals: 1 | 2;
-  readonly encryptionCertificate: 'none' | 'optional' | 'required';
+  /**
+   * Per holder kind, whether issuance from a signing CSR also gives an encryption certificate whose
+   * key the KMC makes and escrows (dual certificates, decision 0027). Config: one rule (the users';
+   * devices and organs none) or `{ user, device, organ }`. Default t1 user optional, t2 and t3 user
+   * required; devices and organs none.
+   */
+  readonly encryptionCertificate: Readonly<Record<HolderKind, EncryptionCertificateRule>>;
   /** Validity of OCSP answers and CRLs (thisUpdate → nextUpdate), hours. */
   readonly statusValidityHours: number;
   /** How long after expiry a certificate's status is still answered, days. */
@@ -67,7 +75,7 @@ export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id' | 'oid'>> = {
     maxValidityDays: { user: 730, device: 730, organ: 1095 },
     keyGeneration: ['holder', 'server'],
     approvals: 1,
-    encryptionCertificate: 'optional',
+    encryptionCertificate: { user: 'optional', device: 'none', organ: 'none' },
     statusValidityHours: 24,
     archiveDays: 365,
     responderValidityDays: 7,
@@ -81,7 +89,7 @@ export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id' | 'oid'>> = {
     maxValidityDays: { user: 365, device: 365, organ: 730 },
     keyGeneration: ['holder', 'server'],
     approvals: 1,
-    encryptionCertificate: 'required',
+    encryptionCertificate: { user: 'required', device: 'none', organ: 'none' },
     statusValidityHours: 4,
     archiveDays: 730,
     responderValidityDays: 3,
@@ -95,7 +103,7 @@ export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id' | 'oid'>> = {
     maxValidityDays: { user: 90, device: 180, organ: 365 },
     keyGeneration: ['holder'],
     approvals: 2,
-    encryptionCertificate: 'required',
+    encryptionCertificate: { user: 'required', device: 'none', organ: 'none' },
     statusValidityHours: 1,
     archiveDays: 1825,
     responderValidityDays: 1,
@@ -103,3 +111,22 @@ export const DEFAULT_TIERS: Record<string, Omit<TierPolicy, 'id' | 'oid'>> = {
     supersedeGraceDays: 1,
   },
 };
+
+/**
+ * The per-kind form of a configured `encryptionCertificate`: a single rule is the users' (what it
+ * meant before devices and organs could hold dual certificates), so old configurations keep their meaning.
+ */
+export function encryptionCertificateByKind(
+  value: EncryptionCertificateRule | Readonly<Record<HolderKind, EncryptionCertificateRule>>,
+): Readonly<Record<HolderKind, EncryptionCertificateRule>> {
+  return typeof value === 'string' ? { user: value, device: 'none', organ: 'none' } : { ...value };
+}
+
+/**
+ * The key algorithms an encryption key of `kind` may have at `tier`: the tier's, in its order, except
+ * RSA for devices — an RSA key with keyEncipherment and serverAuth would pass, in a TLS 1.2 RSA key
+ * exchange, as the device's identity, and the KMC knows this key (decision 0027).
+ */
+export function encryptionKeyAlgorithms(tier: Pick<TierPolicy, 'keyAlgorithms'>, kind: HolderKind): KeyAlgorithm[] {
+  return tier.keyAlgorithms.filter((a) => kind !== 'device' || !a.startsWith('RSA'));
+}

@@ -16,6 +16,7 @@ import type { EscrowedKeyView, KeyManagementCentre } from '../kmc/key-management
 import type { RequestContext } from './permissions.ts';
 import type { CertificateLookup } from './certificate-lookup.ts';
 import { deliverKey } from './key-delivery.ts';
+import { ENCRYPTION_PROFILES } from './encryption-profiles.ts';
 import { completeRequest, type DualControl, type RequestKindHandler } from './dual-control.ts';
 import { DAY_MS } from '../../pki/time-constants.ts';
 
@@ -105,14 +106,17 @@ export class EscrowService {
 
   /**
    * The encryption certificates of a subject whose key is escrowed, oldest first: the KMC's keys and
-   * those the older escrow table keeps (a `user-enc` rekeyed by rotation).
+   * those the older escrow table keeps (a `user-enc` rekeyed by a rotation before decision 0027, or
+   * any encryption key of a server opened without a KMC).
    */
   private async escrowedCertificatesOf(subjectId: string): Promise<{ issuerId: string; serial: string }[]> {
     const kmcKeys = (this.deps.kmc ? await this.deps.kmc.history(subjectId) : []).filter((k) => k.issuerId && k.serial);
     const found = new Map(kmcKeys.map((k) => [`${k.issuerId}/${k.serial}`, { issuerId: k.issuerId!, serial: k.serial!, at: k.createdAt.getTime() }]));
-    for (const cert of await this.deps.store.certificates.list({ subjectId, profile: 'user-enc' })) {
-      const id = `${cert.issuerId}/${cert.serial}`;
-      if (!found.has(id) && (await this.deps.store.escrow.get(cert.issuerId, cert.serial))) found.set(id, { issuerId: cert.issuerId, serial: cert.serial, at: cert.notBefore.getTime() });
+    for (const profile of ENCRYPTION_PROFILES) {
+      for (const cert of await this.deps.store.certificates.list({ subjectId, profile })) {
+        const id = `${cert.issuerId}/${cert.serial}`;
+        if (!found.has(id) && (await this.deps.store.escrow.get(cert.issuerId, cert.serial))) found.set(id, { issuerId: cert.issuerId, serial: cert.serial, at: cert.notBefore.getTime() });
+      }
     }
     return [...found.values()].sort((a, b) => a.at - b.at).map(({ issuerId, serial }) => ({ issuerId, serial }));
   }

@@ -16,6 +16,7 @@ import { PkiError } from '../../pki/pki-error.ts';
 import { commonNameReadsAsHost } from '../../pki/name.ts';
 import { ipsOutside, type IpRange } from '../../pki/ip-range.ts';
 import { DAY_MS } from '../../pki/time-constants.ts';
+import { holderKindOf, isEncryptionProfile } from './encryption-profiles.ts';
 
 /** Leaves are back-dated a minute so that a relying party whose clock is slightly behind accepts them. */
 const BACKDATE_MS = 60 * 1000;
@@ -36,8 +37,8 @@ export function checkKeyAlgorithm(tier: TierPolicy, keyAlgorithm: KeyAlgorithm |
 /** The profiles a subject kind may hold. */
 export function checkProfile(kind: SubjectKind, requested: CertificateProfile | undefined): Exclude<CertificateProfile, 'ocsp'> {
   const allowed: Record<SubjectKind, Exclude<CertificateProfile, 'ocsp'>[]> = {
-    organ: ['organ'],
-    device: ['device'],
+    organ: ['organ', 'organ-enc'],
+    device: ['device', 'device-enc'],
     user: ['user-sign', 'user-enc'],
   };
   const profile = requested ?? allowed[kind][0];
@@ -50,9 +51,12 @@ export function checkProfile(kind: SubjectKind, requested: CertificateProfile | 
 export function checkKeyGeneration(tier: TierPolicy, profile: CertificateProfile, serverMade: boolean): void {
   // Encryption keys are made and escrowed by the key-management centre at every tier (DESIGN.md:
   // dual certificates); the holder-only rule is about signing keys.
-  if (profile === 'user-enc') {
+  if (isEncryptionProfile(profile)) {
     if (!serverMade) throw new TiercaError('policy-profile', 'encryption certificates need a server-made, escrowed key (use generate)');
-    if (tier.encryptionCertificate === 'none') throw new TiercaError('policy-profile', `tier ${tier.id} issues no encryption certificates`);
+    const kind = holderKindOf(profile);
+    if (tier.encryptionCertificate[kind] === 'none') {
+      throw new TiercaError('policy-profile', `tier ${tier.id} issues no encryption certificates${kind === 'user' ? '' : ` to a ${kind}`}`);
+    }
     return;
   }
   if (serverMade && !tier.keyGeneration.includes('server')) {

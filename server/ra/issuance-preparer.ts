@@ -10,12 +10,13 @@ import { generateKeyPair, publicKeyInfoOf } from '../../pki/key-pair.ts';
 import { isKeyAlgorithm, type KeyAlgorithm } from '../../pki/algorithms.ts';
 import type { CsrProofOfPossession, ParsedCsr } from '../../pki/csr.ts';
 import type { CertificateProfile, DomainRecord, DomainRepository, OrganRepository, SubjectRecord } from '../storage/storage.ts';
-import type { TierPolicy, HolderKind } from '../config/tier-policy.ts';
+import { encryptionKeyAlgorithms, type TierPolicy, type HolderKind } from '../config/tier-policy.ts';
 import type { TiercaConfig } from '../config/load-config.ts';
 import { TiercaError } from '../errors.ts';
 import type { CaDirectory, LoadedCa } from '../ca/ca-directory.ts';
 import type { IssuanceOrder } from '../ca/certificate-issuer.ts';
 import { checkKeyAlgorithm, checkKeyGeneration, validityFor, verifiedCsr } from './issuance-policy.ts';
+import { holderKindOf, isEncryptionProfile } from './encryption-profiles.ts';
 
 export type IssuableProfile = Exclude<CertificateProfile, 'ocsp'>;
 
@@ -125,9 +126,11 @@ export class IssuancePreparer {
       const keyAlgorithm = checkKeyAlgorithm(tier, csr.keyAlgorithm, csr.keyAlgorithm ?? 'of this type/size');
       return { kind: 'csr', csrDer: csr.der, publicKeyInfo: csr.publicKeyInfo, keyAlgorithm, popIdentity: csr.popIdentity };
     }
-    const algorithm = asked.generate!.algorithm ?? tier.keyAlgorithms[0];
+    // An encryption key takes the algorithms its kind may have (no RSA for a device, decision 0027).
+    const allowed = isEncryptionProfile(profile) ? { ...tier, keyAlgorithms: encryptionKeyAlgorithms(tier, holderKindOf(profile)) } : tier;
+    const algorithm = asked.generate!.algorithm ?? allowed.keyAlgorithms[0];
     if (!isKeyAlgorithm(algorithm)) throw new TiercaError('policy-key-algorithm', `unknown key algorithm ${algorithm}`);
-    return { kind: 'generate', keyAlgorithm: checkKeyAlgorithm(tier, algorithm, algorithm) };
+    return { kind: 'generate', keyAlgorithm: checkKeyAlgorithm(allowed, algorithm, `${algorithm}${allowed === tier ? '' : ` (for ${profile})`}`) };
   }
 
   /** The issuer and validity an issuance would get now: refuses an unusable CA or too many days before anything is made. */

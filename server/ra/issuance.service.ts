@@ -19,6 +19,7 @@ import { checkProfile, tierOf } from './issuance-policy.ts';
 import type { CheckedKey, IssuableProfile, IssuancePreparer } from './issuance-preparer.ts';
 import { deliverKey, sealPassphrase, unsealPassphrase, type DeliveredKey } from './key-delivery.ts';
 import { completeRequest, type DualControl, type RequestKindHandler } from './dual-control.ts';
+import { isEncryptionProfile } from './encryption-profiles.ts';
 import { issueEncryptionHalf, wantsEncryptionHalf, type EncryptionHalf, type EncryptionPairDeps } from './encryption-pair.ts';
 import { HOUR_MS } from '../../pki/time-constants.ts';
 
@@ -41,6 +42,11 @@ export interface IssueInput {
   requestId?: string;
   /** At a tier whose encryption certificate is optional: issue the encryption half too (it always comes where the tier requires it). */
   encryption?: boolean;
+  /**
+   * Not through the API: an enrolment protocol whose answer cannot carry a key (EST simpleenroll)
+   * issues the signing certificate alone; the holder fetches the encryption half with serverkeygen.
+   */
+  deferEncryptionHalf?: boolean;
 }
 
 export type IssueResult =
@@ -60,6 +66,8 @@ interface IssuePayload {
   days?: number;
   /** The requester's PKCS#12 passphrase, sealed for this request (key-delivery.ts). */
   sealedPassphrase?: string;
+  /** See IssueInput.deferEncryptionHalf. */
+  deferEncryptionHalf?: true;
 }
 
 export interface IssuanceServiceDeps {
@@ -147,14 +155,14 @@ export class IssuanceService {
     await checkNoLive(store, subject, profile, now);
     const passphrase = input.generate?.passphrase;
     if (tier.approvals > 1) {
-      const request = await this.openRequest(ctx, subject, tier, profile, key, input.days, passphrase);
+      const request = await this.openRequest(ctx, subject, tier, profile, key, input.days, passphrase, input.deferEncryptionHalf);
       // Not in the request's own transaction: a retry racing this line may open a second request,
       // which waits (and expires) like any unapproved one; it can never issue a second certificate
       // while the first holds the subject (already-holds-certificate).
       if (replayKey) await store.rotationRequests.insert(replayRecord(replayKey, ctx, subject, { request: request.id }, this.deps.clock.now()));
       return { kind: 'pending', request };
     }
-    return this.execute(ctx, subject, tier, profile, key, input.days, null, passphrase, replayKey, input.encryption);
+    return this.execute(ctx, subject, tier, profile, key, input.days, null, passphrase, replayKey, input.deferEncryptionHalf ? 'defer' : input.encryption);
   }
 
   /** `issue` requests, once approved: the checked payload is issued now (the CSR verified again). */
@@ -165,17 +173,17 @@ export class IssuanceService {
     const tier = tierOf(this.deps.tiers, subject.tier);
     const key = await this.deps.preparer.checkKey(tier, payload.profile, payload.csr ? { csr: Buffer.from(payload.csr, 'base64') } : { generate: payload.generate });
     const passphrase = payload.sealedPassphrase ? unsealPassphrase(this.deps.keystore, request.id, payload.sealedPassphrase) : undefined;
-    return this.execute(ctx, subject, tier, payload.profile, key, payload.days, request, passphrase);
+    return this.execute(ctx, subject, tier, payload.profile, key, payload.days, request, passphrase, null, payload.deferEncryptionHalf ? 'defer' : undefined);
   }
 
   private openRequest(
     ctx: RequestContext, subject: SubjectRecord, tier: TierPolicy, profile: IssuableProfile, key: CheckedKey, days: number | undefined,
-    passphrase: string | undefined,
+    passphrase: string | undefined, deferEncryptionHalf: boolean | undefined,
   ): Promise<RequestRecord> {
     return this.deps.requests.open(ctx, {
       kind: 'issue', target: `subject:${subject.id}`, subjectId: subject.id, domain: subject.domain, tier: tier.id,
       payload: (requestId) => {
-        const payload: IssuePayload = { profile, days };
+        const payload: IssuePayload = { profile, days, ...(deferEncryptionHalf ? { deferEncryptionHalf: true as const } : {}) };
         if (key.kind === 'csr') payload.csr = key.csrDer.toString('base64');
         else payload.generate = { algorithm: key.keyAlgorithm };
         if (passphrase && key.kind === 'generate') payload.sealedPassphrase = sealPassphrase(this.deps.keystore, requestId, passphrase);
@@ -189,13 +197,13 @@ export class IssuanceService {
   /** Issues now: prepare, sign, deliver the key (before commit), store with escrow and the request closed. */
   private async execute(
     ctx: RequestContext, subject: SubjectRecord, tier: TierPolicy, profile: IssuableProfile, key: CheckedKey, days: number | undefined,
-    request: RequestRecord | null, passphrase: string | undefined, replayKey: string | null = null, encryption?: boolean,
+    request: RequestRecord | null, passphrase: string | undefined, replayKey: string | null = null, encryption?: boolean | 'defer',
   ): Promise<IssueResult> {
     const { keystore, kmc } = this.deps;
     const now = this.deps.clock.now();
-    // A user's server-made encryption key is the KMC's to make and escrow (GM/T 0034), as for the
+    // A server-made encryption key is the KMC's to make and escrow (GM/T 0034), as for the
     // encryption half of a dual pair: it joins the subject's key history and recovers with it.
-    const kmcKey = kmc && profile === 'user-enc' && key.kind === 'generate' && subject.kind === 'user'
+    const kmcKey = kmc && isEncryptionProfile(profile) && key.kind === 'generate'
       ? await kmc.generate({ subjectId: subject.id, algorithm: key.keyAlgorithm })
       : undefined;
     const prepared = await this.deps.preparer.prepare({
@@ -219,13 +227,13 @@ export class IssuanceService {
           throw new TiercaError('already-holds-certificate', `subject ${subject.id} already holds a valid ${profile} certificate`);
         }
         // Without a KMC (a server opened without one), the older escrow table keeps the key.
-        if (privateKey && profile === 'user-enc' && !kmcKey) await escrow(tx, keystore, record, privateKey, now);
+        if (privateKey && isEncryptionProfile(profile) && !kmcKey) await escrow(tx, keystore, record, privateKey, now);
         if (request) await completeRequest(tx, request, { issuerId: record.issuerId, serial: record.serial });
         if (replayKey) await tx.rotationRequests.insert(replayRecord(replayKey, ctx, subject, { issuerId: record.issuerId, serial: record.serial }, now));
       },
     });
     if (kmcKey) await kmc!.bind(kmcKey.keyId, issued.record.issuerId, issued.record.serial);
-    const half = kmc && wantsEncryptionHalf(tier, subject, profile, encryption)
+    const half = kmc && encryption !== 'defer' && wantsEncryptionHalf(tier, subject, profile, encryption)
       ? await issueEncryptionHalf({ kmc, preparer: this.deps.preparer, issuer: this.deps.issuer, random: this.deps.random }, ctx, {
         tier, subject, signing: issued.record, requestId: request?.id ?? null, now,
       })

@@ -8,7 +8,7 @@
 export type CaLayer = 'root' | 'domain' | 'tier';
 export type CaStatus = 'active' | 'revoked' | 'retired';
 export type SubjectKind = 'organ' | 'device' | 'user';
-export type CertificateProfile = 'organ' | 'device' | 'user-sign' | 'user-enc' | 'ocsp';
+export type CertificateProfile = 'organ' | 'organ-enc' | 'device' | 'device-enc' | 'user-sign' | 'user-enc' | 'ocsp';
 export type CertificateStatus = 'good' | 'revoked' | 'hold';
 export type Role = 'sysadmin' | 'officer' | 'auditor' | 'device';
 export type KeyCustody = 'software' | 'pkcs11';

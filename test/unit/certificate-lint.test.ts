@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { randomSerial, serialToHex, tbsCertificate } from '../../pki/certificate.ts';
 import { generateKeyPair, keyIdentifier, publicKeyInfoOf } from '../../pki/key-pair.ts';
-import { basicConstraints, certificatePolicies, keyUsage, EXTENSION_OID, type Extension } from '../../pki/extensions.ts';
+import { basicConstraints, certificatePolicies, extendedKeyUsage, keyUsage, EKU, EXTENSION_OID, type Extension } from '../../pki/extensions.ts';
 import { encodeName } from '../../pki/name.ts';
 import { endEntityExtensions, type EndEntityProfile } from '../../pki/profiles.ts';
 import { signatureAlgorithmIdentifier, type KeyAlgorithm } from '../../pki/algorithms.ts';
@@ -21,7 +21,7 @@ async function case_(p: { alg: KeyAlgorithm; profile: Exclude<EndEntityProfile, 
   const { publicKey } = await generateKeyPair(p.alg);
   const spki = publicKeyInfoOf(publicKey);
   const serial = randomSerial();
-  const names = p.profile === 'device' ? { dns: ['gw.yuhu.xiangtan.intranet'], ip: [], email: [] } : { dns: [], ip: [], email: ['z@yuhu.xiangtan.intranet'] };
+  const names = p.profile === 'device' || p.profile === 'device-enc' ? { dns: ['gw.yuhu.xiangtan.intranet'], ip: [], email: [] } : { dns: [], ip: [], email: ['z@yuhu.xiangtan.intranet'] };
   const built = endEntityExtensions({ profile: p.profile, publicKeyInfo: spki, issuerKeyId: keyIdentifier(spki), policyOid: POLICY, links: LINKS, ...names });
   const notAfter = new Date(NOW.getTime() + (p.days ?? 30) * DAY_MS);
   const tbs = tbsCertificate({
@@ -59,6 +59,19 @@ describe('certificate lint', () => {
     expect(await case_({ alg: 'RSA-2048', profile: 'user-enc', edit: replaceUsage(['keyEncipherment', 'dataEncipherment']) })).toEqual(['keyUsage dataEncipherment not in profile user-enc']);
     expect(await case_({ alg: 'P-256', profile: 'user-enc', edit: replaceUsage(['keyAgreement', 'keyEncipherment']) })).toEqual(['keyUsage keyEncipherment not in profile user-enc']);
     expect(await case_({ alg: 'SM2', profile: 'user-enc', edit: replaceUsage(['keyEncipherment', 'dataEncipherment', 'keyAgreement']) })).toEqual([]);
+  });
+
+  it('passes organ-enc and device-enc as built, and refuses a device encryption key that is RSA or an EKU of another profile', async () => {
+    expect(await case_({ alg: 'P-256', profile: 'organ-enc' })).toEqual([]);
+    expect(await case_({ alg: 'RSA-2048', profile: 'organ-enc' })).toEqual([]);
+    expect(await case_({ alg: 'SM2', profile: 'organ-enc' })).toEqual([]);
+    expect(await case_({ alg: 'P-256', profile: 'device-enc' })).toEqual([]);
+    expect(await case_({ alg: 'SM2', profile: 'device-enc' })).toEqual([]);
+    expect(await case_({ alg: 'RSA-2048', profile: 'device-enc' })).toEqual(['a device encryption key is RSA (decision 0027)']);
+    const withEku = (ekus: string[]) => (e: Extension[]) => e.map((x) => (x.oid === EXTENSION_OID.extendedKeyUsage ? extendedKeyUsage(ekus) : x));
+    expect(await case_({ alg: 'P-256', profile: 'device-enc', edit: withEku([EKU.serverAuth, EKU.clientAuth, EKU.ipsecIKE]) })).toEqual(['extendedKeyUsage is not that of profile device-enc']);
+    expect(await case_({ alg: 'P-256', profile: 'device-enc', edit: replaceUsage(['digitalSignature', 'keyAgreement']) })).toEqual(['keyUsage digitalSignature not in profile device-enc']);
+    expect(await case_({ alg: 'P-256', profile: 'organ-enc', edit: withEku([EKU.documentSigning, EKU.emailProtection]) })).toEqual(['extendedKeyUsage is not that of profile organ-enc']);
   });
 
   it('names a wrong policy OID and a CA usage', async () => {

@@ -55,6 +55,36 @@ describe('config', () => {
     expect(err.message).toContain(path);
   });
 
+  it('reads encryptionCertificate per holder kind: one rule is the users\' (old configs), or { user, device, organ } (decision 0027)', () => {
+    const defaults = buildConfig(exampleConfigData()).tiers;
+    expect([...defaults.values()].map((t) => t.encryptionCertificate)).toEqual([
+      { user: 'optional', device: 'none', organ: 'none' },
+      { user: 'required', device: 'none', organ: 'none' },
+      { user: 'required', device: 'none', organ: 'none' },
+    ]);
+    const old = buildConfig({ ...exampleConfigData(), tiers: { t1: { encryptionCertificate: 'required' }, t4: { ...fullTier, policyOid: '1.3.6.1.4.1.32473.1.4' } } });
+    expect(old.tiers.get('t1')!.encryptionCertificate).toEqual({ user: 'required', device: 'none', organ: 'none' });
+    expect(old.tiers.get('t4')!.encryptionCertificate).toEqual({ user: 'none', device: 'none', organ: 'none' });
+    const perKind = buildConfig({ ...exampleConfigData(), tiers: { t2: { encryptionCertificate: { user: 'required', device: 'required', organ: 'optional' } } } });
+    expect(perKind.tiers.get('t2')!.encryptionCertificate).toEqual({ user: 'required', device: 'required', organ: 'optional' });
+    expect(Object.isFrozen(perKind.tiers.get('t2')!.encryptionCertificate)).toBe(true);
+  });
+
+  it.each([
+    ['a kind left out', { user: 'required', device: 'required' }, 'give none, optional or required (the rule for users; devices and organs get none), or { user, device, organ } with one of these each'],
+    ['an unknown rule', 'always', 'give none, optional or required (the rule for users; devices and organs get none), or { user, device, organ } with one of these each'],
+    ['an unknown kind', { user: 'required', device: 'none', organ: 'none', ocsp: 'none' }, 'Unrecognized key: "ocsp"'],
+  ])('refuses an encryptionCertificate with %s, naming the field', (_what, value, why) => {
+    const err = refusal({ ...exampleConfigData(), tiers: { t2: { encryptionCertificate: value } } });
+    expect(err.message).toBe(`invalid configuration: tiers.t2.encryptionCertificate: ${why}`);
+  });
+
+  it('refuses device encryption certificates at a tier whose keys are all RSA (a device encryption key is never RSA)', () => {
+    const err = refusal({ ...exampleConfigData(), tiers: { t2: { keyAlgorithms: ['RSA-3072'], encryptionCertificate: { user: 'required', device: 'optional', organ: 'none' } } } });
+    expect(err.message).toBe('invalid configuration: tiers.t2.encryptionCertificate.device: a device\'s encryption key is EC or SM2, and tier t2 admits only RSA keys (decision 0027)');
+    expect(buildConfig({ ...exampleConfigData(), tiers: { t2: { keyAlgorithms: ['RSA-3072'] } } }).tiers.get('t2')!.keyAlgorithms).toEqual(['RSA-3072']);
+  });
+
   it('derives each tier policy OID from policyArc (documentation arc in the example)', () => {
     const config = loadConfigFile(EXAMPLE_CONFIG);
     expect(config.policyArc).toBe('1.3.6.1.4.1.32473');

@@ -288,6 +288,20 @@ describe('end-entity profiles (pki/profiles.ts)', () => {
     expect(byOid(endEntityExtensions({ ...base, profile: 'device', publicKeyInfo: sm2, dns: ['a.b'] })).get('2.5.29.15')).toBe('03020780');
   });
 
+  it('organ-enc and device-enc (decision 0027): the usages of the key as user-enc; EKU emailProtection, or serverAuth + clientAuth for a device', () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'der' });
+    const organ = (publicKeyInfo: Buffer) => byOid(endEntityExtensions({ ...base, profile: 'organ-enc', publicKeyInfo, email: ['office@yuhu.xiangtan.intranet'] }));
+    const device = (publicKeyInfo: Buffer) => byOid(endEntityExtensions({ ...base, profile: 'device-enc', publicKeyInfo, dns: ['gw.yuhu.xiangtan.intranet'], ip: ['10.21.0.1'] }));
+    expect([organ(ec).get('2.5.29.15'), organ(sm2).get('2.5.29.15'), organ(rsa).get('2.5.29.15')]).toEqual(['03020308', '03020338', '03020520']);
+    expect([device(ec).get('2.5.29.15'), device(sm2).get('2.5.29.15')]).toEqual(['03020308', '03020338']);
+    expect(organ(ec).get('2.5.29.37')).toBe('300a06082b06010505070304');
+    expect(device(ec).get('2.5.29.37')).toBe('301406082b0601050507030106082b06010505070302');
+    expect(device(ec).get('2.5.29.17')).toBe(hex(subjectAltName({ dns: ['gw.yuhu.xiangtan.intranet'], ip: ['10.21.0.1'] }).value));
+    expect(codeOf(() => endEntityExtensions({ ...base, profile: 'device-enc', publicKeyInfo: ec }))).toBe('invalid-argument');
+    expect(codeOf(() => endEntityExtensions({ ...base, profile: 'device-enc', publicKeyInfo: ec, email: ['a@b.c'], dns: ['a.b'] }))).toBe('invalid-argument');
+    expect(codeOf(() => endEntityExtensions({ ...base, profile: 'organ-enc', publicKeyInfo: ec, dns: ['a.b'] }))).toBe('invalid-argument');
+  });
+
   it('lists the extensions of each profile in order; freshestCRL only with a delta CRL URL; ocsp without OCSP URL and CDP', () => {
     const oids = (profile: EndEntityProfile, extra: object = {}) =>
       endEntityExtensions({ ...base, profile, publicKeyInfo: ec, ...extra }).map((e) => e.oid);

@@ -99,7 +99,9 @@ export class EstServer {
       const principal: Principal = { id: officer.id, name: officer.name, role: officer.role, domains: officer.domains };
       const ctx: RequestContext = { principal, source: source ? `est ${source}` : 'est', requestId: `est-${code.id}` };
       checkCsr(csr);
-      const result = await this.deps.issuance.issue(ctx, { subjectId: code.subjectId, csr, requestId: `est-${code.id}` });
+      // The answer carries one certificate and no key: a device's encryption half, where its tier
+      // gives devices one, comes from serverkeygen over mutual TLS with this certificate.
+      const result = await this.deps.issuance.issue(ctx, { subjectId: code.subjectId, csr, requestId: `est-${code.id}`, deferEncryptionHalf: true });
       if (result.kind === 'pending') {
         await this.deps.est.move(code.id, 'claimed', 'pending', { requestId: result.request.id });
         await this.audit(code, source, now, 'pending', { request: result.request.id });

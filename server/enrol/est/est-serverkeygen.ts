@@ -1,6 +1,7 @@
 /**
- * EST `/serverkeygen` (RFC 7030 §4.4) for the encryption half of a user's dual certificate
- * (GM/T 0034): the holder authenticates over mutual TLS with its signing certificate, the
+ * EST `/serverkeygen` (RFC 7030 §4.4) for the encryption half of a user's or a device's dual
+ * certificate (GM/T 0034; devices where their tier gives them one, decision 0027): the holder
+ * authenticates over mutual TLS with its signing certificate (`user-sign`, `device`), the
  * key-management centre makes and escrows the encryption key, the CA certifies it, and the answer
  * carries the private key once beside the certificate: an `application/pkcs8` part protected by the
  * TLS session to the authenticated holder (§4.4.2), or — when the CSR carries an
@@ -15,6 +16,7 @@ import type { Clock } from '../../clock.ts';
 import type { CaDirectory } from '../../ca/ca-directory.ts';
 import type { Principal, RequestContext } from '../../ra/permissions.ts';
 import { issueEncryptionHalf, type EncryptionPairDeps } from '../../ra/encryption-pair.ts';
+import { encryptionProfileOf, signingProfileOf } from '../../ra/encryption-profiles.ts';
 import { appendAudit } from '../../audit/audit-log.ts';
 import { TiercaError } from '../../errors.ts';
 import { readCertificate } from '../../../pki/certificate-reader.ts';
@@ -50,13 +52,18 @@ export async function serverKeygen(deps: ServerKeygenDeps, p: { label: string; c
   if (cert.status !== 'good') return refuse(`the certificate is ${cert.status}`, principalId);
   if (deps.cas.effectiveStatus(cert.issuerId).status !== 'active') return refuse('its CA is not active', principalId);
   if (now.getTime() < cert.notBefore.getTime() || now.getTime() >= cert.notAfter.getTime()) return refuse('the certificate is not within its validity', principalId);
-  if (cert.profile !== 'user-sign') return refuse(`serverkeygen gives a user's encryption key; this is a ${cert.profile} certificate`, principalId);
+  if (cert.profile !== 'user-sign' && cert.profile !== 'device') {
+    return refuse(`serverkeygen gives a user's or a device's encryption key; this is a ${cert.profile} certificate`, principalId);
+  }
   if (`${cert.domain}-${cert.tier}` !== p.label) return refuse(`the certificate is of ${cert.domain}-${cert.tier}, not ${p.label}`, principalId);
   const subject = cert.subjectId ? await deps.store.subjects.get(cert.subjectId) : undefined;
   const tier = cert.tier ? deps.tiers.get(cert.tier) : undefined;
   if (!subject || subject.status !== 'active' || !tier) return refuse('its subject is not active', principalId);
-  if (tier.encryptionCertificate === 'none') throw new TiercaError('policy-profile', `tier ${tier.id} issues no encryption certificates`);
-  const live = await deps.store.certificates.findLive(subject.id, 'user-enc', now);
+  if (signingProfileOf(subject.kind) !== cert.profile) return refuse(`a ${cert.profile} certificate of a ${subject.kind}`, principalId);
+  if (tier.encryptionCertificate[subject.kind] === 'none') {
+    throw new TiercaError('policy-profile', `tier ${tier.id} issues no encryption certificates${subject.kind === 'user' ? '' : ` to a ${subject.kind}`}`);
+  }
+  const live = await deps.store.certificates.findLive(subject.id, encryptionProfileOf(subject.kind), now);
   if (live.length > 0) {
     throw new TiercaError('already-holds-certificate', `subject ${subject.id} holds a live encryption certificate (${live[0].serial}); revoke it first (a lost token), its key stays recoverable`);
   }

@@ -18,7 +18,7 @@ export const issueBody = z.object({
   subjectId: z.string().min(1).max(64),
   csr: z.string().min(1).max(32 * 1024).optional(),
   generate: z.object({ algorithm: z.string().max(16).optional(), passphrase: z.string().min(8).max(1024).optional() }).strict().optional(),
-  profile: z.enum(['organ', 'device', 'user-sign', 'user-enc']).optional(),
+  profile: z.enum(['organ', 'organ-enc', 'device', 'device-enc', 'user-sign', 'user-enc']).optional(),
   days: z.number().int().min(1).max(36_500).optional(),
   requestId: requestIdField().optional(),
   /** At a tier where the encryption certificate is optional: issue it too (docs/api.md "Dual certificates"). */
@@ -31,7 +31,7 @@ export const certificateListQuery = z.object({
   status: z.enum(['good', 'revoked', 'hold']).optional(),
   issuer: z.string().max(64).optional(),
   subject: z.string().max(64).optional(),
-  profile: z.enum(['organ', 'device', 'user-sign', 'user-enc', 'ocsp']).optional(),
+  profile: z.enum(['organ', 'organ-enc', 'device', 'device-enc', 'user-sign', 'user-enc', 'ocsp']).optional(),
   expiringWithin: durationField().optional(),
   limit: z.coerce.number().int().min(1).max(10_000).optional(),
   offset: z.coerce.number().int().min(0).optional(),

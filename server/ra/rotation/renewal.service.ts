@@ -30,6 +30,7 @@ import type { IpRange } from '../../../pki/ip-range.ts';
 import type { CheckedKey, IssuancePreparer } from '../issuance-preparer.ts';
 import type { CertificateLookup } from '../certificate-lookup.ts';
 import { deliverKey, type DeliveredKey } from '../key-delivery.ts';
+import { isEncryptionProfile } from '../encryption-profiles.ts';
 import { DAY_MS } from '../../../pki/time-constants.ts';
 
 export interface RenewInput {
@@ -68,8 +69,11 @@ export interface RenewalAuthorityDeps {
   ipRanges: (domain: string) => readonly IpRange[];
   clock: Clock;
   random?: (n: number) => Buffer;
-  /** The key-management centre, where a user's encryption key may be escrowed (a renewal that keeps it moves its binding). */
-  kmc?: Pick<KeyManagementCentre, 'keyOfCertificate' | 'rebind'>;
+  /**
+   * The key-management centre, where encryption keys are escrowed: a renewal that keeps one moves its
+   * binding to the successor; a rekey has the KMC make and escrow the new one (decision 0027).
+   */
+  kmc?: Pick<KeyManagementCentre, 'keyOfCertificate' | 'rebind' | 'generate' | 'bind'>;
 }
 
 export class RenewalAuthority {
@@ -154,21 +158,31 @@ export class RenewalAuthority {
         mode = 'renew';
       }
     }
+    const encryption = isEncryptionProfile(profile);
+    // A new encryption key is the KMC's to make and escrow, as at issuance: it joins the subject's
+    // key history (whole-history recovery), and the old key stays escrowed where it was. It is
+    // escrowed before the CA signs; a renewal that fails later leaves it unbound (decision 0022).
+    const { kmc } = this.deps;
+    const newKmcKey = kmc && encryption && key.kind === 'generate' ? await kmc.generate({ subjectId: subject.id, algorithm: key.keyAlgorithm }) : undefined;
+    if (newKmcKey) key = { kind: 'keep', publicKeyInfo: newKmcKey.publicKeyInfo, keyAlgorithm: key.keyAlgorithm };
     // The successor lives as long as the old one did (at most the tier maximum); its CA may cut it shorter.
     const oldDays = Math.max(1, Math.round((old.notAfter.getTime() - old.notBefore.getTime()) / DAY_MS));
-    const { order, privateKey } = await preparer.prepare({
+    const prepared = await preparer.prepare({
       tier, domain: subject.domain, profile, holderKind: subject.kind, days: Math.min(oldDays, tier.maxValidityDays[subject.kind]),
       name: { kind: 'exact', der: oldFields.subject, text: old.subjectDn }, subjectId: subject.id,
       names: { dns: names.dns, ip: names.ips, email: names.emails }, key, requestId: null, now,
     });
+    const { order } = prepared;
+    const privateKey = newKmcKey?.privateKey ?? prepared.privateKey;
     let delivered: DeliveredKey | undefined;
     // A kept encryption key escrowed by the KMC stays there, bound to the successor after the commit;
     // one in the older escrow table is re-sealed to the successor inside it.
-    const kmcKey = profile === 'user-enc' && mode === 'renew' ? await this.deps.kmc?.keyOfCertificate(old.issuerId, old.serial) : undefined;
+    const kmcKey = encryption && mode === 'renew' ? await kmc?.keyOfCertificate(old.issuerId, old.serial) : undefined;
     const outcome = await this.deps.renewals.renew({
       old, order, requestId, mode, graceDays: graceDaysOf(tier),
-      escrowKey: profile === 'user-enc' ? privateKey : undefined,
-      carryEscrow: profile === 'user-enc' && mode === 'renew' && !kmcKey,
+      // Only without a KMC does a new encryption key go to the older escrow table.
+      escrowKey: encryption && !newKmcKey ? privateKey : undefined,
+      carryEscrow: encryption && mode === 'renew' && !kmcKey,
       actor: actorOf(ctx),
       beforeStore: async (record) => {
         if (privateKey) {
@@ -178,7 +192,8 @@ export class RenewalAuthority {
         }
       },
     }, now);
-    if (kmcKey && !outcome.replayed) await this.deps.kmc!.rebind(kmcKey.id, old, outcome.record);
+    if (kmcKey && !outcome.replayed) await kmc!.rebind(kmcKey.id, old, outcome.record);
+    if (newKmcKey && !outcome.replayed) await kmc!.bind(newKmcKey.keyId, outcome.record.issuerId, outcome.record.serial);
     const result = await this.result(outcome.record, outcome.chain, outcome.renewal, outcome.replayed);
     return outcome.replayed ? result : { ...result, ...delivered };
   }
