@@ -108,6 +108,19 @@ export const ERROR_CODES = {
 
 export type ErrorCode = keyof typeof ERROR_CODES;
 
+/**
+ * The members of a problem's `detail` that name what an error is about (language-neutral names, ids
+ * and fields, as the API answers them): a client that shows errors in another language, like the
+ * console (docs/decisions/0028-console-errors-and-secrets.md), puts them into its own sentence.
+ * `fields` is `[{ field, issue }]`, `issue` a zod issue code (`invalid_type`, `too_big`, …).
+ */
+export const ERROR_DETAIL_KEYS = [
+  'fields', 'field', 'subject', 'serial', 'issuer', 'ca', 'request', 'principal', 'name', 'domain', 'tier', 'kind', 'profile',
+  'algorithm', 'allowed', 'days', 'maxDays', 'status', 'permission',
+] as const;
+
+export type ErrorDetailKey = (typeof ERROR_DETAIL_KEYS)[number];
+
 /** Base of the problem `type` URIs; the code is appended, so types are stable. */
 export const PROBLEM_TYPE_BASE = 'urn:tierca:problem:';
 

@@ -133,11 +133,11 @@ export function nextStatus(current: CertificateRecord, action: StatusTransition,
       if (revokedFinal) return null;
       return { status: 'revoked', revokedAt: now, revocationReason: action.reason, invalidityDate: action.invalidityDate };
     case 'hold':
-      if (revokedFinal) throw new TiercaError('revocation-final', `certificate ${current.serial} is revoked; revocation is final`);
+      if (revokedFinal) throw new TiercaError('revocation-final', `certificate ${current.serial} is revoked; revocation is final`, { detail: { serial: current.serial } });
       if (current.status === 'hold') return null;
       return { status: 'hold', revokedAt: now, revocationReason: HOLD, invalidityDate: null };
     case 'release':
-      if (revokedFinal) throw new TiercaError('revocation-final', `certificate ${current.serial} is revoked; revocation is final`);
+      if (revokedFinal) throw new TiercaError('revocation-final', `certificate ${current.serial} is revoked; revocation is final`, { detail: { serial: current.serial } });
       if (current.status !== 'hold') throw new TiercaError('conflict', `certificate ${current.serial} is not on hold`);
       return { status: 'good', revokedAt: null, revocationReason: null, invalidityDate: null };
   }

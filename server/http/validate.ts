@@ -10,8 +10,11 @@ import { DurationError, parseDuration } from '../../pki/duration.ts';
 export function parseWith<S extends z.ZodType>(schema: S, value: unknown): z.output<S> {
   const result = schema.safeParse(value);
   if (!result.success) {
-    const problems = result.error.issues.map((i) => `${i.path.length ? i.path.join('.') : 'body'}: ${i.message}`);
-    throw new TiercaError('bad-request', `invalid request: ${problems.join('; ')}`, { detail: { problems } });
+    const fieldOf = (i: (typeof result.error.issues)[number]) => (i.path.length ? i.path.join('.') : 'body');
+    const problems = result.error.issues.map((i) => `${fieldOf(i)}: ${i.message}`);
+    // `fields` names each bad field and the kind of issue, for a client that words it in its own language.
+    const fields = result.error.issues.map((i) => ({ field: fieldOf(i), issue: i.code }));
+    throw new TiercaError('bad-request', `invalid request: ${problems.join('; ')}`, { detail: { problems, fields } });
   }
   return result.data;
 }

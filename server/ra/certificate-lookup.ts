@@ -23,7 +23,7 @@ export class CertificateLookup {
   async find(text: string, issuerId?: string): Promise<CertificateRecord> {
     const serial = serialOrRefuse(text);
     const found = (await this.certificates.findBySerial(serial)).filter((c) => !issuerId || c.issuerId === issuerId);
-    if (found.length === 0) throw new TiercaError('not-found', `no certificate ${serial}${issuerId ? ` issued by ${issuerId}` : ''}`);
+    if (found.length === 0) throw new TiercaError('not-found', `no certificate ${serial}${issuerId ? ` issued by ${issuerId}` : ''}`, { detail: { serial, issuer: issuerId } });
     if (found.length > 1) throw new TiercaError('conflict', `serial ${serial} exists under several issuers; name one with issuer`);
     return found[0];
   }

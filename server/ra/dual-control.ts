@@ -135,9 +135,9 @@ export class DualControl {
     return this.audited(ctx, 'request.approve', `request:${id}`, async () => {
       const now = this.deps.clock.now();
       const current = await this.current(request, now);
-      if (current.status !== 'pending') throw new TiercaError('request-not-pending', `request ${id} is ${current.status}`);
+      if (current.status !== 'pending') throw new TiercaError('request-not-pending', `request ${id} is ${current.status}`, { detail: { request: id, status: current.status } });
       if (current.requestedBy === ctx.principal.id || current.approvals.includes(ctx.principal.id)) {
-        throw new TiercaError('policy-self-approval', 'a principal may not approve its own request, nor approve twice');
+        throw new TiercaError('policy-self-approval', 'a principal may not approve its own request, nor approve twice', { detail: { request: id } });
       }
       await this.checkIndependent(ctx.principal.id, [current.requestedBy, ...current.approvals]);
       const approvals = [...current.approvals, ctx.principal.id];
@@ -163,7 +163,7 @@ export class DualControl {
     return this.audited(ctx, 'request.reject', `request:${id}`, async () => {
       const now = this.deps.clock.now();
       const current = await this.current(request, now);
-      if (current.status !== 'pending') throw new TiercaError('request-not-pending', `request ${id} is ${current.status}`);
+      if (current.status !== 'pending') throw new TiercaError('request-not-pending', `request ${id} is ${current.status}`, { detail: { request: id, status: current.status } });
       await this.deps.store.transaction(async (tx) => {
         await claimRequest(tx, current);
         await tx.requests.update(id, { status: 'rejected' });
@@ -218,7 +218,7 @@ export class DualControl {
    */
   private async decisionRequest(ctx: RequestContext, id: string, auditAction: AuditAction): Promise<{ request: RequestRecord; handler: RequestKindHandler }> {
     const request = await this.deps.store.requests.get(id);
-    if (!request) throw new TiercaError('not-found', `no request ${id}`);
+    if (!request) throw new TiercaError('not-found', `no request ${id}`, { detail: { request: id } });
     const target = `request:${id}`;
     await this.deps.authorizer.require(ctx, 'request:approve', auditAction, target);
     const handler = this.handlers.get(request.action as RequestKind);

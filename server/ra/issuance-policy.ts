@@ -28,7 +28,7 @@ export function checkKeyAlgorithm(tier: TierPolicy, keyAlgorithm: KeyAlgorithm |
     throw new TiercaError(
       'policy-key-algorithm',
       `key ${described} is not allowed at tier ${tier.id}; allowed: ${tier.keyAlgorithms.join(', ')}`,
-      { detail: { allowed: tier.keyAlgorithms } },
+      { detail: { tier: tier.id, algorithm: keyAlgorithm ?? described, allowed: tier.keyAlgorithms } },
     );
   }
   return keyAlgorithm;
@@ -43,7 +43,7 @@ export function checkProfile(kind: SubjectKind, requested: CertificateProfile | 
   };
   const profile = requested ?? allowed[kind][0];
   if (!(allowed[kind] as string[]).includes(profile)) {
-    throw new TiercaError('policy-profile', `a ${kind} may hold ${allowed[kind].join(' or ')} certificates, not ${profile}`);
+    throw new TiercaError('policy-profile', `a ${kind} may hold ${allowed[kind].join(' or ')} certificates, not ${profile}`, { detail: { kind, profile, allowed: allowed[kind] } });
   }
   return profile as Exclude<CertificateProfile, 'ocsp'>;
 }
@@ -52,18 +52,18 @@ export function checkKeyGeneration(tier: TierPolicy, profile: CertificateProfile
   // Encryption keys are made and escrowed by the key-management centre at every tier (DESIGN.md:
   // dual certificates); the holder-only rule is about signing keys.
   if (isEncryptionProfile(profile)) {
-    if (!serverMade) throw new TiercaError('policy-profile', 'encryption certificates need a server-made, escrowed key (use generate)');
+    if (!serverMade) throw new TiercaError('policy-profile', 'encryption certificates need a server-made, escrowed key (use generate)', { detail: { profile } });
     const kind = holderKindOf(profile);
     if (tier.encryptionCertificate[kind] === 'none') {
-      throw new TiercaError('policy-profile', `tier ${tier.id} issues no encryption certificates${kind === 'user' ? '' : ` to a ${kind}`}`);
+      throw new TiercaError('policy-profile', `tier ${tier.id} issues no encryption certificates${kind === 'user' ? '' : ` to a ${kind}`}`, { detail: { tier: tier.id, kind, profile } });
     }
     return;
   }
   if (serverMade && !tier.keyGeneration.includes('server')) {
-    throw new TiercaError('policy-server-keygen', `tier ${tier.id} requires keys made by the holder (send a CSR)`);
+    throw new TiercaError('policy-server-keygen', `tier ${tier.id} requires keys made by the holder (send a CSR)`, { detail: { tier: tier.id } });
   }
   if (!serverMade && !tier.keyGeneration.includes('holder')) {
-    throw new TiercaError('policy-server-keygen', `tier ${tier.id} requires server-made keys`);
+    throw new TiercaError('policy-server-keygen', `tier ${tier.id} requires server-made keys`, { detail: { tier: tier.id } });
   }
 }
 
@@ -74,7 +74,7 @@ export function validityFor(p: { tier: TierPolicy; kind: HolderKind; days?: numb
   if (!Number.isInteger(days) || days < 1) throw new TiercaError('bad-request', 'days must be a whole number of days, at least 1');
   if (days > max) {
     throw new TiercaError('policy-validity', `${days} days is above the tier ${p.tier.id} maximum of ${max} days for a ${p.kind}`, {
-      detail: { maxDays: max },
+      detail: { tier: p.tier.id, kind: p.kind, days, maxDays: max },
     });
   }
   const start = Math.floor(p.now.getTime() / 1000) * 1000;
@@ -102,21 +102,21 @@ export function checkNames(
     // A wildcard (`*.` and at least two labels) is validated as the name under it; only ACME dns-01 proves one.
     const labels = (options.wildcards && name.startsWith('*.') && name.split('.').length >= 3 ? name.slice(2) : name).split('.');
     if (name.length > 253 || labels.some((l) => !DNS_LABEL.test(l))) {
-      throw new TiercaError('bad-request', `${name} is not a valid DNS name`);
+      throw new TiercaError('bad-request', `${name} is not a valid DNS name`, { detail: { name } });
     }
     if (!underSuffix(name, domain.dnsSuffix)) {
-      throw new TiercaError('policy-name-constraints', `DNS name ${name} is outside domain ${domain.slug} (${domain.dnsSuffix})`);
+      throw new TiercaError('policy-name-constraints', `DNS name ${name} is outside domain ${domain.slug} (${domain.dnsSuffix})`, { detail: { name, domain: domain.slug } });
     }
   }
   for (const ip of ips) {
-    if (!isIP(ip)) throw new TiercaError('bad-request', `${ip} is not an IP address`);
+    if (!isIP(ip)) throw new TiercaError('bad-request', `${ip} is not an IP address`, { detail: { name: ip } });
   }
   // The domain CA permits only the domain's configured ranges (iPAddress name constraints, RFC 5280
   // §4.2.1.10): refuse here, with the reason, what a relying party would refuse later.
   const outside = ipsOutside(ips, ipRanges);
   if (outside.length) {
     const allowed = ipRanges.length ? ipRanges.map((r) => r.cidr).join(', ') : 'none: the domain has no ipRanges';
-    throw new TiercaError('policy-name-constraints', `IP address ${outside.join(', ')} is outside domain ${domain.slug} (${allowed})`);
+    throw new TiercaError('policy-name-constraints', `IP address ${outside.join(', ')} is outside domain ${domain.slug} (${allowed})`, { detail: { name: outside, domain: domain.slug } });
   }
   for (const email of emails) {
     const at = email.lastIndexOf('@');
@@ -126,7 +126,7 @@ export function checkNames(
       throw new TiercaError('bad-request', `${email} is not a valid e-mail address`);
     }
     if (!underSuffix(host, domain.emailSuffix)) {
-      throw new TiercaError('policy-name-constraints', `e-mail ${email} is outside domain ${domain.slug} (${domain.emailSuffix})`);
+      throw new TiercaError('policy-name-constraints', `e-mail ${email} is outside domain ${domain.slug} (${domain.emailSuffix})`, { detail: { name: email, domain: domain.slug } });
     }
   }
   // Each profile carries only its own kind of name (device: DNS/IP; organ and user: e-mail).
@@ -151,8 +151,8 @@ export async function verifiedCsr(
     const { popIdentity } = await verify(csr);
     return { ...csr, popIdentity };
   } catch (err) {
-    if (err instanceof PkiError && err.code === 'bad-signature') throw new TiercaError('bad-csr-signature', err.message);
-    if (err instanceof PkiError) throw new TiercaError('malformed-input', `the CSR is not a valid PKCS#10 request: ${err.message}`);
+    if (err instanceof PkiError && err.code === 'bad-signature') throw new TiercaError('bad-csr-signature', err.message, { detail: { field: 'csr' } });
+    if (err instanceof PkiError) throw new TiercaError('malformed-input', `the CSR is not a valid PKCS#10 request: ${err.message}`, { detail: { field: 'csr' } });
     throw err;
   }
 }

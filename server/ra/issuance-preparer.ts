@@ -129,7 +129,7 @@ export class IssuancePreparer {
     // An encryption key takes the algorithms its kind may have (no RSA for a device, decision 0027).
     const allowed = isEncryptionProfile(profile) ? { ...tier, keyAlgorithms: encryptionKeyAlgorithms(tier, holderKindOf(profile)) } : tier;
     const algorithm = asked.generate!.algorithm ?? allowed.keyAlgorithms[0];
-    if (!isKeyAlgorithm(algorithm)) throw new TiercaError('policy-key-algorithm', `unknown key algorithm ${algorithm}`);
+    if (!isKeyAlgorithm(algorithm)) throw new TiercaError('policy-key-algorithm', `unknown key algorithm ${algorithm}`, { detail: { algorithm } });
     return { kind: 'generate', keyAlgorithm: checkKeyAlgorithm(allowed, algorithm, `${algorithm}${allowed === tier ? '' : ` (for ${profile})`}`) };
   }
 

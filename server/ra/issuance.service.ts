@@ -100,7 +100,7 @@ export class IssuanceService {
   async issue(ctx: RequestContext, input: IssueInput): Promise<IssueResult> {
     const { store, authorizer, preparer } = this.deps;
     const subject = await store.subjects.get(input.subjectId);
-    if (!subject) throw new TiercaError('not-found', `no subject ${input.subjectId}`);
+    if (!subject) throw new TiercaError('not-found', `no subject ${input.subjectId}`, { detail: { subject: input.subjectId } });
     await authorizer.require(ctx, 'certificate:issue', 'certificate.issue', `subject:${subject.id}`, subject.domain);
     const replayKey = input.requestId ? `issue:${ctx.principal.id}:${input.requestId}` : null;
     return runAudited({ audit: store.audit, clock: this.deps.clock }, ctx, 'certificate.issue', `subject:${subject.id}`, async () => {
@@ -146,7 +146,7 @@ export class IssuanceService {
 
   private async issueOnce(ctx: RequestContext, subject: SubjectRecord, input: IssueInput, replayKey: string | null): Promise<IssueResult> {
     const { store, preparer } = this.deps;
-    if (subject.status !== 'active') throw new TiercaError('conflict', `subject ${subject.id} is revoked`);
+    if (subject.status !== 'active') throw new TiercaError('conflict', `subject ${subject.id} is revoked`, { detail: { subject: subject.id, status: subject.status } });
     const tier = tierOf(this.deps.tiers, subject.tier);
     const profile = checkProfile(subject.kind, input.profile);
     const key = await preparer.checkKey(tier, profile, input);
@@ -224,7 +224,7 @@ export class IssuanceService {
         await checkSubjectStillActive(tx, subject.id);
         const live = await tx.certificates.findLive(subject.id, profile, now);
         if (live.some((c) => c.serial !== record.serial || c.issuerId !== record.issuerId)) {
-          throw new TiercaError('already-holds-certificate', `subject ${subject.id} already holds a valid ${profile} certificate`);
+          throw new TiercaError('already-holds-certificate', `subject ${subject.id} already holds a valid ${profile} certificate`, { detail: { subject: subject.id, profile } });
         }
         // Without a KMC (a server opened without one), the older escrow table keeps the key.
         if (privateKey && isEncryptionProfile(profile) && !kmcKey) await escrow(tx, keystore, record, privateKey, now);
@@ -252,7 +252,7 @@ async function checkNoLive(repos: Pick<Repositories, 'certificates'>, subject: S
   const live = await repos.certificates.findLive(subject.id, profile, now);
   if (live.length > 0) {
     throw new TiercaError('already-holds-certificate', `subject ${subject.id} already holds a valid ${profile} certificate (${live[0].serial}); renew it instead`, {
-      detail: { serial: live[0].serial },
+      detail: { subject: subject.id, profile, serial: live[0].serial },
     });
   }
 }

@@ -110,7 +110,7 @@ export class PrincipalService {
   private async checked(input: PrincipalInput): Promise<PrincipalInput & { domains: string[] }> {
     const domains = [...new Set(input.domains ?? [])];
     for (const d of domains) {
-      if (!(await this.deps.store.domains.get(d))) throw new TiercaError('bad-request', `no domain ${d}`);
+      if (!(await this.deps.store.domains.get(d))) throw new TiercaError('bad-request', `no domain ${d}`, { detail: { domain: d } });
     }
     if (input.role === 'officer' && domains.length === 0) throw new TiercaError('bad-request', 'an officer needs at least one domain');
     if (input.role !== 'officer' && domains.length > 0) throw new TiercaError('bad-request', `only officers are scoped to domains, not a ${input.role}`);
@@ -123,7 +123,7 @@ export class PrincipalService {
     await this.deps.authorizer.require(ctx, 'principal:manage', 'principal.disable', `principal:${id}`);
     return this.audited(ctx, 'principal.disable', `principal:${id}`, async () => {
       const principal = await store.principals.get(id);
-      if (!principal) throw new TiercaError('not-found', `no principal ${id}`);
+      if (!principal) throw new TiercaError('not-found', `no principal ${id}`, { detail: { principal: id } });
       if (id === ctx.principal.id) throw new TiercaError('conflict', 'a principal may not disable itself');
       if (principal.disabled) return principal;
       const now = this.deps.clock.now();
@@ -150,8 +150,8 @@ export class PrincipalService {
     await this.deps.authorizer.require(ctx, 'principal:manage', 'principal.certificate', `principal:${id}`);
     return this.audited(ctx, 'principal.certificate', `principal:${id}`, async () => {
       const principal = await store.principals.get(id);
-      if (!principal) throw new TiercaError('not-found', `no principal ${id}`);
-      if (principal.disabled) throw new TiercaError('conflict', `principal ${id} is disabled`);
+      if (!principal) throw new TiercaError('not-found', `no principal ${id}`, { detail: { principal: id } });
+      if (principal.disabled) throw new TiercaError('conflict', `principal ${id} is disabled`, { detail: { principal: id, status: 'disabled' } });
       const tier = [...config.tiers.values()][0];
       const domain = principal.domains[0] ?? config.domains[0]?.slug;
       if (!domain) throw new TiercaError('ca-unavailable', 'no domain is configured to issue principal certificates from');

@@ -8,6 +8,8 @@ import { SessionStore, sameSecret } from '../../server/http/console/session-stor
 import { FixedClock } from '../../server/clock.ts';
 import { EN } from '../../server/http/console/messages.en.ts';
 import { ZH_CN } from '../../server/http/console/messages.zh-CN.ts';
+import { errorFacts, errorText, errorTitle, translator } from '../../server/http/console/i18n.ts';
+import { ERROR_CODES, ERROR_DETAIL_KEYS, type ErrorCode } from '../../server/errors.ts';
 
 describe('html', () => {
   it('escapes text, attributes and arrays; passes html results; drops null, undefined and false', () => {
@@ -79,5 +81,40 @@ describe('sameSecret and the catalogues', () => {
     expect(Object.keys(ZH_CN).sort()).toEqual(Object.keys(EN).sort());
     const params = (s: string) => [...s.matchAll(/\{(\w+)\}/g)].map((m) => m[1]).sort();
     for (const key of Object.keys(EN) as (keyof typeof EN)[]) expect([key, params(ZH_CN[key])]).toEqual([key, params(EN[key])]);
+  });
+});
+
+describe('errors in the chosen language', () => {
+  const zh = translator('zh-CN');
+  const en = translator('en');
+
+  it('has a title and a message for every error code in both catalogues, different from each other', () => {
+    for (const code of Object.keys(ERROR_CODES) as ErrorCode[]) {
+      for (const t of [zh, en]) {
+        expect(errorTitle(t, code), code).not.toMatch(/^error\./);
+        expect(errorText(t, code), code).not.toMatch(/^errorText\./);
+      }
+      expect(errorText(zh, code), code).toMatch(/[\u4e00-\u9fff]/);
+      expect(errorText(zh, code)).not.toBe(errorText(en, code));
+    }
+    for (const key of ERROR_DETAIL_KEYS) for (const t of [zh, en]) expect(t(`detail.${key}`), key).not.toBe(`detail.${key}`);
+  });
+
+  it("words the detail's names and fields in the language, in the order of ERROR_DETAIL_KEYS, and shows nothing else", () => {
+    const detail = {
+      problems: ['days: Too big: expected number to be <=36500'], fields: [{ field: 'days', issue: 'too_big' }, { field: 'csr', issue: 'something-new' }],
+      tier: 't3', allowed: ['p-384', 'sm2'], secretish: 'not shown', issuer: undefined,
+    };
+    expect(errorFacts(zh, detail)).toEqual([
+      { key: 'fields', label: '字段', value: 'days：过大或过长；csr：无效' },
+      { key: 'tier', label: '级别', value: 't3' },
+      { key: 'allowed', label: '允许的取值', value: 'p-384；sm2' },
+    ]);
+    expect(errorFacts(en, detail)).toEqual([
+      { key: 'fields', label: 'Fields', value: 'days: too large or too long, csr: not valid' },
+      { key: 'tier', label: 'Tier', value: 't3' },
+      { key: 'allowed', label: 'Allowed', value: 'p-384, sm2' },
+    ]);
+    expect(errorFacts(zh, undefined)).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@
  * title and date on a page comes from here; the catalogues are messages.zh-CN.ts and messages.en.ts,
  * and the Chinese one is typed by the English one's keys, so a missing translation fails typecheck.
  */
-import type { ErrorCode } from '../../errors.ts';
+import { ERROR_DETAIL_KEYS, type ErrorCode } from '../../errors.ts';
 import { EN, type MessageKey } from './messages.en.ts';
 import { ZH_CN } from './messages.zh-CN.ts';
 
@@ -28,9 +28,41 @@ export function translator(lang: Lang): Translate {
   };
 }
 
-/** The localized title of an error code (the detail stays the service's own words, as the API gives it). */
+/** The localized title of an error code. */
 export function errorTitle(t: Translate, code: ErrorCode | 'csrf'): string {
-  return t(`error.${code}` as MessageKey);
+  return t(`error.${code}`);
+}
+
+/** The localized message of an error code (a whole sentence, in the chosen language). */
+export function errorText(t: Translate, code: ErrorCode): string {
+  return t(`errorText.${code}`);
+}
+
+const ISSUES = ['invalid_type', 'too_big', 'too_small', 'invalid_format', 'invalid_value', 'unrecognized_keys', 'invalid_union', 'custom'] as const;
+
+/**
+ * What an error is about, from the problem's detail (server/errors.ts ERROR_DETAIL_KEYS): each
+ * member as a localized label and its value — names, ids and fields as the API gives them; a bad
+ * field with the kind of its issue in this language. Members not in that list are not shown.
+ */
+export function errorFacts(t: Translate, detail: Record<string, unknown> | undefined): { key: string; label: string; value: string }[] {
+  if (!detail) return [];
+  const sep = t('list.separator');
+  const show = (v: unknown): string => Array.isArray(v) ? v.map(show).join(sep) : typeof v === 'string' || typeof v === 'number' ? String(v) : '';
+  const facts: { key: string; label: string; value: string }[] = [];
+  for (const key of ERROR_DETAIL_KEYS) {
+    const v = detail[key];
+    if (v === undefined || v === null) continue;
+    let value: string;
+    if (key === 'fields' && Array.isArray(v)) {
+      value = v.map((f: { field?: unknown; issue?: unknown }) => {
+        const issue = (ISSUES as readonly unknown[]).includes(f.issue) ? (f.issue as (typeof ISSUES)[number]) : 'other';
+        return t('detail.fieldIssue', { field: String(f.field), issue: t(`issue.${issue}`) });
+      }).join(sep);
+    } else value = show(v);
+    if (value) facts.push({ key, label: t(`detail.${key}`), value });
+  }
+  return facts;
 }
 
 const dateTime: Record<Lang, Intl.DateTimeFormat> = {

@@ -5,7 +5,7 @@
 import { html, type SafeHtml } from './html.ts';
 import type { View } from './console-context.ts';
 import { MENU } from './menu.ts';
-import { errorTitle } from './i18n.ts';
+import { errorFacts, errorText, errorTitle } from './i18n.ts';
 import type { TiercaError } from '../../errors.ts';
 
 export function layout(view: View, title: string, body: SafeHtml): SafeHtml {
@@ -45,13 +45,24 @@ ${body}
 </html>`;
 }
 
-/** An error as a form shows it: the localized title, the service's own detail, each bad field. */
+/**
+ * An error as a form shows it, all in the chosen language: the code's title and message from the
+ * catalogue, then what it is about (the detail's names and fields). In English the message is the
+ * API's own `detail` sentence, word for word (with each bad field when there are several); in
+ * Chinese the catalogue's sentence stands for it (decision 0028).
+ */
 export function problemBox(view: View, err: TiercaError | { code: 'csrf'; message: string; options?: undefined }): SafeHtml {
-  const problems = (err.options?.detail?.problems as string[] | undefined) ?? [];
+  const { t } = view;
+  const detail = err.options?.detail;
+  const problems = (detail?.problems as string[] | undefined) ?? [];
+  const english = view.lang === 'en';
+  const message = err.code === 'csrf' || err.code === 'internal' || english ? err.message : errorText(t, err.code);
+  const facts = err.code === 'csrf' ? [] : errorFacts(t, detail);
   return html`<div class="problem" role="alert" id="problem" data-code="${err.code}">
-<p><strong>${errorTitle(view.t, err.code)}</strong></p>
-<p class="detail">${err.message}</p>
-${problems.length > 1 ? html`<ul>${problems.map((p) => html`<li>${p}</li>`)}</ul>` : ''}
+<p><strong>${errorTitle(t, err.code)}</strong></p>
+<p class="detail">${message}</p>
+${english && problems.length > 1 ? html`<ul>${problems.map((p) => html`<li>${p}</li>`)}</ul>` : ''}
+${facts.length ? html`<dl class="facts">${facts.map((f) => html`<div data-fact="${f.key}"><dt>${f.label}</dt><dd>${f.value}</dd></div>`)}</dl>` : ''}
 </div>`;
 }
 

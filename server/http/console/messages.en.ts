@@ -2,6 +2,8 @@
  * The console's English catalogue. Its keys are the catalogue's contract: messages.zh-CN.ts must
  * have every one (the type says so). `{name}` marks a parameter.
  */
+import type { ErrorCode, ErrorDetailKey } from '../../errors.ts';
+
 export const EN = {
   'app.name': 'tierca certificate authority',
   'nav.main': 'Main menu', 'nav.tools': 'Language and session',
@@ -34,6 +36,46 @@ export const EN = {
   'error.wrong-passphrase': 'Wrong keystore passphrase', 'error.keystore-fault': 'The CA key token cannot be used',
   'error.escrow-tampered': 'An escrowed key failed its integrity check', 'error.rate-limited': 'Too many attempts',
   'error.unavailable': 'Service unavailable', 'error.internal': 'Internal error',
+  // Every error code's message, said in this language; what it is about (names, fields) follows from
+  // the problem's detail (detail.* labels). i18n.ts checks by type that every code has both.
+  'errorText.bad-request': 'The request is not valid; nothing was changed.',
+  'errorText.malformed-input': 'The input cannot be read in the expected format; nothing was changed.',
+  'errorText.bad-csr-signature': 'The CSR is not signed by its own key (or was altered); nothing was issued.',
+  'errorText.unauthenticated': 'The token or certificate does not identify an enabled principal.',
+  'errorText.forbidden': 'Your role may not do this here; the refusal was recorded.',
+  'errorText.not-found': 'What was asked for does not exist, or is not in your domains.',
+  'errorText.conflict': 'This cannot be done in the current state; nothing was changed.',
+  'errorText.already-exists': 'It exists already; nothing was changed.',
+  'errorText.already-holds-certificate': 'The subject holds a valid certificate of this profile already: renew it, or revoke it first.',
+  'errorText.revocation-final': 'It is revoked, and a revocation cannot be undone.',
+  'errorText.payload-too-large': 'The form or file is too large (at most 64 KiB).',
+  'errorText.unsupported-media-type': 'The content type or encoding is not supported.',
+  'errorText.policy-key-algorithm': 'This key algorithm or size is not allowed at this tier; nothing was issued.',
+  'errorText.policy-validity': 'The validity asked for is longer than the tier allows; nothing was issued.',
+  'errorText.policy-name-constraints': 'A name lies outside the domain\'s name constraints; nothing was issued.',
+  'errorText.policy-server-keygen': 'This tier does not allow this source of keys (server-made or the holder\'s CSR); nothing was issued.',
+  'errorText.policy-self-approval': 'Dual control needs another person: a requester (or a principal it created) may not approve.',
+  'errorText.policy-profile': 'This certificate profile is not allowed for this subject or tier; nothing was issued.',
+  'errorText.policy-rekey-required': 'This renewal must use a new key.',
+  'errorText.invalid-config': 'The configuration is not valid.',
+  'errorText.ca-unavailable': 'The issuing CA is not active (retired, revoked or missing); nothing was issued.',
+  'errorText.request-not-pending': 'The request was decided already or has expired.',
+  'errorText.wrong-passphrase': 'The keystore passphrase is wrong.',
+  'errorText.keystore-fault': 'The CA key token cannot be used now; try again shortly or ask an administrator.',
+  'errorText.escrow-tampered': 'An escrowed key failed its integrity check; nothing was released.',
+  'errorText.rate-limited': 'Too many attempts; wait a moment and try again.',
+  'errorText.unavailable': 'The service is unavailable for a moment; try again shortly.',
+  'errorText.internal': 'An internal error occurred.',
+  'detail.fields': 'Fields', 'detail.field': 'Field', 'detail.subject': 'Subject', 'detail.serial': 'Serial', 'detail.issuer': 'Issuer',
+  'detail.ca': 'CA', 'detail.request': 'Request', 'detail.principal': 'Principal', 'detail.name': 'Name', 'detail.domain': 'Domain',
+  'detail.tier': 'Tier', 'detail.kind': 'Kind', 'detail.profile': 'Profile', 'detail.algorithm': 'Key algorithm',
+  'detail.allowed': 'Allowed', 'detail.days': 'Days asked', 'detail.maxDays': 'Maximum days', 'detail.status': 'Status',
+  'detail.fieldIssue': '{field}: {issue}', 'list.separator': ', ',
+  'detail.permission': 'Permission',
+  'issue.invalid_type': 'missing or of the wrong type', 'issue.too_big': 'too large or too long', 'issue.too_small': 'too small or too short',
+  'issue.invalid_format': 'not in the expected format', 'issue.invalid_value': 'not one of the accepted values',
+  'issue.unrecognized_keys': 'not an accepted field', 'issue.invalid_union': 'not in any accepted form', 'issue.custom': 'not accepted',
+  'issue.other': 'not valid',
   'status.good': 'valid', 'status.revoked': 'revoked', 'status.hold': 'on hold', 'status.active': 'active', 'status.retired': 'retired',
   'status.disabled': 'disabled', 'status.done': 'done', 'status.yes': 'yes', 'status.no': 'no',
   'field.subject': 'Subject', 'field.serial': 'Serial', 'field.issuer': 'Issuer', 'field.status': 'Status', 'field.profile': 'Profile',
@@ -88,6 +130,13 @@ export const EN = {
   'kind.organ': 'organ', 'kind.device': 'device', 'kind.user': 'user',
   'subjects.add': 'Add a subject', 'subjects.kind': 'Kind', 'subjects.organ': 'Organ', 'subjects.dns': 'DNS names (one a line)',
   'subjects.ips': 'IP addresses (one a line)', 'subjects.emails': 'E-mail addresses (one a line)',
-} as const;
+} as const satisfies Record<ErrorMessageKey, string> & Record<string, string>;
+
+/**
+ * The keys every catalogue must have for the error model: a title and a message for each code of
+ * server/errors.ts, a label for each detail member, and `error.csrf`. A code added there without them
+ * here fails typecheck (and ZH_CN is typed by this catalogue's keys).
+ */
+export type ErrorMessageKey = `error.${ErrorCode | 'csrf'}` | `errorText.${ErrorCode}` | `detail.${ErrorDetailKey}`;
 
 export type MessageKey = keyof typeof EN;
