@@ -98,7 +98,7 @@ async function apiSubject(tier: 't1' | 't3'): Promise<string> {
 }
 
 /** Filled by the first flow: a certificate issued through the console, its chain as downloaded. */
-const issued: { serial?: string; issuerId?: string; chain?: string[]; subjectId?: string } = {};
+const issued: { serial?: string; issuerId?: string; chain?: string[]; subjectId?: string; csrPem?: string } = {};
 
 describe('signing in and languages', () => {
   it('serves Chinese by default with English one click away, under the console CSP, every asset local', async () => {
@@ -127,7 +127,8 @@ describe('signing in and languages', () => {
     await page.click('#signin-token');
     expect(page.url()).toBe(`${t.url}/console/signin`);
     expect(await text(page, '#problem strong')).toBe('登录失败');
-    expect(await text(page, '#problem .detail')).toBe('the token is not valid');
+    // In Chinese the message is the catalogue's (the API's English sentence is not shown).
+    expect(await text(page, '#problem .detail')).toBe('该令牌或证书不对应任何已启用的账号。');
     const [denied] = await t.store.audit.list({ fromSeq: before + 1 });
     expect(denied).toMatchObject({ action: 'auth.login', outcome: 'denied', target: 'POST /console/signin', detail: { reason: 'unknown-token' } });
     await page.fill('#token', t.tokens.officer);
@@ -168,6 +169,7 @@ describe('officer', () => {
     const subjectId = new URL(page.url()).searchParams.get('subject')!;
     expect(await page.locator('#subjectId').inputValue()).toBe(subjectId);
     issued.subjectId = subjectId;
+    issued.csrPem = (await nodeCsr('P-256')).csrPem;
 
     const csr = await opensslCsr(tmp, 'console-leaf', 'P-256');
     // The CSR is read from a file by the page's script, as an officer would upload it.
@@ -210,8 +212,25 @@ describe('officer', () => {
       expect(res.status()).toBe(400);
       expect(await page.locator('#problem').getAttribute('data-code')).toBe('malformed-input');
       expect(await text(page, '#problem strong')).toBe(title);
+      // The message in the chosen language, naming the field the API names in its detail.
+      expect(await text(page, '#problem .detail')).toEqual(lang === 'en' ? expect.stringMatching(/^the CSR is not a valid PKCS#10 request: /) : '输入无法按预期格式读取，未做任何更改。');
+      expect(await text(page, '#problem [data-fact="field"]')).toBe(lang === 'en' ? 'Fieldcsr' : '字段csr');
       // The form keeps what was typed.
       expect(await page.locator('#csr').inputValue()).toContain('bm90IGEgY3Ny');
+      // A validity above the tier's maximum: the tier, the days asked and the maximum, worded in the language.
+      await page.fill('#csr', issued.csrPem!);
+      await page.fill('#days', '99999');
+      const [tooLong] = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/console/issue') && r.request().method() === 'POST'), page.click('#issue')]);
+      expect(tooLong.status()).toBe(400);
+      expect(await page.locator('#problem').getAttribute('data-code')).toBe('bad-request');
+      expect(await text(page, '#problem [data-fact="fields"] dd')).toBe(lang === 'en' ? 'days: too large or too long' : 'days：过大或过长');
+      expect(await text(page, '#problem .detail')).toBe(lang === 'en' ? 'invalid request: days: Too big: expected number to be <=36500' : '请求内容无效，未做任何更改。');
+      await page.fill('#days', '3000');
+      const [policy] = await Promise.all([page.waitForResponse((r) => r.url().endsWith('/console/issue') && r.request().method() === 'POST'), page.click('#issue')]);
+      expect(policy.status()).toBe(422);
+      expect(await text(page, '#problem strong')).toBe(lang === 'en' ? 'Validity above the tier maximum' : '有效期超过该级别上限');
+      expect(await text(page, '#problem .detail')).toBe(lang === 'en' ? '3000 days is above the tier t1 maximum of 730 days for a device' : '所请求的有效期超过该级别的上限，未签发任何证书。');
+      expect(await page.locator('#problem dd').allTextContents()).toEqual(['t1', lang === 'en' ? 'device' : 'device', '3000', '730']);
     }
     // The API answers the same body with the same code.
     const api = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: issued.subjectId, csr: '-----BEGIN CERTIFICATE REQUEST-----\nbm90IGEgY3Ny\n-----END CERTIFICATE REQUEST-----\n' });
