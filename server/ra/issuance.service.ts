@@ -7,7 +7,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
 import type { CertificateProfile, CertificateRecord, Repositories, RequestRecord, RotationRequestRecord, Store, SubjectRecord } from '../storage/storage.ts';
-import type { TierPolicy } from '../config/tier-policy.ts';
+import type { EncryptionCertificateRule, TierPolicy } from '../config/tier-policy.ts';
 import type { Clock } from '../clock.ts';
 import { TiercaError } from '../errors.ts';
 import type { CertificateIssuer } from '../ca/certificate-issuer.ts';
@@ -95,6 +95,17 @@ export class IssuanceService {
       permission: 'certificate:issue', domainScoped: true, lifetimeMs: ISSUE_REQUEST_LIFETIME_MS,
       execute: (ctx, request) => this.executeRequest(ctx, request),
     };
+  }
+
+  /**
+   * Whether a signing certificate for a holder of `kind` at tier `tierId` comes with an encryption
+   * certificate (the tier's rule for the kind; `none` for an unknown tier or without a KMC, which
+   * issues none). Policy as data, for clients that offer the choice (the console's issue page);
+   * issuance itself decides with wantsEncryptionHalf.
+   */
+  encryptionRuleOf(tierId: string | null | undefined, kind: SubjectRecord['kind']): EncryptionCertificateRule {
+    const tier = tierId ? this.deps.tiers.get(tierId) : undefined;
+    return this.deps.kmc && tier ? tier.encryptionCertificate[kind] : 'none';
   }
 
   async issue(ctx: RequestContext, input: IssueInput): Promise<IssueResult> {

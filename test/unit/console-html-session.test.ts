@@ -4,7 +4,9 @@
 import { describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { html, escapeHtml } from '../../server/http/console/html.ts';
-import { SessionStore, sameSecret } from '../../server/http/console/session-store.ts';
+import { SessionStore, sameSecret, type ConsoleSession } from '../../server/http/console/session-store.ts';
+import { SHOWN_MS, showOnce, takeShown } from '../../server/http/console/shown.ts';
+import type { Response } from 'express';
 import { FixedClock } from '../../server/clock.ts';
 import { EN } from '../../server/http/console/messages.en.ts';
 import { ZH_CN } from '../../server/http/console/messages.zh-CN.ts';
@@ -116,5 +118,50 @@ describe('errors in the chosen language', () => {
       { key: 'allowed', label: 'Allowed', value: 'p-384, sm2' },
     ]);
     expect(errorFacts(zh, undefined)).toEqual([]);
+  });
+});
+
+describe('results shown once (shown.ts)', () => {
+  const start = new Date('2026-12-03T08:00:00Z');
+  const render = () => ({ title: 'x', body: html`<p>secret</p>` });
+  /** A response stand-in: the session in locals, the redirect recorded. */
+  const responseOf = (session: ConsoleSession) => {
+    const sent: { status?: number; to?: string } = {};
+    const res = { locals: { session }, redirect: (status: number, to: string) => Object.assign(sent, { status, to }) } as unknown as Response;
+    return { res, sent };
+  };
+
+  it('keeps a result under a random id and answers 303 to /console/shown/<id>; it is taken once', () => {
+    const clock = new FixedClock(start);
+    const { session } = new SessionStore(clock).create({ principalId: 'prn-1', via: 'token' });
+    const { res, sent } = responseOf(session);
+    showOnce(res, { clock }, render);
+    expect(sent.status).toBe(303);
+    const id = sent.to!.replace('/console/shown/', '');
+    expect(sent.to).toMatch(/^\/console\/shown\/[A-Za-z0-9_-]{22}$/);
+    expect(takeShown(session.shown, id, clock.now())?.render).toBe(render);
+    expect(takeShown(session.shown, id, clock.now())).toBeUndefined();
+    expect(session.shown.size).toBe(0);
+  });
+
+  it('forgets a result at five minutes on the injected clock, and keeps at most 20 per session', () => {
+    const clock = new FixedClock(start);
+    const { session } = new SessionStore(clock).create({ principalId: 'prn-1', via: 'token' });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const { res, sent } = responseOf(session);
+      showOnce(res, { clock }, render);
+      ids.push(sent.to!.split('/').pop()!);
+    }
+    clock.advance(SHOWN_MS - 1);
+    expect(takeShown(session.shown, ids[0]!, clock.now())).toBeDefined();
+    clock.advance(1);
+    expect(takeShown(session.shown, ids[1]!, clock.now())).toBeUndefined();
+    // Taken even when expired: nothing is left behind.
+    expect(session.shown.has(ids[1]!)).toBe(false);
+    // A new result sweeps the expired ones; past 20 the oldest goes.
+    for (let i = 0; i < 25; i++) showOnce(responseOf(session).res, { clock }, render);
+    expect(session.shown.size).toBe(20);
+    expect(session.shown.has(ids[2]!)).toBe(false);
   });
 });

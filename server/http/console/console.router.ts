@@ -32,6 +32,7 @@ import { rotationPages } from './pages/rotation.ts';
 import { keystorePages } from './pages/keystore.ts';
 import { auditPages } from './pages/audit.ts';
 import { deliveryRoutes } from './deliveries.ts';
+import { shownRoutes } from './shown.ts';
 
 /**
  * The console's Content-Security-Policy: only this origin's script and style (no inline script, no
@@ -83,6 +84,7 @@ export function consoleRouter(deps: ConsoleDeps): Router {
   keystorePages(r, deps);
   auditPages(r, deps);
   deliveryRoutes(r, deps);
+  shownRoutes(r, deps);
   r.use((_req, _res, next) => next(new TiercaError('not-found', 'no such console page')));
   r.use(errorPage(deps));
   return r;

@@ -1,7 +1,7 @@
 /**
  * Secrets handed out once: a server-made key as PKCS#12 is kept in the session (memory only) under a
- * random id until it is downloaded or five minutes pass, whichever is first. Its passphrase is shown
- * on the result page once and kept nowhere.
+ * random id until it is downloaded or five minutes pass, whichever is first. Its passphrase is on
+ * the result page, which is itself shown once (shown.ts), and kept nowhere else.
  */
 import { randomBytes } from 'node:crypto';
 import type { Router } from 'express';
@@ -38,4 +38,10 @@ export function pkcs12Box(view: View, p: { href: string; passphrase: string; id:
 <p>${t('issue.passphrase')} <code class="passphrase" id="${p.id}-passphrase">${p.passphrase}</code></p>
 <p class="warn">${t('issue.onceOnly')}</p>
 </div>`;
+}
+
+/** A new principal's token on a result page (shown once through shown.ts). */
+export function tokenBox(view: View, token: string): SafeHtml {
+  const { t } = view;
+  return html`<div class="secret" id="token-box"><p>${t('principals.token')}</p><p><code class="token" id="new-token">${token}</code></p><p class="warn">${t('issue.onceOnly')}</p></div>`;
 }

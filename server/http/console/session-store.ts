@@ -10,6 +10,8 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Clock } from '../../clock.ts';
+import type { View } from './console-context.ts';
+import type { SafeHtml } from './html.ts';
 
 export interface SessionTimeouts {
   /** Without a request for this long, a session ends. Default 15 minutes. */
@@ -41,6 +43,14 @@ export interface ConsoleSession {
   flash?: Flash;
   /** Secrets delivered once (a PKCS#12): by delivery id; removed when downloaded. */
   deliveries: Map<string, { name: string; type: string; body: Buffer; until: number }>;
+  /** Result pages shown once (shown.ts): by result id; removed when shown. */
+  shown: Map<string, ShownEntry>;
+}
+
+/** A result page kept for one showing: rendered in the language of the GET that shows it, until `until` (ms). */
+export interface ShownEntry {
+  until: number;
+  render: (view: View) => { title: string; body: SafeHtml };
 }
 
 export type SessionLookup = { state: 'active'; session: ConsoleSession } | { state: 'expired' } | { state: 'none' };
@@ -64,7 +74,7 @@ export class SessionStore {
     const now = this.clock.now().getTime();
     const session: ConsoleSession = {
       principalId: p.principalId, via: p.via, certificate: p.certificate, csrf: this.random(32).toString('base64url'),
-      createdAt: now, lastSeen: now, deliveries: new Map(),
+      createdAt: now, lastSeen: now, deliveries: new Map(), shown: new Map(),
     };
     this.sessions.set(hashId(id), session);
     return { id, session };

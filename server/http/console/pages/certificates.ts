@@ -123,13 +123,14 @@ ${view.can('certificate:revoke') ? actions(view, c, href) : ''}`,
   });
 }
 
-export function certificateFacts(view: View, c: CertificateRecord): SafeHtml {
+/** A certificate's facts as a table; `idPrefix` tells two certificates on one page apart (`enc-`). */
+export function certificateFacts(view: View, c: CertificateRecord, idPrefix = ''): SafeHtml {
   const { t } = view;
-  return html`<table class="facts" id="facts"><tbody>
+  return html`<table class="facts" id="${idPrefix}facts"><tbody>
 <tr><th scope="row">${t('field.subject')}</th><td>${c.subjectDn}</td></tr>
-<tr><th scope="row">${t('field.serial')}</th><td><code id="serial">${c.serial}</code></td></tr>
+<tr><th scope="row">${t('field.serial')}</th><td><code id="${idPrefix}serial">${c.serial}</code></td></tr>
 <tr><th scope="row">${t('field.issuer')}</th><td><code>${c.issuerId}</code></td></tr>
-<tr><th scope="row">${t('field.status')}</th><td id="status">${badge(view, c.status)}${c.revocationReason != null && c.status === 'revoked' ? html` (${reasonLabel(view, c.revocationReason)})` : ''}</td></tr>
+<tr><th scope="row">${t('field.status')}</th><td id="${idPrefix}status">${badge(view, c.status)}${c.revocationReason != null && c.status === 'revoked' ? html` (${reasonLabel(view, c.revocationReason)})` : ''}</td></tr>
 <tr><th scope="row">${t('field.profile')}</th><td>${c.profile}</td></tr>
 <tr><th scope="row">${t('field.domain')} / ${t('field.tier')}</th><td>${c.domain ?? '—'} / ${c.tier ?? '—'}</td></tr>
 <tr><th scope="row">${t('field.notBefore')}</th><td>${view.date(c.notBefore)}</td></tr>

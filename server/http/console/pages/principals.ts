@@ -1,6 +1,6 @@
 /**
  * Principals (sysadmins): the list, adding one (an auditor or a device at once, its token shown
- * once; a sysadmin or an officer as a request for a second sysadmin), disabling, and issuing a
+ * once through shown.ts; a sysadmin or an officer as a request for a second sysadmin), disabling, and issuing a
  * principal's client certificate from its CSR — PrincipalService, as the API calls it.
  */
 import type { Response, Router } from 'express';
@@ -13,6 +13,9 @@ import { ctxOf, field, formErrorOf, guard, redirectWith, sendPage, viewOf, type 
 import { pagePermissions } from '../menu.ts';
 import { certificateFacts } from './certificates.ts';
 import type { AddPrincipalResult } from '../../../ra/principal.service.ts';
+import type { CertificateRecord } from '../../../storage/storage.ts';
+import { tokenBox } from '../deliveries.ts';
+import { showOnce } from '../shown.ts';
 
 const ROLES = ['auditor', 'device', 'officer', 'sysadmin'] as const;
 
@@ -31,12 +34,13 @@ export function principalPages(r: Router, deps: ConsoleDeps): void {
     }
     const { t } = viewOf(res);
     if (added.kind === 'pending') return redirectWith(res, '/console/principals', { kind: 'ok', text: t('flash.principalRequested', { id: added.request.id }) });
-    sendPage(res, {
-      title: t('principals.added'), status: 201,
-      body: html`<p class="notice ok" role="status">${t('principals.addedText', { name: added.principal.name, id: added.principal.id })}</p>
-<div class="secret"><p>${t('principals.token')}</p><p><code class="token" id="new-token">${added.token}</code></p><p class="warn">${t('issue.onceOnly')}</p></div>
-<p><a href="/console/principals">${t('nav.principals')}</a></p>`,
-    });
+    const { principal, token } = added;
+    showOnce(res, deps, (view) => ({
+      title: view.t('principals.added'),
+      body: html`<p class="notice ok" role="status" id="added">${view.t('principals.addedText', { name: principal.name, id: principal.id })}</p>
+${tokenBox(view, token)}
+<p><a href="/console/principals">${view.t('nav.principals')}</a></p>`,
+    }));
   });
   r.post('/principals/:id/disable', may, async (req, res) => {
     try {
@@ -47,19 +51,20 @@ export function principalPages(r: Router, deps: ConsoleDeps): void {
     redirectWith(res, '/console/principals', { kind: 'ok', text: viewOf(res).t('flash.disabled', { id: String(req.params.id) }) });
   });
   r.post('/principals/:id/certificate', may, async (req, res) => {
-    const view = viewOf(res);
+    let certificate: CertificateRecord;
+    let chain: readonly Buffer[];
     try {
       const body = parseWith(certificateBody, { csr: field(req, 'csr') });
-      const { certificate } = await deps.ra.principals.issueCertificate(ctxOf(res), String(req.params.id), body);
-      const href = `/console/certificates/${encodeURIComponent(certificate.issuerId)}/${encodeURIComponent(certificate.serial)}`;
-      sendPage(res, {
-        title: view.t('principals.certificateIssued'), status: 201,
-        body: html`${certificateFacts(view, certificate)}<p class="downloads"><a href="${href}/certificate.pem" download id="dl-pem">${view.t('cert.downloadPem')}</a>
-<a href="${href}/chain.pem" download id="dl-chain">${view.t('cert.downloadChain', { n: '' })}</a></p>`,
-      });
+      ({ certificate, chain } = await deps.ra.principals.issueCertificate(ctxOf(res), String(req.params.id), body));
     } catch (err) {
       return listPage(res, deps, formErrorOf(err));
     }
+    const href = `/console/certificates/${encodeURIComponent(certificate.issuerId)}/${encodeURIComponent(certificate.serial)}`;
+    showOnce(res, deps, (view) => ({
+      title: view.t('principals.certificateIssued'),
+      body: html`${certificateFacts(view, certificate)}<p class="downloads"><a href="${href}/certificate.pem" download id="dl-pem">${view.t('cert.downloadPem')}</a>
+<a href="${href}/chain.pem" download id="dl-chain">${view.t('cert.downloadChain', { n: chain.length + 1 })}</a></p>`,
+    }));
   });
 }
 

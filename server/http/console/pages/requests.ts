@@ -12,7 +12,8 @@ import { html, type SafeHtml } from '../html.ts';
 import { badge, csrfField, problemBox } from '../layout.ts';
 import { ctxOf, formErrorOf, guard, redirectWith, sendPage, sessionOf, viewOf, type ConsoleDeps, type View } from '../console-context.ts';
 import { pagePermissions } from '../menu.ts';
-import { deliverOnce, pkcs12Box } from '../deliveries.ts';
+import { deliverOnce, pkcs12Box, tokenBox } from '../deliveries.ts';
+import { showOnce } from '../shown.ts';
 import { issuedPage } from './issue.ts';
 import { certificateFacts } from './certificates.ts';
 
@@ -64,36 +65,40 @@ function row(view: View, q: RequestRecord): SafeHtml {
 <form method="post" action="/console/requests/${q.id}/reject" class="inline">${csrfField(view)}<button type="submit" class="danger" id="reject-${q.id}">${t('action.reject')}</button></form></td></tr>`;
 }
 
+/** What an approval gives, shown once through shown.ts (a recovered key's passphrase, a new principal's token). */
 function approvedPage(res: Response, deps: ConsoleDeps, result: ApprovalResult): void {
-  const view = viewOf(res);
-  const { t } = view;
+  const { t } = viewOf(res);
   if (result.kind === 'pending') {
     return redirectWith(res, '/console/requests', { kind: 'ok', text: t('flash.approvalRecorded', { id: result.request.id, n: result.request.approvals.length, m: result.request.approvalsRequired }) });
   }
   if (result.kind === 'issued') return issuedPage(res, deps, result);
+  const now = deps.clock.now();
   if (result.kind === 'recovered') {
-    const href = deliverOnce(sessionOf(res), deps.clock.now(), { name: `${result.certificate.serial}-recovered.p12`, type: 'application/x-pkcs12', body: result.pkcs12 });
-    return sendPage(res, {
-      title: t('requests.recovered'),
-      body: html`${badge(view, 'done')}${certificateFacts(view, result.certificate)}${pkcs12Box(view, { id: 'p12', href, passphrase: result.passphrase })}`,
-    });
+    const { certificate, passphrase } = result;
+    const href = deliverOnce(sessionOf(res), now, { name: `${certificate.serial}-recovered.p12`, type: 'application/x-pkcs12', body: result.pkcs12 });
+    return showOnce(res, deps, (view) => ({
+      title: view.t('requests.recovered'),
+      body: html`${badge(view, 'done')}${certificateFacts(view, certificate)}${pkcs12Box(view, { id: 'p12', href, passphrase })}`,
+    }));
   }
   if (result.kind === 'recovered-history') {
     // A whole key history: one PKCS#12 per key, each downloadable once, one passphrase.
     const links = result.keys.map((k) => ({
       serial: k.certificate.serial,
-      href: deliverOnce(sessionOf(res), deps.clock.now(), { name: `${k.certificate.serial}-recovered.p12`, type: 'application/x-pkcs12', body: k.pkcs12 }),
+      href: deliverOnce(sessionOf(res), now, { name: `${k.certificate.serial}-recovered.p12`, type: 'application/x-pkcs12', body: k.pkcs12 }),
     }));
-    return sendPage(res, {
-      title: t('requests.recovered'),
-      body: html`${badge(view, 'done')}<ul>${links.map((l) => html`<li><a href="${l.href}">${l.serial}.p12</a></li>`)}</ul>${pkcs12Box(view, { id: 'p12', href: links[0]?.href ?? '', passphrase: result.passphrase })}`,
-    });
+    const { passphrase } = result;
+    return showOnce(res, deps, (view) => ({
+      title: view.t('requests.recovered'),
+      body: html`${badge(view, 'done')}<ul>${links.map((l) => html`<li><a href="${l.href}">${l.serial}.p12</a></li>`)}</ul>${pkcs12Box(view, { id: 'p12', href: links[0]?.href ?? '', passphrase })}`,
+    }));
   }
   const token = typeof result.result.token === 'string' ? result.result.token : undefined;
-  sendPage(res, {
-    title: t('requests.done'),
-    body: html`<p class="notice ok" role="status" id="done">${t('flash.requestDone', { id: result.request.id })}</p>
-${token ? html`<div class="secret"><p>${t('principals.token')}</p><p><code class="token" id="new-token">${token}</code></p><p class="warn">${t('issue.onceOnly')}</p></div>` : ''}
-<p><a href="/console/requests">${t('nav.requests')}</a></p>`,
-  });
+  const id = result.request.id;
+  showOnce(res, deps, (view) => ({
+    title: view.t('requests.done'),
+    body: html`<p class="notice ok" role="status" id="done">${view.t('flash.requestDone', { id })}</p>
+${token ? tokenBox(view, token) : ''}
+<p><a href="/console/requests">${view.t('nav.requests')}</a></p>`,
+  }));
 }
