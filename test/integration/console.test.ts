@@ -3,7 +3,12 @@
 // a t3 request waits for a second officer, a revocation reaches `openssl ocsp`, an auditor verifies
 // the chain and exports, a sysadmin runs rotation as a dry run and then for real; a wrong role gets
 // 403 and no menu entry, a form without its CSRF token changes nothing, a session past its idle or
-// absolute timeout is sent to sign-in, a client certificate signs in over mutual TLS. Every flow runs
+// absolute timeout is sent to sign-in, a client certificate signs in over mutual TLS. A result that
+// carries a secret (a server-made key's passphrase, the KMC-made encryption key's, a new principal's
+// token) comes as POST → 303 → /console/shown/<id> and is gone on reload, Back/Forward and after five
+// minutes (openssl opens the PKCS#12 with the passphrase shown); the issue page asks for an
+// encryption certificate where the tier offers one, in both languages, and openssl verifies both
+// certificates and opens the KMC's key. Every flow runs
 // under the console's CSP with no violation; screenshots of each main page in both languages go to
 // test-artifacts/console/ (gitignored), and axe-core finds no serious or critical violation on them.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -23,6 +28,7 @@ import { FixedClock } from '../../server/clock.ts';
 import { createHttpServer } from '../../server/http/app.ts';
 import { clientCaBundle } from '../../server/listeners.ts';
 import { CONSOLE_CSP } from '../../server/http/console/console.router.ts';
+import { certificateToPem as certificatePem } from '../../pki/pem.ts';
 
 const require = createRequire(import.meta.url);
 const AXE = require.resolve('axe-core/axe.min.js');
@@ -235,6 +241,11 @@ describe('officer', () => {
     // The API answers the same body with the same code.
     const api = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: issued.subjectId, csr: '-----BEGIN CERTIFICATE REQUEST-----\nbm90IGEgY3Ny\n-----END CERTIFICATE REQUEST-----\n' });
     expect([api.status, api.body.type]).toEqual([400, 'urn:tierca:problem:malformed-input']);
+    // What the form words in its language comes from the API's language-neutral members (docs/api.md).
+    const tooLong = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: issued.subjectId, csr: issued.csrPem, days: 99999 });
+    expect([tooLong.status, tooLong.body.fields, tooLong.body.problems]).toEqual([400, [{ field: 'days', issue: 'too_big' }], ['days: Too big: expected number to be <=36500']]);
+    const policy = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: issued.subjectId, csr: issued.csrPem, days: 3000 });
+    expect([policy.status, policy.body.tier, policy.body.kind, policy.body.days, policy.body.maxDays]).toEqual([422, 't1', 'device', 3000, 730]);
     expect((await t.store.certificates.list({ subjectId: issued.subjectId })).length).toBe(before);
   });
 
@@ -366,6 +377,263 @@ describe('client certificate over mutual TLS', () => {
   });
 });
 
+/** The POST a click sends and the page it lands on: the console answers a result with 303 to /console/shown/<id>. */
+async function postAndShow(page: Page, selector: string, path: string): Promise<{ location: string; shown: import('playwright-core').Response }> {
+  const [posted, shown] = await Promise.all([
+    page.waitForResponse((r) => new URL(r.url()).pathname === path && r.request().method() === 'POST'),
+    page.waitForResponse((r) => new URL(r.url()).pathname.startsWith('/console/shown/') && r.request().method() === 'GET'),
+    page.click(selector),
+  ]);
+  expect(posted.status()).toBe(303);
+  const location = posted.headers()['location'];
+  expect(location).toMatch(/^\/console\/shown\/[A-Za-z0-9_-]{22}$/);
+  expect([shown.status(), shown.headers()['cache-control']]).toEqual([200, 'no-store']);
+  return { location, shown };
+}
+
+/** `openssl pkcs12 -info -noout` on a downloaded file with the passphrase the page showed, then the certificate and key inside it. */
+async function openPkcs12(path: string, passphrase: string): Promise<{ info: string; certPem: string; keyPem: string }> {
+  const info = await openssl(['pkcs12', '-info', '-noout', '-in', path, '-passin', `pass:${passphrase}`]);
+  expect(info.code, info.stderr).toBe(0);
+  const certs = await openssl(['pkcs12', '-in', path, '-nokeys', '-clcerts', '-passin', `pass:${passphrase}`]);
+  const keys = await openssl(['pkcs12', '-in', path, '-nocerts', '-nodes', '-passin', `pass:${passphrase}`]);
+  expect([certs.code, keys.code]).toEqual([0, 0]);
+  // A wrong passphrase does not open it (the check above can fail).
+  expect((await openssl(['pkcs12', '-info', '-noout', '-in', path, '-passin', `pass:${passphrase}x`])).code).not.toBe(0);
+  return { info: info.stderr, certPem: pemBlocks(certs.stdout)[0]!, keyPem: keys.stdout.slice(keys.stdout.indexOf('-----BEGIN PRIVATE KEY-----')) };
+}
+
+const pubkeyOf = async (args: string[]) => (await openssl(args)).stdout;
+
+/** The encryption certificates the dual-certificate flows issued (their keys are escrowed). */
+const dualEnc: { issuerId: string; serial: string; pem: string }[] = [];
+
+let userSeq = 0;
+async function apiUser(tier: 't1' | 't2'): Promise<string> {
+  const n = ++userSeq;
+  const res = await call(t, 'officer', 'POST', '/api/v1/subjects', { kind: 'user', domain: 'yuhu', organ: 'government', tier, name: `控制台用户${n}`, emails: [`console-user${n}@yuhu.xiangtan.intranet`] });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body.id;
+}
+
+// After the mutual-TLS test (these walk the clock), before the timeout tests.
+describe('secrets shown once', () => {
+  it('issues with a server-made key: POST → 303 → the passphrase once; a reload, Back/Forward show it no more; openssl opens the PKCS#12', async () => {
+    const subjectId = await apiSubject('t1');
+    const page = await signIn('officer');
+    await page.goto(`${t.url}/console/issue?subject=${subjectId}`);
+    await page.check('#mode-generate');
+    await page.selectOption('#algorithm', 'P-256');
+    const { location } = await postAndShow(page, '#issue', '/console/issue');
+    expect(page.url()).toBe(`${t.url}${location}`);
+    expect(await text(page, 'h1')).toBe('证书已签发');
+    const passphrase = await text(page, '#p12-passphrase');
+    expect(passphrase.length).toBeGreaterThanOrEqual(16);
+    expect(await text(page, '.secret .warn')).toBe('仅显示这一次，系统不保存（刷新本页也不会再显示）：请立即记下。');
+    const serial = await text(page, '#serial');
+    const p12 = await download(page, '#p12-download', 'server-made.p12');
+    const opened = await openPkcs12(p12, passphrase);
+    expect(opened.info).toMatch(/Shrouded Keybag: PBES2, PBKDF2, AES-256-CBC/);
+    const [stored] = await t.store.certificates.findBySerial(serial);
+    expect(stored).toMatchObject({ subjectId, tier: 't1', status: 'good' });
+    expect(pemBlocks(certificatePem(stored.der))[0]).toBe(opened.certPem);
+    // The key in the file is the certificate's.
+    expect(await pubkeyOf(['pkey', '-in', tmp.file('server-made.key', opened.keyPem), '-pubout'])).toBe(await pubkeyOf(['x509', '-in', tmp.file('server-made.pem', opened.certPem), '-noout', '-pubkey']));
+
+    // Reload: the result is gone, said in the chosen language; the secret is not on the page.
+    const reloaded = await page.reload();
+    expect([reloaded!.status(), reloaded!.headers()['cache-control']]).toEqual([410, 'no-store']);
+    expect(await text(page, 'h1')).toBe('已显示过');
+    expect(await text(page, '#shown-gone')).toContain('此结果已显示过一次');
+    expect(await page.content()).not.toContain(passphrase);
+    // Back lands on the form (the POST is not in the history, nothing is posted again); Forward is gone too.
+    await page.goBack();
+    expect(page.url()).toBe(`${t.url}/console/issue?subject=${subjectId}`);
+    await page.goForward();
+    expect(page.url()).toBe(`${t.url}${location}`);
+    expect(await text(page, 'h1')).toBe('已显示过');
+    expect(await page.content()).not.toContain(passphrase);
+    expect((await t.store.certificates.list({ subjectId })).length).toBe(1);
+    // In English the same page in English; the PKCS#12 was given once too.
+    await page.goto(`${t.url}/console/lang/en?next=${encodeURIComponent(location)}`);
+    expect([await text(page, 'h1'), await text(page, '#shown-gone')]).toEqual(['Already shown', expect.stringMatching(/^This result was shown once already/)]);
+    // Neither the passphrase nor the result's id is written in the audit log.
+    const all = JSON.stringify(await t.store.audit.list({ fromSeq: 1 }));
+    expect(all.includes(passphrase)).toBe(false);
+    expect(all.includes(location.split('/').pop()!)).toBe(false);
+    expect(violations).toEqual([]);
+  });
+
+  it('forgets a result not looked at within five minutes (the injected clock), and a result is its session\'s only', async () => {
+    const page = await signIn('officer');
+    const post = async () => {
+      await page.goto(`${t.url}/console/issue?subject=${await apiSubject('t1')}`);
+      const res = await page.request.post(`${t.url}/console/issue`, { form: { _csrf: await csrfOf(page), subjectId: await page.locator('#subjectId').inputValue(), mode: 'generate' }, maxRedirects: 0 });
+      expect(res.status()).toBe(303);
+      return res.headers()['location']!;
+    };
+    const [early, late, other] = [await post(), await post(), await post()];
+    // Another officer's session cannot see it (nor use it up): the owner still can.
+    const second = await signIn('officer2');
+    expect((await second.goto(`${t.url}${other}`))!.status()).toBe(410);
+    expect((await page.goto(`${t.url}${other}`))!.status()).toBe(200);
+    expect(await page.locator('#p12-passphrase').count()).toBe(1);
+    clock.advance(5 * MINUTE - 1000);
+    expect((await page.goto(`${t.url}${early}`))!.status()).toBe(200);
+    expect(await page.locator('#p12-passphrase').count()).toBe(1);
+    clock.advance(2000);
+    expect((await page.goto(`${t.url}${late}`))!.status()).toBe(410);
+    expect(await page.locator('#p12-passphrase').count()).toBe(0);
+  });
+
+  it('adds a principal: its token shown once (POST → 303), gone on reload, and it authenticates', async () => {
+    const page = await signIn('admin');
+    await page.goto(`${t.url}/console/principals`);
+    await page.fill('#p-name', 'console-auditor-2');
+    await page.selectOption('#p-role', 'auditor');
+    const { location } = await postAndShow(page, '#add', '/console/principals');
+    const token = await text(page, '#new-token');
+    expect(token).toMatch(/^tca_/);
+    expect(await text(page, '#added')).toMatch(/^已添加 console-auditor-2（prn-/);
+    const whoami = await fetch(`${t.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${token}` } });
+    expect([whoami.status, (await whoami.json()).name]).toEqual([200, 'console-auditor-2']);
+    const reloaded = await page.reload();
+    expect(reloaded!.status()).toBe(410);
+    expect(await page.content()).not.toContain(token);
+    expect(page.url()).toBe(`${t.url}${location}`);
+    expect(JSON.stringify(await t.store.audit.list({ fromSeq: 1 })).includes(token)).toBe(false);
+    expect((await t.store.principals.list()).filter((p) => p.name === 'console-auditor-2').length).toBe(1);
+    expect(violations).toEqual([]);
+  });
+});
+
+describe('secrets shown once after an approval', () => {
+  it('adds an officer as a request; the second sysadmin\'s approval shows its token once', async () => {
+    const page = await signIn('admin');
+    await page.goto(`${t.url}/console/principals`);
+    await page.fill('#p-name', 'console-officer-3');
+    await page.selectOption('#p-role', 'officer');
+    await page.check('input[name="domains"][value="yuhu"]');
+    await Promise.all([page.waitForURL(`${t.url}/console/principals`), page.click('#add')]);
+    const [request] = (await t.store.requests.list({ status: 'pending' })).filter((r) => r.action === 'principal.add' && r.requestedBy === ids.admin);
+    expect(request).toBeDefined();
+    const second = await signIn('admin2');
+    await second.goto(`${t.url}/console/requests`);
+    const { location } = await postAndShow(second, `#approve-${request!.id}`, `/console/requests/${request!.id}/approve`);
+    expect(await text(second, '#done')).toContain(request!.id);
+    const token = await text(second, '#new-token');
+    const whoami = await fetch(`${t.url}/api/v1/whoami`, { headers: { authorization: `Bearer ${token}` } });
+    expect([whoami.status, (await whoami.json()).role]).toEqual([200, 'officer']);
+    expect((await second.reload())!.status()).toBe(410);
+    expect(await second.content()).not.toContain(token);
+    expect(second.url()).toBe(`${t.url}${location}`);
+    expect(JSON.stringify(await t.store.audit.list({ fromSeq: 1 })).includes(token)).toBe(false);
+  });
+});
+
+describe('dual certificates on the issue page', () => {
+  for (const lang of ['zh-CN', 'en'] as const) {
+    it(`issues a user's signing and encryption certificates (t1, asked for) in ${lang}; openssl verifies both and opens the KMC's key`, async () => {
+      const L = lang === 'en'
+        ? { issued: 'The signing certificate and its encryption certificate were issued.', notice: /^The encryption certificate's key is made and escrowed by the key-management centre/, h: 'Encryption certificate (escrowed key)', gone: 'Already shown' }
+        : { issued: '签名证书及其加密证书已签发。', notice: /^加密证书的密钥由密钥管理中心生成并托管/, h: '加密证书（密钥已托管）', gone: '已显示过' };
+      const subjectId = await apiUser('t1');
+      const page = await signIn('officer', { lang });
+      await page.goto(`${t.url}/console/issue?subject=${subjectId}`);
+      // t1 makes a user's encryption certificate optional: the checkbox, and the notice.
+      expect(await page.locator('#encryption').isVisible()).toBe(true);
+      expect(await page.locator('#encryption-required').isVisible()).toBe(false);
+      expect(await text(page, '#encryption-notice')).toMatch(L.notice);
+      const csr = await opensslCsr(tmp, `dual-${lang}`, 'P-256');
+      await page.fill('#csr', csr.csrPem);
+      await page.check('#encryption');
+      const { location } = await postAndShow(page, '#issue', '/console/issue');
+      expect(await text(page, '#issued')).toBe(L.issued);
+      expect(await text(page, '#h-encryption')).toBe(L.h);
+      const signSerial = await text(page, '#serial');
+      const encSerial = await text(page, '#enc-serial');
+      const passphrase = await text(page, '#p12-enc-passphrase');
+      // A CSR's key stays the holder's: no PKCS#12 for the signing certificate.
+      expect(await page.locator('#p12-passphrase').count()).toBe(0);
+      const signPem = await download(page, '#dl-pem', `dual-sign-${lang}.pem`);
+      const encPem = await download(page, '#dl-enc-pem', `dual-enc-${lang}.pem`);
+      const encChain = pemBlocks(readFileSync(await download(page, '#dl-enc-chain', `dual-enc-chain-${lang}.pem`), 'utf8'));
+      const p12 = await download(page, '#p12-enc-download', `dual-enc-${lang}.p12`);
+      const [sign] = await t.store.certificates.findBySerial(signSerial);
+      const [enc] = await t.store.certificates.findBySerial(encSerial);
+      dualEnc.push({ issuerId: enc.issuerId, serial: encSerial, pem: readFileSync(encPem, 'utf8') });
+      expect([sign.profile, enc.profile, sign.subjectId, enc.subjectId]).toEqual(['user-sign', 'user-enc', subjectId, subjectId]);
+      for (const pem of [signPem, encPem]) {
+        const verify = await openssl(['verify', '-attime', epochOf(clock.now()), '-CAfile', tmp.file('root.pem', root), '-untrusted', tmp.file(`dual-inter-${lang}.pem`, encChain.slice(1, 3).join('')),
+          '-policy', EXAMPLE_TIER_OIDS.t1, '-explicit_policy', '-purpose', 'any', pem]);
+        expect([verify.code, verify.stdout.trim()]).toEqual([0, `${pem}: OK`]);
+      }
+      const encText = (await openssl(['x509', '-in', encPem, '-noout', '-text'])).stdout;
+      expect(encText).toMatch(/X509v3 Key Usage: critical\s+Key Agreement\n/);
+      expect(encText).toMatch(/X509v3 Extended Key Usage:\s+E-mail Protection/);
+      const signText = (await openssl(['x509', '-in', signPem, '-noout', '-text'])).stdout;
+      expect(signText).toMatch(/X509v3 Key Usage: critical\s+Digital Signature, Non Repudiation/);
+      // The signing certificate carries the holder's key; the PKCS#12 the KMC's key of the encryption certificate.
+      expect(await pubkeyOf(['x509', '-in', signPem, '-noout', '-pubkey'])).toBe(await pubkeyOf(['pkey', '-in', csr.keyPath, '-pubout']));
+      const opened = await openPkcs12(p12, passphrase);
+      expect(opened.certPem).toBe(pemBlocks(readFileSync(encPem, 'utf8'))[0]);
+      expect(await pubkeyOf(['pkey', '-in', tmp.file(`dual-enc-${lang}.key`, opened.keyPem), '-pubout'])).toBe(await pubkeyOf(['x509', '-in', encPem, '-noout', '-pubkey']));
+      // The key is escrowed at the KMC, bound to the encryption certificate.
+      expect((await call(t, 'officer', 'GET', `/api/v1/subjects/${subjectId}/keys`)).body).toEqual([expect.objectContaining({ serial: encSerial, issuerId: enc.issuerId })]);
+      // Once: a reload shows neither passphrase.
+      expect((await page.reload())!.status()).toBe(410);
+      expect(await text(page, 'h1')).toBe(L.gone);
+      expect(await page.content()).not.toContain(passphrase);
+      expect(page.url()).toBe(`${t.url}${location}`);
+      expect(violations).toEqual([]);
+    });
+  }
+
+  it('recovers an escrowed encryption key under dual control: the approval shows the passphrase once, and openssl opens the PKCS#12', async () => {
+    const enc = dualEnc[0]!;
+    const asked = await call(t, 'officer', 'POST', `/api/v1/escrow/${enc.issuerId}/${enc.serial}/recover`, { reason: 'console test: archived mail' });
+    expect(asked.status, JSON.stringify(asked.body)).toBe(202);
+    const page = await signIn('officer2');
+    await page.goto(`${t.url}/console/requests`);
+    await postAndShow(page, `#approve-${asked.body.request.id}`, `/console/requests/${asked.body.request.id}/approve`);
+    expect(await text(page, 'h1')).toBe('密钥已恢复');
+    const passphrase = await text(page, '#p12-passphrase');
+    const opened = await openPkcs12(await download(page, '#p12-download', 'recovered.p12'), passphrase);
+    expect(opened.certPem).toBe(pemBlocks(enc.pem)[0]);
+    expect(await pubkeyOf(['pkey', '-in', tmp.file('recovered.key', opened.keyPem), '-pubout'])).toBe(await pubkeyOf(['x509', '-in', tmp.file('recovered-enc.pem', enc.pem), '-noout', '-pubkey']));
+    expect((await page.reload())!.status()).toBe(410);
+    expect(await page.content()).not.toContain(passphrase);
+    expect(JSON.stringify(await t.store.audit.list({ fromSeq: 1 })).includes(passphrase)).toBe(false);
+  });
+
+  it('offers the choice only where the subject\'s tier and kind allow it; without it no encryption certificate; a device never', async () => {
+    const page = await signIn('officer');
+    // t2 requires it for users: a note, no checkbox.
+    const t2 = await apiUser('t2');
+    await page.goto(`${t.url}/console/issue?subject=${t2}`);
+    expect([await page.locator('#encryption').isVisible(), await page.locator('#encryption-required').isVisible()]).toEqual([false, true]);
+    expect(await text(page, '#encryption-required')).toBe('该级别签发签名证书时总是同时签发加密证书。');
+    // A device at t1: devices get none by default, so no choice at all.
+    const device = await apiSubject('t1');
+    await page.goto(`${t.url}/console/issue?subject=${device}`);
+    expect(await page.locator('#encryption-choice').count()).toBe(0);
+    // With no subject chosen the choice is there, and follows the subject chosen (console.js).
+    await page.goto(`${t.url}/console/issue`);
+    const t1 = await apiUser('t1');
+    await page.goto(`${t.url}/console/issue`);
+    await page.selectOption('#subjectId', device);
+    expect(await page.locator('#encryption-choice').isVisible()).toBe(false);
+    await page.selectOption('#subjectId', t1);
+    expect(await page.locator('#encryption').isVisible()).toBe(true);
+    // Not ticked: the signing certificate alone.
+    await page.fill('#csr', (await nodeCsr()).csrPem);
+    await postAndShow(page, '#issue', '/console/issue');
+    expect(await text(page, '#issued')).toBe('证书已签发。');
+    expect(await page.locator('#enc-serial').count()).toBe(0);
+    expect((await t.store.certificates.list({ subjectId: t1 })).map((c) => c.profile)).toEqual(['user-sign']);
+  });
+});
+
 describe('roles, CSRF, sessions', () => {
   it('shows a role only its pages; any other is a 403 page, and the denial is audited', async () => {
     const cases: [RoleName, string[], string[], string][] = [
@@ -457,6 +725,7 @@ describe('screenshots and accessibility', () => {
     ['officer', 'requests', '/console/requests'],
     ['officer', 'crls', '/console/crls'],
     ['officer', 'forbidden', '/console/keystore'],
+    ['officer', 'shown-gone', '/console/shown/already-shown-or-expired'],
     ['auditor', 'audit', '/console/audit'],
     ['auditor', 'audit-verify', '/console/audit/verify'],
     ['admin', 'principals', '/console/principals'],
@@ -473,6 +742,7 @@ describe('screenshots and accessibility', () => {
         const result = await page.evaluate(async () => (window as unknown as { axe: { run: (d: Document) => Promise<{ violations: { id: string; impact: string; nodes: { target: string[] }[] }[] }> } }).axe.run(document));
         for (const v of result.violations) if (v.impact === 'serious' || v.impact === 'critical') found.push(`${name}: ${v.id} (${v.impact}) at ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
       };
+      // Fifteen pages with axe each: past the default minute when the two cores are shared.
       // axe is injected as a script tag, which the console's own CSP would (rightly) refuse: these
       // contexts bypass it; every flow above runs under it.
       const anonymous = await newPage({ bypassCSP: true });
@@ -487,7 +757,7 @@ describe('screenshots and accessibility', () => {
         await check(page, name);
       }
       expect(found).toEqual([]);
-    });
+    }, 180_000);
   }
 });
 
