@@ -68,6 +68,8 @@ interface IssuePayload {
   sealedPassphrase?: string;
   /** See IssueInput.deferEncryptionHalf. */
   deferEncryptionHalf?: true;
+  /** The requester asked for the encryption half where the tier makes it optional (IssueInput.encryption). */
+  encryption?: true;
 }
 
 export interface IssuanceServiceDeps {
@@ -166,7 +168,7 @@ export class IssuanceService {
     await checkNoLive(store, subject, profile, now);
     const passphrase = input.generate?.passphrase;
     if (tier.approvals > 1) {
-      const request = await this.openRequest(ctx, subject, tier, profile, key, input.days, passphrase, input.deferEncryptionHalf);
+      const request = await this.openRequest(ctx, subject, tier, profile, key, input.days, passphrase, input.deferEncryptionHalf, input.encryption);
       // Not in the request's own transaction: a retry racing this line may open a second request,
       // which waits (and expires) like any unapproved one; it can never issue a second certificate
       // while the first holds the subject (already-holds-certificate).
@@ -184,17 +186,19 @@ export class IssuanceService {
     const tier = tierOf(this.deps.tiers, subject.tier);
     const key = await this.deps.preparer.checkKey(tier, payload.profile, payload.csr ? { csr: Buffer.from(payload.csr, 'base64') } : { generate: payload.generate });
     const passphrase = payload.sealedPassphrase ? unsealPassphrase(this.deps.keystore, request.id, payload.sealedPassphrase) : undefined;
-    return this.execute(ctx, subject, tier, payload.profile, key, payload.days, request, passphrase, null, payload.deferEncryptionHalf ? 'defer' : undefined);
+    return this.execute(ctx, subject, tier, payload.profile, key, payload.days, request, passphrase, null, payload.deferEncryptionHalf ? 'defer' : payload.encryption);
   }
 
   private openRequest(
     ctx: RequestContext, subject: SubjectRecord, tier: TierPolicy, profile: IssuableProfile, key: CheckedKey, days: number | undefined,
-    passphrase: string | undefined, deferEncryptionHalf: boolean | undefined,
+    passphrase: string | undefined, deferEncryptionHalf: boolean | undefined, encryption: boolean | undefined,
   ): Promise<RequestRecord> {
     return this.deps.requests.open(ctx, {
       kind: 'issue', target: `subject:${subject.id}`, subjectId: subject.id, domain: subject.domain, tier: tier.id,
       payload: (requestId) => {
-        const payload: IssuePayload = { profile, days, ...(deferEncryptionHalf ? { deferEncryptionHalf: true as const } : {}) };
+        const payload: IssuePayload = {
+          profile, days, ...(deferEncryptionHalf ? { deferEncryptionHalf: true as const } : {}), ...(encryption === true ? { encryption: true as const } : {}),
+        };
         if (key.kind === 'csr') payload.csr = key.csrDer.toString('base64');
         else payload.generate = { algorithm: key.keyAlgorithm };
         if (passphrase && key.kind === 'generate') payload.sealedPassphrase = sealPassphrase(this.deps.keystore, requestId, passphrase);

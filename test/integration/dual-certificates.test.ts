@@ -25,7 +25,11 @@ let n = 0;
 const first: { signing?: string; enc?: any; keyFile?: string } = {};
 
 beforeAll(async () => {
-  t = await startTestTierca({ configData: smallConfig({ t1: { keyAlgorithms: ['P-256', 'SM2'] } }) });
+  // t3 as smallConfig has it, but the users' encryption certificate optional (dual control and a choice).
+  t = await startTestTierca({ configData: smallConfig({
+    t1: { keyAlgorithms: ['P-256', 'SM2'] },
+    t3: { maxValidityDays: { user: 9, device: 9, organ: 12 }, supersedeGraceDays: 1, responderValidityDays: 1, encryptionCertificate: 'optional' },
+  }) });
 });
 afterAll(async () => {
   await t?.close();
@@ -113,6 +117,20 @@ describe('dual certificates', () => {
     const issued = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId: device.body.id, csr: (await csr('P-256')).csr });
     expect(issued.status).toBe(201);
     expect(issued.body.encryption).toBeUndefined();
+  });
+
+  it('keeps the choice in a dual-controlled request: asked for, the approval issues the encryption half too; not asked for, not', async () => {
+    const key = async () => (await openssl(['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384', '-nodes', '-keyout', tmp.file(`k${++n}.key`), '-subj', '/CN=x'])).stdout;
+    for (const asked of [true, false]) {
+      const subjectId = await user('t3');
+      const opened = await call(t, 'officer', 'POST', '/api/v1/certificates', { subjectId, csr: await key(), ...(asked ? { encryption: true } : {}) });
+      expect(opened.status, JSON.stringify(opened.body)).toBe(202);
+      const approved = await call(t, 'officer2', 'POST', `/api/v1/requests/${opened.body.request.id}/approve`);
+      expect(approved.status, JSON.stringify(approved.body)).toBe(201);
+      expect([asked, approved.body.certificate.profile, approved.body.encryption?.certificate.profile]).toEqual([asked, 'user-sign', asked ? 'user-enc' : undefined]);
+      const keys = (await call(t, 'officer', 'GET', `/api/v1/subjects/${subjectId}/keys`)).body;
+      expect(keys.length).toBe(asked ? 1 : 0);
+    }
   });
 
   it('delivers an SM2 encryption key also as an SM2EnvelopedKey that sm-crypto opens with the signing key', async () => {
