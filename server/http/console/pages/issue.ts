@@ -101,14 +101,16 @@ ${encryptionChoice(view, options, chosen?.rule, form.encryption === true)}
  * certificate optional for its kind; where it is required the page says it comes anyway. With a
  * subject chosen, only what applies to it is shown (console.js follows the subject select, reading
  * each option's data-encryption); with none, the checkbox and both notes are there when any listed
- * subject has that rule. The service decides either way (asking where the rule is none gives the
+ * subject has that rule; with no listed subject having either, nothing. The service decides either way (asking where the rule is none gives the
  * signing certificate alone, as the API does).
  */
 function encryptionChoice(view: View, options: readonly { rule: EncryptionCertificateRule }[], rule: EncryptionCertificateRule | undefined, checked: boolean): SafeHtml {
   const { t } = view;
-  const offer = (r: EncryptionCertificateRule): boolean => rule ? rule === r : options.some((o) => o.rule === r);
-  if (!offer('optional') && !offer('required')) return html``;
-  return html`<fieldset id="encryption-choice" data-rule="${rule ?? ''}"><legend>${t('issue.dualTitle')}</legend>
+  const any = (r: EncryptionCertificateRule): boolean => options.some((o) => o.rule === r);
+  if (!any('optional') && !any('required')) return html``;
+  const offer = (r: EncryptionCertificateRule): boolean => rule ? rule === r : any(r);
+  // Rendered, hidden, for a subject whose rule is none: console.js shows it when another is chosen.
+  return html`<fieldset id="encryption-choice"${rule === 'none' ? html` hidden` : ''}><legend>${t('issue.dualTitle')}</legend>
 <div id="encryption-optional"${offer('optional') ? '' : html` hidden`}><label><input type="checkbox" name="encryption" value="yes" id="encryption"${checked ? html` checked` : ''}> ${t('issue.encryptionToo')}</label></div>
 <p id="encryption-required" class="muted"${offer('required') ? '' : html` hidden`}>${t('issue.encryptionRequired')}</p>
 <p class="notice" id="encryption-notice">${t('issue.kmcNotice')}</p>
