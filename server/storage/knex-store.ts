@@ -23,6 +23,7 @@ import { migrateLatest } from './migrate.ts';
 import { dbContext, type DbContext, type Engine } from './rows.ts';
 import { cachedStatement } from './sqlite-statements.ts';
 import { WalSyncer, type DurableSync } from './wal-sync.ts';
+import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.ts';
 import { KnexMetaRepository } from './meta.repository.knex.ts';
 import { KnexDomainRepository } from './domain.repository.knex.ts';
 import { KnexOrganRepository } from './organ.repository.knex.ts';
@@ -164,12 +165,14 @@ interface SqliteQuery {
  * the WAL is fsynced by it after each commit (synchronous=NORMAL), otherwise by SQLite in each COMMIT
  * (synchronous=FULL): either way a commit is on disk before it is acknowledged.
  */
-function prepareSqliteConnection(conn: Database, durableSync: DurableSync | undefined): void {
+function prepareSqliteConnection(conn: Database, durableSync: DurableSync | undefined, backgroundCheckpoints: boolean): void {
   // better-sqlite3 opens with a 5 s busy timeout; keep it while setting up (switching a fresh file to
   // WAL needs a moment of exclusive access), then hand waiting over to TiercaSqliteClient._query.
   conn.pragma('journal_mode = WAL');
   conn.pragma(durableSync ? 'synchronous = NORMAL' : 'synchronous = FULL');
   conn.pragma('foreign_keys = ON');
+  // Checkpoints run on the checkpointer's thread; SQLite's own (inside a COMMIT) only if it falls behind.
+  if (backgroundCheckpoints) conn.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
   conn.pragma('busy_timeout = 0');
 }
 
@@ -182,7 +185,7 @@ export function engineOf(options: StoreOptions): Engine {
  * A knex instance for `options`, configured as described above; does not connect or migrate. On
  * SQLite it commits with synchronous=FULL unless given `durableSync` (which {@link openStore} passes).
  */
-export function createKnex(options: StoreOptions, durableSync?: DurableSync): Knex {
+export function createKnex(options: StoreOptions, durableSync?: DurableSync, backgroundCheckpoints = false): Knex {
   if (engineOf(options) === 'postgres') {
     return knexFactory({
       client: 'pg',
@@ -205,7 +208,7 @@ export function createKnex(options: StoreOptions, durableSync?: DurableSync): Kn
       max: 1,
       afterCreate: (conn: Database, done: (err: Error | null, conn: Database) => void) => {
         try {
-          prepareSqliteConnection(conn, memory ? undefined : durableSync);
+          prepareSqliteConnection(conn, memory ? undefined : durableSync, !memory && backgroundCheckpoints);
           done(null, conn);
         } catch (err) {
           done(err as Error, conn);
@@ -272,6 +275,7 @@ class KnexStore implements Store {
     private readonly reader?: Database,
     /** SQLite files only: the syncer the commits of `knex` wait for. */
     private readonly durableSync?: DurableSync,
+    private readonly checkpointer?: WalCheckpointer,
   ) {
     const repos = createRepositories(dbContext(knex, engine, reader));
     this.meta = repos.meta;
@@ -334,6 +338,7 @@ class KnexStore implements Store {
     this.reader?.close();
     await this.knex.destroy();
     await this.durableSync?.close();
+    await this.checkpointer?.close();
   }
 }
 
@@ -344,8 +349,10 @@ class KnexStore implements Store {
 export async function openStore(options: StoreOptions): Promise<Store> {
   const engine = engineOf(options);
   const file = engine === 'sqlite' && options.sqliteFile !== ':memory:' ? options.sqliteFile : undefined;
-  const durableSync = file ? (options.durableSync ?? new WalSyncer(file)) : undefined;
-  const knex = createKnex(options, durableSync);
+  // A syncer injected by a test comes without the checkpointer: SQLite then checkpoints as usual.
+  const checkpointer = file && !options.durableSync ? new WalCheckpointer(file) : undefined;
+  const durableSync = file ? (options.durableSync ?? new WalSyncer(file, undefined, (bytes) => checkpointer!.walSize(bytes))) : undefined;
+  const knex = createKnex(options, durableSync, !!checkpointer);
   try {
     if (engine === 'postgres' && options.searchPath) await createSchemaIfMissing(knex, options.searchPath);
     await migrateLatest(knex);
@@ -355,9 +362,10 @@ export async function openStore(options: StoreOptions): Promise<Store> {
   } catch (err) {
     await knex.destroy();
     await durableSync?.close();
+    await checkpointer?.close();
     throw err;
   }
-  return new KnexStore(knex, engine, engine === 'sqlite' ? openReader(options.sqliteFile!) : undefined, durableSync);
+  return new KnexStore(knex, engine, engine === 'sqlite' ? openReader(options.sqliteFile!) : undefined, durableSync, checkpointer);
 }
 
 /** The knex instance behind a store made by {@link openStore} (for tests and the `db` CLI commands). */

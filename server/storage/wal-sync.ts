@@ -37,7 +37,7 @@ export interface DurableSync {
 /** The fdatasync primitive, replaceable in tests. */
 export interface SyncFs {
   open(path: string): Promise<FileHandle>;
-  stat(path: string): Promise<{ ino: number; dev: number }>;
+  stat(path: string): Promise<{ ino: number; dev: number; size: number }>;
 }
 
 const nodeFs: SyncFs = {
@@ -59,6 +59,8 @@ export class WalSyncer implements DurableSync {
   constructor(
     private readonly databaseFile: string,
     private readonly fs: SyncFs = nodeFs,
+    /** Told the -wal file's size after each fdatasync (the background checkpointer, wal-checkpointer.ts). */
+    private readonly onWalSize?: (bytes: number) => void,
   ) {
     this.walPath = `${databaseFile}-wal`;
   }
@@ -87,11 +89,12 @@ export class WalSyncer implements DurableSync {
   private async flush(): Promise<void> {
     if (this.failure) throw this.failure;
     try {
-      const handle = await this.walHandle();
-      if (handle) await handle.datasync();
+      const wal = await this.walHandle();
+      if (wal) await wal.handle.datasync();
       // No -wal file: every commit was checkpointed into the database file and the WAL removed
       // (the last connection closed); the checkpoint synced the file, syncing it again is cheap.
       else await this.syncFile(this.databaseFile);
+      if (wal) this.onWalSize?.(wal.size);
     } catch (err) {
       this.failure = new Error(`fsync of the SQLite WAL failed: ${(err as Error).message}; writes are refused until tierca restarts`, { cause: err });
       await this.closeHandle().catch(() => undefined);
@@ -99,9 +102,9 @@ export class WalSyncer implements DurableSync {
     }
   }
 
-  /** The open descriptor of the current -wal file (reopened if the path names another inode), or undefined if there is none. */
-  private async walHandle(): Promise<FileHandle | undefined> {
-    let current: { ino: number; dev: number };
+  /** The open descriptor of the current -wal file (reopened if the path names another inode) and its size, or undefined if there is none. */
+  private async walHandle(): Promise<{ handle: FileHandle; size: number } | undefined> {
+    let current: { ino: number; dev: number; size: number };
     try {
       current = await this.fs.stat(this.walPath);
     } catch (err) {
@@ -111,7 +114,7 @@ export class WalSyncer implements DurableSync {
       }
       throw err;
     }
-    if (this.handle && this.handleId?.ino === current.ino && this.handleId.dev === current.dev) return this.handle;
+    if (this.handle && this.handleId?.ino === current.ino && this.handleId.dev === current.dev) return { handle: this.handle, size: current.size };
     await this.closeHandle();
     const handle = await this.fs.open(this.walPath);
     const id = await handle.stat();
@@ -119,7 +122,7 @@ export class WalSyncer implements DurableSync {
     await this.syncFile(dirname(this.walPath));
     this.handle = handle;
     this.handleId = { ino: id.ino, dev: id.dev };
-    return handle;
+    return { handle, size: current.size };
   }
 
   private async syncFile(path: string): Promise<void> {

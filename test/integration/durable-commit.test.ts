@@ -3,6 +3,8 @@
 // the fsync is a gate the test holds: the certificate (or the revocation) is committed and visible to
 // another connection, yet the API has not answered; once the gate opens the answer arrives. A failed
 // fsync answers an error, never a 201. PostgreSQL commits durably itself: nothing to hold there.
+import { randomBytes } from 'node:crypto';
+import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { call, startTestTierca, type TestTierca } from '../helpers/tierca.ts';
@@ -142,6 +144,26 @@ describe.runIf(testEngine() === 'sqlite')('SQLite: every write waits for the fsy
       expect(answer.value?.status, JSON.stringify(answer.value?.body)).toBe(500);
       expect(answer.value?.body.certificate).toBeUndefined();
     });
+  });
+
+  it('checkpoints on a thread of its own: the WAL stops growing without SQLite\'s checkpoint inside a COMMIT', async () => {
+    const { store, options, cleanup } = await testStore();
+    try {
+      // 24 MiB in transactions of 128 KiB. The writer's own automatic checkpoint is set to 10,000
+      // pages (40 MiB): only the background checkpointer can keep the WAL below the data written.
+      // (Random text: SQLite rewrites only the overflow pages whose bytes change.)
+      let last = '';
+      for (let i = 0; i < 192; i++) {
+        last = randomBytes(96 * 1024).toString('base64');
+        const value = last;
+        await store.transaction((tx) => tx.meta.set(`wal-${i % 8}`, value));
+      }
+      // The -wal file keeps its size when the WAL restarts: it shows the most it ever held.
+      expect(statSync(`${options.sqliteFile}-wal`).size).toBeLessThan(16 * 1024 * 1024);
+      expect(await store.meta.get('wal-7')).toBe(last);
+    } finally {
+      await cleanup();
+    }
   });
 
   describe('through the store', () => {

@@ -34,9 +34,9 @@ class FakeFs implements SyncFs {
     return handle as unknown as FileHandle;
   }
 
-  async stat(path: string): Promise<{ ino: number; dev: number }> {
+  async stat(path: string): Promise<{ ino: number; dev: number; size: number }> {
     if (!this.walExists && path.endsWith('-wal')) throw Object.assign(new Error('ENOENT'), { code: 'ENOENT' });
-    return { ino: this.inode, dev: 7 };
+    return { ino: this.inode, dev: 7, size: 4096 };
   }
 }
 
