@@ -36,8 +36,9 @@ const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.module);
 const db = new Database(workerData.file, { fileMustExist: true });
-// A checkpoint that meets another one (another process) waits on this thread only.
-db.pragma('busy_timeout = 1000');
+// Waits on this thread only, and briefly: RESTART holds the write lock while it waits for readers
+// (a long CRL read, say) to leave the WAL; past 100 ms it gives up (busy), and the next one tries again.
+db.pragma('busy_timeout = 100');
 db.pragma('synchronous = FULL');
 parentPort.on('message', () => {
   try {
