@@ -26,8 +26,12 @@ import { Worker } from 'node:worker_threads';
 /** The -wal size at which a background checkpoint is asked for (SQLite's own default is 1,000 pages). */
 export const CHECKPOINT_WAL_BYTES = 1000 * 4096;
 
-/** At most one background checkpoint per this many ms (each syncs the WAL and the database file). */
-export const CHECKPOINT_INTERVAL_MS = 200;
+/**
+ * At most one background checkpoint per this many ms. Each syncs the WAL and the database file on its
+ * thread, and each restart of the WAL costs one fsync on the JavaScript thread: SQLite syncs the new
+ * WAL header in the first COMMIT after a restart, even at synchronous=NORMAL (its ticket ff5be73dee).
+ */
+export const CHECKPOINT_INTERVAL_MS = 1000;
 
 /** wal_autocheckpoint of the writer connection while a checkpointer runs: a fallback only. */
 export const FALLBACK_AUTOCHECKPOINT_PAGES = 10_000;
