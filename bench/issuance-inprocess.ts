@@ -9,8 +9,10 @@
  *
  * --profile records a V8 CPU profile of the timed window only (node:inspector); --sql-stats times
  * every SQLite statement of the timed window (by wrapping better-sqlite3's prepared statements).
- * --synchronous NORMAL|OFF is a what-if for the report only: it rewrites the store's
- * `PRAGMA synchronous = FULL` to show what the fsync per commit costs. tierca itself runs FULL.
+ * --synchronous FULL|OFF is a what-if for the report only: it rewrites the store's
+ * `PRAGMA synchronous = NORMAL`. tierca itself runs NORMAL and fdatasyncs the WAL off the JavaScript
+ * thread after each commit (decision 0030); FULL adds SQLite's own fsync inside each COMMIT, on the
+ * thread (what tierca did before), OFF shows the cost of SQLite's checkpoint syncs.
  * --prefill N first inserts N live (good) device certificates of the same CA straight into the
  * certificates table, to see how issuance behaves with a populated store. --analyze (what-if) runs
  * SQLite's ANALYZE before the timed window, so the query planner has statistics. --max-seconds S

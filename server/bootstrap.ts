@@ -8,6 +8,7 @@ import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { openStore, type StoreOptions } from './storage/knex-store.ts';
+import type { DurableSync } from './storage/wal-sync.ts';
 import type { Store, Role } from './storage/storage.ts';
 import { buildConfig, loadConfigFile, loadStoredConfig, EXAMPLE_CONFIG, type TiercaConfig } from './config/load-config.ts';
 import { systemClock, type Clock } from './clock.ts';
@@ -35,12 +36,14 @@ export interface DatabaseOptions {
   searchPath?: string;
   /** SQLite file other than `<dataDir>/tierca.db`. */
   sqliteFile?: string;
+  /** SQLite only: what commits wait for (tests; default the WAL's fdatasync, StoreOptions.durableSync). */
+  durableSync?: DurableSync;
 }
 
-export function storeOptions({ dataDir, databaseUrl, searchPath, sqliteFile }: DatabaseOptions): StoreOptions {
+export function storeOptions({ dataDir, databaseUrl, searchPath, sqliteFile, durableSync }: DatabaseOptions): StoreOptions {
   if (databaseUrl) return { databaseUrl, searchPath };
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  return { sqliteFile: sqliteFile ?? join(dataDir, 'tierca.db') };
+  return { sqliteFile: sqliteFile ?? join(dataDir, 'tierca.db'), ...(durableSync ? { durableSync } : {}) };
 }
 
 /** Opens the store; an embedded database file is readable by its owner only (it holds sealed keys). */

@@ -165,7 +165,11 @@ export class IssuanceService {
     const key = await preparer.checkKey(tier, profile, input);
     const now = this.deps.clock.now();
     preparer.issuerAndValidity({ tier, domain: subject.domain, holderKind: subject.kind, days: input.days, now });
-    await checkNoLive(store, subject, profile, now);
+    // Refused before anything is made. A CSR at a one-officer tier makes nothing before the
+    // transaction (the certificate is signed in memory), whose own check (execute) refuses alike:
+    // there the check is made once, inside, instead of twice. A server-made key (a KMC key is stored)
+    // or a request to open is checked here first.
+    if (tier.approvals > 1 || key.kind !== 'csr') await checkNoLive(store, subject, profile, now);
     const passphrase = input.generate?.passphrase;
     if (tier.approvals > 1) {
       const request = await this.openRequest(ctx, subject, tier, profile, key, input.days, passphrase, input.deferEncryptionHalf, input.encryption);
@@ -238,9 +242,8 @@ export class IssuanceService {
         // concurrent issuances for one subject only one lands.
         await checkSubjectStillActive(tx, subject.id);
         const live = await tx.certificates.findLive(subject.id, profile, now);
-        if (live.some((c) => c.serial !== record.serial || c.issuerId !== record.issuerId)) {
-          throw new TiercaError('already-holds-certificate', `subject ${subject.id} already holds a valid ${profile} certificate`, { detail: { subject: subject.id, profile } });
-        }
+        const other = live.find((c) => c.serial !== record.serial || c.issuerId !== record.issuerId);
+        if (other) throw alreadyHolds(subject, profile, other);
         // Without a KMC (a server opened without one), the older escrow table keeps the key.
         if (privateKey && isEncryptionProfile(profile) && !kmcKey) await escrow(tx, keystore, record, privateKey, now);
         if (request) await completeRequest(tx, request, { issuerId: record.issuerId, serial: record.serial });
@@ -265,11 +268,13 @@ function replayRecord(id: string, ctx: RequestContext, subject: SubjectRecord, r
 /** Refuses (`already-holds-certificate`) when the subject holds a live certificate of `profile`. */
 async function checkNoLive(repos: Pick<Repositories, 'certificates'>, subject: SubjectRecord, profile: CertificateProfile, now: Date): Promise<void> {
   const live = await repos.certificates.findLive(subject.id, profile, now);
-  if (live.length > 0) {
-    throw new TiercaError('already-holds-certificate', `subject ${subject.id} already holds a valid ${profile} certificate (${live[0].serial}); renew it instead`, {
-      detail: { subject: subject.id, profile, serial: live[0].serial },
-    });
-  }
+  if (live.length > 0) throw alreadyHolds(subject, profile, live[0]);
+}
+
+function alreadyHolds(subject: SubjectRecord, profile: CertificateProfile, live: CertificateRecord): TiercaError {
+  return new TiercaError('already-holds-certificate', `subject ${subject.id} already holds a valid ${profile} certificate (${live.serial}); renew it instead`, {
+    detail: { subject: subject.id, profile, serial: live.serial },
+  });
 }
 
 /**
@@ -278,8 +283,8 @@ async function checkNoLive(repos: Pick<Repositories, 'certificates'>, subject: S
  * this issuance fail here.
  */
 export async function checkSubjectStillActive(tx: Pick<Repositories, 'subjects'>, subjectId: string): Promise<void> {
-  const current = await tx.subjects.lock(subjectId, 'share');
-  if (!current || current.status !== 'active') throw new TiercaError('conflict', `subject ${subjectId} is revoked`);
+  const status = await tx.subjects.lockStatus(subjectId, 'share');
+  if (status !== 'active') throw new TiercaError('conflict', `subject ${subjectId} is revoked`);
 }
 
 /** Escrows a server-made encryption key, sealed and bound to `escrow:<issuer>/<serial>`. */

@@ -1,9 +1,10 @@
 /**
  * Group commit: units of work that arrive while a commit is in progress are written together in the
- * next transaction, each in its own savepoint (Store.transactionBatch). With SQLite at
- * synchronous=FULL a commit costs an fsync (~1.6 ms on this machine kind), which alone capped
- * issuance near 600/s per process; sharing one fsync among the units that queued during it keeps
- * every unit's durability (nothing is acknowledged before its commit) and lifts that cap.
+ * next transaction, each in its own savepoint (Store.transactionBatch). A SQLite commit waits for an
+ * fsync of the WAL (~1.6–4.6 ms on this machine kind; off the JavaScript thread since decision 0030),
+ * which alone capped issuance near 600/s per process; sharing one fsync among the units that queued
+ * during it keeps every unit's durability (nothing is acknowledged before its commit is on disk) and
+ * lifts that cap.
  */
 import type { Repositories, Store } from './storage.ts';
 

@@ -3,8 +3,10 @@
  * repositories and migrations on both. See docs/decisions/0001-storage.md for the choices made here.
  *
  * SQLite specifics, all set on each new connection and in the client below:
- * - pragmas journal_mode=WAL (readers never block the writer), synchronous=FULL (a commit — e.g. an
- *   acknowledged revocation — survives power loss), foreign_keys=ON;
+ * - pragmas journal_mode=WAL (readers never block the writer), foreign_keys=ON, and for a store opened
+ *   by {@link openStore} on a file synchronous=NORMAL with the WAL fsynced off the JavaScript thread
+ *   (wal-sync.ts, decision 0030): every statement or transaction that commits resolves only once its
+ *   commit is on disk, as with synchronous=FULL, which a bare {@link createKnex} keeps;
  * - every transaction starts with BEGIN IMMEDIATE, so it holds the file's write lock from its first
  *   statement: a read-then-write (the audit chain) cannot interleave with another connection's,
  *   whether in this process or in another one sharing the file;
@@ -20,6 +22,8 @@ import type { Repositories, Store } from './storage.ts';
 import { migrateLatest } from './migrate.ts';
 import { dbContext, type DbContext, type Engine } from './rows.ts';
 import { cachedStatement } from './sqlite-statements.ts';
+import { WalSyncer, type DurableSync } from './wal-sync.ts';
+import { FALLBACK_AUTOCHECKPOINT_PAGES, WalCheckpointer } from './wal-checkpointer.ts';
 import { KnexMetaRepository } from './meta.repository.knex.ts';
 import { KnexDomainRepository } from './domain.repository.knex.ts';
 import { KnexOrganRepository } from './organ.repository.knex.ts';
@@ -47,6 +51,11 @@ export interface StoreOptions {
   sqliteFile?: string;
   /** PostgreSQL only: the schema to work in (tables and migrations); created if missing. */
   searchPath?: string;
+  /**
+   * SQLite files only: what every commit waits for before it resolves (default: a {@link WalSyncer}
+   * on the file). Tests inject one to hold or fail the fsync.
+   */
+  durableSync?: DurableSync;
 }
 
 /** How long a statement waits for another connection's write lock before failing with SQLITE_BUSY. */
@@ -88,7 +97,26 @@ class TiercaSqliteClient extends BetterSqlite3Client {
     return new ImmediateSqliteTransaction(this, ...args);
   }
 
+  /** Set by createKnex: the connection runs synchronous=NORMAL and commits wait for this. */
+  private get durableSync(): DurableSync | undefined {
+    return (this.config as { tiercaDurableSync?: DurableSync }).tiercaDurableSync;
+  }
+
+  /**
+   * Runs a statement (retrying SQLITE_BUSY) and, when it committed — a COMMIT (or ROLLBACK) that ended
+   * a transaction, or a write outside one — resolves only once the commit is durable. Every commit of
+   * the writer connection passes here: knex sends BEGIN, COMMIT and ROLLBACK through `_query`, and
+   * rows.ts runs statements on the connection directly only inside a transaction.
+   */
   async _query(connection: Database, obj: SqliteQuery): Promise<SqliteQuery> {
+    const wasInTransaction = connection.inTransaction;
+    const result = await this.runWithBusyRetry(connection, obj);
+    const sync = this.durableSync;
+    if (sync && !connection.inTransaction && (wasInTransaction || result.writes)) await sync.sync();
+    return result;
+  }
+
+  private async runWithBusyRetry(connection: Database, obj: SqliteQuery): Promise<SqliteQuery> {
     const deadline = performance.now() + SQLITE_BUSY_TIMEOUT_MS;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -109,6 +137,7 @@ class TiercaSqliteClient extends BetterSqlite3Client {
     const statement = cachedStatement(connection, obj.sql);
     statement.safeIntegers(obj.options?.safeIntegers === true);
     const bindings = this._formatBindings(obj.bindings) as unknown[];
+    obj.writes = !statement.readonly;
     if (statement.reader) {
       obj.response = statement.all(bindings);
       return obj;
@@ -127,15 +156,23 @@ interface SqliteQuery {
   options?: { safeIntegers?: boolean };
   response?: unknown;
   context?: { lastID: number | bigint; changes: number };
+  /** The statement may change the database (better-sqlite3's `readonly` is false; BEGIN/COMMIT count as read-only). */
+  writes?: boolean;
 }
 
-/** Sets a new SQLite connection up; runs once per connection (pool `afterCreate`). */
-function prepareSqliteConnection(conn: Database): void {
+/**
+ * Sets a new SQLite connection up; runs once per connection (pool `afterCreate`). With `durableSync`
+ * the WAL is fsynced by it after each commit (synchronous=NORMAL), otherwise by SQLite in each COMMIT
+ * (synchronous=FULL): either way a commit is on disk before it is acknowledged.
+ */
+function prepareSqliteConnection(conn: Database, durableSync: DurableSync | undefined, backgroundCheckpoints: boolean): void {
   // better-sqlite3 opens with a 5 s busy timeout; keep it while setting up (switching a fresh file to
   // WAL needs a moment of exclusive access), then hand waiting over to TiercaSqliteClient._query.
   conn.pragma('journal_mode = WAL');
-  conn.pragma('synchronous = FULL');
+  conn.pragma(durableSync ? 'synchronous = NORMAL' : 'synchronous = FULL');
   conn.pragma('foreign_keys = ON');
+  // Checkpoints run on the checkpointer's thread; SQLite's own (inside a COMMIT) only if it falls behind.
+  if (backgroundCheckpoints) conn.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
   conn.pragma('busy_timeout = 0');
 }
 
@@ -144,8 +181,11 @@ export function engineOf(options: StoreOptions): Engine {
   return options.databaseUrl && /^postgres(ql)?:\/\//.test(options.databaseUrl) ? 'postgres' : 'sqlite';
 }
 
-/** A knex instance for `options`, configured as described above; does not connect or migrate. */
-export function createKnex(options: StoreOptions): Knex {
+/**
+ * A knex instance for `options`, configured as described above; does not connect or migrate. On
+ * SQLite it commits with synchronous=FULL unless given `durableSync` (which {@link openStore} passes).
+ */
+export function createKnex(options: StoreOptions, durableSync?: DurableSync, backgroundCheckpoints = false): Knex {
   if (engineOf(options) === 'postgres') {
     return knexFactory({
       client: 'pg',
@@ -156,24 +196,27 @@ export function createKnex(options: StoreOptions): Knex {
   }
   if (options.databaseUrl) throw new Error(`databaseUrl must start with postgres:// or postgresql:// (got ${options.databaseUrl.split(':')[0]}:)`);
   if (!options.sqliteFile) throw new Error('a store needs databaseUrl (PostgreSQL) or sqliteFile (SQLite)');
-  return knexFactory({
+  const memory = options.sqliteFile === ':memory:';
+  const config = {
     client: TiercaSqliteClient as unknown as typeof Knex.Client,
     connection: { filename: options.sqliteFile },
     useNullAsDefault: true,
+    tiercaDurableSync: memory ? undefined : durableSync,
     // One connection: SQLite has one writer anyway, and queuing here is cheaper than lock retries.
     pool: {
       min: 1,
       max: 1,
       afterCreate: (conn: Database, done: (err: Error | null, conn: Database) => void) => {
         try {
-          prepareSqliteConnection(conn);
+          prepareSqliteConnection(conn, memory ? undefined : durableSync, !memory && backgroundCheckpoints);
           done(null, conn);
         } catch (err) {
           done(err as Error, conn);
         }
       },
     },
-  });
+  };
+  return knexFactory(config);
 }
 
 /** Every repository over `ctx`. */
@@ -230,6 +273,9 @@ class KnexStore implements Store {
     readonly engine: Engine,
     /** SQLite files only: a read-only connection for reads outside transactions (see dbContext). */
     private readonly reader?: Database,
+    /** SQLite files only: the syncer the commits of `knex` wait for. */
+    private readonly durableSync?: DurableSync,
+    private readonly checkpointer?: WalCheckpointer,
   ) {
     const repos = createRepositories(dbContext(knex, engine, reader));
     this.meta = repos.meta;
@@ -291,6 +337,8 @@ class KnexStore implements Store {
   async close(): Promise<void> {
     this.reader?.close();
     await this.knex.destroy();
+    await this.durableSync?.close();
+    await this.checkpointer?.close();
   }
 }
 
@@ -300,7 +348,11 @@ class KnexStore implements Store {
  */
 export async function openStore(options: StoreOptions): Promise<Store> {
   const engine = engineOf(options);
-  const knex = createKnex(options);
+  const file = engine === 'sqlite' && options.sqliteFile !== ':memory:' ? options.sqliteFile : undefined;
+  // A syncer injected by a test comes without the checkpointer: SQLite then checkpoints as usual.
+  const checkpointer = file && !options.durableSync ? new WalCheckpointer(file) : undefined;
+  const durableSync = file ? (options.durableSync ?? new WalSyncer(file, undefined, (bytes) => checkpointer!.walSize(bytes))) : undefined;
+  const knex = createKnex(options, durableSync, !!checkpointer);
   try {
     if (engine === 'postgres' && options.searchPath) await createSchemaIfMissing(knex, options.searchPath);
     await migrateLatest(knex);
@@ -309,9 +361,11 @@ export async function openStore(options: StoreOptions): Promise<Store> {
     if (engine === 'sqlite') await knex.raw('PRAGMA optimize');
   } catch (err) {
     await knex.destroy();
+    await durableSync?.close();
+    await checkpointer?.close();
     throw err;
   }
-  return new KnexStore(knex, engine, engine === 'sqlite' ? openReader(options.sqliteFile!) : undefined);
+  return new KnexStore(knex, engine, engine === 'sqlite' ? openReader(options.sqliteFile!) : undefined, durableSync, checkpointer);
 }
 
 /** The knex instance behind a store made by {@link openStore} (for tests and the `db` CLI commands). */

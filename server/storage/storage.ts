@@ -361,6 +361,8 @@ export interface SubjectRepository {
    * already holds the chain). SQLite: the write transaction is the lock. Only inside `transaction`.
    */
   lock(id: string, mode: 'share' | 'update'): Promise<SubjectRecord | undefined>;
+  /** {@link lock} reading the status alone (issuance's re-check needs nothing else). */
+  lockStatus(id: string, mode: 'share' | 'update'): Promise<SubjectRecord['status'] | undefined>;
 }
 
 export interface CertificateRepository {

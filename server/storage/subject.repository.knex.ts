@@ -7,6 +7,9 @@ import { advisoryXactLock } from './advisory-locks.ts';
 const GET_SQL = 'SELECT * FROM "subjects" WHERE "id" = ? LIMIT 1';
 const LOCK_SHARE_SQL = 'SELECT * FROM "subjects" WHERE "id" = ? FOR SHARE';
 const LOCK_UPDATE_SQL = 'SELECT * FROM "subjects" WHERE "id" = ? FOR UPDATE';
+const STATUS_SQL = 'SELECT "status" FROM "subjects" WHERE "id" = ? LIMIT 1';
+const LOCK_STATUS_SHARE_SQL = 'SELECT "status" FROM "subjects" WHERE "id" = ? FOR SHARE';
+const LOCK_STATUS_UPDATE_SQL = 'SELECT "status" FROM "subjects" WHERE "id" = ? FOR UPDATE';
 
 export class KnexSubjectRepository implements SubjectRepository {
   constructor(private readonly ctx: DbContext) {}
@@ -35,6 +38,13 @@ export class KnexSubjectRepository implements SubjectRepository {
     await advisoryXactLock(this.ctx, 'audit');
     const row = await this.ctx.sql.first(mode === 'update' ? LOCK_UPDATE_SQL : LOCK_SHARE_SQL, [id]);
     return row ? rowToSubject(row) : undefined;
+  }
+
+  async lockStatus(id: string, mode: 'share' | 'update'): Promise<SubjectRecord['status'] | undefined> {
+    if (this.ctx.engine === 'postgres') await advisoryXactLock(this.ctx, 'audit');
+    const sql = this.ctx.engine !== 'postgres' ? STATUS_SQL : mode === 'update' ? LOCK_STATUS_UPDATE_SQL : LOCK_STATUS_SHARE_SQL;
+    const row = await this.ctx.sql.first(sql, [id]);
+    return row ? (row.status as SubjectRecord['status']) : undefined;
   }
 
   async setStatus(id: string, status: SubjectRecord['status']): Promise<void> {

@@ -14,6 +14,7 @@ import type { Clock } from '../../server/clock.ts';
 import type { Store } from '../../server/storage/storage.ts';
 import { testStoreOptions } from './database.ts';
 import type { ServiceTls } from '../../server/listeners.ts';
+import type { DurableSync } from '../../server/storage/wal-sync.ts';
 
 export const TEST_PASSPHRASE = 'integration-test-passphrase';
 /** Cheap scrypt for tests only: the production default is in pki/keystore/key-sealing.ts. */
@@ -42,7 +43,11 @@ export { freePort };
  * listener (OCSP, CRLs) is opened beside it; `publicUrl` then names the plain one, as `tierca serve`
  * does, and `url` the HTTPS one.
  */
-export async function startTestTierca(opts: { clock?: Clock; configData?: Record<string, unknown>; pollMs?: number; tls?: ServiceTls } = {}): Promise<TestTierca> {
+export async function startTestTierca(opts: {
+  clock?: Clock; configData?: Record<string, unknown>; pollMs?: number; tls?: ServiceTls;
+  /** SQLite only: what the service's commits wait for (the setup ceremony keeps the real fsync). */
+  durableSync?: DurableSync;
+} = {}): Promise<TestTierca> {
   const db = await testStoreOptions();
   const dataDir = mkdtempSync(join(tmpdir(), 'tierca-data-'));
   const port = await freePort();
@@ -64,7 +69,7 @@ export async function startTestTierca(opts: { clock?: Clock; configData?: Record
     await setupStore.close();
   }
   const service = await startService({
-    ...dbOpts, passphrase: TEST_PASSPHRASE, port, clock: opts.clock, log: pino({ level: 'silent' }), pollMs: opts.pollMs ?? 200,
+    ...dbOpts, durableSync: opts.durableSync, passphrase: TEST_PASSPHRASE, port, clock: opts.clock, log: pino({ level: 'silent' }), pollMs: opts.pollMs ?? 200,
     tls: opts.tls, httpPort,
   });
   return {
