@@ -72,7 +72,8 @@ export class StatusScheduler {
     const { cas, crls, responders, clock } = this.deps;
     const now = clock.now();
     for (const ca of cas.list()) {
-      if (ca.record.status !== 'active') continue;
+      // An offline root's CRL comes across in a response bundle (server/ca/offline-root-import.ts).
+      if (ca.record.status !== 'active' || ca.offline) continue;
       if (await crls.fullDue(ca, now)) await crls.publish(ca.record.id);
       if (ca.record.layer === 'tier') await responders.forCa(ca.record.id, now);
     }

@@ -17,7 +17,7 @@ const APP_TABLES = [
 ];
 
 /** Every migration, in order. */
-const NAMES = ['0001_initial', '0002_audit_checkpoints', '0003_rotation', '0004_crl_index', '0005_principal_creators', '0006_pop_identity', '0007_kmc', '0008_acme', '0009_est'];
+const NAMES = ['0001_initial', '0002_audit_checkpoints', '0003_rotation', '0004_crl_index', '0005_principal_creators', '0006_pop_identity', '0007_kmc', '0008_acme', '0009_est', '0010_offline_root'];
 
 let options: StoreOptions & { cleanup(): Promise<void> };
 let knex: Knex;
