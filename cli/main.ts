@@ -24,6 +24,7 @@ import * as acmeCommands from './commands/acme.ts';
 import * as estCommands from './commands/est.ts';
 import * as ocspCommands from './commands/ocsp.ts';
 import * as principalCommands from './commands/principal.ts';
+import * as rootCommands from './commands/root.ts';
 import * as renewCommands from './commands/renew.ts';
 import * as requestCommands from './commands/request.ts';
 import * as rotateCommands from './commands/rotate.ts';
@@ -95,6 +96,8 @@ export function buildProgram(io: Io, state: { exitCode: number }): Command {
   serveCommand.register(program, context);
   dbCommands.register(program, context);
   backupCommands.register(program, context);
+  program.commandsGroup('Offline root (local, no server; init/show/sign/revoke/crl on the offline machine, import on the online one):');
+  rootCommands.register(program, context);
   program.commandsGroup('Help:').helpCommand('help [command]', 'show help for a command');
   return program;
 }

@@ -12,7 +12,7 @@ import type { Store, Role } from './storage/storage.ts';
 import { buildConfig, loadConfigFile, loadStoredConfig, EXAMPLE_CONFIG, type TiercaConfig } from './config/load-config.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { runHierarchyCeremony, runOfflineRootCeremony, formatHierarchyTree } from './ca/hierarchy-ceremony.ts';
-import { OFFLINE_ROOT_META, newOfflineRootMeta, writeRequestBundle } from './ca/offline-root-import.ts';
+import { OFFLINE_ROOT_META, importResponseBundle, newOfflineRootMeta, writeRequestBundle, type ImportOutcome } from './ca/offline-root-import.ts';
 import { createPrincipal } from './ra/principal.service.ts';
 import { appendAudit } from './audit/audit-log.ts';
 import { openServices, type Services } from './services.ts';
@@ -339,6 +339,19 @@ export async function addToken(opts: DatabaseOptions & { passphrase?: string; pi
         requestId: null, detail: { module: opts.module, tokenLabel: opts.tokenLabel },
       });
     });
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * `tierca root import`: installs a response bundle of the offline root in this installation's
+ * database (server/ca/offline-root-import.ts). Needs no keystore secret: nothing is signed here.
+ */
+export async function importResponse(opts: DatabaseOptions & { bytes: Buffer; clock?: Clock }): Promise<ImportOutcome> {
+  const store = await open(opts);
+  try {
+    return await importResponseBundle(store, opts.bytes, (opts.clock ?? systemClock).now());
   } finally {
     await store.close();
   }

@@ -193,6 +193,17 @@ export async function rootInit(p: { dataDir: string; config: TiercaConfig; keyst
   }
 }
 
+/** Whether the root key is sealed in software or held in a token (no secret needed to tell). */
+export async function rootCustody(dataDir: string): Promise<'software' | 'pkcs11'> {
+  const store = await openRootStore(dataDir, false);
+  try {
+    await readState(store, dataDir);
+    return readCustody((await store.meta.get('keystore'))!).custody;
+  } finally {
+    await store.close();
+  }
+}
+
 /** The root's certificate and fingerprint from its data folder (`tierca root show`). */
 export async function rootShow(dataDir: string): Promise<{ certificate: Buffer; fingerprint: string; dualControl: boolean; lastRequest: number; lastResponse: number; issued: IssuedCertificate[] }> {
   const store = await openRootStore(dataDir, false);
