@@ -14,6 +14,7 @@ import type { TiercaConfig } from './config/load-config.ts';
 import type { Clock } from './clock.ts';
 import { AuditCheckpoints } from './audit/audit-checkpoints.ts';
 import { offlineSigner } from './ca/hierarchy-ceremony.ts';
+import { OfflineRootWatch } from './ca/offline-root-watch.ts';
 import { CaDirectory } from './ca/ca-directory.ts';
 import { caRsaPadding } from './ca/ca-signature.ts';
 import { ResponderPool } from './ca/ocsp-responders.ts';
@@ -110,7 +111,12 @@ export async function openServices({ store, keystore, config, clock, log, random
     offlineKeys.add(key.id);
   }
   const cas = CaDirectory.build(await store.cas.list(), algorithms, keystore, (record) => caRsaPadding(config, record), { keyIds: offlineKeys, signer: offlineSigner });
-  if (offlineKeys.size) cas.setAwaitingRoot(new Map((await store.offlineRoot.listPending()).map((p) => [p.record.id, p.certifiedBy])));
+  if (offlineKeys.size) {
+    cas.setAwaitingRoot(new Map((await store.offlineRoot.listPending()).map((p) => [p.record.id, p.certifiedBy])));
+    const watch = new OfflineRootWatch();
+    await watch.refresh(store, clock.now());
+    for (const ca of cas.list()) if (ca.offline) cas.add({ ...ca, offlineWatch: watch });
+  }
   const tiers = config.tiers;
   const responders = new ResponderPool({ store, keystore, cas, tiers, publicUrl: config.publicUrl, random });
   const crls = new CrlPublisher({ store, cas, tiers, clock, publicUrl: config.publicUrl });

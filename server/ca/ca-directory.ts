@@ -17,6 +17,7 @@ import type { KeyAlgorithm, RsaPadding } from '../../pki/algorithms.ts';
 import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
 import { REVOCATION_REASONS } from '../../pki/revocation-reason.ts';
 import { TiercaError } from '../errors.ts';
+import type { OfflineRootWatch } from './offline-root-watch.ts';
 
 /** How deep a chain may be (root → domain → tier is 3); a longer walk means a loop. */
 const MAX_DEPTH = 8;
@@ -47,6 +48,8 @@ export interface LoadedCa {
   readonly signer: Signer;
   /** The CA's key is on the offline machine (docs/offline-root.md): its signer refuses, its CRL and OCSP answers come in bundles. */
   readonly offline?: boolean;
+  /** For an offline root: when its CRL and pre-signed OCSP answers end, and the warning they call for. */
+  readonly offlineWatch?: OfflineRootWatch;
 }
 
 export class CaDirectory {

@@ -95,6 +95,8 @@ export class OcspSource {
   async pollOnce(): Promise<number> {
     // A CA revoked through another instance: take its new status into the directory.
     for (const record of await this.deps.store.cas.list()) this.deps.cas.takeNewer(record);
+    // An offline root's CRL and OCSP answers may have been imported (tierca root import): take up their nextUpdates.
+    for (const ca of this.deps.cas.list()) if (ca.offlineWatch) await ca.offlineWatch.refresh(this.deps.store, this.deps.clock.now());
     const events = await this.deps.store.revocationEvents.since(this.lastEventSeq, 10_000);
     for (const e of events) this.cache.delete(cacheKey(e.issuerId, e.serial));
     if (events.length) this.lastEventSeq = events[events.length - 1].seq;

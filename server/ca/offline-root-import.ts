@@ -29,6 +29,9 @@ export interface OfflineRootMeta {
   caId: string;
   /** The last offline audit record imported (its seq and hash): the next must follow it. */
   lastOfflineAudit: { seq: number; hash: string };
+  /** nextUpdate of the last imported root CRL, and the earliest of its pre-signed OCSP answers (ISO). */
+  crlNextUpdate?: string;
+  ocspNextUpdate?: string;
 }
 
 export async function readOfflineRootMeta(repos: Pick<Repositories, 'meta'>): Promise<OfflineRootMeta | undefined> {
@@ -207,7 +210,10 @@ export async function importResponseBundle(store: Store, bytes: Buffer, now: Dat
       principalId: null, role: null, source: 'local', action: 'offline-root.import', target: `bundle:response:${envelope.sequence}`, outcome: 'success',
       requestId: null, detail: { sequence: envelope.sequence, answered: outcome.answered, certified: outcome.certified, revoked: outcome.revoked, crlNumber: payload.crl.number },
     });
-    await tx.meta.set(OFFLINE_ROOT_META, JSON.stringify({ ...meta, lastOfflineAudit: prev } satisfies OfflineRootMeta));
+    const ocspNextUpdate = payload.ocsp.map((o) => o.nextUpdate).sort()[0];
+    await tx.meta.set(OFFLINE_ROOT_META, JSON.stringify({
+      ...meta, lastOfflineAudit: prev, crlNextUpdate: payload.crl.nextUpdate, ...(ocspNextUpdate ? { ocspNextUpdate } : {}),
+    } satisfies OfflineRootMeta));
   });
   return outcome;
 }
