@@ -43,7 +43,8 @@ Environment:
   TIERCA_TOKEN       the API token itself (--token-file wins)
   TIERCA_CLIENT_CERT, TIERCA_CLIENT_KEY, TIERCA_CA_FILE  defaults of --client-cert, --client-key, --ca-file
   TIERCA_DATA        data folder of init/serve/db and of the demo token (default ./data)
-  TIERCA_PASSPHRASE  keystore passphrase of init/serve (--passphrase-file wins)
+  TIERCA_PASSPHRASE  keystore passphrase of init/serve and of the offline root (--passphrase-file wins)
+  TIERCA_ROOT_DATA   data folder of the offline root's commands (root init/show/sign/revoke/crl; default ./root-data)
   DATABASE_URL       default of --database-url (PostgreSQL); else SQLite in the data folder
   NO_COLOR           no colours, as --no-color
 

@@ -251,6 +251,11 @@ describe('later ceremonies: a domain CA revoked offline', { timeout: 180_000 }, 
   it('shows as revoked on the online OCSP and in the root CRL (openssl, Python); certificates under it answer revoked', async () => {
     const gw = await issueYuhuT2('gw-2');
     expect(gw.status, JSON.stringify(gw.body)).toBe(201);
+    // Online, the domain CA cannot be revoked: the root would have to sign its CRL.
+    const online = await http(url, 'POST', '/api/v1/cas/yuhu/revoke', { token: admin, body: { reason: 'keyCompromise' } });
+    expect(online.status).toBe(422);
+    expect(online.body).toMatchObject({ type: 'urn:tierca:problem:ca-unavailable', caStatus: 'offline' });
+    expect(online.body.detail).toContain('revoke it on the offline machine (tierca root revoke');
     const revoke = await run(['root', 'revoke', 'yuhu', '--reason', 'keyCompromise', '--yes', '--data', rootDir, ...ROOT_SECRETS]);
     expect(revoke.code, revoke.stderr).toBe(0);
     const crl = await run(['root', 'crl', '--data', rootDir, '--out', join(tmp.path, 'response-4.bundle'), '--next-update', '180d', ...ROOT_SECRETS]);
