@@ -12,7 +12,7 @@ import { BACKGROUND_TABLES, snapshotCounts, tableNames, testEngine, testStoreOpt
 const APP_TABLES = [
   'acme_account_keys', 'acme_accounts', 'acme_authorizations', 'acme_challenges', 'acme_nonces', 'acme_orders',
   'audit_checkpoints', 'audit_log', 'ca_links', 'cas', 'certificates', 'crls', 'domains', 'escrowed_keys', 'est_codes', 'keys', 'kmc_keys', 'kmc_master_keys', 'meta',
-  'ocsp_responders', 'ocsp_responses', 'organs', 'principals', 'renewals', 'requests', 'revocation_events', 'rotation_requests',
+  'ocsp_responders', 'ocsp_responses', 'offline_bundles', 'offline_pending_cas', 'organs', 'principals', 'renewals', 'requests', 'revocation_events', 'rotation_requests',
   'subjects', 'tokens',
 ];
 
