@@ -147,7 +147,6 @@ async function ceremonyCore(
     return ca;
   };
 
-  const pending: PendingCaRecord[] = [];
   const requests: DomainCaRequest[] = [];
   // Root: self-signed, anyPolicy, no path length limit (the domain CAs carry pathLen 1). Offline: only its certificate is here.
   const offlineRoot = offline ? offlineRootRecord(offline.certificate, config.root.name, start) : undefined;
@@ -263,9 +262,9 @@ async function ceremonyCore(
   });
   return {
     cas: made.filter((m) => !offline || m.record.layer === 'root').map((m) => m.record),
-    pending: pending.concat(made.filter((m) => offline && m.record.layer !== 'root').map((m) => ({
+    pending: made.filter((m) => offline && m.record.layer !== 'root').map((m) => ({
       certifiedBy: m.record.layer === 'domain' ? m.record.id : m.record.parentId!, requestSequence: offline!.requestSequence, record: m.record,
-    }))),
+    })),
     requests,
   };
 }

@@ -117,7 +117,7 @@ describe('the ceremony across the air gap', { timeout: 180_000 }, () => {
     response1 = join(tmp.path, 'response-1.bundle');
   });
 
-  it('without --yes and without a terminal, or with one officer\'s passphrase only, nothing is signed', async () => {
+  it('a request signed already, one officer\'s passphrase alone, or a wrong second share: nothing is signed', async () => {
     const noYes = await run(['root', 'sign', join(tmp.path, 'request-1.bundle'), '--data', rootDir, '--out', join(tmp.path, 'x.bundle'), ...ROOT_SECRETS]);
     // Request 1 is signed already: that is said before anything else is asked.
     expect(noYes.code).toBe(5);
@@ -251,6 +251,12 @@ describe('later ceremonies: a domain CA revoked offline', { timeout: 180_000 }, 
   it('shows as revoked on the online OCSP and in the root CRL (openssl, Python); certificates under it answer revoked', async () => {
     const gw = await issueYuhuT2('gw-2');
     expect(gw.status, JSON.stringify(gw.body)).toBe(201);
+    // Online, neither the root nor a domain CA can be rolled over (no root key here), nor a domain CA revoked.
+    for (const ca of ['root', 'yuhu']) {
+      const rollover = await http(url, 'POST', `/api/v1/cas/${ca}/rollover`, { token: admin, body: {} });
+      expect([ca, rollover.status]).toEqual([ca, 422]);
+      expect(rollover.body.type).toBe('urn:tierca:problem:ca-unavailable');
+    }
     // Online, the domain CA cannot be revoked: the root would have to sign its CRL.
     const online = await http(url, 'POST', '/api/v1/cas/yuhu/revoke', { token: admin, body: { reason: 'keyCompromise' } });
     expect(online.status).toBe(422);
