@@ -4,7 +4,7 @@
  * no server and no online database; `import` runs on the ONLINE machine, on the service's database,
  * like `init` and `db` (there is no API for it: a person carries the file across the air gap).
  */
-import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { CliError, EXIT, usageError } from '../cli-error.ts';
@@ -58,6 +58,16 @@ function readBundleFile(path: string): Buffer {
   } catch (err) {
     throw usageError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
+}
+
+/**
+ * Keeps a copy of every response in the offline root's folder (`<data>/bundles/response-<n>.bundle`):
+ * bundles hold no secret, and a copy lost on the way can be carried again (the online side takes
+ * only the next in sequence).
+ */
+function keepCopy(dataDir: string, sequence: number, bytes: Buffer): void {
+  mkdirSync(resolve(dataDir, 'bundles'), { recursive: true, mode: 0o700 });
+  writeOut(resolve(dataDir, 'bundles', `response-${sequence}.bundle`), bytes);
 }
 
 function writeOut(path: string, bytes: Buffer | string): void {
@@ -211,6 +221,7 @@ export function register(program: Command, context: ContextFactory): void {
       const secrets = await readRootSecrets(opts, await readCustodyOfRoot(dataDir), checked.dualControl, io, false);
       const { systemClock } = await import('../../server/clock.ts');
       const made = await rootSign({ dataDir, bytes, secrets, now: systemClock.now(), nextUpdateMs: ms });
+      keepCopy(dataDir, made.sequence, made.bytes);
       writeOut(opts.out, made.bytes);
       const result = { response: made.sequence, out: opts.out, certified: made.certified, crlNumber: made.crlNumber, nextUpdate: made.nextUpdate.toISOString() };
       if (out.json) return out.printJson(result);
@@ -252,6 +263,7 @@ export function register(program: Command, context: ContextFactory): void {
       const secrets = await readRootSecrets(opts, await readCustodyOfRoot(dataDir), shown.dualControl, io, false);
       const { systemClock } = await import('../../server/clock.ts');
       const made = await rootCrl({ dataDir, secrets, now: systemClock.now(), nextUpdateMs: ms });
+      keepCopy(dataDir, made.sequence, made.bytes);
       writeOut(opts.out, made.bytes);
       const result = { response: made.sequence, out: opts.out, crlNumber: made.crlNumber, nextUpdate: made.nextUpdate.toISOString() };
       if (out.json) return out.printJson(result);
