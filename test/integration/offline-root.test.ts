@@ -115,6 +115,8 @@ describe('the ceremony across the air gap', { timeout: 180_000 }, () => {
     expect(signed.stderr).toContain('first request: this key is pinned now');
     expect(text(signed)).toMatch(/wrote response bundle 1 .*yuhu \(serial [0-9a-f]+\)/);
     response1 = join(tmp.path, 'response-1.bundle');
+    // A copy stays on the offline machine, to carry again if this one is lost.
+    expect(readFileSync(join(rootDir, 'bundles', 'response-1.bundle'))).toEqual(readFileSync(response1));
   });
 
   it('a request signed already, one officer\'s passphrase alone, or a wrong second share: nothing is signed', async () => {
