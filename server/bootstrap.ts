@@ -11,7 +11,7 @@ import { openStore, type StoreOptions } from './storage/knex-store.ts';
 import type { Store, Role } from './storage/storage.ts';
 import { buildConfig, loadConfigFile, loadStoredConfig, EXAMPLE_CONFIG, type TiercaConfig } from './config/load-config.ts';
 import { systemClock, type Clock } from './clock.ts';
-import { runHierarchyCeremony, runOfflineRootCeremony, formatHierarchyTree } from './ca/hierarchy-ceremony.ts';
+import { runHierarchyCeremony, runOfflineRootCeremony, formatHierarchyTree, offlineRootRecord } from './ca/hierarchy-ceremony.ts';
 import { OFFLINE_ROOT_META, importResponseBundle, newOfflineRootMeta, writeRequestBundle, type ImportOutcome } from './ca/offline-root-import.ts';
 import { createPrincipal } from './ra/principal.service.ts';
 import { appendAudit } from './audit/audit-log.ts';
@@ -93,6 +93,8 @@ export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; 
   checkCredentials(opts, config);
   const count = opts.sysadmins ?? 1;
   if (!Number.isInteger(count) || count < 1 || count > 9) throw new TiercaError('bad-request', '--sysadmins: a whole number from 1 to 9');
+  // A root certificate that is not a self-signed root is refused before a database is made.
+  if (opts.offlineRoot) offlineRootRecord(opts.offlineRoot, config.root.name, new Date(0));
   const store = await open(opts);
   try {
     const names = Array.from({ length: count }, (_, i) => `sysadmin:${count === 1 ? 'first sysadmin' : `sysadmin ${i + 1}`}`);

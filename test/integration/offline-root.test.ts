@@ -194,6 +194,21 @@ describe('expiry warnings', { timeout: 180_000 }, () => {
 });
 
 describe('bundles that must be refused', { timeout: 180_000 }, () => {
+  it('init --offline-root refuses a certificate that is not a self-signed root, and needs --bundle-out; nothing is made', async () => {
+    const elsewhere = join(tmp.path, 'other-online');
+    const env = { TIERCA_DATA: elsewhere, DATABASE_URL: '' };
+    const notRoot = await run(['init', '--config', config, '--passphrase-file', onlinePass, '--offline-root', join(tmp.path, 'gw-1.pem'), '--bundle-out', join(tmp.path, 'no.bundle')], env);
+    expect(notRoot.code).toBe(2);
+    expect(notRoot.stderr).toContain('error: --offline-root: not a self-signed root certificate (its signature does not verify with its own key)');
+    const noOut = await run(['init', '--config', config, '--passphrase-file', onlinePass, '--offline-root', rootPem], env);
+    expect(noOut.code).toBe(2);
+    expect(noOut.stderr).toContain('error: --offline-root needs --bundle-out <file>: the request bundle for the root');
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(join(tmp.path, 'no.bundle'))).toBe(false);
+    // Both refused before any database was made.
+    expect(existsSync(join(elsewhere, 'tierca.db'))).toBe(false);
+  });
+
   it('a replayed response: refused (bundle-replayed, exit 5), no row changed', async () => {
     const before = await countsOnline();
     const again = await run(['root', 'import', response1]);
