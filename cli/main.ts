@@ -24,6 +24,7 @@ import * as acmeCommands from './commands/acme.ts';
 import * as estCommands from './commands/est.ts';
 import * as ocspCommands from './commands/ocsp.ts';
 import * as principalCommands from './commands/principal.ts';
+import * as rootCommands from './commands/root.ts';
 import * as renewCommands from './commands/renew.ts';
 import * as requestCommands from './commands/request.ts';
 import * as rotateCommands from './commands/rotate.ts';
@@ -42,7 +43,8 @@ Environment:
   TIERCA_TOKEN       the API token itself (--token-file wins)
   TIERCA_CLIENT_CERT, TIERCA_CLIENT_KEY, TIERCA_CA_FILE  defaults of --client-cert, --client-key, --ca-file
   TIERCA_DATA        data folder of init/serve/db and of the demo token (default ./data)
-  TIERCA_PASSPHRASE  keystore passphrase of init/serve (--passphrase-file wins)
+  TIERCA_PASSPHRASE  keystore passphrase of init/serve and of the offline root (--passphrase-file wins)
+  TIERCA_ROOT_DATA   data folder of the offline root's commands (root init/show/sign/revoke/crl; default ./root-data)
   DATABASE_URL       default of --database-url (PostgreSQL); else SQLite in the data folder
   NO_COLOR           no colours, as --no-color
 
@@ -95,6 +97,8 @@ export function buildProgram(io: Io, state: { exitCode: number }): Command {
   serveCommand.register(program, context);
   dbCommands.register(program, context);
   backupCommands.register(program, context);
+  program.commandsGroup('Offline root (local, no server; init/show/sign/revoke/crl on the offline machine, import on the online one):');
+  rootCommands.register(program, context);
   program.commandsGroup('Help:').helpCommand('help [command]', 'show help for a command');
   return program;
 }

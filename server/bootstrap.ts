@@ -12,7 +12,8 @@ import type { DurableSync } from './storage/wal-sync.ts';
 import type { Store, Role } from './storage/storage.ts';
 import { buildConfig, loadConfigFile, loadStoredConfig, EXAMPLE_CONFIG, type TiercaConfig } from './config/load-config.ts';
 import { systemClock, type Clock } from './clock.ts';
-import { runHierarchyCeremony, formatHierarchyTree } from './ca/hierarchy-ceremony.ts';
+import { runHierarchyCeremony, runOfflineRootCeremony, formatHierarchyTree, offlineRootRecord } from './ca/hierarchy-ceremony.ts';
+import { OFFLINE_ROOT_META, importResponseBundle, newOfflineRootMeta, writeRequestBundle, type ImportOutcome } from './ca/offline-root-import.ts';
 import { createPrincipal } from './ra/principal.service.ts';
 import { appendAudit } from './audit/audit-log.ts';
 import { openServices, type Services } from './services.ts';
@@ -80,21 +81,29 @@ export interface InitOptions extends DatabaseOptions {
    * officer or a sysadmin, revoking a CA — be approved by a second person present at the ceremony.
    */
   sysadmins?: number;
+  /**
+   * The DER certificate of a root kept on an offline machine (`tierca root init`): the ceremony then
+   * makes no root key, and the domain CAs wait for the root's signature; the request bundle for it
+   * is returned (docs/offline-root.md).
+   */
+  offlineRoot?: Buffer;
 }
 
 /** Runs the key ceremony into an empty database; returns the tree and the sysadmins' tokens (shown once). */
-export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; adminToken: string; sysadminTokens: string[] }> {
+export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; adminToken: string; sysadminTokens: string[]; requestBundle?: Buffer }> {
   // Validate everything that can be validated before anything is written.
   const config = opts.config ?? loadConfigFile(opts.configPath ?? EXAMPLE_CONFIG);
   checkCredentials(opts, config);
   const count = opts.sysadmins ?? 1;
   if (!Number.isInteger(count) || count < 1 || count > 9) throw new TiercaError('bad-request', '--sysadmins: a whole number from 1 to 9');
+  // A root certificate that is not a self-signed root is refused before a database is made.
+  if (opts.offlineRoot) offlineRootRecord(opts.offlineRoot, config.root.name, new Date(0));
   const store = await open(opts);
   try {
     const names = Array.from({ length: count }, (_, i) => `sysadmin:${count === 1 ? 'first sysadmin' : `sysadmin ${i + 1}`}`);
     const result = await ceremony(store, { ...opts, config }, ...names);
     const sysadminTokens = names.map((n) => result.tokens[n.slice('sysadmin:'.length)]);
-    return { tree: result.tree, adminToken: sysadminTokens[0], sysadminTokens };
+    return { tree: result.tree, adminToken: sysadminTokens[0], sysadminTokens, ...(result.requestBundle ? { requestBundle: result.requestBundle } : {}) };
   } finally {
     await store.close();
   }
@@ -104,14 +113,14 @@ export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; 
  * The ceremony on an open store, with principals made for `roles` ('role' or 'role:name'; officers get
  * every domain). Returns the tree and each principal's token by name.
  */
-export async function ceremony(store: Store, opts: InitOptions, ...roles: string[]): Promise<{ tree: string; tokens: Record<string, string> }> {
+export async function ceremony(store: Store, opts: InitOptions, ...roles: string[]): Promise<{ tree: string; tokens: Record<string, string>; requestBundle?: Buffer }> {
   const config = opts.config ?? loadConfigFile(opts.configPath ?? EXAMPLE_CONFIG);
   const settings = checkCredentials(opts, config);
   if (await store.meta.get('keystore')) throw new TiercaError('already-exists', 'this database already holds a CA hierarchy');
   const clock = opts.clock ?? systemClock;
   const { keystore, header, token } = await newKeystore(settings, opts);
   try {
-    return await ceremonyWith(store, keystore, { header, token }, config, clock, roles);
+    return await ceremonyWith(store, keystore, { header, token }, config, clock, roles, opts.offlineRoot);
   } finally {
     await keystore.close?.();
   }
@@ -119,13 +128,24 @@ export async function ceremony(store: Store, opts: InitOptions, ...roles: string
 
 async function ceremonyWith(
   store: Store, keystore: KeyStore, custody: { header: string; token?: string }, config: TiercaConfig, clock: Clock, roles: string[],
-): Promise<{ tree: string; tokens: Record<string, string> }> {
-  const cas = await runHierarchyCeremony({ config, store, keystore, now: clock.now() });
+  offlineRoot?: Buffer,
+): Promise<{ tree: string; tokens: Record<string, string>; requestBundle?: Buffer }> {
+  const offline = offlineRoot
+    ? await runOfflineRootCeremony({ config, store, keystore, now: clock.now(), rootCertificate: offlineRoot, requestSequence: 1 })
+    : undefined;
+  const cas = offline ? offline.cas : await runHierarchyCeremony({ config, store, keystore, now: clock.now() });
   // The key that signs audit checkpoints, sealed like the CA keys (server/audit/audit-checkpoints.ts).
+  // Under an offline root it also signs the request bundles (docs/decisions/0026-offline-root.md).
   const auditKey = await generateAuditKey({ keystore, now: clock.now() });
   const tokens: Record<string, string> = {};
+  let requestBundle: Buffer | undefined;
   await store.transaction(async (tx) => {
     await tx.keys.insert(auditKey);
+    if (offline) {
+      const fingerprint = offline.cas[0].fingerprint;
+      await tx.meta.set(OFFLINE_ROOT_META, JSON.stringify(newOfflineRootMeta(fingerprint)));
+      requestBundle = await writeRequestBundle(tx, { fingerprint, sequence: 1, requests: offline.requests, signer: keystore.signer(auditKey.id), now: clock.now() });
+    }
     await tx.meta.set('keystore', custody.header);
     if (custody.token) await tx.meta.set(TOKEN_META, custody.token);
     await tx.meta.set('config', JSON.stringify(configData(config)));
@@ -142,11 +162,12 @@ async function ceremonyWith(
     }
     await appendAudit(tx.audit, now, {
       principalId: null, role: null, source: 'ceremony', action: 'hierarchy.create', target: null, outcome: 'success',
-      requestId: null, detail: { cas: cas.map((c) => c.id) },
+      requestId: null, detail: { cas: cas.map((c) => c.id), ...(offline ? { awaitingRoot: offline.pending.map((p) => p.record.id) } : {}) },
     });
   });
-  const algorithms = new Map((await store.keys.list('ca')).map((k) => [k.id, k.algorithm]));
-  return { tree: formatHierarchyTree(cas, algorithms), tokens };
+  const algorithms = new Map((await store.keys.list()).map((k) => [k.id, k.algorithm]));
+  const tree = formatHierarchyTree([...cas, ...(offline?.pending.map((p) => p.record) ?? [])], algorithms, new Set(offline?.pending.map((p) => p.record.id)));
+  return { tree, tokens, ...(requestBundle ? { requestBundle } : {}) };
 }
 
 /** The custody of a new installation, once what it needs is there: a long enough passphrase (software) or a PIN (PKCS#11). */
@@ -323,6 +344,19 @@ export async function addToken(opts: DatabaseOptions & { passphrase?: string; pi
         requestId: null, detail: { module: opts.module, tokenLabel: opts.tokenLabel },
       });
     });
+  } finally {
+    await store.close();
+  }
+}
+
+/**
+ * `tierca root import`: installs a response bundle of the offline root in this installation's
+ * database (server/ca/offline-root-import.ts). Needs no keystore secret: nothing is signed here.
+ */
+export async function importResponse(opts: DatabaseOptions & { bytes: Buffer; clock?: Clock }): Promise<ImportOutcome> {
+  const store = await open(opts);
+  try {
+    return await importResponseBundle(store, opts.bytes, (opts.clock ?? systemClock).now());
   } finally {
     await store.close();
   }

@@ -97,6 +97,11 @@ export const ERROR_CODES = {
   'invalid-config': { status: 422, exit: X.usage.code, title: 'Invalid configuration' },
   'ca-unavailable': { status: 422, exit: X.policy.code, title: 'Issuing CA is not active' },
   'request-not-pending': { status: 409, exit: X.conflict.code, title: 'Request is not pending' },
+  // Bundles across the air gap to and from the offline root (docs/decisions/0026-offline-root.md)
+  'bundle-invalid': { status: 400, exit: X.usage.code, title: 'The bundle is malformed or altered' },
+  'bundle-foreign': { status: 409, exit: X.conflict.code, title: 'The bundle belongs to another hierarchy' },
+  'bundle-replayed': { status: 409, exit: X.conflict.code, title: 'The bundle was imported already' },
+  'bundle-out-of-order': { status: 409, exit: X.conflict.code, title: 'The bundle is out of order' },
   // 5xx
   'wrong-passphrase': { status: 500, exit: X.keystore.code, title: 'Wrong keystore passphrase' },
   'keystore-fault': { status: 503, exit: X.keystore.code, title: 'The CA key token cannot be used' },

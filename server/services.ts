@@ -13,6 +13,8 @@ import { knexOf } from './storage/knex-store.ts';
 import type { TiercaConfig } from './config/load-config.ts';
 import type { Clock } from './clock.ts';
 import { AuditCheckpoints } from './audit/audit-checkpoints.ts';
+import { offlineSigner } from './ca/hierarchy-ceremony.ts';
+import { OfflineRootWatch } from './ca/offline-root-watch.ts';
 import { CaDirectory } from './ca/ca-directory.ts';
 import { caRsaPadding } from './ca/ca-signature.ts';
 import { ResponderPool } from './ca/ocsp-responders.ts';
@@ -101,7 +103,20 @@ export async function openServices({ store, keystore, config, clock, log, random
       await keystore.load({ id: key.id, algorithm: key.algorithm, sealed: key.sealed, pkcs11Label: key.pkcs11Label });
     }
   }
-  const cas = CaDirectory.build(await store.cas.list(), algorithms, keystore, (record) => caRsaPadding(config, record));
+  // A root kept offline (docs/offline-root.md): only its public key is here, and its signer refuses.
+  const offlineKeys = new Set<string>();
+  for (const key of await store.keys.list('offline-root')) {
+    if (!isKeyAlgorithm(key.algorithm)) throw new Error(`key ${key.id} has unknown algorithm ${key.algorithm}`);
+    algorithms.set(key.id, key.algorithm);
+    offlineKeys.add(key.id);
+  }
+  const cas = CaDirectory.build(await store.cas.list(), algorithms, keystore, (record) => caRsaPadding(config, record), { keyIds: offlineKeys, signer: offlineSigner });
+  if (offlineKeys.size) {
+    cas.setAwaitingRoot(new Map((await store.offlineRoot.listPending()).map((p) => [p.record.id, p.certifiedBy])));
+    const watch = new OfflineRootWatch();
+    await watch.refresh(store, clock.now());
+    for (const ca of cas.list()) if (ca.offline) cas.add({ ...ca, offlineWatch: watch });
+  }
   const tiers = config.tiers;
   const responders = new ResponderPool({ store, keystore, cas, tiers, publicUrl: config.publicUrl, random });
   const crls = new CrlPublisher({ store, cas, tiers, clock, publicUrl: config.publicUrl });

@@ -23,6 +23,8 @@ export interface CaSummary {
   fingerprint: string;
   serial: string;
   urls?: Record<string, string>;
+  /** A root kept offline: when its CRL and pre-signed OCSP answers end, and the warning they call for. */
+  offline?: { crlNextUpdate: string | null; ocspNextUpdate: string | null; warning: string | null } | null;
 }
 
 /** A CA's detail: the summary and its certificate. */
@@ -62,6 +64,11 @@ export function register(program: Command, context: ContextFactory): void {
       const cas = await api.get<CaSummary[]>('/api/v1/cas');
       if (out.json) return out.printJson(cas);
       out.table(CA_COLUMNS, cas, 'no CAs (run tierca init, or start the demo with npm start)');
+      // An offline root's CRL and OCSP answers run out unless a ceremony renews them: say so here too.
+      for (const c of cas) {
+        if (c.offline) out.print(`\n${c.id}: offline root; CRL until ${c.offline.crlNextUpdate ?? '(none imported)'}, OCSP answers until ${c.offline.ocspNextUpdate ?? '(none imported)'}`);
+        if (c.offline?.warning) out.warn(c.offline.warning);
+      }
     });
 
   ca.command('show')

@@ -5,7 +5,7 @@
  * --token-label …`, the PIN from --pin-file, TIERCA_PKCS11_PIN or a prompt) — and prints the hierarchy
  * and the first sysadmin token (once).
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, readFileSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { usageError } from '../cli-error.ts';
 import type { ContextFactory } from '../context.ts';
@@ -21,6 +21,8 @@ interface InitOptions extends DatabaseOptionValues {
   module?: string;
   tokenLabel?: string;
   pinFile?: string;
+  offlineRoot?: string;
+  bundleOut?: string;
 }
 
 const custody = (text: string): 'software' | 'pkcs11' => {
@@ -44,6 +46,8 @@ export function register(program: Command, context: ContextFactory): void {
     .option('--module <path>', 'with --keystore pkcs11: the PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so')
     .option('--token-label <label>', 'with --keystore pkcs11: the label of the token to make the keys in')
     .option('--pin-file <file>', 'with PKCS#11: file holding the token user PIN; else env TIERCA_PKCS11_PIN; else asked on a terminal')
+    .option('--offline-root <root.pem>', 'the root is kept on an offline machine: its certificate (from `tierca root init`); no root key is made here and the domain CAs wait for the root\'s signature (docs/offline-root.md)')
+    .option('--bundle-out <file>', 'with --offline-root: where to write the request bundle (the domain CA certificates for the root to sign) to carry to the offline machine')
     .option('--sysadmins <n>', 'sysadmins to make at the ceremony, each token printed once (2 lets a second person approve the first dual-controlled acts)', sysadminCount, 1)
     .action(async (opts: InitOptions, cmd: Command) => {
       const { io, out } = context(cmd);
@@ -52,6 +56,17 @@ export function register(program: Command, context: ContextFactory): void {
         accessSync(opts.config, constants.R_OK);
       } catch {
         throw usageError(`--config: cannot read ${opts.config}`);
+      }
+      if (opts.offlineRoot && !opts.bundleOut) throw usageError('--offline-root needs --bundle-out <file>: the request bundle for the root');
+      if (opts.bundleOut && !opts.offlineRoot) throw usageError('--bundle-out goes with --offline-root');
+      let offlineRoot: Buffer | undefined;
+      if (opts.offlineRoot) {
+        const { decodePemOrDer } = await import('../../pki/pem.ts');
+        try {
+          offlineRoot = decodePemOrDer(readFileSync(opts.offlineRoot), 'CERTIFICATE');
+        } catch (err) {
+          throw usageError(`--offline-root: cannot read a certificate from ${opts.offlineRoot}: ${(err as Error).message}`);
+        }
       }
       // Loaded here, not at start-up: the other commands must not pay for the server's modules.
       // The config is validated before the passphrase is asked for and before anything is written.
@@ -71,9 +86,20 @@ export function register(program: Command, context: ContextFactory): void {
         secret = { passphrase: await readKeystorePassphrase({ env: io.env, file: opts.passphraseFile, stdin: io.stdin, stderr: io.stderr, confirm: true }) };
       }
       const { initHierarchy } = await import('../../server/bootstrap.ts');
-      const { tree, adminToken, sysadminTokens } = await initHierarchy({ config, ...databaseParams(opts), ...secret, keystore, sysadmins: opts.sysadmins });
-      if (out.json) return out.printJson({ tree, adminToken, sysadminTokens });
+      const { tree, adminToken, sysadminTokens, requestBundle } = await initHierarchy({ config, ...databaseParams(opts), ...secret, keystore, sysadmins: opts.sysadmins, offlineRoot });
+      let bundle: { file: string; signer: string } | undefined;
+      if (requestBundle && opts.bundleOut) {
+        const { parseBundle, sha256Hex, formatFingerprint } = await import('../../pki/offline-bundle.ts');
+        writeFileSync(opts.bundleOut, requestBundle, { mode: 0o644 });
+        bundle = { file: opts.bundleOut, signer: formatFingerprint(sha256Hex(Buffer.from(parseBundle(requestBundle).signer.publicKeyInfo, 'base64'))) };
+      }
+      if (out.json) return out.printJson({ tree, adminToken, sysadminTokens, ...(bundle ? { requestBundle: bundle.file, requestSigner: bundle.signer } : {}) });
       out.print(tree);
+      if (bundle) {
+        out.print('');
+        out.warn(`the domain CAs await the offline root: carry ${bundle.file} to the offline machine (tierca root sign), then \`tierca root import\` its response here.`);
+        out.warn(`the request is signed by this service's key SHA-256 ${bundle.signer}: write it into the ceremony record; \`root sign\` shows it.`);
+      }
       out.print('');
       const which = sysadminTokens.length === 1 ? 'the first sysadmin token follows' : `the ${sysadminTokens.length} sysadmin tokens follow, one a line, one for each person`;
       out.warn(`${which}. Each is shown only this once and stored only as a hash:`);

@@ -72,7 +72,9 @@ export type AuditProblem =
   /** The log ends before a checkpoint (or the anchor): records were cut from the end. */
   | 'truncated'
   /** The record at the anchor's seq does not have the anchor's hash. */
-  | 'anchor-mismatch';
+  | 'anchor-mismatch'
+  /** An offline root's record carried into this log does not match its own hash or follow the one before it (docs/offline-root.md). */
+  | 'offline-chain';
 
 export interface AuditVerification {
   ok: boolean;
@@ -198,6 +200,8 @@ export class AuditCheckpoints {
     const anchor = options.anchor;
 
     const chain = new ChainVerifier();
+    // The offline root's records join this log inside online records (source offline-root); their own chain is checked too.
+    const offlineChain = new ChainVerifier();
     let matched = 0;
     let lastGood = 0; // seq of the newest checkpoint or anchor that matched
     let lastSeq = 0;
@@ -213,6 +217,10 @@ export class AuditCheckpoints {
         if (!chain.push(record)) {
           const bad = chain.result().firstBad!;
           return fail(bad.seq, bad.problem, chainDetail(bad.seq, bad.problem));
+        }
+        const carried = record.source === 'offline-root' ? (record.detail as { offline?: AuditRecord & { at: string } }).offline : undefined;
+        if (carried && !offlineChain.push({ ...carried, at: new Date(carried.at) })) {
+          return fail(record.seq, 'offline-chain', `record ${record.seq} carries offline root record ${carried.seq}, which does not match its hash or does not follow the offline record before it`);
         }
         const cp = bySeq.get(record.seq);
         if (cp) {

@@ -17,6 +17,7 @@ import type { KeyAlgorithm, RsaPadding } from '../../pki/algorithms.ts';
 import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
 import { REVOCATION_REASONS } from '../../pki/revocation-reason.ts';
 import { TiercaError } from '../errors.ts';
+import type { OfflineRootWatch } from './offline-root-watch.ts';
 
 /** How deep a chain may be (root → domain → tier is 3); a longer walk means a loop. */
 const MAX_DEPTH = 8;
@@ -45,6 +46,10 @@ export interface LoadedCa {
   /** DER certificates from this CA up to and including the root. */
   readonly chain: readonly Buffer[];
   readonly signer: Signer;
+  /** The CA's key is on the offline machine (docs/offline-root.md): its signer refuses, its CRL and OCSP answers come in bundles. */
+  readonly offline?: boolean;
+  /** For an offline root: when its CRL and pre-signed OCSP answers end, and the warning they call for. */
+  readonly offlineWatch?: OfflineRootWatch;
 }
 
 export class CaDirectory {
@@ -53,6 +58,8 @@ export class CaDirectory {
   private readonly byKeyHashSha256 = new Map<string, LoadedCa>();
   /** Generations by lineage, oldest first (issuance looks the current one up per certificate). */
   private readonly byLineage = new Map<string, LoadedCa[]>();
+  /** Tier CA id → the domain CA it waits for, under an offline root that has not certified it yet. */
+  private readonly awaiting = new Map<string, string>();
   /** effectiveStatus by CA id; emptied whenever a CA is added or changes (the OCSP path asks per request). */
   private readonly effective = new Map<string, EffectiveStatus>();
 
@@ -64,6 +71,7 @@ export class CaDirectory {
   static build(
     records: readonly CaRecord[], keyAlgorithms: ReadonlyMap<string, KeyAlgorithm>, keystore: KeyStore,
     paddingOf: (record: CaRecord) => RsaPadding = () => 'pkcs1',
+    offline: { keyIds: ReadonlySet<string>; signer: (record: CaRecord) => Signer } = { keyIds: new Set(), signer: () => { throw new Error('no offline CA'); } },
   ): CaDirectory {
     const dir = new CaDirectory();
     const recordsById = new Map(records.map((r) => [r.id, r]));
@@ -75,9 +83,11 @@ export class CaDirectory {
       }
       const keyAlgorithm = keyAlgorithms.get(record.keyId);
       if (!keyAlgorithm) throw new Error(`CA ${record.id}: key ${record.keyId} is not in the keystore table`);
+      const isOffline = offline.keyIds.has(record.keyId);
       dir.add({
         record, fields: readCertificate(record.certificate), keyAlgorithm, chain,
-        signer: keystore.signer(record.keyId, { rsaPadding: paddingOf(record) }),
+        signer: isOffline ? offline.signer(record) : keystore.signer(record.keyId, { rsaPadding: paddingOf(record) }),
+        ...(isOffline ? { offline: true } : {}),
       });
     }
     return dir;
@@ -129,6 +139,12 @@ export class CaDirectory {
 
   get(id: string): LoadedCa | undefined {
     return this.byId.get(id);
+  }
+
+  /** Notes CAs that wait for the offline root to certify their domain CA (`caId` → that domain CA), for a clear refusal. */
+  setAwaitingRoot(waiting: ReadonlyMap<string, string>): void {
+    this.awaiting.clear();
+    for (const [id, by] of waiting) this.awaiting.set(id, by);
   }
 
   /** The CA whose public key hashes (SHA-1 of the key bits) to `keyHashSha1` hex. */
@@ -201,6 +217,12 @@ export class CaDirectory {
   usableIssuer(domain: string, tier: string): LoadedCa {
     const id = tierCaId(domain, tier);
     const ca = this.current(id);
+    const waitsFor = ca ? undefined : this.awaiting.get(id);
+    if (waitsFor) {
+      throw new TiercaError('ca-unavailable', `the issuing CA ${id} cannot issue yet: its domain CA ${waitsFor} awaits its certificate from the offline root (tierca root sign on the offline machine, then tierca root import here)`, {
+        detail: { ca: id, blockedBy: waitsFor, caStatus: 'awaiting-root' },
+      });
+    }
     if (!ca) throw new TiercaError('ca-unavailable', `there is no issuing CA for ${domain} ${tier}`, { detail: { ca: id } });
     const status = this.effectiveStatus(ca.record.id);
     if (status.status !== 'active') {

@@ -18,6 +18,11 @@ import { caUrls } from './urls.ts';
 import { addYears, nestValidity } from './validity.ts';
 import { caRsaPadding } from './ca-signature.ts';
 import { ROOT_CA_ID, tierCaId } from './ca-directory.ts';
+import { readCertificate, verifyCertificateSignature } from '../../pki/certificate-reader.ts';
+import { keyAlgorithmOf } from '../../pki/key-pair.ts';
+import { signDomainCaRequest, type DomainCaRequest } from '../../pki/offline-ceremony.ts';
+import type { PendingCaRecord } from '../storage/storage.ts';
+import { TiercaError } from '../errors.ts';
 
 
 export interface CeremonyParams {
@@ -26,6 +31,48 @@ export interface CeremonyParams {
   keystore: KeyStore;
   now: Date;
   random?: (n: number) => Buffer;
+}
+
+/** What the ceremony under an offline root made besides the CAs: the domain CAs to be certified, and the CAs waiting for them. */
+export interface OfflineCeremonyResult {
+  cas: CaRecord[];
+  pending: PendingCaRecord[];
+  requests: DomainCaRequest[];
+}
+
+/**
+ * The ceremony of the online machine under an offline root (docs/offline-root.md): the root is only
+ * its certificate (`tierca root init` made it on the offline machine; its key never comes here). The
+ * domain CA keys and the tier CAs are made as usual, but a domain CA's certificate needs the root:
+ * each becomes a {@link DomainCaRequest} (signed by its own key, as proof of possession), and the
+ * domain CA with its tier CAs waits in `offline_pending_cas` until `tierca root import` brings the
+ * certificate. Stores everything in one transaction; refuses if a hierarchy exists.
+ */
+export async function runOfflineRootCeremony(p: CeremonyParams & { rootCertificate: Buffer; requestSequence: number }): Promise<OfflineCeremonyResult> {
+  return ceremonyCore(p, { certificate: p.rootCertificate, requestSequence: p.requestSequence });
+}
+
+/** The root record and its key row (public half only) of an installation whose root is offline. */
+export function offlineRootRecord(certificate: Buffer, name: string, now: Date): { record: CaRecord; key: KeyRecord; subject: Buffer; keyId: Buffer } {
+  const fields = readCertificate(certificate);
+  const algorithm = keyAlgorithmOf(fields.publicKeyInfo);
+  if (!algorithm) throw new TiercaError('bad-request', '--offline-root: the root certificate\'s key is not one tierca uses');
+  if (!fields.subject.equals(fields.issuer) || !verifyCertificateSignature(certificate, fields.publicKeyInfo)) {
+    throw new TiercaError('bad-request', '--offline-root: not a self-signed root certificate (its signature does not verify with its own key)');
+  }
+  const fingerprint = createHash('sha256').update(certificate).digest('hex');
+  const key: KeyRecord = {
+    id: `ca-root-offline-${fingerprint.slice(0, 16)}`, algorithm, custody: 'offline', sealed: null, pkcs11Label: null,
+    publicKeyInfo: fields.publicKeyInfo, purpose: 'offline-root', createdAt: now,
+  };
+  const record: CaRecord = {
+    id: ROOT_CA_ID, layer: 'root', domain: null, tier: null, parentId: null, name, keyId: key.id, certificate, serial: fields.serial,
+    notBefore: fields.notBefore, notAfter: fields.notAfter, fingerprint,
+    keyHashSha1: createHash('sha1').update(subjectPublicKeyBits(fields.publicKeyInfo)).digest('hex'),
+    nameHashSha1: createHash('sha1').update(fields.subject).digest('hex'),
+    status: 'active', revokedAt: null, revocationReason: null, createdAt: now,
+  };
+  return { record, key, subject: fields.subject, keyId: fields.subjectKeyId ?? keyIdentifier(fields.publicKeyInfo) };
 }
 
 interface MadeCa {
@@ -37,7 +84,13 @@ interface MadeCa {
 }
 
 /** Runs the ceremony. Refuses (without writing) if a hierarchy already exists. Returns the CA records made. */
-export async function runHierarchyCeremony({ config, store, keystore, now, random = randomBytes }: CeremonyParams): Promise<CaRecord[]> {
+export async function runHierarchyCeremony(p: CeremonyParams): Promise<CaRecord[]> {
+  return (await ceremonyCore(p)).cas;
+}
+
+async function ceremonyCore(
+  { config, store, keystore, now, random = randomBytes }: CeremonyParams, offline?: { certificate: Buffer; requestSequence: number },
+): Promise<OfflineCeremonyResult> {
   const start = new Date(Math.floor(now.getTime() / 1000) * 1000);
   const made: MadeCa[] = [];
   const base: DistinguishedName = [
@@ -94,20 +147,25 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
     return ca;
   };
 
-  // Root: self-signed, anyPolicy, no path length limit (the domain CAs carry pathLen 1).
-  const rootKey = await makeKey(ROOT_CA_ID, config.root.algorithm, 'root');
+  const requests: DomainCaRequest[] = [];
+  // Root: self-signed, anyPolicy, no path length limit (the domain CAs carry pathLen 1). Offline: only its certificate is here.
+  const offlineRoot = offline ? offlineRootRecord(offline.certificate, config.root.name, start) : undefined;
+  const rootKey = offlineRoot ? undefined : await makeKey(ROOT_CA_ID, config.root.algorithm, 'root');
   const rootSubject = encodeName([...base, { type: 'O', value: config.organisation }, { type: 'CN', value: config.root.name }]);
   const rootNotAfter = addYears(start, config.root.validityYears);
   const rootSerial = randomSerial(random);
-  const root = finish({
-    id: ROOT_CA_ID, layer: 'root', domain: null, tier: null, parent: null, name: config.root.name, ...rootKey,
+  const root: MadeCa = offlineRoot
+    ? { record: offlineRoot.record, key: offlineRoot.key, subject: offlineRoot.subject, keyId: offlineRoot.keyId, signer: offlineSigner(offlineRoot.record) }
+    : finish({
+    id: ROOT_CA_ID, layer: 'root', domain: null, tier: null, parent: null, name: config.root.name, ...rootKey!,
     subject: rootSubject, serial: rootSerial, notAfter: rootNotAfter,
     certificate: await buildCertificate({
       serial: rootSerial, issuer: rootSubject, subject: rootSubject, notBefore: start, notAfter: rootNotAfter,
-      publicKeyInfo: rootKey.key.publicKeyInfo, extensions: rootCaExtensions({ publicKeyInfo: rootKey.key.publicKeyInfo }),
-      signer: rootKey.signer,
+      publicKeyInfo: rootKey!.key.publicKeyInfo, extensions: rootCaExtensions({ publicKeyInfo: rootKey!.key.publicKeyInfo }),
+      signer: rootKey!.signer,
     }),
   });
+  if (offlineRoot) made.push(root);
 
   const tierPolicies = [...config.tiers.values()];
   for (const domain of config.domains) {
@@ -117,20 +175,43 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
     const subject = encodeName([...locality, { type: 'O', value: config.organisation }, { type: 'CN', value: name }]);
     const { notAfter } = nestValidity({ notBefore: start, notAfter: addYears(start, config.domainCa.validityYears) }, root.record);
     const serial = randomSerial(random);
-    const domainCa = finish({
-      id: domain.slug, layer: 'domain', domain: domain.slug, tier: null, parent: root, name, ...domainKey, subject, serial, notAfter,
-      certificate: await buildCertificate({
-        serial, issuer: root.subject, subject, notBefore: start, notAfter, publicKeyInfo: domainKey.key.publicKeyInfo,
-        extensions: domainCaExtensions({
-          publicKeyInfo: domainKey.key.publicKeyInfo,
-          issuerKeyId: root.keyId,
-          policyOids: tierPolicies.map((t) => t.oid),
-          permitted: { directoryName: locality, dnsSuffix: domain.dnsSuffix, emailSuffix: domain.emailSuffix, ipRanges: domain.ipRanges.map(parseCidr) },
-          links: linksOf(config.publicUrl, ROOT_CA_ID),
+    const domainExtensions = {
+      publicKeyInfo: domainKey.key.publicKeyInfo,
+      issuerKeyId: root.keyId,
+      policyOids: tierPolicies.map((t) => t.oid),
+      permitted: { directoryName: locality, dnsSuffix: domain.dnsSuffix, emailSuffix: domain.emailSuffix, ipRanges: domain.ipRanges.map(parseCidr) },
+      links: linksOf(config.publicUrl, ROOT_CA_ID),
+    };
+    let domainCa: MadeCa;
+    if (offline) {
+      // The root signs this one across the air gap: a request now, the record once the certificate is back.
+      requests.push(await signDomainCaRequest({
+        ca: domain.slug, domain: domain.slug, subject: subject.toString('base64'), publicKeyInfo: domainKey.key.publicKeyInfo.toString('base64'),
+        notBefore: start.toISOString(), notAfter: notAfter.toISOString(), policyOids: domainExtensions.policyOids,
+        permitted: { directoryName: [...locality], dnsSuffix: domain.dnsSuffix, emailSuffix: domain.emailSuffix, ipRanges: [...domain.ipRanges] },
+        links: domainExtensions.links,
+      }, domainKey.signer));
+      domainCa = {
+        record: {
+          id: domain.slug, layer: 'domain', domain: domain.slug, tier: null, parentId: root.record.id, name, keyId: domainKey.key.id,
+          certificate: Buffer.alloc(0), serial: '', notBefore: start, notAfter, fingerprint: '',
+          keyHashSha1: createHash('sha1').update(subjectPublicKeyBits(domainKey.key.publicKeyInfo)).digest('hex'),
+          nameHashSha1: createHash('sha1').update(subject).digest('hex'),
+          status: 'active', revokedAt: null, revocationReason: null, createdAt: start,
+        },
+        key: domainKey.key, subject, signer: domainKey.signer, keyId: keyIdentifier(domainKey.key.publicKeyInfo),
+      };
+      made.push(domainCa);
+    } else {
+      domainCa = finish({
+        id: domain.slug, layer: 'domain', domain: domain.slug, tier: null, parent: root, name, ...domainKey, subject, serial, notAfter,
+        certificate: await buildCertificate({
+          serial, issuer: root.subject, subject, notBefore: start, notAfter, publicKeyInfo: domainKey.key.publicKeyInfo,
+          extensions: domainCaExtensions(domainExtensions),
+          signer: root.signer,
         }),
-        signer: root.signer,
-      }),
-    });
+      });
+    }
 
     for (const tier of tierPolicies) {
       const id = tierCaId(domain.slug, tier.id);
@@ -173,10 +254,32 @@ export async function runHierarchyCeremony({ config, store, keystore, now, rando
     }
     for (const ca of made) {
       await tx.keys.insert(ca.key);
-      await tx.cas.insert(ca.record);
+      // Under an offline root only the root is in service now; the rest waits for its certificates.
+      const waitsFor = offline && ca.record.layer !== 'root' ? (ca.record.layer === 'domain' ? ca.record.id : ca.record.parentId!) : undefined;
+      if (waitsFor) await tx.offlineRoot.insertPending({ certifiedBy: waitsFor, requestSequence: offline!.requestSequence, record: ca.record });
+      else await tx.cas.insert(ca.record);
     }
   });
-  return made.map((m) => m.record);
+  return {
+    cas: made.filter((m) => !offline || m.record.layer === 'root').map((m) => m.record),
+    pending: made.filter((m) => offline && m.record.layer !== 'root').map((m) => ({
+      certifiedBy: m.record.layer === 'domain' ? m.record.id : m.record.parentId!, requestSequence: offline!.requestSequence, record: m.record,
+    })),
+    requests,
+  };
+}
+
+/**
+ * The signer of a CA whose key is on the offline machine: it has the root's public key and signature
+ * algorithm, and refuses to sign — anything that would need the root key online says so.
+ */
+export function offlineSigner(record: CaRecord): Signer {
+  const fields = readCertificate(record.certificate);
+  return {
+    signatureAlgorithm: fields.signatureAlgorithm,
+    publicKeyInfo: fields.publicKeyInfo,
+    sign: () => Promise.reject(new TiercaError('ca-unavailable', `the ${record.id} CA is offline: its key is not on this machine; what it must sign goes across in a bundle (tierca root sign on the offline machine)`, { detail: { ca: record.id, status: 'offline' } })),
+  };
 }
 
 function linksOf(publicUrl: string, issuerId: string) {
@@ -185,7 +288,7 @@ function linksOf(publicUrl: string, issuerId: string) {
 }
 
 /** Renders the hierarchy as a tree for people: id, name, algorithm and the end of validity. */
-export function formatHierarchyTree(cas: readonly CaRecord[], algorithms: ReadonlyMap<string, string>): string {
+export function formatHierarchyTree(cas: readonly CaRecord[], algorithms: ReadonlyMap<string, string>, awaitingRoot: ReadonlySet<string> = new Set()): string {
   const children = new Map<string | null, CaRecord[]>();
   for (const ca of cas) {
     const list = children.get(ca.parentId) ?? [];
@@ -194,7 +297,9 @@ export function formatHierarchyTree(cas: readonly CaRecord[], algorithms: Readon
   }
   const lines: string[] = [];
   const walk = (ca: CaRecord, prefix: string, last: boolean, top: boolean) => {
-    const label = `${ca.id}  ${ca.name}  [${algorithms.get(ca.keyId) ?? '?'}, until ${ca.notAfter.toISOString().slice(0, 10)}]`;
+    const offline = ca.keyId.startsWith('ca-root-offline-') ? ', offline' : '';
+    const waiting = awaitingRoot.has(ca.id) ? '  (awaits the offline root)' : '';
+    const label = `${ca.id}  ${ca.name}  [${algorithms.get(ca.keyId) ?? '?'}${offline}, until ${ca.notAfter.toISOString().slice(0, 10)}]${waiting}`;
     lines.push(top ? label : `${prefix}${last ? '└─ ' : '├─ '}${label}`);
     const kids = children.get(ca.id) ?? [];
     kids.forEach((kid, i) => walk(kid, top ? '' : `${prefix}${last ? '   ' : '│  '}`, i === kids.length - 1, false));

@@ -95,6 +95,8 @@ export class OcspSource {
   async pollOnce(): Promise<number> {
     // A CA revoked through another instance: take its new status into the directory.
     for (const record of await this.deps.store.cas.list()) this.deps.cas.takeNewer(record);
+    // An offline root's CRL and OCSP answers may have been imported (tierca root import): take up their nextUpdates.
+    for (const ca of this.deps.cas.list()) if (ca.offlineWatch) await ca.offlineWatch.refresh(this.deps.store, this.deps.clock.now());
     const events = await this.deps.store.revocationEvents.since(this.lastEventSeq, 10_000);
     for (const e of events) this.cache.delete(cacheKey(e.issuerId, e.serial));
     if (events.length) this.lastEventSeq = events[events.length - 1].seq;
@@ -147,7 +149,8 @@ export class OcspSource {
     if (certId.hashAlgorithm === 'sha1') ca = this.deps.cas.findByKeyHash(keyHash);
     // Both indexes live in the directory, so CA generations added by a rollover are found at once.
     else if (certId.hashAlgorithm === 'sha256') ca = this.deps.cas.findByKeyHashSha256(keyHash);
-    if (!ca || ca.record.layer !== 'tier') return undefined;
+    // Tier CAs answer through their delegated responders; an offline root, for its domain CAs, with the answers it pre-signed.
+    if (!ca || (ca.record.layer !== 'tier' && !ca.offline)) return undefined;
     // SHA-1 name hashes are stored with the CA; others are computed (rare: RFC 5019 clients send SHA-1).
     if (certId.hashAlgorithm === 'sha1') return certId.issuerNameHash.toString('hex') === ca.record.nameHashSha1 ? ca : undefined;
     const nameHash = createHash(certId.hashAlgorithm).update(ca.fields.subject).digest();
@@ -157,6 +160,7 @@ export class OcspSource {
   private async presigned(certId: CertId, memoKey?: string): Promise<OcspAnswer> {
     const ca = this.issuerOf(certId);
     if (!ca) return { body: ocspErrorResponse('unauthorized') };
+    if (ca.offline) return this.fromOfflineRoot(ca, certId, memoKey);
     // Pre-signed answers say what the record said; under a revoked CA (or ancestor) the answer is signed now.
     if (this.deps.cas.effectiveStatus(ca.record.id).status !== 'active') return this.signFresh({ certIds: [certId], nonce: null, signed: false });
     const key = cacheKey(ca.record.id, certId.serial);
@@ -180,9 +184,32 @@ export class OcspSource {
     return answerOf(this.remember(key, stored));
   }
 
+  /**
+   * An answer for a child of an offline root: only what the root pre-signed at its last ceremony
+   * (imported from a response bundle) — nothing can be signed here. None for that serial is
+   * `unauthorized`; one past its nextUpdate is `tryLater` (the next ceremony is overdue), never served.
+   */
+  private async fromOfflineRoot(ca: LoadedCa, certId: CertId, memoKey?: string): Promise<OcspAnswer> {
+    if (certId.hashAlgorithm !== 'sha1') return { body: ocspErrorResponse('unauthorized') };
+    const key = cacheKey(ca.record.id, certId.serial);
+    const now = this.deps.clock.now();
+    const hit = this.cache.get(key);
+    if (hit && hit.nextUpdate.getTime() > now.getTime()) {
+      if (memoKey !== undefined) this.memo(memoKey, key, ca.record.id);
+      return answerOf(hit);
+    }
+    const stored = await this.deps.store.ocspResponses.get(ca.record.id, certId.serial);
+    if (!stored) return { body: ocspErrorResponse('unauthorized') };
+    if (stored.nextUpdate.getTime() <= now.getTime()) return { body: ocspErrorResponse('tryLater') };
+    if (memoKey !== undefined) this.memo(memoKey, key, ca.record.id);
+    return answerOf(this.remember(key, stored));
+  }
+
   private async signFresh(request: OcspRequest): Promise<OcspAnswer> {
     const issuers = request.certIds.map((c) => this.issuerOf(c));
     const first = issuers[0];
+    // A nonce cannot be echoed without the root key: the pre-signed answer is all there is (RFC 5019 §4 allows leaving the nonce out).
+    if (first?.offline && request.certIds.length === 1) return this.fromOfflineRoot(first, request.certIds[0]);
     // One response has one signer: every CertID must name the same CA that we run.
     if (!first || issuers.some((ca) => ca !== first)) return { body: ocspErrorResponse('unauthorized') };
     const now = this.deps.clock.now();

@@ -12,6 +12,7 @@ import type { CrlPublisher } from './crl-publisher.ts';
 import type { ResponderPool } from './ocsp-responders.ts';
 import { presignOcspResponse, certStatusOf } from './ocsp-presigner.ts';
 import { HOUR_MS, MINUTE_MS } from '../../pki/time-constants.ts';
+import type { OfflineRootWatch } from './offline-root-watch.ts';
 
 export interface StatusSchedulerDeps {
   store: Store;
@@ -27,6 +28,7 @@ export interface StatusSchedulerDeps {
 
 export class StatusScheduler {
   private timer: NodeJS.Timeout | undefined;
+  private lastOfflineWarning = 0;
   private readonly dirty = new Map<string, NodeJS.Timeout>();
   private running: Promise<void> = Promise.resolve();
 
@@ -72,11 +74,22 @@ export class StatusScheduler {
     const { cas, crls, responders, clock } = this.deps;
     const now = clock.now();
     for (const ca of cas.list()) {
-      if (ca.record.status !== 'active') continue;
+      // An offline root's CRL comes across in a response bundle (server/ca/offline-root-import.ts):
+      // nothing to publish here, but say so well before it (or its OCSP answers) runs out.
+      if (ca.offlineWatch) await this.watchOfflineRoot(ca.offlineWatch, now);
+      if (ca.record.status !== 'active' || ca.offline) continue;
       if (await crls.fullDue(ca, now)) await crls.publish(ca.record.id);
       if (ca.record.layer === 'tier') await responders.forCa(ca.record.id, now);
     }
     await this.refreshOcsp(now);
+  }
+
+  /** Logs the offline root's warning at most once an hour (the metric and GET /ca show it always). */
+  private async watchOfflineRoot(watch: OfflineRootWatch, now: Date): Promise<void> {
+    const { warning, crlNextUpdate, ocspNextUpdate } = await watch.refresh(this.deps.store, now);
+    if (!warning || now.getTime() - this.lastOfflineWarning < HOUR_MS) return;
+    this.lastOfflineWarning = now.getTime();
+    this.deps.log.warn({ crlNextUpdate, ocspNextUpdate }, warning);
   }
 
   /** Re-signs pre-signed answers whose nextUpdate is less than half a validity period away. */

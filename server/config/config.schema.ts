@@ -70,7 +70,8 @@ export const configSchema = z
     organisation: z.string().min(1),
     /** The deployment's registered OID arc; tier policy OIDs derive from it (docs/decisions/0010-policy-arc.md). */
     policyArc: oid.optional(),
-    root: z.object({ name: z.string().min(1), algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30), rsaPadding: rsaPadding.optional() }).strict(),
+    /** `dualControl`: an offline root's key opens only with two officers' passphrases (docs/offline-root.md). */
+    root: z.object({ name: z.string().min(1), algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30), rsaPadding: rsaPadding.optional(), dualControl: z.boolean().optional() }).strict(),
     domainCa: z.object({ algorithm: keyAlgorithm, validityYears: z.number().int().min(1).max(30), rsaPadding: rsaPadding.optional() }).strict(),
     tierCa: z.object({ validityYears: z.number().int().min(1).max(30) }).strict(),
     tiers: z.record(slug, tierOverride).default({}),

@@ -34,7 +34,7 @@ import { estRoutes } from './routes/est.routes.ts';
 import { estAdminRoutes } from './routes/est-admin.routes.ts';
 import { rotationPublicRoutes, rotationRoutes } from './routes/rotation.routes.ts';
 import { ocspHandler } from './ocsp-handler.ts';
-import { createMetrics, type Metrics } from './metrics.ts';
+import { createMetrics, registerOfflineRootGauges, type Metrics } from './metrics.ts';
 
 export const MAX_BODY = '64kb';
 
@@ -63,6 +63,8 @@ export interface AppDeps {
 
 export function createApp(deps: AppDeps): Express {
   const metrics = deps.metrics ?? createMetrics();
+  const offlineRoot = deps.ra.cas.publicList().find((ca) => ca.offline);
+  if (offlineRoot) registerOfflineRootGauges(metrics, () => deps.ra.cas.publicGet(offlineRoot.record.id)?.offlineWatch?.current);
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);

@@ -1,7 +1,8 @@
 /**
  * Prometheus metrics: one registry per app, so tests can build several apps in one process.
  */
-import { Registry, Counter, collectDefaultMetrics } from 'prom-client';
+import { Registry, Counter, Gauge, collectDefaultMetrics } from 'prom-client';
+import type { OfflineRootArtifacts } from '../ca/offline-root-watch.ts';
 
 export interface Metrics {
   registry: Registry;
@@ -26,4 +27,31 @@ export function createMetrics(): Metrics {
     registers: [registry],
   });
   return { registry, httpRequests, loginRefusals };
+}
+
+/**
+ * The offline root's gauges (docs/offline-root.md): `tierca_offline_root_next_update_timestamp_seconds`
+ * by artifact (`crl`, `ocsp`) — alert on `… - time() < 30*86400` — and `tierca_offline_root_warning`
+ * (1 while the service warns). Read from `current` at each scrape.
+ */
+export function registerOfflineRootGauges(metrics: Metrics, current: () => OfflineRootArtifacts | undefined): void {
+  new Gauge({
+    name: 'tierca_offline_root_next_update_timestamp_seconds',
+    help: 'When the offline root CRL and its pre-signed OCSP answers expire (Unix seconds); renew them at a ceremony before then',
+    labelNames: ['artifact'] as const,
+    registers: [metrics.registry],
+    collect() {
+      const c = current();
+      if (c?.crlNextUpdate) this.set({ artifact: 'crl' }, Date.parse(c.crlNextUpdate) / 1000);
+      if (c?.ocspNextUpdate) this.set({ artifact: 'ocsp' }, Date.parse(c.ocspNextUpdate) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'tierca_offline_root_warning',
+    help: '1 while the offline root CRL or its OCSP answers are missing or expire within 30 days',
+    registers: [metrics.registry],
+    collect() {
+      this.set(current()?.warning ? 1 : 0);
+    },
+  });
 }

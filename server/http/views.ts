@@ -25,6 +25,8 @@ export function caSummary(ca: LoadedCa, publicUrl: string) {
     serial: r.serial,
     keyAlgorithm: ca.keyAlgorithm,
     urls: caUrls(publicUrl, r.id),
+    // A root kept offline (docs/offline-root.md): when its CRL and OCSP answers end, and the warning.
+    ...(ca.offline ? { offline: ca.offlineWatch?.current ?? null } : {}),
   };
 }
 

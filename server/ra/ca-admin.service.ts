@@ -82,6 +82,12 @@ export class CaAdminService {
       if (!ca) throw new TiercaError('not-found', `no CA ${id}`);
       if (ca.record.layer === 'root') throw new TiercaError('conflict', 'the root is withdrawn by replacing the trust anchor, not revoked');
       if (ca.record.status === 'revoked') throw new TiercaError('revocation-final', `CA ${id} is already revoked`);
+      const parent = ca.record.parentId ? this.deps.cas.get(ca.record.parentId) : undefined;
+      if (parent?.offline) {
+        throw new TiercaError('ca-unavailable', `CA ${id} is certified by the offline root ${parent.record.id}: revoke it on the offline machine (tierca root revoke, then tierca root crl and tierca root import here)`, {
+          detail: { ca: id, blockedBy: parent.record.id, caStatus: 'offline' },
+        });
+      }
       const open = await this.deps.requests.waiting('ca.revoke', (p) => p.caId === id);
       if (open) {
         throw new TiercaError('conflict', `request ${open.id} to revoke CA ${id} is already waiting for a second sysadmin`, { detail: { request: open.id } });

@@ -42,6 +42,7 @@ import { KnexResponderRepository } from './responder.repository.knex.ts';
 import { KnexCrlRepository } from './crl.repository.knex.ts';
 import { KnexRevocationEventRepository } from './revocation-event.repository.knex.ts';
 import { KnexCaLinkRepository, KnexRenewalRepository, KnexRotationRequestRepository } from './rotation.repository.knex.ts';
+import { KnexOfflineRootRepository } from './offline-root.repository.knex.ts';
 
 /** Where the store lives. */
 export interface StoreOptions {
@@ -242,6 +243,7 @@ export function createRepositories(ctx: DbContext): Repositories {
     renewals: new KnexRenewalRepository(ctx),
     caLinks: new KnexCaLinkRepository(ctx),
     rotationRequests: new KnexRotationRequestRepository(ctx),
+    offlineRoot: new KnexOfflineRootRepository(ctx),
   };
 }
 
@@ -267,6 +269,7 @@ class KnexStore implements Store {
   readonly renewals;
   readonly caLinks;
   readonly rotationRequests;
+  readonly offlineRoot;
 
   constructor(
     readonly knex: Knex,
@@ -298,6 +301,7 @@ class KnexStore implements Store {
     this.renewals = repos.renewals;
     this.caLinks = repos.caLinks;
     this.rotationRequests = repos.rotationRequests;
+    this.offlineRoot = repos.offlineRoot;
   }
 
   /**

@@ -19,6 +19,7 @@ import * as popIdentity from '../../migrations/0006_pop_identity.ts';
 import * as kmc from '../../migrations/0007_kmc.ts';
 import * as acme from '../../migrations/0008_acme.ts';
 import * as est from '../../migrations/0009_est.ts';
+import * as offlineRoot from '../../migrations/0010_offline_root.ts';
 
 /** One migration: a stable name and its `up`/`down` functions. */
 export interface Migration {
@@ -38,6 +39,7 @@ export const migrations: readonly Migration[] = [
   { name: '0007_kmc', up: kmc.up, down: kmc.down },
   { name: '0008_acme', up: acme.up, down: acme.down },
   { name: '0009_est', up: est.up, down: est.down },
+  { name: '0010_offline_root', up: offlineRoot.up, down: offlineRoot.down },
 ];
 
 /** The knex migration source over {@link migrations}. */

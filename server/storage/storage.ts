@@ -11,8 +11,10 @@ export type SubjectKind = 'organ' | 'device' | 'user';
 export type CertificateProfile = 'organ' | 'organ-enc' | 'device' | 'device-enc' | 'user-sign' | 'user-enc' | 'ocsp';
 export type CertificateStatus = 'good' | 'revoked' | 'hold';
 export type Role = 'sysadmin' | 'officer' | 'auditor' | 'device';
-export type KeyCustody = 'software' | 'pkcs11';
-export type KeyPurpose = 'ca' | 'ocsp' | 'escrow' | 'audit';
+/** `offline`: only the public key is here; the private key is on the offline root machine (docs/decisions/0026-offline-root.md). */
+export type KeyCustody = 'software' | 'pkcs11' | 'offline';
+/** `offline-root`: the public half of a root key kept on the offline machine; never loaded into a keystore. */
+export type KeyPurpose = 'ca' | 'ocsp' | 'escrow' | 'audit' | 'offline-root';
 
 export interface DomainRecord {
   slug: string;
@@ -533,6 +535,42 @@ export interface Repositories {
   renewals: RenewalRepository;
   caLinks: CaLinkRepository;
   rotationRequests: RotationRequestRepository;
+  offlineRoot: OfflineRootRepository;
+}
+
+/** A bundle that crossed the air gap (migrations/0010_offline_root.ts). */
+export interface OfflineBundleRecord {
+  direction: 'request' | 'response';
+  sequence: number;
+  /** SHA-256 of the bundle file, hex. */
+  digest: string;
+  /** The bundle file (requests, which a response must match); null for responses. */
+  bytes: Buffer | null;
+  createdAt: Date;
+  /** For a request: the sequence of the response that answered it, else null. */
+  answeredBy: number | null;
+}
+
+/** A CA made at `init --offline-root` that waits for the root to certify `certifiedBy` (a domain CA: itself or its parent). */
+export interface PendingCaRecord {
+  certifiedBy: string;
+  requestSequence: number;
+  /** The CA record to insert; a domain CA's certificate is empty until the root's arrives. */
+  record: CaRecord;
+}
+
+export interface OfflineRootRepository {
+  /** @throws UniqueViolationError when a bundle of that direction and sequence is recorded already. */
+  insertBundle(bundle: OfflineBundleRecord): Promise<void>;
+  getBundle(direction: OfflineBundleRecord['direction'], sequence: number): Promise<OfflineBundleRecord | undefined>;
+  /** The highest sequence recorded in `direction`, 0 for none. */
+  lastSequence(direction: OfflineBundleRecord['direction']): Promise<number>;
+  /** Marks request `sequence` answered by response `response`; false when it was answered already. */
+  markAnswered(sequence: number, response: number): Promise<boolean>;
+  insertPending(pending: PendingCaRecord): Promise<void>;
+  listPending(): Promise<PendingCaRecord[]>;
+  /** Removes the CAs waiting for `certifiedBy`; returns how many. */
+  deletePending(certifiedBy: string): Promise<number>;
 }
 
 export interface Store extends Repositories {

@@ -36,6 +36,8 @@ export const EN = {
   'error.wrong-passphrase': 'Wrong keystore passphrase', 'error.keystore-fault': 'The CA key token cannot be used',
   'error.escrow-tampered': 'An escrowed key failed its integrity check', 'error.rate-limited': 'Too many attempts',
   'error.unavailable': 'Service unavailable', 'error.internal': 'Internal error',
+  'error.bundle-invalid': 'The bundle is malformed or altered', 'error.bundle-foreign': 'The bundle belongs to another hierarchy',
+  'error.bundle-replayed': 'The bundle was imported already', 'error.bundle-out-of-order': 'The bundle is out of order',
   // Every error code's message, said in this language; what it is about (names, fields) follows from
   // the problem's detail (detail.* labels). i18n.ts checks by type that every code has both.
   'errorText.bad-request': 'The request is not valid; nothing was changed.',
@@ -66,6 +68,10 @@ export const EN = {
   'errorText.rate-limited': 'Too many attempts; wait a moment and try again.',
   'errorText.unavailable': 'The service is unavailable for a moment; try again shortly.',
   'errorText.internal': 'An internal error occurred.',
+  'errorText.bundle-invalid': 'The offline-root bundle is malformed or its signature does not verify; nothing was changed.',
+  'errorText.bundle-foreign': 'The offline-root bundle was made for another CA hierarchy; nothing was changed.',
+  'errorText.bundle-replayed': 'The offline-root bundle was imported already; nothing was changed.',
+  'errorText.bundle-out-of-order': 'An earlier offline-root bundle must be imported first; nothing was changed.',
   'detail.fields': 'Fields', 'detail.field': 'Field', 'detail.subject': 'Subject', 'detail.serial': 'Serial', 'detail.issuer': 'Issuer',
   'detail.ca': 'CA', 'detail.request': 'Request', 'detail.principal': 'Principal', 'detail.name': 'Name', 'detail.domain': 'Domain',
   'detail.tier': 'Tier', 'detail.kind': 'Kind', 'detail.profile': 'Profile', 'detail.algorithm': 'Key algorithm',

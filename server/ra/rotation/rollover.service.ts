@@ -116,6 +116,14 @@ export class RolloverService {
   private rolloverTarget(caName: string, ceremony: boolean | undefined): LoadedCa {
     const ca = this.deps.cas.current(caName);
     if (!ca) throw new TiercaError('not-found', `no CA ${caName}`);
+    // Under an offline root (docs/offline-root.md) the root key is not here: refused before a request is opened.
+    const parent = ca.record.parentId ? this.deps.cas.get(ca.record.parentId) : undefined;
+    if (ca.offline || parent?.offline) {
+      const root = ca.offline ? ca : parent!;
+      throw new TiercaError('ca-unavailable', `CA ${ca.record.id} cannot be rolled over online: ${ca.offline ? 'it is' : `its issuer ${root.record.id} is`} the offline root, whose key is not on this machine`, {
+        detail: { ca: ca.record.id, blockedBy: root.record.id, caStatus: 'offline' },
+      });
+    }
     if (ca.record.layer === 'root' && !ceremony) {
       throw new TiercaError('bad-request', 'rolling the root over replaces the trust anchor: it is done as a key ceremony (ceremony: true, tierca ca rollover root --ceremony)');
     }
