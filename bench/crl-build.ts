@@ -10,7 +10,8 @@
  * the builder reads them, to show the builder's own footprint.
  */
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { buildCrl, parseCrl, type CrlEntry } from '../pki/crl.ts';
+import { buildCrl, type CrlEntry } from '../pki/crl.ts';
+import { parseCrl } from '../pki/crl-reader.ts';
 import { encodeName } from '../pki/name.ts';
 import { softwareSigner } from '../pki/software-signer.ts';
 import { DAY_MS, HOUR_MS } from '../pki/time-constants.ts';

@@ -33,7 +33,7 @@ import { ceremony, storeOptions } from '../server/bootstrap.ts';
 import { createKnex, knexOf, openStore } from '../server/storage/knex-store.ts';
 import type { Services } from '../server/services.ts';
 import { iso } from '../server/storage/rows.ts';
-import { parseCrl } from '../pki/crl.ts';
+import { parseCrl } from '../pki/crl-reader.ts';
 import { DEFAULT_PAGE_SIZE } from '../server/ca/crl-publisher.ts';
 import type { Store } from '../server/storage/storage.ts';
 import { BENCH_DOMAIN, BENCH_TIER, deviceSubject, prepareCsrs } from './lib/demo-data.ts';

@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readCertificate, verifyCertificateSignature } from '../../pki/certificate-reader.ts';
-import { parseCrl } from '../../pki/crl.ts';
+import { parseCrl } from '../../pki/crl-reader.ts';
 import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
 import { bundleDigest, parseBundle, signBundle, verifyBundle, type BundleEnvelope } from '../../pki/offline-bundle.ts';
 import { readResponsePayload, type DomainCaRequest, type RequestPayload, type ResponsePayload } from '../../pki/offline-ceremony.ts';

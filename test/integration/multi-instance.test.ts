@@ -15,7 +15,7 @@ import {
 import { readCertificate, type CertificateFields } from '../../pki/certificate-reader.ts';
 import { buildOcspRequest, certIdFor } from '../../pki/ocsp-request.ts';
 import { parseOcspResponse } from '../../pki/ocsp-response.ts';
-import { parseCrl } from '../../pki/crl.ts';
+import { parseCrl } from '../../pki/crl-reader.ts';
 import { decodePemOrDer } from '../../pki/pem.ts';
 import { verifyAuditChain } from '../../server/audit/audit-log.ts';
 import { knexOf } from '../../server/storage/knex-store.ts';

@@ -13,7 +13,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildCertificate, randomSerial } from '../../pki/certificate.ts';
 import { readCertificate } from '../../pki/certificate-reader.ts';
-import { buildCrl, parseCrl } from '../../pki/crl.ts';
+import { buildCrl } from '../../pki/crl.ts';
+import { parseCrl } from '../../pki/crl-reader.ts';
 import { generateKeyPair, keyIdentifier, publicKeyInfoOf } from '../../pki/key-pair.ts';
 import { encodeName } from '../../pki/name.ts';
 import { certIdFor } from '../../pki/ocsp-request.ts';

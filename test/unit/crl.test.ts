@@ -13,7 +13,8 @@
 import { describe, expect, it } from 'vitest';
 import { createPrivateKey, verify } from 'node:crypto';
 import * as pkijs from 'pkijs';
-import { buildCrl, parseCrl, type CrlEntry } from '../../pki/crl.ts';
+import { buildCrl, type CrlEntry } from '../../pki/crl.ts';
+import { parseCrl } from '../../pki/crl-reader.ts';
 import { oid, sequence, tlv } from '../../pki/der.ts';
 import { children, readOnly } from '../../pki/der-reader.ts';
 import { keyIdentifier } from '../../pki/key-pair.ts';

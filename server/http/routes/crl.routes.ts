@@ -4,7 +4,7 @@
 import { Router } from 'express';
 import { z } from 'zod';
 import type { RegistrationAuthority } from '../../ra/registration-authority.ts';
-import { parseCrl } from '../../../pki/crl.ts';
+import { parseCrl } from '../../../pki/crl-reader.ts';
 import { reasonName } from '../../../pki/revocation-reason.ts';
 import { ctxOf } from '../authenticate.ts';
 import { parseWith } from '../validate.ts';
