@@ -24,24 +24,13 @@ import { TiercaError } from '../errors.ts';
 import { ADVISORY_LOCK_IDS } from './advisory-locks.ts';
 import { migrations, migratorConfig, type Migration } from './migrate.ts';
 import type { Engine } from './rows.ts';
+import { decodeValue, describeTables, encodeValue, malformedBackup, readTable, type BackupTable } from './backup-tables.ts';
+
+export type { BackupColumn, BackupColumnType, BackupTable } from './backup-tables.ts';
 
 export const BACKUP_FORMAT = 'tierca-backup';
 export const BACKUP_VERSION = 1;
 
-/** How a column's values are written in a backup. */
-export type BackupColumnType = 'text' | 'integer' | 'bigint' | 'boolean' | 'binary';
-
-export interface BackupColumn {
-  name: string;
-  type: BackupColumnType;
-}
-
-export interface BackupTable {
-  name: string;
-  columns: BackupColumn[];
-  /** Primary key columns in key order (rows are written in this order). */
-  primaryKey: string[];
-}
 
 /** The first line of a backup. */
 export interface BackupHeader {
@@ -62,11 +51,6 @@ export interface BackupSummary {
   rows: Record<string, number>;
 }
 
-/** knex's own bookkeeping; the header's `migrations` stands for it. */
-const BOOKKEEPING = new Set(['knex_migrations', 'knex_migrations_lock']);
-
-/** Rows read per query when exporting (keyset pages, so memory stays flat on big tables). */
-const EXPORT_PAGE = 1000;
 /** Rows per INSERT when restoring, and at most this many bound values per INSERT. */
 const RESTORE_BATCH = 250;
 const RESTORE_MAX_BINDINGS = 5000;
@@ -147,7 +131,7 @@ export async function restoreBackup({ knex, lines }: RestoreBackupParams): Promi
   const iterator: AsyncIterator<string> | Iterator<string> = Symbol.asyncIterator in lines ? lines[Symbol.asyncIterator]() : lines[Symbol.iterator]();
   const hash = createHash('sha256');
   const first = await iterator.next();
-  if (first.done) throw bad('the backup is empty');
+  if (first.done) throw malformedBackup('the backup is empty');
   hash.update(`${first.value}\n`);
   const header = parseHeader(first.value);
   const prefix = migrationsOf(header.migrations);
@@ -162,13 +146,13 @@ export async function restoreBackup({ knex, lines }: RestoreBackupParams): Promi
     const tables = new Map<string, BackupTable>();
     for (const table of header.tables) {
       const there = target.get(table.name);
-      if (!there) throw bad(`the backup has a table ${table.name} that schema ${header.migrations.at(-1)} does not`);
+      if (!there) throw malformedBackup(`the backup has a table ${table.name} that schema ${header.migrations.at(-1)} does not`);
       const missing = table.columns.filter((c) => !there.columns.some((t) => t.name === c.name));
-      if (missing.length) throw bad(`table ${table.name} of the backup has columns the schema does not: ${missing.map((c) => c.name).join(', ')}`);
+      if (missing.length) throw malformedBackup(`table ${table.name} of the backup has columns the schema does not: ${missing.map((c) => c.name).join(', ')}`);
       tables.set(table.name, table);
     }
     const absent = [...target.keys()].filter((name) => !tables.has(name));
-    if (absent.length) throw bad(`the backup lacks table(s) ${absent.join(', ')}`);
+    if (absent.length) throw malformedBackup(`the backup lacks table(s) ${absent.join(', ')}`);
 
     const rows: Record<string, number> = Object.fromEntries(header.tables.map((t) => [t.name, 0]));
     // Rows go in as multi-row INSERTs of one table, flushed when the table changes or the batch is full.
@@ -183,7 +167,7 @@ export async function restoreBackup({ knex, lines }: RestoreBackupParams): Promi
       const line = next.value;
       if (trailer) {
         if (line.trim() === '') continue;
-        throw bad('the backup has data after its end record');
+        throw malformedBackup('the backup has data after its end record');
       }
       if (line.startsWith('{')) {
         trailer = parseTrailer(line);
@@ -191,10 +175,10 @@ export async function restoreBackup({ knex, lines }: RestoreBackupParams): Promi
       }
       hash.update(`${line}\n`);
       const values = parseJson(line, 'a row');
-      if (!Array.isArray(values) || typeof values[0] !== 'string') throw bad('a row line must be ["table", value, …]');
+      if (!Array.isArray(values) || typeof values[0] !== 'string') throw malformedBackup('a row line must be ["table", value, …]');
       const table = tables.get(values[0]);
-      if (!table) throw bad(`a row names table ${values[0]}, which the header does not list`);
-      if (values.length !== table.columns.length + 1) throw bad(`a row of ${table.name} has ${values.length - 1} values for ${table.columns.length} columns`);
+      if (!table) throw malformedBackup(`a row names table ${values[0]}, which the header does not list`);
+      if (values.length !== table.columns.length + 1) throw malformedBackup(`a row of ${table.name} has ${values.length - 1} values for ${table.columns.length} columns`);
       const row: Record<string, unknown> = {};
       table.columns.forEach((c, i) => (row[c.name] = decodeValue(values[i + 1], c, table.name)));
       if (pendingTable !== table || pending.length >= Math.min(RESTORE_BATCH, Math.floor(RESTORE_MAX_BINDINGS / table.columns.length))) {
@@ -206,10 +190,10 @@ export async function restoreBackup({ knex, lines }: RestoreBackupParams): Promi
     }
     await flush();
     const t = trailer as Trailer | null;
-    if (!t) throw bad('the backup is truncated: it has no end record');
-    if (t.sha256 !== hash.digest('hex')) throw bad('the backup does not match its SHA-256: it was altered or damaged');
+    if (!t) throw malformedBackup('the backup is truncated: it has no end record');
+    if (t.sha256 !== hash.digest('hex')) throw malformedBackup('the backup does not match its SHA-256: it was altered or damaged');
     for (const name of tables.keys()) {
-      if (t.rows[name] !== rows[name]) throw bad(`table ${name}: the end record counts ${t.rows[name]} rows, the backup holds ${rows[name]}`);
+      if (t.rows[name] !== rows[name]) throw malformedBackup(`table ${name}: the end record counts ${t.rows[name]} rows, the backup holds ${rows[name]}`);
     }
     if (engine === 'postgres') await advanceSequences(trx, [...tables.values()]);
     // A backup of an older schema: bring the restored data up to this version's schema.
@@ -238,151 +222,6 @@ async function appliedMigrations(db: Knex): Promise<string[]> {
   return rows.map((r) => r.name);
 }
 
-/** Application tables with their columns, primary keys, in foreign-key order (referenced first). */
-async function describeTables(db: Knex, engine: Engine): Promise<BackupTable[]> {
-  const tables: BackupTable[] = [];
-  const references = new Map<string, string[]>();
-  if (engine === 'postgres') {
-    const names: string[] = (await db.raw(
-      "select table_name as name from information_schema.tables where table_schema = current_schema() and table_type = 'BASE TABLE' order by table_name",
-    )).rows.map((r: { name: string }) => r.name);
-    for (const name of names.filter((n) => !BOOKKEEPING.has(n))) {
-      const columns = (await db.raw(
-        'select column_name as name, data_type as type from information_schema.columns where table_schema = current_schema() and table_name = ? order by ordinal_position',
-        [name],
-      )).rows as { name: string; type: string }[];
-      const pk = (await db.raw(
-        `select a.attname as name from pg_index i
-           join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
-          where i.indrelid = (quote_ident(current_schema()) || '.' || quote_ident(?))::regclass and i.indisprimary
-          order by array_position(i.indkey::int2[], a.attnum)`,
-        [name],
-      )).rows as { name: string }[];
-      const fks = (await db.raw(
-        `select distinct ccu.table_name as ref from information_schema.table_constraints tc
-           join information_schema.constraint_column_usage ccu on ccu.constraint_schema = tc.constraint_schema and ccu.constraint_name = tc.constraint_name
-          where tc.constraint_type = 'FOREIGN KEY' and tc.table_schema = current_schema() and tc.table_name = ?`,
-        [name],
-      )).rows as { ref: string }[];
-      tables.push({ name, columns: columns.map((c) => ({ name: c.name, type: columnType(c.type, name, c.name) })), primaryKey: pk.map((p) => p.name) });
-      references.set(name, fks.map((f) => f.ref).filter((r) => r !== name));
-    }
-  } else {
-    const names = ((await db.raw("select name from sqlite_master where type = 'table' and name not like 'sqlite\\_%' escape '\\' order by name")) as { name: string }[])
-      .map((r) => r.name);
-    for (const name of names.filter((n) => !BOOKKEEPING.has(n))) {
-      const info = (await db.raw(`pragma table_info(${quoteSqlite(name)})`)) as { name: string; type: string; pk: number | bigint }[];
-      const fks = (await db.raw(`pragma foreign_key_list(${quoteSqlite(name)})`)) as { table: string }[];
-      tables.push({
-        name,
-        columns: info.map((c) => ({ name: c.name, type: columnType(c.type, name, c.name) })),
-        primaryKey: info.filter((c) => Number(c.pk) > 0).sort((x, y) => Number(x.pk) - Number(y.pk)).map((c) => c.name),
-      });
-      references.set(name, [...new Set(fks.map((f) => f.table))].filter((r) => r !== name));
-    }
-  }
-  return inDependencyOrder(tables, references);
-}
-
-const quoteSqlite = (name: string): string => `"${name.replace(/"/g, '""')}"`;
-
-/** The backup type of a column from its declared (SQLite) or catalog (PostgreSQL) type. */
-function columnType(declared: string, table: string, column: string): BackupColumnType {
-  const t = declared.toLowerCase();
-  if (t === 'bytea' || t === 'blob') return 'binary';
-  if (t === 'boolean') return 'boolean';
-  if (t === 'bigint') return 'bigint';
-  if (t === 'integer' || t === 'smallint') return 'integer';
-  if (t === 'text' || t.startsWith('character varying') || t.startsWith('varchar') || t.startsWith('char')) return 'text';
-  // A migration introduced a type this file does not know: say so rather than guess.
-  throw new Error(`backup: column ${table}.${column} has type ${declared}, which backup.ts does not handle`);
-}
-
-/** Tables sorted so that each comes after those it references (ties by name; a cycle keeps the rest by name). */
-function inDependencyOrder(tables: BackupTable[], references: Map<string, string[]>): BackupTable[] {
-  const byName = new Map(tables.map((t) => [t.name, t]));
-  const done = new Set<string>();
-  const out: BackupTable[] = [];
-  const visit = (name: string, path: Set<string>) => {
-    if (done.has(name) || path.has(name) || !byName.has(name)) return;
-    path.add(name);
-    for (const ref of references.get(name) ?? []) visit(ref, path);
-    path.delete(name);
-    done.add(name);
-    out.push(byName.get(name)!);
-  };
-  for (const t of [...tables].sort((x, y) => (x.name < y.name ? -1 : 1))) visit(t.name, new Set());
-  return out;
-}
-
-/** Every row of `table`, by primary key, a page at a time (keyset pagination). */
-async function* readTable(db: Knex, engine: Engine, table: BackupTable): AsyncGenerator<Record<string, unknown>> {
-  const key = table.primaryKey;
-  const select = () => {
-    const q = db(table.name).select(table.columns.map((c) => c.name));
-    // SQLite: integers exactly, as bigint (a JS number rounds above 2^53).
-    return engine === 'sqlite' ? q.options({ safeIntegers: true }) : q;
-  };
-  if (key.length === 0) {
-    yield* (await select().orderBy(table.columns.map((c) => c.name))) as Record<string, unknown>[];
-    return;
-  }
-  let after: unknown[] | null = null;
-  for (;;) {
-    const q = select().orderBy(key).limit(EXPORT_PAGE);
-    if (after) q.whereRaw(`(${key.map(() => '??').join(', ')}) > (${key.map(() => '?').join(', ')})`, [...key, ...after] as Knex.RawBinding[]);
-    const page = (await q) as Record<string, unknown>[];
-    yield* page;
-    if (page.length < EXPORT_PAGE) return;
-    const last = page[page.length - 1];
-    after = key.map((k) => last[k]);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Values
-
-function encodeValue(value: unknown, column: BackupColumn, table: string): unknown {
-  if (value === null || value === undefined) return null;
-  switch (column.type) {
-    case 'binary':
-      return (value as Buffer).toString('base64');
-    case 'boolean':
-      return value === true || value === 1 || value === 1n;
-    case 'bigint':
-      return BigInt(value as string | number | bigint).toString();
-    case 'integer': {
-      const n = Number(value as number | bigint);
-      if (!Number.isSafeInteger(n)) throw new Error(`backup: ${table}.${column.name} holds ${String(value)}, not an integer`);
-      return n;
-    }
-    case 'text':
-      return String(value);
-  }
-}
-
-function decodeValue(value: unknown, column: BackupColumn, table: string): unknown {
-  if (value === null) return null;
-  const where = `${table}.${column.name}`;
-  switch (column.type) {
-    case 'binary':
-      if (typeof value !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw bad(`${where} must be base64`);
-      return Buffer.from(value, 'base64');
-    case 'boolean':
-      if (typeof value !== 'boolean') throw bad(`${where} must be true or false`);
-      return value;
-    case 'bigint':
-      if (typeof value !== 'string' || !/^-?\d{1,19}$/.test(value)) throw bad(`${where} must be a decimal string`);
-      return value;
-    case 'integer':
-      if (!Number.isSafeInteger(value)) throw bad(`${where} must be an integer`);
-      return value;
-    case 'text':
-      if (typeof value !== 'string') throw bad(`${where} must be a string`);
-      return value;
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Restore checks
 
@@ -390,24 +229,24 @@ function parseJson(line: string, what: string): unknown {
   try {
     return JSON.parse(line);
   } catch {
-    throw bad(`${what} is not JSON`);
+    throw malformedBackup(`${what} is not JSON`);
   }
 }
 
 function parseHeader(line: string): BackupHeader {
   const h = parseJson(line, 'the first line') as Partial<BackupHeader> | null;
-  if (!h || typeof h !== 'object' || h.format !== BACKUP_FORMAT) throw bad('this is not a tierca backup (no tierca-backup header)');
-  if (h.version !== BACKUP_VERSION) throw bad(`backup format version ${String(h.version)} is not supported (this tierca reads ${BACKUP_VERSION})`);
+  if (!h || typeof h !== 'object' || h.format !== BACKUP_FORMAT) throw malformedBackup('this is not a tierca backup (no tierca-backup header)');
+  if (h.version !== BACKUP_VERSION) throw malformedBackup(`backup format version ${String(h.version)} is not supported (this tierca reads ${BACKUP_VERSION})`);
   const types: readonly string[] = ['text', 'integer', 'bigint', 'boolean', 'binary'];
   const okTables = Array.isArray(h.tables) && h.tables.every((t) =>
     t && typeof t.name === 'string' && Array.isArray(t.columns) && t.columns.every((c) => c && typeof c.name === 'string' && types.includes(c.type)));
-  if (!Array.isArray(h.migrations) || !h.migrations.every((m) => typeof m === 'string') || !okTables) throw bad('the backup header is malformed');
+  if (!Array.isArray(h.migrations) || !h.migrations.every((m) => typeof m === 'string') || !okTables) throw malformedBackup('the backup header is malformed');
   return h as BackupHeader;
 }
 
 function parseTrailer(line: string): Trailer {
   const t = parseJson(line, 'the end record') as Partial<Trailer> | null;
-  if (!t || t.end !== true || typeof t.sha256 !== 'string' || typeof t.rows !== 'object' || t.rows === null) throw bad('the end record is malformed');
+  if (!t || t.end !== true || typeof t.sha256 !== 'string' || typeof t.rows !== 'object' || t.rows === null) throw malformedBackup('the end record is malformed');
   return t as Trailer;
 }
 
@@ -415,7 +254,7 @@ function parseTrailer(line: string): Trailer {
 function migrationsOf(names: string[]): Migration[] {
   names.forEach((name, i) => {
     if (migrations[i]?.name !== name) {
-      throw bad(`the backup's schema (${names.join(', ')}) is not one this tierca knows (${migrations.map((m) => m.name).join(', ')}): restore it with the tierca version that made it`);
+      throw malformedBackup(`the backup's schema (${names.join(', ')}) is not one this tierca knows (${migrations.map((m) => m.name).join(', ')}): restore it with the tierca version that made it`);
     }
   });
   return migrations.slice(0, names.length);
@@ -467,4 +306,3 @@ async function createSchemaIfMissing(knex: Knex): Promise<void> {
   }
 }
 
-const bad = (message: string): TiercaError => new TiercaError('malformed-input', message);
