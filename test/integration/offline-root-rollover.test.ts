@@ -9,7 +9,7 @@
 // changed; neither root key anywhere online; the offline audit chain carried. SQLite and PostgreSQL.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrivateKey, createSecretKey } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freshDatabase, runTierca, startServe, http, waitFor, type ProcessDatabase, type ServeProcess } from '../helpers/processes.ts';
 import { TEST_PASSPHRASE } from '../helpers/tierca.ts';
@@ -18,7 +18,8 @@ import { TempDir, openssl } from '../helpers/openssl.ts';
 import { opensslCsr } from '../helpers/pki-fixtures.ts';
 import { pythonCheck } from '../helpers/relying-party.ts';
 import { freePort } from '../helpers/net.ts';
-import { snapshotCounts, tableNames } from '../helpers/database.ts';
+import { snapshotCounts } from '../helpers/database.ts';
+import { SecretScan } from '../helpers/secret-scan.ts';
 import { knexOf, openStore } from '../../server/storage/knex-store.ts';
 import { unlockKeystoreHeader, unsealBytes } from '../../pki/keystore/key-sealing.ts';
 import { keyAad } from '../../pki/keystore/software-keystore.ts';
@@ -199,14 +200,14 @@ describe('root rollover across the air gap', { timeout: 240_000 }, () => {
     expect(text(imported)).toMatch(/rolled over to:\s+root-g2 \(SHA-256 [0-9a-f]{64}\)/);
     expect(text(imported)).toMatch(/recertified:\s+xiangtan, yuhu/);
     // The running service takes it up from the database (rotation timer sync).
-    const { value: cas } = await waitFor(async () => {
+    const { value: cas } = await waitFor<any[] | undefined>(async () => {
       const list = (await http(url, 'GET', '/ca')).body as any[];
       const yuhu = list.find((c) => c.id === 'yuhu');
       return list.some((c) => c.id === 'root-g2') && yuhu?.parent === 'root-g2' ? list : undefined;
     }, 30_000, 250);
-    expect(cas.find((c: any) => c.id === 'root')).toMatchObject({ status: 'active', successor: 'root-g2', layer: 'root' });
-    expect(cas.find((c: any) => c.id === 'root-g2')).toMatchObject({ status: 'active', layer: 'root', parent: null, urls: { certificate: `${url}/ca/root-g2.crt` } });
-    expect(cas.find((c: any) => c.id === 'root-g2').successor).toBeUndefined();
+    expect(cas!.find((c: any) => c.id === 'root')).toMatchObject({ status: 'active', successor: 'root-g2', layer: 'root' });
+    expect(cas!.find((c: any) => c.id === 'root-g2')).toMatchObject({ status: 'active', layer: 'root', parent: null, urls: { certificate: `${url}/ca/root-g2.crt` } });
+    expect(cas!.find((c: any) => c.id === 'root-g2').successor).toBeUndefined();
     const list = await run(['ca', 'list', '--server', url], { TIERCA_TOKEN: admin });
     expect(list.code, list.stderr).toBe(0);
     expect(text(list)).toMatch(/^root\s.*superseded by root-g2/m);
@@ -375,40 +376,21 @@ describe('audit and key custody after the rollover', { timeout: 240_000 }, () =>
       needles[`${k.caId} sealed`] = k.sealed;
     }
     needles.header = keys[0]!.header;
-    const hits: string[] = [];
-    const scan = (where: string, bytes: Buffer) => {
-      for (const [name, needle] of Object.entries(needles)) {
-        if (bytes.includes(needle) || bytes.includes(Buffer.from(needle.toString('hex'))) || bytes.includes(Buffer.from(needle.toString('base64')))) hits.push(`${name} in ${where}`);
-      }
-    };
-    const walk = (dir: string) => {
-      for (const name of readdirSync(dir)) {
-        const path = join(dir, name);
-        if (statSync(path).isDirectory()) walk(path);
-        else scan(path, readFileSync(path));
-      }
-    };
-    walk(db.dataDir);
+    const online = new SecretScan(needles);
+    online.folder(db.dataDir);
     const store = await db.openStore();
     try {
-      const knex = knexOf(store);
-      for (const table of await tableNames(store)) {
-        for (const row of await knex(table).select()) {
-          for (const [column, value] of Object.entries(row as Record<string, unknown>)) scan(`${table}.${column}`, Buffer.isBuffer(value) ? value : Buffer.from(String(value)));
-        }
-      }
+      await online.database(store);
     } finally {
       await store.close();
     }
     const backup = await run(['backup']);
     expect(backup.code, backup.stderr).toBe(0);
-    scan('the backup', backup.stdout);
-    expect(hits).toEqual([]);
+    online.bytes('the backup', backup.stdout);
+    expect(online.hits).toEqual([]);
     // The scan can fail: the offline folder does hold both sealed keys.
-    const own: string[] = [];
-    const saved = hits.length;
-    walk(rootDir);
-    for (const k of keys) if (hits.slice(saved).some((h) => h.startsWith(`${k.caId} sealed`))) own.push(k.caId);
-    expect(own.sort()).toEqual(['root', 'root-g2']);
+    const offline = new SecretScan(needles);
+    offline.folder(rootDir);
+    expect(keys.map((k) => offline.hits.some((h) => h.startsWith(`${k.caId} sealed in `))).sort()).toEqual([true, true]);
   });
 });
