@@ -14,6 +14,7 @@ import { domainCaExtensions } from './profiles.ts';
 import { PkiError } from './pki-error.ts';
 import { canonicalJson, sha256Hex } from './offline-bundle.ts';
 import type { Signer } from './signer.ts';
+import type { RootGenerationStatus, RootRolloverPayload } from './offline-root-rollover.ts';
 
 /** A domain CA certificate the online service asks the root to sign. Binary members are base64 DER. */
 export interface DomainCaRequest {
@@ -66,6 +67,10 @@ export interface ResponsePayload {
   ocsp: { ca: string; serial: string; der: string; thisUpdate: string; nextUpdate: string }[];
   /** The offline audit records made since the last response, in order. */
   audit: CarriedAuditRecord[];
+  /** A root rollover (pki/offline-root-rollover.ts): the new root, its links and the domain CAs re-certified under it; `crl` and `ocsp` are then the new root's. */
+  rollover?: RootRolloverPayload;
+  /** The CRL and OCSP answers of superseded root generations, for what they issued that has not expired. */
+  previousRoots?: RootGenerationStatus[];
 }
 
 /** The bytes a domain CA request's proof signs: the request without its proof, canonical. */

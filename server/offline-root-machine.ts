@@ -13,15 +13,13 @@ import { join } from 'node:path';
 import { chmodSync, mkdirSync } from 'node:fs';
 import { buildCertificate, randomSerial, serialToHex } from '../pki/certificate.ts';
 import { readCertificate } from '../pki/certificate-reader.ts';
-import { buildCrl } from '../pki/crl.ts';
 import { keyIdentifier, subjectPublicKeyBits } from '../pki/key-pair.ts';
 import { encodeName } from '../pki/name.ts';
 import { bundleDigest, parseBundle, sha256Hex, signBundle, verifyBundle, type BundleEnvelope } from '../pki/offline-bundle.ts';
 import {
   buildDomainCaCertificate, readRequestPayload, summariseDomainCaRequest, type CarriedAuditRecord, type DomainCaRequest, type DomainCaSummary, type ResponsePayload,
 } from '../pki/offline-ceremony.ts';
-import { certIdFor } from '../pki/ocsp-request.ts';
-import { buildOcspResponse } from '../pki/ocsp-response.ts';
+import { signRootStatus } from '../pki/offline-root-rollover.ts';
 import { PkiError } from '../pki/pki-error.ts';
 import { rootCaExtensions } from '../pki/profiles.ts';
 import { isKeyAlgorithm } from '../pki/algorithms.ts';
@@ -39,11 +37,12 @@ import { addYears } from './ca/validity.ts';
 
 /** The offline machine's database, in its own data folder (never the online one's). */
 export const ROOT_DB_FILE = 'tierca-root.db';
-const STATE_META = 'offline-root.state';
+export const STATE_META = 'offline-root.state';
 const MIN_PASSPHRASE = 12;
 
-/** One certificate the root has issued, as the offline state keeps it. */
-interface IssuedCertificate {
+/** One certificate the root has issued, as the offline state keeps it; `issuer`: the root generation that signed it (absent: `root`). */
+export interface IssuedCertificate {
+  issuer?: string;
   ca: string;
   serial: string;
   certificate: string;
@@ -54,7 +53,7 @@ interface IssuedCertificate {
 }
 
 /** What the offline machine remembers between ceremonies (meta `offline-root.state`). */
-interface RootState {
+export interface RootState {
   fingerprint: string;
   /** Two officers' passphrases unseal the root key (config `root.dualControl`). */
   dualControl: boolean;
@@ -91,7 +90,7 @@ export function keystorePassphrase(passphrases: readonly string[] | undefined, d
   return given[0];
 }
 
-async function openRootStore(dataDir: string, create: boolean): Promise<Store> {
+export async function openRootStore(dataDir: string, create: boolean): Promise<Store> {
   const file = join(dataDir, ROOT_DB_FILE);
   if (create) mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   else {
@@ -112,7 +111,7 @@ async function openRootStore(dataDir: string, create: boolean): Promise<Store> {
   return store;
 }
 
-async function readState(repos: Pick<Repositories, 'meta'>, dataDir: string): Promise<RootState> {
+export async function readState(repos: Pick<Repositories, 'meta'>, dataDir: string): Promise<RootState> {
   const text = await repos.meta.get(STATE_META);
   if (!text) throw new TiercaError('not-found', `${dataDir} holds no offline root: run \`tierca root init --config … --data ${dataDir}\` first`);
   return JSON.parse(text) as RootState;
@@ -209,7 +208,7 @@ export async function rootShow(dataDir: string): Promise<{ certificate: Buffer; 
   const store = await openRootStore(dataDir, false);
   try {
     const state = await readState(store, dataDir);
-    const root = (await store.cas.get(ROOT_CA_ID))!;
+    const root = await currentRoot(store);
     return { certificate: root.certificate, fingerprint: state.fingerprint, dualControl: state.dualControl, lastRequest: state.lastRequest, lastResponse: state.lastResponse, issued: state.issued };
   } finally {
     await store.close();
@@ -273,26 +272,32 @@ export async function rootReadRequest(dataDir: string, bytes: Buffer): Promise<C
   }
 }
 
-interface OpenRoot {
+/** The root's current generation (no rollover has replaced it) in the offline store. */
+export const currentRoot = async (store: Store): Promise<CaRecord> => (await store.cas.list()).find((c) => c.layer === 'root' && !c.successorId)!;
+
+/** The offline store with every root key loaded; `generations`: every root generation, the current one (`root`) first. */
+export interface OpenRoot {
   store: Store;
   state: RootState;
   root: CaRecord;
+  generations: CaRecord[];
   keystore: KeyStore;
 }
 
-async function withRootKey<T>(dataDir: string, secrets: RootSecrets, fn: (open: OpenRoot) => Promise<T>): Promise<T> {
+export async function withRootKey<T>(dataDir: string, secrets: RootSecrets, fn: (open: OpenRoot) => Promise<T>): Promise<T> {
   const store = await openRootStore(dataDir, false);
   try {
     const state = await readState(store, dataDir);
-    const root = (await store.cas.get(ROOT_CA_ID))!;
+    const generations = (await store.cas.list()).filter((c) => c.layer === 'root').sort((a, b) => Number(!!a.successorId) - Number(!!b.successorId));
     const custody = readCustody((await store.meta.get('keystore'))!);
     const passphrase = custody.custody === 'software' ? keystorePassphrase(secrets.passphrases, state.dualControl) : undefined;
     const keystore = await openInstalledKeystore(custody, undefined, passphrase, secrets.pin);
     try {
-      const key = (await store.keys.get(root.keyId))!;
-      if (!isKeyAlgorithm(key.algorithm)) throw new TiercaError('internal', `root key ${key.id} has unknown algorithm ${key.algorithm}`);
-      await keystore.load({ id: key.id, algorithm: key.algorithm, sealed: key.sealed, pkcs11Label: key.pkcs11Label });
-      return await fn({ store, state, root, keystore });
+      for (const key of await store.keys.list('ca')) {
+        if (!isKeyAlgorithm(key.algorithm)) throw new TiercaError('internal', `root key ${key.id} has unknown algorithm ${key.algorithm}`);
+        await keystore.load({ id: key.id, algorithm: key.algorithm, sealed: key.sealed, pkcs11Label: key.pkcs11Label });
+      }
+      return await fn({ store, state, root: generations[0], generations, keystore });
     } finally {
       await keystore.close?.();
     }
@@ -301,9 +306,10 @@ async function withRootKey<T>(dataDir: string, secrets: RootSecrets, fn: (open: 
   }
 }
 
-async function rootSigner(open: OpenRoot) {
+/** The signer of the root generation `record` (default: the current one). */
+export async function rootSigner(open: OpenRoot, record: CaRecord = open.root) {
   const rootConfig = JSON.parse((await open.store.meta.get('config.root')) ?? '{}') as { rsaPadding?: 'pkcs1' | 'pss' | null };
-  return open.keystore.signer(open.root.keyId, { rsaPadding: rootConfig.rsaPadding ?? 'pkcs1' });
+  return open.keystore.signer(record.keyId, { rsaPadding: rootConfig.rsaPadding ?? 'pkcs1' });
 }
 
 export interface ResponseOutcome {
@@ -334,7 +340,7 @@ export async function rootSign(p: { dataDir: string; bytes: Buffer; secrets: Roo
       const serial = randomSerial(p.random);
       const der = await buildDomainCaCertificate({ request, serial, rootSubject: rootFields.subject, rootKeyId, rootNotAfter: open.root.notAfter, signer });
       certificates.push({ ca: request.ca, certificate: der.toString('base64') });
-      issued.push({ ca: request.ca, serial: serialToHex(serial), certificate: der.toString('base64'), notAfter: readCertificate(der).notAfter.toISOString(), status: 'good', revokedAt: null, reason: null });
+      issued.push({ issuer: open.root.id, ca: request.ca, serial: serialToHex(serial), certificate: der.toString('base64'), notAfter: readCertificate(der).notAfter.toISOString(), status: 'good', revokedAt: null, reason: null });
     }
     const state: RootState = {
       ...open.state, lastRequest: checked.envelope.sequence, requestSigner: open.state.requestSigner ?? checked.envelope.signer.publicKeyInfo,
@@ -356,19 +362,22 @@ export async function rootSign(p: { dataDir: string; bytes: Buffer; secrets: Roo
  */
 export async function rootRevoke(p: { dataDir: string; ca: string; reason: number; secrets: RootSecrets; now: Date }): Promise<{ ca: string; serial: string }> {
   return withRootKey(p.dataDir, p.secrets, async (open) => {
-    const target = open.state.issued.find((i) => i.ca === p.ca || i.serial === p.ca.toLowerCase());
+    const named = open.state.issued.filter((i) => i.ca === p.ca || i.serial === p.ca.toLowerCase());
+    const target = named.find((i) => i.status === 'good') ?? named[0];
     if (!target) throw new TiercaError('not-found', `the root has issued no certificate for ${p.ca}`, { detail: { ca: p.ca } });
     if (target.status === 'revoked') throw new TiercaError('revocation-final', `${target.ca} (serial ${target.serial}) is revoked already`, { detail: { ca: target.ca } });
+    // By CA id: each of its certificates still good (one per root generation after a rollover); by serial: that one.
+    const revoking = new Set(named.filter((i) => i.status === 'good' && (i.ca === p.ca || i === target)));
     const at = new Date(Math.floor(p.now.getTime() / 1000) * 1000);
     const state: RootState = {
       ...open.state,
-      issued: open.state.issued.map((i) => (i === target ? { ...i, status: 'revoked' as const, revokedAt: at.toISOString(), reason: p.reason } : i)),
+      issued: open.state.issued.map((i) => (revoking.has(i) ? { ...i, status: 'revoked' as const, revokedAt: at.toISOString(), reason: p.reason } : i)),
     };
     await open.store.transaction(async (tx) => {
       await tx.meta.set(STATE_META, JSON.stringify(state));
       await appendAudit(tx.audit, at, {
         principalId: null, role: null, source: 'offline-root', action: 'root.revoke', target: `ca:${target.ca}`, outcome: 'success', requestId: null,
-        detail: { serial: target.serial, reason: p.reason },
+        detail: { serial: target.serial, reason: p.reason, ...(revoking.size > 1 ? { serials: [...revoking].map((i) => i.serial) } : {}) },
       });
     });
     return { ca: target.ca, serial: target.serial };
@@ -378,36 +387,28 @@ export async function rootRevoke(p: { dataDir: string; ca: string; reason: numbe
 /** `tierca root crl`: a ceremony the root begins itself — a new root CRL and OCSP answers, and any revocations since the last response. */
 export async function rootCrl(p: { dataDir: string; secrets: RootSecrets; now: Date; nextUpdateMs: number }): Promise<ResponseOutcome> {
   return withRootKey(p.dataDir, p.secrets, async (open) => {
-    const signer = await rootSigner(open);
-    return respond(open, open.state, signer, { inReplyTo: null, certificates: [], now: p.now, nextUpdateMs: p.nextUpdateMs, audit: { action: 'root.crl', target: `ca:${ROOT_CA_ID}`, detail: {} } });
+    return respond(open, open.state, await rootSigner(open), { inReplyTo: null, certificates: [], now: p.now, nextUpdateMs: p.nextUpdateMs, audit: { action: 'root.crl', target: `ca:${ROOT_CA_ID}`, detail: {} } });
   });
 }
 
-async function respond(
-  open: OpenRoot, state: RootState, signer: Awaited<ReturnType<typeof rootSigner>>,
-  p: { inReplyTo: ResponsePayload['inReplyTo']; certificates: ResponsePayload['certificates']; now: Date; nextUpdateMs: number; audit: { action: string; target: string; detail: Record<string, unknown> } },
+/** The next response bundle, signed by `bundleSigner`; each root generation signs its own status (decision 0031). One transaction, with `p.inTransaction`. */
+export async function respond(
+  open: OpenRoot, state: RootState, bundleSigner: Awaited<ReturnType<typeof rootSigner>>,
+  p: { inReplyTo: ResponsePayload['inReplyTo']; certificates: ResponsePayload['certificates']; now: Date; nextUpdateMs: number; audit: { action: string; target: string; detail: Record<string, unknown> }; rollover?: ResponsePayload['rollover']; inTransaction?: (tx: Repositories) => Promise<void> },
 ): Promise<ResponseOutcome> {
   const thisUpdate = new Date(Math.floor(p.now.getTime() / 1000) * 1000);
   const nextUpdate = new Date(thisUpdate.getTime() + p.nextUpdateMs);
   if (nextUpdate.getTime() > open.root.notAfter.getTime()) throw new TiercaError('bad-request', `--next-update: ${nextUpdate.toISOString()} is after the root expires (${open.root.notAfter.toISOString()})`);
-  const rootFields = readCertificate(open.root.certificate);
-  const rootKeyId = rootFields.subjectKeyId ?? keyIdentifier(rootFields.publicKeyInfo);
   const crlNumber = BigInt(state.crlNumber) + 1n;
-  const revoked = state.issued.filter((i) => i.status === 'revoked');
-  const crl = await buildCrl({
-    issuer: rootFields.subject, authorityKeyId: rootKeyId, thisUpdate, nextUpdate, crlNumber, signer,
-    entries: revoked.map((i) => ({ serial: i.serial, revokedAt: new Date(i.revokedAt!), reason: i.reason })),
-  });
-  const ocsp: ResponsePayload['ocsp'] = [];
-  for (const i of state.issued) {
-    if (Date.parse(i.notAfter) <= thisUpdate.getTime()) continue;
-    const certId = certIdFor({ issuerName: rootFields.subject, issuerPublicKeyInfo: rootFields.publicKeyInfo, serial: i.serial });
-    const der = await buildOcspResponse({
-      responderPublicKeyInfo: rootFields.publicKeyInfo, producedAt: thisUpdate, signer,
-      responses: [{ certId, certStatus: i.status === 'revoked' ? { status: 'revoked', revokedAt: new Date(i.revokedAt!), reason: i.reason } : { status: 'good' }, thisUpdate, nextUpdate }],
-    });
-    ocsp.push({ ca: i.ca, serial: i.serial, der: der.toString('base64'), thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() });
+  const signed: NonNullable<ResponsePayload['previousRoots']> = [];
+  for (const g of open.generations) {
+    const issued = state.issued.filter((i) => (i.issuer ?? ROOT_CA_ID) === g.id);
+    if (g.id !== open.root.id && !issued.some((i) => Date.parse(i.notAfter) > thisUpdate.getTime())) continue;
+    const until = new Date(Math.min(nextUpdate.getTime(), g.notAfter.getTime()));
+    signed.push({ ca: g.id, ...(await signRootStatus({ rootCertificate: g.certificate, signer: await rootSigner(open, g), issued, crlNumber, thisUpdate, nextUpdate: until })) });
   }
+  const [current, ...previousRoots] = signed;
+  const revoked = state.issued.filter((i) => i.status === 'revoked');
   const sequence = state.lastResponse + 1;
   return open.store.transaction(async (tx) => {
     // The record of this ceremony goes across with the ones before it.
@@ -421,12 +422,11 @@ async function respond(
       inReplyTo: p.inReplyTo,
       certificates: p.certificates,
       revocations: revoked.map((i) => ({ ca: i.ca, serial: i.serial, revokedAt: i.revokedAt!, reason: i.reason ?? 0 })),
-      crl: { der: crl.toString('base64'), number: crlNumber.toString(), thisUpdate: thisUpdate.toISOString(), nextUpdate: nextUpdate.toISOString() },
-      ocsp,
-      audit,
+      crl: current.crl, ocsp: current.ocsp, audit, ...(p.rollover ? { rollover: p.rollover } : {}), ...(previousRoots.length ? { previousRoots } : {}),
     };
-    const bytes = await signBundle({ kind: 'response', hierarchy: state.fingerprint, sequence, createdAt: thisUpdate.toISOString(), payload }, signer);
+    const bytes = await signBundle({ kind: 'response', hierarchy: state.fingerprint, sequence, createdAt: thisUpdate.toISOString(), payload }, bundleSigner);
     const next: RootState = { ...state, lastResponse: sequence, crlNumber: crlNumber.toString(), lastExportedAudit: records.at(-1)?.seq ?? state.lastExportedAudit };
+    await p.inTransaction?.(tx);
     await tx.meta.set(STATE_META, JSON.stringify(next));
     return {
       bytes, sequence, certified: p.certificates.map((c) => ({ ca: c.ca, serial: readCertificate(Buffer.from(c.certificate, 'base64')).serial })),

@@ -18,6 +18,8 @@ export interface CaSummary {
   tier: string | null;
   parent: string | null;
   status: string;
+  /** The generation that replaced this one (a rollover); it keeps serving status for what it issued. */
+  successor?: string;
   notBefore: string;
   notAfter: string;
   fingerprint: string;
@@ -49,7 +51,7 @@ const CA_COLUMNS: Column<CaSummary>[] = [
   { header: 'layer', value: (c) => c.layer },
   { header: 'domain', value: (c) => c.domain },
   { header: 'tier', value: (c) => c.tier },
-  { header: 'status', value: (c) => c.status, colour: (s) => statusColour(s) },
+  { header: 'status', value: (c) => (c.successor && c.status === 'active' ? `superseded by ${c.successor}` : c.status), colour: (s) => statusColour(s) },
   { header: 'not after', value: (c) => shortTime(c.notAfter) },
   { header: 'fingerprint', value: (c) => shortFingerprint(c.fingerprint) },
 ];

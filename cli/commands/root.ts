@@ -270,6 +270,51 @@ export function register(program: Command, context: ContextFactory): void {
       out.print(`wrote response bundle ${made.sequence} to ${opts.out}: root CRL ${made.crlNumber} valid until ${result.nextUpdate}`);
     });
 
+  addSecrets(addRootData(root
+    .command('rollover')
+    .description('OFFLINE machine: a new root key and certificate, the two link certificates and every domain CA re-certified under the new root, as a response bundle signed by the old root key (docs/offline-root.md, "Root rollover")')
+    .requiredOption('--config <file>', 'the configuration `root init` took (the root\'s name, algorithm and lifetime; publicUrl for the new root\'s URLs)')
+    .requiredOption('--out <file>', 'the response bundle to write (carry it to the online machine: tierca root import)')
+    .option('--validity <years>', 'the new root\'s lifetime in years (default: the config\'s root.validityYears)')
+    .option('--yes', 'sign without asking (scripts); what is signed is still printed')
+    .addOption(nextUpdateOption()), env))
+    .action(async (opts: RootDataOptions & SecretOptions & { config: string; out: string; validity?: string; yes?: boolean; nextUpdate: string }, cmd: Command) => {
+      const { io, out } = context(cmd);
+      const ms = await nextUpdateMs(opts.nextUpdate);
+      const validityYears = opts.validity === undefined ? undefined : Number(opts.validity);
+      if (validityYears !== undefined && !/^\d+$/.test(opts.validity!)) throw usageError(`--validity: "${opts.validity}" is not a whole number of years`);
+      try {
+        accessSync(opts.config, constants.R_OK);
+      } catch {
+        throw usageError(`--config: cannot read ${opts.config}`);
+      }
+      const config = (await import('../../server/config/load-config.ts')).loadConfigFile(opts.config);
+      const { rootRolloverPlan, rootRollover } = await import('../../server/offline-root-rollover.ts');
+      const { systemClock } = await import('../../server/clock.ts');
+      const { formatFingerprint } = await import('../../pki/offline-bundle.ts');
+      const { certificateToPem } = await import('../../pki/pem.ts');
+      const dataDir = resolve(opts.data);
+      const plan = await rootRolloverPlan({ dataDir, config, now: systemClock.now(), validityYears });
+      const say = (line: string) => io.stderr.write(`${line}\n`);
+      say(`root rollover: ${plan.old.ca} (SHA-256 ${formatFingerprint(plan.old.fingerprint)}, until ${plan.old.notAfter}) → ${plan.ca}`);
+      say(`  new root:   ${plan.subject}, a new ${plan.algorithm} key, ${plan.notBefore} → ${plan.notAfter}`);
+      say(`  links:      new-with-old (the new key signed by the old) and old-with-new (the old key signed by the new)`);
+      for (const r of plan.recertify) say(`  domain CA ${r.ca} again under ${plan.ca}: ${r.subject}, key SHA-256 ${formatFingerprint(r.keyFingerprint)}, until ${r.notAfter}`);
+      say(`  the response is signed by the old root key; root CRLs and OCSP answers valid for ${opts.nextUpdate}`);
+      if (!(await confirmed(io, `Roll the root over and sign ${plan.recertify.length} domain CA certificate(s)?`, opts.yes))) throw new CliError('nothing signed: not confirmed', EXIT.usage);
+      const { readCustodyOfRoot } = await custodyHelper();
+      const secrets = await readRootSecrets(opts, await readCustodyOfRoot(dataDir), plan.dualControl, io, false);
+      const made = await rootRollover({ dataDir, config, secrets, now: systemClock.now(), nextUpdateMs: ms, validityYears });
+      keepCopy(dataDir, made.sequence, made.bytes);
+      writeOut(opts.out, made.bytes);
+      writeOut(resolve(dataDir, `${made.ca}.pem`), certificateToPem(made.certificate));
+      writeOut(resolve(dataDir, `${made.ca}-links.pem`), certificateToPem(made.links.oldWithNew) + certificateToPem(made.links.newWithOld));
+      const result = { response: made.sequence, out: opts.out, root: made.ca, fingerprint: made.fingerprint, certificate: resolve(dataDir, `${made.ca}.pem`), recertified: made.certified, nextUpdate: made.nextUpdate.toISOString() };
+      if (out.json) return out.printJson(result);
+      out.record({ response: made.sequence, 'new root': made.ca, 'SHA-256': formatFingerprint(made.fingerprint), certificate: result.certificate, links: resolve(dataDir, `${made.ca}-links.pem`), recertified: made.certified.map((c) => `${c.ca} (serial ${c.serial})`) });
+      out.warn('write the new root\'s SHA-256 fingerprint into the ceremony record and carry the response to the online machine (tierca root import); relying parties take the new root and the links out of band.');
+    });
+
   addDatabaseOptions(root
     .command('import <response-bundle>')
     .description('ONLINE machine: install a response bundle of the offline root (certificates, revocations, root CRL, OCSP answers, offline audit records) into the service\'s database; a running service takes it up within seconds'), env)
@@ -282,6 +327,7 @@ export function register(program: Command, context: ContextFactory): void {
       out.record({
         response: done.sequence, answers: done.answered ?? '—', certified: done.certified, activated: done.activated, revoked: done.revoked,
         'root CRL until': done.crlNextUpdate.toISOString(), 'OCSP answers': done.ocspAnswers, 'offline audit records': done.auditRecords,
+        ...(done.rolledOver ? { 'rolled over to': `${done.rolledOver.root} (SHA-256 ${done.rolledOver.fingerprint})`, recertified: done.rolledOver.recertified } : {}),
       });
     });
 }

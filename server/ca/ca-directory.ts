@@ -137,6 +137,23 @@ export class CaDirectory {
     return true;
   }
 
+  /**
+   * Takes a CA record whose certificate changed but not its key (a domain CA re-certified by a new
+   * root generation) into its entry, and rebuilds the chains of every CA below it. Returns whether
+   * the entry changed.
+   */
+  takeRecertified(record: CaRecord): boolean {
+    const loaded = this.byId.get(record.id);
+    if (!loaded || loaded.fields.der.equals(record.certificate) || loaded.record.keyHashSha1 !== record.keyHashSha1) return false;
+    const rechain = (ca: LoadedCa, parent: LoadedCa | undefined) => {
+      const entry = { ...ca, chain: [ca.record.certificate, ...(parent?.chain ?? [])] };
+      this.add(entry);
+      for (const child of this.list().filter((c) => c.record.parentId === ca.record.id)) rechain(child, entry);
+    };
+    rechain({ ...loaded, record: { ...loaded.record, ...record, status: loaded.record.status }, fields: readCertificate(record.certificate) }, record.parentId ? this.byId.get(record.parentId) : undefined);
+    return true;
+  }
+
   get(id: string): LoadedCa | undefined {
     return this.byId.get(id);
   }

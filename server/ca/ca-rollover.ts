@@ -40,6 +40,7 @@ import { generationOf, lineageOf, type CaDirectory, type LoadedCa } from './ca-d
 import type { CrlPublisher } from './crl-publisher.ts';
 import type { AuditActor, RotationFaults } from './renewal.ts';
 import { caUrls } from './urls.ts';
+import { offlineSigner } from './hierarchy-ceremony.ts';
 
 
 /**
@@ -305,19 +306,24 @@ export class CaRollover {
       for (const record of ready) {
         const key = await store.keys.get(record.keyId);
         if (!key || !isKeyAlgorithm(key.algorithm)) throw new Error(`CA ${record.id}: key ${record.keyId} is missing`);
-        if (!keystore.has(key.id)) await keystore.load({ id: key.id, algorithm: key.algorithm, sealed: key.sealed, pkcs11Label: key.pkcs11Label });
+        // A new generation of an offline root (tierca root import of a rollover): only its public key is here.
+        const offline = key.purpose === 'offline-root' ? cas.list().find((c) => c.offline) : undefined;
+        if (!offline && !keystore.has(key.id)) await keystore.load({ id: key.id, algorithm: key.algorithm, sealed: key.sealed, pkcs11Label: key.pkcs11Label });
         const parent = record.parentId ? cas.get(record.parentId) : undefined;
         cas.add({
           record,
           fields: readCertificate(record.certificate),
           keyAlgorithm: key.algorithm,
           chain: [record.certificate, ...(parent?.chain ?? [])],
-          signer: keystore.signer(key.id, { rsaPadding: caRsaPadding(this.deps.config, record) }),
+          signer: offline ? offlineSigner(record) : keystore.signer(key.id, { rsaPadding: caRsaPadding(this.deps.config, record) }),
+          ...(offline ? { offline: true, ...(offline.offlineWatch ? { offlineWatch: offline.offlineWatch } : {}) } : {}),
         });
         changed++;
       }
       pending = pending.filter((r) => !ready.includes(r));
     }
+    // Domain CAs re-certified by a new root generation keep their key: only their certificate and chain change.
+    for (const record of records) if (cas.takeRecertified(record)) changed++;
     return changed;
   }
 
@@ -330,7 +336,8 @@ export class CaRollover {
     const { store, cas } = this.deps;
     const out: RetirementCandidate[] = [];
     for (const ca of cas.list()) {
-      if (!ca.record.successorId || ca.record.status !== 'active') continue;
+      // A superseded offline root generation signs its status on the offline machine until what it issued has expired (decision 0031).
+      if (!ca.record.successorId || ca.record.status !== 'active' || ca.offline) continue;
       let lastExpiry: Date | null;
       if (ca.record.layer === 'tier') {
         lastExpiry = await store.renewals.lastExpiryOf(ca.record.id);

@@ -19,6 +19,7 @@ import { appendAudit, auditRecordHash, GENESIS_HASH } from '../audit/audit-log.t
 import { TiercaError } from '../errors.ts';
 import type { CaRecord, Repositories, Store } from '../storage/storage.ts';
 import { ROOT_CA_ID } from './ca-directory.ts';
+import { checkRolloverMembers, installRollover, installRootStatus, refuseSupersededSigner } from './offline-root-rollover-import.ts';
 
 /** The meta key that marks an installation whose root is offline, and what it keeps of it. */
 export const OFFLINE_ROOT_META = 'offline-root';
@@ -67,6 +68,8 @@ export interface ImportOutcome {
   crlNextUpdate: Date;
   ocspAnswers: number;
   auditRecords: number;
+  /** A root rollover: the new root generation (now pinned) and the domain CAs re-certified under it. */
+  rolledOver?: { root: string; fingerprint: string; recertified: string[] };
 }
 
 const refuse = (code: 'bundle-invalid' | 'bundle-foreign' | 'bundle-replayed' | 'bundle-out-of-order', message: string, detail: Record<string, unknown> = {}) =>
@@ -99,6 +102,7 @@ export async function importResponseBundle(store: Store, bytes: Buffer, now: Dat
     if (envelope.hierarchy !== meta.fingerprint) {
       throw refuse('bundle-foreign', `the bundle belongs to the hierarchy of root ${envelope.hierarchy}, not this one (${meta.fingerprint})`, { hierarchy: envelope.hierarchy });
     }
+    await refuseSupersededSigner(store, root, envelope);
     throw refuse('bundle-invalid', 'the bundle\'s signature does not verify with this hierarchy\'s root key: it was altered or not signed by the root');
   }
   if (envelope.hierarchy !== meta.fingerprint) throw refuse('bundle-foreign', `the bundle names the hierarchy ${envelope.hierarchy}, not this one`);
@@ -121,6 +125,10 @@ export async function importResponseBundle(store: Store, bytes: Buffer, now: Dat
     }
     if (asked.answeredBy !== null) throw refuse('bundle-replayed', `request ${asked.sequence} was answered already by response ${asked.answeredBy}`);
   }
+
+  // A rollover (its new root, links and re-certified domain CAs) and the status of superseded root generations.
+  const { rollover, previousRoots } = await checkRolloverMembers(store, root, payload, now);
+  const statusCa = rollover?.root.id ?? meta.caId;
 
   // Certificates: each must be the one asked for — the key and subject of a CA waiting here, signed by the root.
   const pending = await store.offlineRoot.listPending();
@@ -170,6 +178,7 @@ export async function importResponseBundle(store: Store, bytes: Buffer, now: Dat
     sequence: envelope.sequence, answered: payload.inReplyTo?.sequence ?? null, certified: toInstall.map((i) => i.domain.id),
     activated: toInstall.flatMap((i) => i.tiers.map((t) => t.id)), revoked: [], crlNextUpdate: crlFields.nextUpdate ?? new Date(payload.crl.nextUpdate),
     ocspAnswers: payload.ocsp.length, auditRecords: payload.audit.length,
+    ...(rollover ? { rolledOver: { root: rollover.root.id, fingerprint: rollover.root.fingerprint, recertified: rollover.recertified.map((c) => c.id) } } : {}),
   };
   await store.transaction(async (tx) => {
     await tx.offlineRoot.insertBundle({ direction: 'response', sequence: envelope.sequence, digest: bundleDigest(bytes), bytes: null, createdAt: now, answeredBy: null });
@@ -181,23 +190,17 @@ export async function importResponseBundle(store: Store, bytes: Buffer, now: Dat
       for (const t of tiers) await tx.cas.insert(t);
       await tx.offlineRoot.deletePending(domain.id);
     }
+    if (rollover) await installRollover(tx, root, rollover);
     for (const r of payload.revocations) {
       const ca = await tx.cas.get(r.ca);
-      if (!ca || ca.parentId !== meta.caId || ca.serial !== r.serial) continue;
+      if (!ca || (ca.parentId !== meta.caId && ca.parentId !== statusCa) || ca.serial !== r.serial) continue;
       if (ca.status === 'revoked') continue;
       await tx.cas.updateStatus(ca.id, 'revoked', new Date(r.revokedAt), r.reason);
       outcome.revoked.push(ca.id);
     }
-    await tx.crls.insert({
-      caId: meta.caId, number: BigInt(payload.crl.number), delta: false, baseNumber: null, der: Buffer.from(payload.crl.der, 'base64'),
-      thisUpdate: new Date(payload.crl.thisUpdate), nextUpdate: new Date(payload.crl.nextUpdate),
-    });
-    const revokedSerials = new Set(payload.revocations.map((r) => r.serial));
-    for (const o of payload.ocsp) {
-      await tx.ocspResponses.upsert({ issuerId: meta.caId, serial: o.serial, der: Buffer.from(o.der, 'base64'), thisUpdate: new Date(o.thisUpdate), nextUpdate: new Date(o.nextUpdate) });
-      // Every instance drops the answer it cached for that serial (ocsp-source.ts polls these events).
-      await tx.revocationEvents.append({ issuerId: meta.caId, serial: o.serial, status: revokedSerials.has(o.serial) ? 'revoked' : 'good', at: now });
-    }
+    const revoked = new Set(payload.revocations.map((r) => r.serial));
+    await installRootStatus(tx, { caId: statusCa, crl: payload.crl, ocsp: payload.ocsp, revoked, now });
+    for (const g of previousRoots) await installRootStatus(tx, { caId: g.ca, crl: g.crl, ocsp: g.ocsp, revoked, now });
     // The offline records join this chain: each one an online record that carries it whole, so the
     // online chain's hashes cover the offline ones and `audit verify` re-checks their links.
     for (const r of payload.audit) {
@@ -208,11 +211,11 @@ export async function importResponseBundle(store: Store, bytes: Buffer, now: Dat
     }
     await appendAudit(tx.audit, now, {
       principalId: null, role: null, source: 'local', action: 'offline-root.import', target: `bundle:response:${envelope.sequence}`, outcome: 'success',
-      requestId: null, detail: { sequence: envelope.sequence, answered: outcome.answered, certified: outcome.certified, revoked: outcome.revoked, crlNumber: payload.crl.number },
+      requestId: null, detail: { sequence: envelope.sequence, answered: outcome.answered, certified: outcome.certified, revoked: outcome.revoked, crlNumber: payload.crl.number, ...(outcome.rolledOver ? { rolledOver: outcome.rolledOver } : {}) },
     });
     const ocspNextUpdate = payload.ocsp.map((o) => o.nextUpdate).sort()[0];
     await tx.meta.set(OFFLINE_ROOT_META, JSON.stringify({
-      ...meta, lastOfflineAudit: prev, crlNextUpdate: payload.crl.nextUpdate, ...(ocspNextUpdate ? { ocspNextUpdate } : {}),
+      ...meta, caId: statusCa, lastOfflineAudit: prev, crlNextUpdate: payload.crl.nextUpdate, ...(ocspNextUpdate ? { ocspNextUpdate } : {}),
     } satisfies OfflineRootMeta));
   });
   return outcome;

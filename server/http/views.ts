@@ -19,6 +19,8 @@ export function caSummary(ca: LoadedCa, publicUrl: string) {
     tier: r.tier,
     parent: r.parentId,
     status: r.status,
+    // A generation a rollover replaced (docs/decisions/0006-ca-rollover.md): it still serves status for what it issued.
+    ...(r.successorId ? { successor: r.successorId } : {}),
     notBefore: r.notBefore.toISOString(),
     notAfter: r.notAfter.toISOString(),
     fingerprint: r.fingerprint,

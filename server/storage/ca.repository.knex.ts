@@ -39,6 +39,12 @@ export class KnexCaRepository implements CaRepository {
   async retire(id: string, at: Date): Promise<void> {
     await this.ctx.db('cas').where({ id }).update({ status: 'retired', retired_at: iso(at) });
   }
+
+  async recertify(id: string, c: Pick<CaRecord, 'certificate' | 'serial' | 'notBefore' | 'notAfter' | 'fingerprint' | 'parentId'>): Promise<void> {
+    await this.ctx.db('cas').where({ id }).update({
+      certificate: c.certificate, serial: c.serial, not_before: iso(c.notBefore), not_after: iso(c.notAfter), fingerprint: c.fingerprint, parent_id: c.parentId,
+    });
+  }
 }
 
 function caToRow(c: CaRecord): Row {

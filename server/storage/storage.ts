@@ -348,6 +348,11 @@ export interface CaRepository {
   setSuccessor(id: string, successorId: string): Promise<boolean>;
   /** Sets status 'retired' and retiredAt. */
   retire(id: string, at: Date): Promise<void>;
+  /**
+   * Replaces a CA's certificate by one for the same key and subject from another issuer (a domain CA
+   * re-certified by a new root generation, docs/decisions/0031-offline-root-rollover.md).
+   */
+  recertify(id: string, c: Pick<CaRecord, 'certificate' | 'serial' | 'notBefore' | 'notAfter' | 'fingerprint' | 'parentId'>): Promise<void>;
 }
 
 export interface SubjectRepository {

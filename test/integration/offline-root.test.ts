@@ -16,7 +16,8 @@ import { TempDir, openssl } from '../helpers/openssl.ts';
 import { opensslCsr } from '../helpers/pki-fixtures.ts';
 import { pythonCheck } from '../helpers/relying-party.ts';
 import { freePort } from '../helpers/net.ts';
-import { snapshotCounts, tableNames } from '../helpers/database.ts';
+import { snapshotCounts } from '../helpers/database.ts';
+import { SecretScan } from '../helpers/secret-scan.ts';
 import { knexOf, openStore } from '../../server/storage/knex-store.ts';
 import { unlockKeystoreHeader, unsealBytes } from '../../pki/keystore/key-sealing.ts';
 import { keyAad } from '../../pki/keystore/software-keystore.ts';
@@ -390,37 +391,19 @@ describe('the root private key is never online', { timeout: 180_000 }, () => {
     } finally {
       await rootStore.close();
     }
-    const hits: string[] = [];
-    const scan = (where: string, bytes: Buffer) => {
-      for (const [name, needle] of Object.entries(needles)) {
-        if (bytes.includes(needle) || bytes.includes(Buffer.from(needle.toString('hex'))) || bytes.includes(Buffer.from(needle.toString('base64')))) hits.push(`${name} in ${where}`);
-      }
-    };
-    const walk = (dir: string) => {
-      for (const name of readdirSync(dir)) {
-        const path = join(dir, name);
-        if (statSync(path).isDirectory()) walk(path);
-        else scan(path, readFileSync(path));
-      }
-    };
-    walk(db.dataDir);
+    const scan = new SecretScan(needles);
+    const hits = scan.hits;
+    scan.folder(db.dataDir);
     const store = await db.openStore();
     try {
-      const knex = knexOf(store);
-      for (const table of await tableNames(store)) {
-        for (const row of await knex(table).select()) {
-          for (const [column, value] of Object.entries(row as Record<string, unknown>)) {
-            scan(`${table}.${column}`, Buffer.isBuffer(value) ? value : Buffer.from(String(value)));
-          }
-        }
-      }
+      await scan.database(store);
     } finally {
       await store.close();
     }
     const backup = await run(['backup']);
     expect(backup.code, backup.stderr).toBe(0);
     expect(backup.stdout.length).toBeGreaterThan(1000);
-    scan('the backup', backup.stdout);
+    scan.bytes('the backup', backup.stdout);
     // The scan can fail: the offline machine's own folder does hold the sealed key.
     const own: string[] = [];
     const saved = hits.length;

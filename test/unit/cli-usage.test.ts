@@ -64,7 +64,7 @@ describe('help', () => {
       'audit tail', 'audit export', 'audit verify', 'audit checkpoint', 'audit checkpoints', 'keystore status', 'keystore add-token', 'key recover', 'key history', 'kmc rotate-master',
       'acme account-key add', 'acme accounts', 'acme orders', 'acme deactivate', 'est code add', 'est codes', 'ocsp check',
       'init', 'serve', 'db migrate', 'db status', 'backup', 'restore',
-      'root init', 'root show', 'root sign', 'root revoke', 'root crl', 'root import',
+      'root init', 'root show', 'root sign', 'root revoke', 'root crl', 'root rollover', 'root import',
     ]);
     for (const { path, cmd } of commands) {
       const r = await runCli([...path, '--help'], {});
