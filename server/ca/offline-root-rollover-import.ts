@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readCertificate, verifyCertificateSignature, verifySignature } from '../../pki/certificate-reader.ts';
-import { parseCrl } from '../../pki/crl.ts';
+import { parseCrl } from '../../pki/crl-reader.ts';
 import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
 import { verifyBundle, type BundleEnvelope } from '../../pki/offline-bundle.ts';
 import type { ResponsePayload } from '../../pki/offline-ceremony.ts';

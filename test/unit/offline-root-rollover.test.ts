@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { buildCertificate } from '../../pki/certificate.ts';
 import { readCertificate, verifyCertificateSignature, verifySignature } from '../../pki/certificate-reader.ts';
-import { parseCrl } from '../../pki/crl.ts';
+import { parseCrl } from '../../pki/crl-reader.ts';
 import { EXTENSION_OID } from '../../pki/extensions.ts';
 import { generateKeyPair, keyIdentifier, publicKeyInfoOf } from '../../pki/key-pair.ts';
 import { encodeName } from '../../pki/name.ts';
