@@ -16,13 +16,12 @@ import { readCertificate } from '../pki/certificate-reader.ts';
 import { buildCrl } from '../pki/crl.ts';
 import { keyIdentifier, subjectPublicKeyBits } from '../pki/key-pair.ts';
 import { encodeName } from '../pki/name.ts';
-import { bundleDigest, parseBundle, sha256Hex, signBundle, verifyBundle, type BundleEnvelope } from '../pki/offline-bundle.ts';
+import { bundleDigest, parseBundle, readOrRefuse, sha256Hex, signBundle, verifyBundle, type BundleEnvelope } from '../pki/offline-bundle.ts';
 import {
   buildDomainCaCertificate, readRequestPayload, summariseDomainCaRequest, type CarriedAuditRecord, type DomainCaRequest, type DomainCaSummary, type ResponsePayload,
 } from '../pki/offline-ceremony.ts';
 import { certIdFor } from '../pki/ocsp-request.ts';
 import { buildOcspResponse } from '../pki/ocsp-response.ts';
-import { PkiError } from '../pki/pki-error.ts';
 import { rootCaExtensions } from '../pki/profiles.ts';
 import { isKeyAlgorithm } from '../pki/algorithms.ts';
 import type { KeyStore } from '../pki/keystore/keystore.ts';
@@ -36,22 +35,12 @@ import type { CaRecord, Repositories, Store } from './storage/storage.ts';
 import { ROOT_CA_ID } from './ca/ca-directory.ts';
 import { caRsaPadding } from './ca/ca-signature.ts';
 import { addYears } from './ca/validity.ts';
+import { checkRevocations, findIssued, revokeIssued, type CheckedRevocation, type IssuedCertificate } from './offline-root/root-revocation.ts';
 
 /** The offline machine's database, in its own data folder (never the online one's). */
 export const ROOT_DB_FILE = 'tierca-root.db';
 const STATE_META = 'offline-root.state';
 const MIN_PASSPHRASE = 12;
-
-/** One certificate the root has issued, as the offline state keeps it. */
-interface IssuedCertificate {
-  ca: string;
-  serial: string;
-  certificate: string;
-  notAfter: string;
-  status: 'good' | 'revoked';
-  revokedAt: string | null;
-  reason: number | null;
-}
 
 /** What the offline machine remembers between ceremonies (meta `offline-root.state`). */
 interface RootState {
@@ -224,6 +213,8 @@ export interface CheckedRequest {
   envelope: BundleEnvelope;
   requests: DomainCaRequest[];
   summaries: DomainCaSummary[];
+  /** The revocations the request asks for (decided online under dual control). */
+  revocations: CheckedRevocation[];
   /** Whether this request pins the online signing key (the first one does: compare its fingerprint with the online side's). */
   pinsSigner: boolean;
   signerFingerprint: string;
@@ -231,13 +222,7 @@ export interface CheckedRequest {
 }
 
 function checkRequest(state: RootState, bytes: Buffer): CheckedRequest {
-  let envelope: BundleEnvelope;
-  try {
-    envelope = parseBundle(bytes);
-  } catch (err) {
-    if (err instanceof PkiError) throw refuse('bundle-invalid', err.message);
-    throw err;
-  }
+  const envelope: BundleEnvelope = readOrRefuse(() => parseBundle(bytes), (m) => refuse('bundle-invalid', m));
   if (envelope.kind !== 'request') throw refuse('bundle-invalid', `this is a ${envelope.kind} bundle: root sign takes the online service's request bundle`);
   if (envelope.hierarchy !== state.fingerprint) {
     throw refuse('bundle-foreign', `the request was made for the hierarchy of root ${envelope.hierarchy}, not this root (${state.fingerprint})`, { hierarchy: envelope.hierarchy });
@@ -250,15 +235,11 @@ function checkRequest(state: RootState, bytes: Buffer): CheckedRequest {
   }
   if (envelope.sequence <= state.lastRequest) throw refuse('bundle-replayed', `request ${envelope.sequence} was signed already (the last signed is ${state.lastRequest})`, { sequence: envelope.sequence });
   if (envelope.sequence !== state.lastRequest + 1) throw refuse('bundle-out-of-order', `request ${envelope.sequence} cannot come before ${state.lastRequest + 1}`, { sequence: envelope.sequence, expected: state.lastRequest + 1 });
-  let requests: DomainCaRequest[];
-  try {
-    requests = readRequestPayload(envelope.payload).certify;
-  } catch (err) {
-    if (err instanceof PkiError) throw refuse('bundle-invalid', err.message);
-    throw err;
-  }
+  const payload = readOrRefuse(() => readRequestPayload(envelope.payload), (m) => refuse('bundle-invalid', m));
+  const requests: DomainCaRequest[] = payload.certify;
   return {
     envelope, requests, summaries: requests.map(summariseDomainCaRequest), pinsSigner: !state.requestSigner,
+    revocations: checkRevocations(state.issued, payload.revoke ?? [], (m) => refuse('bundle-invalid', m)),
     signerFingerprint: sha256Hex(signerKey), dualControl: state.dualControl,
   };
 }
@@ -336,15 +317,18 @@ export async function rootSign(p: { dataDir: string; bytes: Buffer; secrets: Roo
       certificates.push({ ca: request.ca, certificate: der.toString('base64') });
       issued.push({ ca: request.ca, serial: serialToHex(serial), certificate: der.toString('base64'), notAfter: readCertificate(der).notAfter.toISOString(), status: 'good', revokedAt: null, reason: null });
     }
+    let all = [...open.state.issued, ...issued];
+    const revoked = checked.revocations.filter((r) => !r.already);
+    for (const r of revoked) all = revokeIssued(all, findIssued(all, r.serial), p.now, r.reason);
     const state: RootState = {
-      ...open.state, lastRequest: checked.envelope.sequence, requestSigner: open.state.requestSigner ?? checked.envelope.signer.publicKeyInfo,
-      issued: [...open.state.issued, ...issued],
+      ...open.state, lastRequest: checked.envelope.sequence, requestSigner: open.state.requestSigner ?? checked.envelope.signer.publicKeyInfo, issued: all,
     };
     return respond(open, state, signer, {
       inReplyTo: { sequence: checked.envelope.sequence, digest: bundleDigest(p.bytes) }, certificates, now: p.now, nextUpdateMs: p.nextUpdateMs,
       audit: {
         action: 'root.sign', target: `bundle:request:${checked.envelope.sequence}`,
-        detail: { request: checked.envelope.sequence, digest: bundleDigest(p.bytes), signer: checked.signerFingerprint, certified: issued.map((i) => ({ ca: i.ca, serial: i.serial })) },
+        detail: { request: checked.envelope.sequence, digest: bundleDigest(p.bytes), signer: checked.signerFingerprint, certified: issued.map((i) => ({ ca: i.ca, serial: i.serial })),
+          revoked: revoked.map((r) => ({ ca: r.ca, serial: r.serial, reason: r.reason })) },
       },
     });
   });
@@ -356,14 +340,10 @@ export async function rootSign(p: { dataDir: string; bytes: Buffer; secrets: Roo
  */
 export async function rootRevoke(p: { dataDir: string; ca: string; reason: number; secrets: RootSecrets; now: Date }): Promise<{ ca: string; serial: string }> {
   return withRootKey(p.dataDir, p.secrets, async (open) => {
-    const target = open.state.issued.find((i) => i.ca === p.ca || i.serial === p.ca.toLowerCase());
-    if (!target) throw new TiercaError('not-found', `the root has issued no certificate for ${p.ca}`, { detail: { ca: p.ca } });
+    const target = findIssued(open.state.issued, p.ca);
     if (target.status === 'revoked') throw new TiercaError('revocation-final', `${target.ca} (serial ${target.serial}) is revoked already`, { detail: { ca: target.ca } });
     const at = new Date(Math.floor(p.now.getTime() / 1000) * 1000);
-    const state: RootState = {
-      ...open.state,
-      issued: open.state.issued.map((i) => (i === target ? { ...i, status: 'revoked' as const, revokedAt: at.toISOString(), reason: p.reason } : i)),
-    };
+    const state: RootState = { ...open.state, issued: revokeIssued(open.state.issued, target, at, p.reason) };
     await open.store.transaction(async (tx) => {
       await tx.meta.set(STATE_META, JSON.stringify(state));
       await appendAudit(tx.audit, at, {

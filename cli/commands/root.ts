@@ -191,7 +191,7 @@ export function register(program: Command, context: ContextFactory): void {
 
   addSecrets(addRootData(root
     .command('sign <request-bundle>')
-    .description('OFFLINE machine: show what a request bundle asks (subjects, key fingerprints, name constraints, validity), ask for confirmation and the officers\' passphrases, and write the response bundle')
+    .description('OFFLINE machine: show what a request bundle asks (domain CA certificates: subjects, key fingerprints, name constraints, validity; revocations: CA, serial, reason), ask for confirmation and the officers\' passphrases, and write the response bundle')
     .requiredOption('--out <file>', 'the response bundle to write (carry it to the online machine: tierca root import)')
     .option('--yes', 'sign without asking (scripts); what is signed is still printed')
     .addOption(nextUpdateOption()), env))
@@ -215,17 +215,25 @@ export function register(program: Command, context: ContextFactory): void {
         say(`    policies:         ${s.policies.join(', ')}`);
         say(`    name constraints: ${s.nameConstraints.join('; ')}`);
       }
+      const { reasonName } = await import('../../pki/revocation-reason.ts');
+      for (const r of checked.revocations) {
+        say(`\n  revoke domain CA ${r.ca}${r.already ? ' (revoked on this machine already: nothing more to do)' : ''}`);
+        say(`    serial:           ${r.serial}`);
+        say(`    reason:           ${reasonName(r.reason)}`);
+      }
       say(`\n  and a root CRL and OCSP answers valid for ${opts.nextUpdate}`);
-      if (!(await confirmed(io, `Sign ${checked.summaries.length} certificate(s)?`, opts.yes))) throw new CliError('nothing signed: not confirmed', EXIT.usage);
+      const revoking = checked.revocations.filter((r) => !r.already).length;
+      if (!(await confirmed(io, `Sign ${checked.summaries.length} certificate(s)${revoking ? ` and revoke ${revoking}` : ''}?`, opts.yes))) throw new CliError('nothing signed: not confirmed', EXIT.usage);
       const { readCustodyOfRoot } = await custodyHelper();
       const secrets = await readRootSecrets(opts, await readCustodyOfRoot(dataDir), checked.dualControl, io, false);
       const { systemClock } = await import('../../server/clock.ts');
       const made = await rootSign({ dataDir, bytes, secrets, now: systemClock.now(), nextUpdateMs: ms });
       keepCopy(dataDir, made.sequence, made.bytes);
       writeOut(opts.out, made.bytes);
-      const result = { response: made.sequence, out: opts.out, certified: made.certified, crlNumber: made.crlNumber, nextUpdate: made.nextUpdate.toISOString() };
+      const revoked = checked.revocations.filter((r) => !r.already).map((r) => r.ca);
+      const result = { response: made.sequence, out: opts.out, certified: made.certified, revoked, crlNumber: made.crlNumber, nextUpdate: made.nextUpdate.toISOString() };
       if (out.json) return out.printJson(result);
-      out.print(`wrote response bundle ${made.sequence} to ${opts.out}: ${made.certified.map((c) => `${c.ca} (serial ${c.serial})`).join(', ') || 'no certificate'}; root CRL ${made.crlNumber} valid until ${result.nextUpdate}`);
+      out.print(`wrote response bundle ${made.sequence} to ${opts.out}: ${made.certified.map((c) => `${c.ca} (serial ${c.serial})`).join(', ') || 'no certificate'}${revoked.length ? `; revoked ${revoked.join(', ')}` : ''}; root CRL ${made.crlNumber} valid until ${result.nextUpdate}`);
     });
 
   addSecrets(addRootData(root

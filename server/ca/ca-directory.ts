@@ -141,6 +141,20 @@ export class CaDirectory {
     return this.byId.get(id);
   }
 
+  /**
+   * Refuses a rollover whose new certificate the offline root would have to sign here: of the root
+   * itself (its new key belongs on the offline machine) or, when `issuerToo`, of a CA it certifies
+   * (a domain CA; the online API asks the root for it in a request bundle instead). Returns otherwise.
+   */
+  refuseOfflineRollover(ca: LoadedCa, issuerToo: boolean): void {
+    const parent = ca.record.parentId ? this.byId.get(ca.record.parentId) : undefined;
+    const root = ca.offline ? ca : issuerToo && parent?.offline ? parent : undefined;
+    if (!root) return;
+    throw new TiercaError('ca-unavailable', `CA ${ca.record.id} cannot be rolled over online: ${root === ca ? 'it is' : `its issuer ${root.record.id} is`} the offline root, whose key is not on this machine`, {
+      detail: { ca: ca.record.id, blockedBy: root.record.id, caStatus: 'offline' },
+    });
+  }
+
   /** Notes CAs that wait for the offline root to certify their domain CA (`caId` → that domain CA), for a clear refusal. */
   setAwaitingRoot(waiting: ReadonlyMap<string, string>): void {
     this.awaiting.clear();

@@ -11,9 +11,8 @@ import { createHash } from 'node:crypto';
 import { readCertificate, verifyCertificateSignature } from '../../pki/certificate-reader.ts';
 import { parseCrl } from '../../pki/crl.ts';
 import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
-import { bundleDigest, parseBundle, signBundle, verifyBundle, type BundleEnvelope } from '../../pki/offline-bundle.ts';
+import { bundleDigest, parseBundle, readOrRefuse, signBundle, verifyBundle, type BundleEnvelope } from '../../pki/offline-bundle.ts';
 import { readResponsePayload, type DomainCaRequest, type RequestPayload, type ResponsePayload } from '../../pki/offline-ceremony.ts';
-import { PkiError } from '../../pki/pki-error.ts';
 import type { Signer } from '../../pki/signer.ts';
 import { appendAudit, auditRecordHash, GENESIS_HASH } from '../audit/audit-log.ts';
 import { TiercaError } from '../errors.ts';
@@ -86,13 +85,7 @@ export async function importResponseBundle(store: Store, bytes: Buffer, now: Dat
   if (!meta) throw new TiercaError('not-found', 'this installation\'s root is not offline: it was not made with `tierca init --offline-root`');
   const root = await store.cas.get(meta.caId);
   if (!root) throw new TiercaError('internal', `the offline root ${meta.caId} is not in the database`);
-  let envelope: BundleEnvelope;
-  try {
-    envelope = parseBundle(bytes);
-  } catch (err) {
-    if (err instanceof PkiError) throw refuse('bundle-invalid', err.message);
-    throw err;
-  }
+  const envelope: BundleEnvelope = readOrRefuse(() => parseBundle(bytes), (m) => refuse('bundle-invalid', m));
   if (envelope.kind !== 'response') throw refuse('bundle-invalid', `this is a ${envelope.kind} bundle: import takes the root's response bundle`, { kind: envelope.kind });
   const rootKey = readCertificate(root.certificate).publicKeyInfo;
   if (!verifyBundle(envelope, rootKey)) {
@@ -107,13 +100,7 @@ export async function importResponseBundle(store: Store, bytes: Buffer, now: Dat
   if (envelope.sequence !== last + 1) {
     throw refuse('bundle-out-of-order', `response bundle ${envelope.sequence} cannot come before ${last + 1}: import ${last + 1} first`, { sequence: envelope.sequence, expected: last + 1 });
   }
-  let payload: ResponsePayload;
-  try {
-    payload = readResponsePayload(envelope.payload);
-  } catch (err) {
-    if (err instanceof PkiError) throw refuse('bundle-invalid', err.message);
-    throw err;
-  }
+  const payload: ResponsePayload = readOrRefuse(() => readResponsePayload(envelope.payload), (m) => refuse('bundle-invalid', m));
   if (payload.inReplyTo) {
     const asked = await store.offlineRoot.getBundle('request', payload.inReplyTo.sequence);
     if (!asked || asked.digest !== payload.inReplyTo.digest) {
