@@ -54,6 +54,7 @@ import { RenewalAuthority } from './ra/rotation/renewal.service.ts';
 import { DeviceRenewal } from './ra/rotation/device-signature.ts';
 import { RotationRunService } from './ra/rotation/rotation-run.service.ts';
 import { RolloverService } from './ra/rotation/rollover.service.ts';
+import { requestRootRollover } from './ca/offline-root-requests.ts';
 import type { RotationServices } from './ra/rotation/rotation-services.ts';
 
 export interface Services {
@@ -239,7 +240,10 @@ export function rotationServices(
   const renewals = new RenewalAuthority({
     store, tiers: config.tiers, ipRanges, cas, authorizer: ra.authorizer, lookup: ra.lookup, preparer: ra.preparer, renewals: caRenewals, clock, random, kmc: ra.kmc,
   });
-  const rollovers = new RolloverService({ store, cas, authorizer: ra.authorizer, requests: ra.requests, rollovers: caRollovers, clock });
+  const rollovers = new RolloverService({
+    store, cas, authorizer: ra.authorizer, requests: ra.requests, rollovers: caRollovers, clock,
+    rootRollover: (p) => requestRootRollover({ store, cas, keystore, config, random }, p),
+  });
   ra.requests.register('ca.rollover', rollovers.requestKind);
   return {
     renewals, rollovers, caRenewals,

@@ -279,6 +279,25 @@ export function register(program: Command, context: ContextFactory): void {
     });
 
   addDatabaseOptions(root
+    .command('request')
+    .description('ONLINE machine: write the next request bundle with everything decided online that the root must sign (domain CA revocations and rollovers, new domains), signed by the audit key; refused when nothing is pending')
+    .requiredOption('--out <file>', 'the request bundle to write (carry it to the offline machine: tierca root sign)')
+    .option('--passphrase-file <file>', 'file holding the keystore passphrase (the audit key signs the bundle); else env TIERCA_PASSPHRASE')
+    .option('--pin-file <file>', 'with CA keys in a PKCS#11 token: file holding its user PIN; else env TIERCA_PKCS11_PIN'), env)
+    .action(async (opts: DatabaseOptionValues & { out: string; passphraseFile?: string; pinFile?: string }, cmd: Command) => {
+      const { io, out } = context(cmd);
+      const passphrase = opts.passphraseFile ? readPassphraseFile(opts.passphraseFile, '--passphrase-file') : io.env.TIERCA_PASSPHRASE || undefined;
+      const pin = opts.pinFile ? readPassphraseFile(opts.pinFile, '--pin-file') : io.env.TIERCA_PKCS11_PIN || undefined;
+      const { requestRootBundle } = await import('../../server/bootstrap.ts');
+      const { formatFingerprint } = await import('../../pki/offline-bundle.ts');
+      const made = await requestRootBundle({ ...databaseParams(opts), passphrase, pin });
+      writeOut(opts.out, made.bytes);
+      const result = { request: made.sequence, out: opts.out, digest: made.digest, certify: made.certify, revoke: made.revoke };
+      if (out.json) return out.printJson(result);
+      out.record({ request: made.sequence, out: opts.out, certify: made.certify.length ? made.certify : '—', revoke: made.revoke.length ? made.revoke : '—', 'SHA-256': formatFingerprint(made.digest) });
+    });
+
+  addDatabaseOptions(root
     .command('import <response-bundle>')
     .description('ONLINE machine: install a response bundle of the offline root (certificates, revocations, root CRL, OCSP answers, offline audit records) into the service\'s database; a running service takes it up within seconds'), env)
     .action(async (file: string, opts: DatabaseOptionValues, cmd: Command) => {

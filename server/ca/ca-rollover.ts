@@ -40,6 +40,7 @@ import { generationOf, lineageOf, type CaDirectory, type LoadedCa } from './ca-d
 import type { CrlPublisher } from './crl-publisher.ts';
 import type { AuditActor, RotationFaults } from './renewal.ts';
 import { caUrls } from './urls.ts';
+import { refreshRootWaits } from './offline-root-requests.ts';
 
 
 /**
@@ -313,6 +314,8 @@ export class CaRollover {
       }
       pending = pending.filter((r) => !ready.includes(r));
     }
+    // What waits for an offline root (certificates, revocations) may have changed on another instance.
+    await refreshRootWaits(store, cas);
     return changed;
   }
 

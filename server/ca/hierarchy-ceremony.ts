@@ -90,7 +90,7 @@ export interface CaMaker {
   readonly random: (n: number) => Buffer;
   makeKey(caId: string, algorithm: KeyAlgorithm, layer: CaRecord['layer'], tier?: string | null): Promise<{ key: KeyRecord; signer: Signer }>;
   finish(p: {
-    id: string; layer: CaRecord['layer']; domain: string | null; tier: string | null; parent: MadeCa | null;
+    id: string; layer: CaRecord['layer']; domain: string | null; tier: string | null; parent: Pick<MadeCa, 'record'> | null;
     name: string; key: KeyRecord; signer: Signer; subject: Buffer; certificate: Buffer; serial: Buffer; notAfter: Date;
   }): MadeCa;
 }
@@ -168,7 +168,7 @@ export function awaitingRecord(p: { id: string; domain: string; parentId: string
  * root and a record that waits) and an issuing CA per tier signed by the domain CA key. Makes keys,
  * stores nothing. Shared by the first ceremony and by a domain added later (server/ca/domain-ceremony.ts).
  */
-export async function makeDomainCas(p: { config: TiercaConfig; maker: CaMaker; root: MadeCa; domain: DomainNames; awaitRoot: boolean }): Promise<{ made: MadeCa[]; request?: DomainCaRequest }> {
+export async function makeDomainCas(p: { config: TiercaConfig; maker: CaMaker; root: Pick<MadeCa, 'record' | 'subject' | 'keyId' | 'signer'>; domain: DomainNames; awaitRoot: boolean }): Promise<{ made: MadeCa[]; request?: DomainCaRequest }> {
   const { config, maker, root, domain } = p;
   const { start, random } = maker;
   const made: MadeCa[] = [];

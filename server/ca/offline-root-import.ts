@@ -12,12 +12,12 @@ import { readCertificate, verifyCertificateSignature } from '../../pki/certifica
 import { parseCrl } from '../../pki/crl.ts';
 import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
 import { bundleDigest, parseBundle, readOrRefuse, signBundle, verifyBundle, type BundleEnvelope } from '../../pki/offline-bundle.ts';
-import { readResponsePayload, type DomainCaRequest, type RequestPayload, type ResponsePayload } from '../../pki/offline-ceremony.ts';
+import { readResponsePayload, type DomainCaRequest, type RequestPayload, type ResponsePayload, type RootRevocationRequest } from '../../pki/offline-ceremony.ts';
 import type { Signer } from '../../pki/signer.ts';
 import { appendAudit, auditRecordHash, GENESIS_HASH } from '../audit/audit-log.ts';
 import { TiercaError } from '../errors.ts';
 import type { CaRecord, Repositories, Store } from '../storage/storage.ts';
-import { ROOT_CA_ID } from './ca-directory.ts';
+import { generationOf, lineageOf, ROOT_CA_ID } from './ca-directory.ts';
 
 /** The meta key that marks an installation whose root is offline, and what it keeps of it. */
 export const OFFLINE_ROOT_META = 'offline-root';
@@ -43,15 +43,15 @@ export async function readOfflineRootMeta(repos: Pick<Repositories, 'meta'>): Pr
  * transaction. Returns the file's bytes.
  */
 export async function writeRequestBundle(tx: Repositories, p: {
-  fingerprint: string; sequence: number; requests: DomainCaRequest[]; signer: Signer; now: Date;
+  fingerprint: string; sequence: number; requests: DomainCaRequest[]; revoke?: RootRevocationRequest[]; signer: Signer; now: Date;
 }): Promise<Buffer> {
-  const payload: RequestPayload = { certify: p.requests };
+  const payload: RequestPayload = { certify: p.requests, ...(p.revoke?.length ? { revoke: p.revoke } : {}) };
   const bytes = await signBundle({ kind: 'request', hierarchy: p.fingerprint, sequence: p.sequence, createdAt: p.now.toISOString(), payload }, p.signer);
   const digest = bundleDigest(bytes);
   await tx.offlineRoot.insertBundle({ direction: 'request', sequence: p.sequence, digest, bytes, createdAt: p.now, answeredBy: null });
   await appendAudit(tx.audit, p.now, {
     principalId: null, role: null, source: 'ceremony', action: 'offline-root.request', target: `bundle:request:${p.sequence}`, outcome: 'success',
-    requestId: null, detail: { sequence: p.sequence, digest, certify: p.requests.map((r) => r.ca) },
+    requestId: null, detail: { sequence: p.sequence, digest, certify: p.requests.map((r) => r.ca), ...(p.revoke?.length ? { revoke: p.revoke.map((r) => r.ca) } : {}) },
   });
   return bytes;
 }
@@ -81,6 +81,22 @@ const refuse = (code: 'bundle-invalid' | 'bundle-foreign' | 'bundle-replayed' | 
  *   `not-found` when this installation's root is not offline.
  */
 export async function importResponseBundle(store: Store, bytes: Buffer, now: Date): Promise<ImportOutcome> {
+  try {
+    return await importChecked(store, bytes, now);
+  } catch (err) {
+    // A refusal is audited (decision 0026): one record, written after the import's transaction was
+    // rolled back, so it is the only row a refused bundle adds.
+    if (err instanceof TiercaError) {
+      await appendAudit(store.audit, now, {
+        principalId: null, role: null, source: 'local', action: 'offline-root.import', target: 'bundle:response', outcome: err.code.startsWith('bundle-') ? 'denied' : 'failure',
+        requestId: null, detail: { code: err.code, digest: bundleDigest(bytes), reason: err.message },
+      });
+    }
+    throw err;
+  }
+}
+
+async function importChecked(store: Store, bytes: Buffer, now: Date): Promise<ImportOutcome> {
   const meta = await readOfflineRootMeta(store);
   if (!meta) throw new TiercaError('not-found', 'this installation\'s root is not offline: it was not made with `tierca init --offline-root`');
   const root = await store.cas.get(meta.caId);
@@ -165,6 +181,9 @@ export async function importResponseBundle(store: Store, bytes: Buffer, now: Dat
     }
     for (const { domain, tiers } of toInstall) {
       await tx.cas.insert(domain);
+      // A domain CA's next generation (an online rollover the root has now certified) replaces the current one.
+      const replaced = generationOf(domain) > 1 ? (await tx.cas.list()).find((c) => c.id !== domain.id && lineageOf(c) === lineageOf(domain) && !c.successorId) : undefined;
+      if (replaced) await tx.cas.setSuccessor(replaced.id, domain.id);
       for (const t of tiers) await tx.cas.insert(t);
       await tx.offlineRoot.deletePending(domain.id);
     }
