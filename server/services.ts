@@ -36,6 +36,8 @@ import { IssuanceService } from './ra/issuance.service.ts';
 import { SubjectService } from './ra/subject.service.ts';
 import { PrincipalService } from './ra/principal.service.ts';
 import { CaAdminService } from './ra/ca-admin.service.ts';
+import { DomainAdminService } from './ra/domain-admin.service.ts';
+import { addDomain } from './ca/domain-ceremony.ts';
 import { EscrowService } from './ra/escrow.service.ts';
 import { AuditQueryService } from './ra/audit-query.service.ts';
 import { KeystoreStatusService } from './ra/keystore-status.service.ts';
@@ -181,6 +183,10 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
   const escrow = new EscrowService({ store, cas, authorizer, lookup, requests, keystore, clock, random, kmc });
   requests.register('issue', issuance.requestKind);
   requests.register('ca.revoke', caAdmin.requestKind);
+  const domains = new DomainAdminService({
+    store, authorizer, requests, clock, addDomain: (p) => addDomain({ store, cas, keystore, config, random }, p),
+  });
+  requests.register('domain.add', domains.requestKind);
   const principals = new PrincipalService({ store, config, authorizer, preparer, issuer: ca.issuer, requests, clock, random });
   requests.register('escrow.recover', escrow.requestKind);
   requests.register('escrow.recover-history', escrow.historyRequestKind);
@@ -188,6 +194,7 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
   return {
     authorizer, requests, issuance, escrow, checkpoints, preparer, lookup, kmc,
     cas: caAdmin,
+    domains,
     principals,
     subjects: new SubjectService({ store, tiers: config.tiers, ipRanges, authorizer, revocation: ca.revocation, cas, clock }),
     audit: new AuditQueryService({ store, checkpoints, authorizer, clock }),
