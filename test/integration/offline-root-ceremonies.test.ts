@@ -12,14 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freshDatabase, runTierca, startServe, sleep, http, type ProcessDatabase, type ServeProcess } from '../helpers/processes.ts';
+import { freshDatabase, runTierca, startServe, http, type ProcessDatabase, type ServeProcess } from '../helpers/processes.ts';
 import { TEST_PASSPHRASE } from '../helpers/tierca.ts';
 import { exampleConfigData, EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { TempDir, openssl } from '../helpers/openssl.ts';
 import { opensslCsr } from '../helpers/pki-fixtures.ts';
 import { pythonCheck } from '../helpers/relying-party.ts';
 import { freePort } from '../helpers/net.ts';
-import { snapshotCounts } from '../helpers/database.ts';
+import { countsOnline as countsOfflineRootTest, eventually } from '../helpers/offline-root.ts';
 import { knexOf } from '../../server/storage/knex-store.ts';
 
 const tmp = new TempDir();
@@ -311,31 +311,6 @@ async function lastAudit() {
   }
 }
 
-/** Runs `check` until it stops throwing, at most `timeoutMs`; then throws its last error. */
-async function eventually(check: () => Promise<void>, timeoutMs: number, intervalMs: number): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() - start > timeoutMs) throw err;
-    }
-    await sleep(intervalMs);
-  }
-}
-
-async function countsOnline(): Promise<Record<string, number>> {
-  const store = await db.openStore();
-  try {
-    const counts = await snapshotCounts(store);
-    // The running service writes responders, OCSP answers and checkpoints on its own timers.
-    delete counts.ocsp_responders;
-    delete counts.ocsp_responses;
-    delete counts.keys;
-    delete counts.crls;
-    counts.rootCrls = Number((await knexOf(store)('crls').where({ ca_id: 'root' }).count({ n: '*' }))[0]!.n);
-    return counts;
-  } finally {
-    await store.close();
-  }
+function countsOnline(): Promise<Record<string, number>> {
+  return countsOfflineRootTest(db, { withoutCrls: true });
 }

@@ -9,14 +9,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrivateKey, createSecretKey } from 'node:crypto';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freshDatabase, runTierca, startServe, sleep, http, type ProcessDatabase, type ServeProcess } from '../helpers/processes.ts';
+import { freshDatabase, runTierca, startServe, http, type ProcessDatabase, type ServeProcess } from '../helpers/processes.ts';
 import { TEST_PASSPHRASE } from '../helpers/tierca.ts';
 import { exampleConfigData, EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { TempDir, openssl } from '../helpers/openssl.ts';
 import { opensslCsr } from '../helpers/pki-fixtures.ts';
 import { pythonCheck } from '../helpers/relying-party.ts';
 import { freePort } from '../helpers/net.ts';
-import { snapshotCounts, tableNames } from '../helpers/database.ts';
+import { countsOnline as countsOfflineRootTest, eventually } from '../helpers/offline-root.ts';
+import { tableNames } from '../helpers/database.ts';
 import { knexOf, openStore } from '../../server/storage/knex-store.ts';
 import { unlockKeystoreHeader, unsealBytes } from '../../pki/keystore/key-sealing.ts';
 import { keyAad } from '../../pki/keystore/software-keystore.ts';
@@ -426,18 +427,6 @@ describe('the root private key is never online', { timeout: 180_000 }, () => {
   });
 });
 
-/** Runs `check` until it stops throwing, at most `timeoutMs`; then throws its last error. */
-async function eventually(check: () => Promise<void>, timeoutMs: number, intervalMs: number): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() - start > timeoutMs) throw err;
-    }
-    await sleep(intervalMs);
-  }
-}
 
 function walkInto(dir: string, fn: (path: string, bytes: Buffer) => void): void {
   for (const name of readdirSync(dir)) {
@@ -466,18 +455,6 @@ async function expectOnlyRefusalAudited(before: Record<string, number>, code: st
   }
 }
 
-async function countsOnline(): Promise<Record<string, number>> {
-  const store = await db.openStore();
-  try {
-    const counts = await snapshotCounts(store);
-    // The running service writes responders, OCSP answers and checkpoints on its own timers.
-    delete counts.ocsp_responders;
-    delete counts.ocsp_responses;
-    delete counts.keys;
-    // CRLs are a background table, but the root's come only from imports.
-    counts.rootCrls = Number((await knexOf(store)('crls').where({ ca_id: 'root' }).count({ n: '*' }))[0]!.n);
-    return counts;
-  } finally {
-    await store.close();
-  }
+function countsOnline(): Promise<Record<string, number>> {
+  return countsOfflineRootTest(db);
 }
