@@ -139,6 +139,20 @@ export function verifyBundle(envelope: BundleEnvelope, publicKeyInfo: Buffer): b
   }
 }
 
+/**
+ * Runs `read` (a bundle or payload reader of this module or pki/offline-ceremony.ts) and turns the
+ * PkiError it throws for a malformed or altered bundle into the caller's refusal (`refuse(message)`);
+ * any other error passes unchanged. Both machines refuse through it (`bundle-invalid`).
+ */
+export function readOrRefuse<T>(read: () => T, refuse: (message: string) => Error): T {
+  try {
+    return read();
+  } catch (err) {
+    if (err instanceof PkiError) throw refuse(err.message);
+    throw err;
+  }
+}
+
 /** SHA-256 of a bundle file's bytes, hex: how a response names the request it answers. */
 export const bundleDigest = (bytes: Buffer): string => createHash('sha256').update(bytes).digest('hex');
 

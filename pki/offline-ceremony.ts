@@ -12,6 +12,7 @@ import { parseCidr } from './ip-range.ts';
 import { decodeName, formatName, type DistinguishedName, type NameAttributeType } from './name.ts';
 import { domainCaExtensions } from './profiles.ts';
 import { PkiError } from './pki-error.ts';
+import { isReasonCode, REVOCATION_REASONS } from './revocation-reason.ts';
 import { canonicalJson, sha256Hex } from './offline-bundle.ts';
 import type { Signer } from './signer.ts';
 import type { RootGenerationStatus, RootRolloverPayload } from './offline-root-rollover.ts';
@@ -34,8 +35,17 @@ export interface DomainCaRequest {
   proof: { signatureAlgorithm: string; signature: string };
 }
 
+/** A revocation the online side asks the root for (a domain CA it certified): its CA id, serial (lowercase hex) and RFC 5280 reason code. */
+export interface RootRevocationRequest {
+  ca: string;
+  serial: string;
+  reason: number;
+}
+
 export interface RequestPayload {
   certify: DomainCaRequest[];
+  /** Revocations decided online under dual control (`ca revoke` of a domain CA); absent in the first ceremony's request. */
+  revoke?: RootRevocationRequest[];
 }
 
 /** An offline audit record as it crosses (server/audit's record, times as ISO text). */
@@ -94,8 +104,16 @@ const str = (v: unknown): v is string => typeof v === 'string';
  *   for a proof that does not verify with the request's key.
  */
 export function readRequestPayload(payload: unknown): RequestPayload {
-  const p = payload as { certify?: unknown };
+  const p = payload as { certify?: unknown; revoke?: unknown };
   if (!Array.isArray(p?.certify)) throw new PkiError('malformed', 'request bundle: payload.certify is not a list');
+  if (p.revoke !== undefined) {
+    if (!Array.isArray(p.revoke)) throw new PkiError('malformed', 'request bundle: payload.revoke is not a list');
+    for (const [i, r] of (p.revoke as Partial<RootRevocationRequest>[]).entries()) {
+      if (!r || !str(r.ca) || !str(r.serial) || !/^[0-9a-f]{1,40}$/.test(r.serial) || !isReasonCode(r.reason) || r.reason === REVOCATION_REASONS.removeFromCRL) {
+        throw new PkiError('malformed', `request bundle: revoke[${i}] is not { ca, serial (lowercase hex), reason (an RFC 5280 reason code, not removeFromCRL) }`);
+      }
+    }
+  }
   for (const [i, r] of (p.certify as Partial<DomainCaRequest>[]).entries()) {
     const at = `request bundle: certify[${i}]`;
     if (!r || !str(r.ca) || !str(r.domain) || !str(r.subject) || !str(r.publicKeyInfo) || !str(r.notBefore) || !str(r.notAfter)) {

@@ -14,6 +14,7 @@ import { buildConfig, loadConfigFile, loadStoredConfig, EXAMPLE_CONFIG, type Tie
 import { systemClock, type Clock } from './clock.ts';
 import { runHierarchyCeremony, runOfflineRootCeremony, formatHierarchyTree, offlineRootRecord } from './ca/hierarchy-ceremony.ts';
 import { OFFLINE_ROOT_META, importResponseBundle, newOfflineRootMeta, writeRequestBundle, type ImportOutcome } from './ca/offline-root-import.ts';
+import { unsentRootRequests, writeNextRequestBundle, type RequestBundleWritten } from './ca/offline-root-requests.ts';
 import { createPrincipal } from './ra/principal.service.ts';
 import { appendAudit } from './audit/audit-log.ts';
 import { openServices, type Services } from './services.ts';
@@ -21,6 +22,7 @@ import { openListeners, type ServiceTls } from './listeners.ts';
 import { generateAuditKey } from './audit/audit-checkpoints.ts';
 import { TiercaError } from './errors.ts';
 import type { KeyStore } from '../pki/keystore/keystore.ts';
+import { isKeyAlgorithm } from '../pki/algorithms.ts';
 import {
   TOKEN_META, keystoreFaultError, newKeystore, openInstalledKeystore, openPkcs11Custody, pkcs11CustodyRecord, readCustody, unlockSoftware, type KeystoreSettings,
 } from './keystore-custody.ts';
@@ -359,6 +361,31 @@ export async function importResponse(opts: DatabaseOptions & { bytes: Buffer; cl
     return await importResponseBundle(store, opts.bytes, (opts.clock ?? systemClock).now());
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * `tierca root request`: writes the next request bundle with every request the online side has
+ * made of the offline root since the last bundle (server/ca/offline-root-requests.ts), signed by the
+ * audit key — which is why it needs the keystore passphrase (or the token PIN) and nothing else.
+ */
+export async function requestRootBundle(opts: DatabaseOptions & { passphrase?: string; pin?: string; clock?: Clock }): Promise<RequestBundleWritten> {
+  const store = await open(opts);
+  let keystore: KeyStore | undefined;
+  try {
+    const stored = await store.meta.get('keystore');
+    if (!stored) throw new TiercaError('not-found', 'this database holds no CA hierarchy: run `tierca init --config …` first');
+    // Nothing to write is said before any secret is used.
+    await unsentRootRequests(store);
+    const token = await store.meta.get(TOKEN_META);
+    keystore = await openInstalledKeystore(readCustody(stored), token ? readCustody(token) : undefined, opts.passphrase, opts.pin);
+    const auditKey = (await store.keys.list('audit')).at(-1);
+    if (!auditKey || !isKeyAlgorithm(auditKey.algorithm)) throw new TiercaError('internal', 'this installation has no audit key to sign the request bundle with');
+    await keystore.load({ id: auditKey.id, algorithm: auditKey.algorithm, sealed: auditKey.sealed, pkcs11Label: auditKey.pkcs11Label });
+    return await writeNextRequestBundle(store, keystore.signer(auditKey.id), (opts.clock ?? systemClock).now());
+  } finally {
+    await store.close();
+    await keystore?.close?.();
   }
 }
 

@@ -15,7 +15,7 @@ import { buildCertificate, randomSerial, serialToHex } from '../pki/certificate.
 import { readCertificate } from '../pki/certificate-reader.ts';
 import { keyIdentifier, subjectPublicKeyBits } from '../pki/key-pair.ts';
 import { encodeName } from '../pki/name.ts';
-import { bundleDigest, parseBundle, sha256Hex, signBundle, verifyBundle, type BundleEnvelope } from '../pki/offline-bundle.ts';
+import { bundleDigest, parseBundle, readOrRefuse, sha256Hex, signBundle, verifyBundle, type BundleEnvelope } from '../pki/offline-bundle.ts';
 import {
   buildDomainCaCertificate, readRequestPayload, summariseDomainCaRequest, type CarriedAuditRecord, type DomainCaRequest, type DomainCaSummary, type ResponsePayload,
 } from '../pki/offline-ceremony.ts';
@@ -34,23 +34,12 @@ import type { CaRecord, Repositories, Store } from './storage/storage.ts';
 import { ROOT_CA_ID } from './ca/ca-directory.ts';
 import { caRsaPadding } from './ca/ca-signature.ts';
 import { addYears } from './ca/validity.ts';
+import { checkRevocations, findIssued, revokeIssued, type CheckedRevocation, type IssuedCertificate } from './offline-root/root-revocation.ts';
 
 /** The offline machine's database, in its own data folder (never the online one's). */
 export const ROOT_DB_FILE = 'tierca-root.db';
 export const STATE_META = 'offline-root.state';
 const MIN_PASSPHRASE = 12;
-
-/** One certificate the root has issued, as the offline state keeps it; `issuer`: the root generation that signed it (absent: `root`). */
-export interface IssuedCertificate {
-  issuer?: string;
-  ca: string;
-  serial: string;
-  certificate: string;
-  notAfter: string;
-  status: 'good' | 'revoked';
-  revokedAt: string | null;
-  reason: number | null;
-}
 
 /** What the offline machine remembers between ceremonies (meta `offline-root.state`). */
 export interface RootState {
@@ -223,6 +212,8 @@ export interface CheckedRequest {
   envelope: BundleEnvelope;
   requests: DomainCaRequest[];
   summaries: DomainCaSummary[];
+  /** The revocations the request asks for (decided online under dual control). */
+  revocations: CheckedRevocation[];
   /** Whether this request pins the online signing key (the first one does: compare its fingerprint with the online side's). */
   pinsSigner: boolean;
   signerFingerprint: string;
@@ -230,13 +221,7 @@ export interface CheckedRequest {
 }
 
 function checkRequest(state: RootState, bytes: Buffer): CheckedRequest {
-  let envelope: BundleEnvelope;
-  try {
-    envelope = parseBundle(bytes);
-  } catch (err) {
-    if (err instanceof PkiError) throw refuse('bundle-invalid', err.message);
-    throw err;
-  }
+  const envelope: BundleEnvelope = readOrRefuse(() => parseBundle(bytes), (m) => refuse('bundle-invalid', m));
   if (envelope.kind !== 'request') throw refuse('bundle-invalid', `this is a ${envelope.kind} bundle: root sign takes the online service's request bundle`);
   if (envelope.hierarchy !== state.fingerprint) {
     throw refuse('bundle-foreign', `the request was made for the hierarchy of root ${envelope.hierarchy}, not this root (${state.fingerprint})`, { hierarchy: envelope.hierarchy });
@@ -249,15 +234,11 @@ function checkRequest(state: RootState, bytes: Buffer): CheckedRequest {
   }
   if (envelope.sequence <= state.lastRequest) throw refuse('bundle-replayed', `request ${envelope.sequence} was signed already (the last signed is ${state.lastRequest})`, { sequence: envelope.sequence });
   if (envelope.sequence !== state.lastRequest + 1) throw refuse('bundle-out-of-order', `request ${envelope.sequence} cannot come before ${state.lastRequest + 1}`, { sequence: envelope.sequence, expected: state.lastRequest + 1 });
-  let requests: DomainCaRequest[];
-  try {
-    requests = readRequestPayload(envelope.payload).certify;
-  } catch (err) {
-    if (err instanceof PkiError) throw refuse('bundle-invalid', err.message);
-    throw err;
-  }
+  const payload = readOrRefuse(() => readRequestPayload(envelope.payload), (m) => refuse('bundle-invalid', m));
+  const requests: DomainCaRequest[] = payload.certify;
   return {
     envelope, requests, summaries: requests.map(summariseDomainCaRequest), pinsSigner: !state.requestSigner,
+    revocations: checkRevocations(state.issued, payload.revoke ?? [], (m) => refuse('bundle-invalid', m)),
     signerFingerprint: sha256Hex(signerKey), dualControl: state.dualControl,
   };
 }
@@ -342,15 +323,18 @@ export async function rootSign(p: { dataDir: string; bytes: Buffer; secrets: Roo
       certificates.push({ ca: request.ca, certificate: der.toString('base64') });
       issued.push({ issuer: open.root.id, ca: request.ca, serial: serialToHex(serial), certificate: der.toString('base64'), notAfter: readCertificate(der).notAfter.toISOString(), status: 'good', revokedAt: null, reason: null });
     }
+    let all = [...open.state.issued, ...issued];
+    const revoked = checked.revocations.filter((r) => !r.already);
+    for (const r of revoked) all = revokeIssued(all, findIssued(all, r.serial), p.now, r.reason).issued;
     const state: RootState = {
-      ...open.state, lastRequest: checked.envelope.sequence, requestSigner: open.state.requestSigner ?? checked.envelope.signer.publicKeyInfo,
-      issued: [...open.state.issued, ...issued],
+      ...open.state, lastRequest: checked.envelope.sequence, requestSigner: open.state.requestSigner ?? checked.envelope.signer.publicKeyInfo, issued: all,
     };
     return respond(open, state, signer, {
       inReplyTo: { sequence: checked.envelope.sequence, digest: bundleDigest(p.bytes) }, certificates, now: p.now, nextUpdateMs: p.nextUpdateMs,
       audit: {
         action: 'root.sign', target: `bundle:request:${checked.envelope.sequence}`,
-        detail: { request: checked.envelope.sequence, digest: bundleDigest(p.bytes), signer: checked.signerFingerprint, certified: issued.map((i) => ({ ca: i.ca, serial: i.serial })) },
+        detail: { request: checked.envelope.sequence, digest: bundleDigest(p.bytes), signer: checked.signerFingerprint, certified: issued.map((i) => ({ ca: i.ca, serial: i.serial })),
+          revoked: revoked.map((r) => ({ ca: r.ca, serial: r.serial, reason: r.reason })) },
       },
     });
   });
@@ -362,22 +346,16 @@ export async function rootSign(p: { dataDir: string; bytes: Buffer; secrets: Roo
  */
 export async function rootRevoke(p: { dataDir: string; ca: string; reason: number; secrets: RootSecrets; now: Date }): Promise<{ ca: string; serial: string }> {
   return withRootKey(p.dataDir, p.secrets, async (open) => {
-    const named = open.state.issued.filter((i) => i.ca === p.ca || i.serial === p.ca.toLowerCase());
-    const target = named.find((i) => i.status === 'good') ?? named[0];
-    if (!target) throw new TiercaError('not-found', `the root has issued no certificate for ${p.ca}`, { detail: { ca: p.ca } });
+    const target = findIssued(open.state.issued, p.ca);
     if (target.status === 'revoked') throw new TiercaError('revocation-final', `${target.ca} (serial ${target.serial}) is revoked already`, { detail: { ca: target.ca } });
-    // By CA id: each of its certificates still good (one per root generation after a rollover); by serial: that one.
-    const revoking = new Set(named.filter((i) => i.status === 'good' && (i.ca === p.ca || i === target)));
     const at = new Date(Math.floor(p.now.getTime() / 1000) * 1000);
-    const state: RootState = {
-      ...open.state,
-      issued: open.state.issued.map((i) => (revoking.has(i) ? { ...i, status: 'revoked' as const, revokedAt: at.toISOString(), reason: p.reason } : i)),
-    };
+    const { issued, revoked } = revokeIssued(open.state.issued, target, at, p.reason);
+    const state: RootState = { ...open.state, issued };
     await open.store.transaction(async (tx) => {
       await tx.meta.set(STATE_META, JSON.stringify(state));
       await appendAudit(tx.audit, at, {
         principalId: null, role: null, source: 'offline-root', action: 'root.revoke', target: `ca:${target.ca}`, outcome: 'success', requestId: null,
-        detail: { serial: target.serial, reason: p.reason, ...(revoking.size > 1 ? { serials: [...revoking].map((i) => i.serial) } : {}) },
+        detail: { serial: target.serial, reason: p.reason, ...(revoked.length > 1 ? { serials: revoked.map((i) => i.serial) } : {}) },
       });
     });
     return { ca: target.ca, serial: target.serial };

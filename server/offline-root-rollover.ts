@@ -19,7 +19,8 @@ import { buildRootLinks, recertifyCaCertificate } from '../pki/offline-root-roll
 import { rootCaExtensions } from '../pki/profiles.ts';
 import type { TiercaConfig } from './config/load-config.ts';
 import { TiercaError } from './errors.ts';
-import { currentRoot, openRootStore, readState, respond, rootSigner, withRootKey, type IssuedCertificate, type ResponseOutcome, type RootSecrets } from './offline-root-machine.ts';
+import { currentRoot, openRootStore, readState, respond, rootSigner, withRootKey, type ResponseOutcome, type RootSecrets } from './offline-root-machine.ts';
+import type { IssuedCertificate } from './offline-root/root-revocation.ts';
 import type { CaRecord, Store } from './storage/storage.ts';
 import { generationOf, lineageOf } from './ca/ca-directory.ts';
 import { caUrls } from './ca/urls.ts';

@@ -36,6 +36,8 @@ import { IssuanceService } from './ra/issuance.service.ts';
 import { SubjectService } from './ra/subject.service.ts';
 import { PrincipalService } from './ra/principal.service.ts';
 import { CaAdminService } from './ra/ca-admin.service.ts';
+import { DomainAdminService } from './ra/domain-admin.service.ts';
+import { addDomain } from './ca/domain-ceremony.ts';
 import { EscrowService } from './ra/escrow.service.ts';
 import { AuditQueryService } from './ra/audit-query.service.ts';
 import { KeystoreStatusService } from './ra/keystore-status.service.ts';
@@ -54,6 +56,7 @@ import { RenewalAuthority } from './ra/rotation/renewal.service.ts';
 import { DeviceRenewal } from './ra/rotation/device-signature.ts';
 import { RotationRunService } from './ra/rotation/rotation-run.service.ts';
 import { RolloverService } from './ra/rotation/rollover.service.ts';
+import { requestRootRollover } from './ca/offline-root-requests.ts';
 import type { RotationServices } from './ra/rotation/rotation-services.ts';
 
 export interface Services {
@@ -180,6 +183,10 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
   const escrow = new EscrowService({ store, cas, authorizer, lookup, requests, keystore, clock, random, kmc });
   requests.register('issue', issuance.requestKind);
   requests.register('ca.revoke', caAdmin.requestKind);
+  const domains = new DomainAdminService({
+    store, authorizer, requests, clock, addDomain: (p) => addDomain({ store, cas, keystore, config, random }, p),
+  });
+  requests.register('domain.add', domains.requestKind);
   const principals = new PrincipalService({ store, config, authorizer, preparer, issuer: ca.issuer, requests, clock, random });
   requests.register('escrow.recover', escrow.requestKind);
   requests.register('escrow.recover-history', escrow.historyRequestKind);
@@ -187,6 +194,7 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
   return {
     authorizer, requests, issuance, escrow, checkpoints, preparer, lookup, kmc,
     cas: caAdmin,
+    domains,
     principals,
     subjects: new SubjectService({ store, tiers: config.tiers, ipRanges, authorizer, revocation: ca.revocation, cas, clock }),
     audit: new AuditQueryService({ store, checkpoints, authorizer, clock }),
@@ -239,7 +247,10 @@ export function rotationServices(
   const renewals = new RenewalAuthority({
     store, tiers: config.tiers, ipRanges, cas, authorizer: ra.authorizer, lookup: ra.lookup, preparer: ra.preparer, renewals: caRenewals, clock, random, kmc: ra.kmc,
   });
-  const rollovers = new RolloverService({ store, cas, authorizer: ra.authorizer, requests: ra.requests, rollovers: caRollovers, clock });
+  const rollovers = new RolloverService({
+    store, cas, authorizer: ra.authorizer, requests: ra.requests, rollovers: caRollovers, clock,
+    rootRollover: (p) => requestRootRollover({ store, cas, keystore, config, random }, p),
+  });
   ra.requests.register('ca.rollover', rollovers.requestKind);
   return {
     renewals, rollovers, caRenewals,

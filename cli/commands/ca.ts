@@ -85,6 +85,20 @@ export function register(program: Command, context: ContextFactory): void {
       if (pem) out.print(`\n${pem.trimEnd()}`);
     });
 
+  ca.command('add-domain')
+    .description('ask for a new domain, with its domain CA and a tier CA per tier, as the updated configuration file names it; a second sysadmin approves (tierca request approve). Under an offline root its domain CA then awaits the root (tierca root request)')
+    .requiredOption('--config <file>', 'the configuration file with the new domain added (YAML or JSON; checked as tierca init checks it)')
+    .requiredOption('--domain <slug>', 'the slug of the new domain in that file')
+    .action(async (opts: { config: string; domain: string }, cmd: Command) => {
+      const { api, out } = context(cmd);
+      const { readDomainFromConfig } = await import('../config-domain.ts');
+      const body = readDomainFromConfig(opts.config, opts.domain);
+      const res = await api.post<{ request?: { id?: string } }>('/api/v1/domains', body);
+      if (out.json) return out.printJson(res.body);
+      const id = res.body?.request?.id ?? '<id>';
+      out.print(`request ${id} to add domain ${body.slug} (${body.name}, DNS ${body.dnsSuffix}) is pending: a second sysadmin must approve it (tierca request approve ${id})`);
+    });
+
   ca.command('revoke')
     .description('revoke a CA: every CA and certificate below it stops validating. Shows what it would do unless --execute')
     .argument('<id>', 'CA id')

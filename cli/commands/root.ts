@@ -191,7 +191,7 @@ export function register(program: Command, context: ContextFactory): void {
 
   addSecrets(addRootData(root
     .command('sign <request-bundle>')
-    .description('OFFLINE machine: show what a request bundle asks (subjects, key fingerprints, name constraints, validity), ask for confirmation and the officers\' passphrases, and write the response bundle')
+    .description('OFFLINE machine: show what a request bundle asks (domain CA certificates: subjects, key fingerprints, name constraints, validity; revocations: CA, serial, reason), ask for confirmation and the officers\' passphrases, and write the response bundle')
     .requiredOption('--out <file>', 'the response bundle to write (carry it to the online machine: tierca root import)')
     .option('--yes', 'sign without asking (scripts); what is signed is still printed')
     .addOption(nextUpdateOption()), env))
@@ -215,17 +215,25 @@ export function register(program: Command, context: ContextFactory): void {
         say(`    policies:         ${s.policies.join(', ')}`);
         say(`    name constraints: ${s.nameConstraints.join('; ')}`);
       }
+      const { reasonName } = await import('../../pki/revocation-reason.ts');
+      for (const r of checked.revocations) {
+        say(`\n  revoke domain CA ${r.ca}${r.already ? ' (revoked on this machine already: nothing more to do)' : ''}`);
+        say(`    serial:           ${r.serial}`);
+        say(`    reason:           ${reasonName(r.reason)}`);
+      }
       say(`\n  and a root CRL and OCSP answers valid for ${opts.nextUpdate}`);
-      if (!(await confirmed(io, `Sign ${checked.summaries.length} certificate(s)?`, opts.yes))) throw new CliError('nothing signed: not confirmed', EXIT.usage);
+      const revoking = checked.revocations.filter((r) => !r.already).length;
+      if (!(await confirmed(io, `Sign ${checked.summaries.length} certificate(s)${revoking ? ` and revoke ${revoking}` : ''}?`, opts.yes))) throw new CliError('nothing signed: not confirmed', EXIT.usage);
       const { readCustodyOfRoot } = await custodyHelper();
       const secrets = await readRootSecrets(opts, await readCustodyOfRoot(dataDir), checked.dualControl, io, false);
       const { systemClock } = await import('../../server/clock.ts');
       const made = await rootSign({ dataDir, bytes, secrets, now: systemClock.now(), nextUpdateMs: ms });
       keepCopy(dataDir, made.sequence, made.bytes);
       writeOut(opts.out, made.bytes);
-      const result = { response: made.sequence, out: opts.out, certified: made.certified, crlNumber: made.crlNumber, nextUpdate: made.nextUpdate.toISOString() };
+      const revoked = checked.revocations.filter((r) => !r.already).map((r) => r.ca);
+      const result = { response: made.sequence, out: opts.out, certified: made.certified, revoked, crlNumber: made.crlNumber, nextUpdate: made.nextUpdate.toISOString() };
       if (out.json) return out.printJson(result);
-      out.print(`wrote response bundle ${made.sequence} to ${opts.out}: ${made.certified.map((c) => `${c.ca} (serial ${c.serial})`).join(', ') || 'no certificate'}; root CRL ${made.crlNumber} valid until ${result.nextUpdate}`);
+      out.print(`wrote response bundle ${made.sequence} to ${opts.out}: ${made.certified.map((c) => `${c.ca} (serial ${c.serial})`).join(', ') || 'no certificate'}${revoked.length ? `; revoked ${revoked.join(', ')}` : ''}; root CRL ${made.crlNumber} valid until ${result.nextUpdate}`);
     });
 
   addSecrets(addRootData(root
@@ -313,6 +321,25 @@ export function register(program: Command, context: ContextFactory): void {
       if (out.json) return out.printJson(result);
       out.record({ response: made.sequence, 'new root': made.ca, 'SHA-256': formatFingerprint(made.fingerprint), certificate: result.certificate, links: resolve(dataDir, `${made.ca}-links.pem`), recertified: made.certified.map((c) => `${c.ca} (serial ${c.serial})`) });
       out.warn('write the new root\'s SHA-256 fingerprint into the ceremony record and carry the response to the online machine (tierca root import); relying parties take the new root and the links out of band.');
+    });
+
+  addDatabaseOptions(root
+    .command('request')
+    .description('ONLINE machine: write the next request bundle with everything decided online that the root must sign (domain CA revocations and rollovers, new domains), signed by the audit key; refused when nothing is pending')
+    .requiredOption('--out <file>', 'the request bundle to write (carry it to the offline machine: tierca root sign)')
+    .option('--passphrase-file <file>', 'file holding the keystore passphrase (the audit key signs the bundle); else env TIERCA_PASSPHRASE')
+    .option('--pin-file <file>', 'with CA keys in a PKCS#11 token: file holding its user PIN; else env TIERCA_PKCS11_PIN'), env)
+    .action(async (opts: DatabaseOptionValues & { out: string; passphraseFile?: string; pinFile?: string }, cmd: Command) => {
+      const { io, out } = context(cmd);
+      const passphrase = opts.passphraseFile ? readPassphraseFile(opts.passphraseFile, '--passphrase-file') : io.env.TIERCA_PASSPHRASE || undefined;
+      const pin = opts.pinFile ? readPassphraseFile(opts.pinFile, '--pin-file') : io.env.TIERCA_PKCS11_PIN || undefined;
+      const { requestRootBundle } = await import('../../server/bootstrap.ts');
+      const { formatFingerprint } = await import('../../pki/offline-bundle.ts');
+      const made = await requestRootBundle({ ...databaseParams(opts), passphrase, pin });
+      writeOut(opts.out, made.bytes);
+      const result = { request: made.sequence, out: opts.out, digest: made.digest, certify: made.certify, revoke: made.revoke };
+      if (out.json) return out.printJson(result);
+      out.record({ request: made.sequence, out: opts.out, certify: made.certify.length ? made.certify : '—', revoke: made.revoke.length ? made.revoke : '—', 'SHA-256': formatFingerprint(made.digest) });
     });
 
   addDatabaseOptions(root

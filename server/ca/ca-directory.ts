@@ -60,6 +60,8 @@ export class CaDirectory {
   private readonly byLineage = new Map<string, LoadedCa[]>();
   /** Tier CA id → the domain CA it waits for, under an offline root that has not certified it yet. */
   private readonly awaiting = new Map<string, string>();
+  /** Domain CAs whose revocation was decided online and waits for the offline root (they issue nothing meanwhile). */
+  private readonly revocationAwaited = new Set<string>();
   /** effectiveStatus by CA id; emptied whenever a CA is added or changes (the OCSP path asks per request). */
   private readonly effective = new Map<string, EffectiveStatus>();
 
@@ -158,10 +160,44 @@ export class CaDirectory {
     return this.byId.get(id);
   }
 
+  /**
+   * Refuses a rollover whose new certificate the offline root would have to sign here: of the root
+   * itself (its new key belongs on the offline machine) or, when `issuerToo`, of a CA it certifies
+   * (a domain CA; the online API asks the root for it in a request bundle instead). Returns otherwise.
+   */
+  refuseOfflineRollover(ca: LoadedCa, issuerToo: boolean): void {
+    const parent = ca.record.parentId ? this.byId.get(ca.record.parentId) : undefined;
+    const root = ca.offline ? ca : issuerToo && parent?.offline ? parent : undefined;
+    if (!root) return;
+    throw new TiercaError('ca-unavailable', `CA ${ca.record.id} cannot be rolled over online: ${root === ca ? 'it is' : `its issuer ${root.record.id} is`} the offline root, whose key is not on this machine`, {
+      detail: { ca: ca.record.id, blockedBy: root.record.id, caStatus: 'offline' },
+    });
+  }
+
   /** Notes CAs that wait for the offline root to certify their domain CA (`caId` → that domain CA), for a clear refusal. */
   setAwaitingRoot(waiting: ReadonlyMap<string, string>): void {
     this.awaiting.clear();
     for (const [id, by] of waiting) this.awaiting.set(id, by);
+  }
+
+  /**
+   * Notes the CAs whose revocation the offline root is asked for (docs/decisions/0032): nothing is
+   * issued under them from now on, while their status (OCSP, CRLs) changes only when the root's
+   * revocation is imported.
+   */
+  setRevocationAwaited(ids: Iterable<string>): void {
+    this.revocationAwaited.clear();
+    for (const id of ids) this.revocationAwaited.add(id);
+  }
+
+  /** The CA `caId` or the nearest CA above it whose revocation waits for the offline root, if any. */
+  revocationAwaitedFor(caId: string): string | undefined {
+    let id: string | null = caId;
+    for (let depth = 0; id && depth < MAX_DEPTH; depth++) {
+      if (this.revocationAwaited.has(id)) return id;
+      id = this.byId.get(id)?.record.parentId ?? null;
+    }
+    return undefined;
   }
 
   /** The CA whose public key hashes (SHA-1 of the key bits) to `keyHashSha1` hex. */
@@ -246,6 +282,12 @@ export class CaDirectory {
       const whose = status.blockedBy === ca.record.id ? 'it' : `its CA ${status.blockedBy}`;
       throw new TiercaError('ca-unavailable', `the issuing CA ${ca.record.id} of ${domain} ${tier} cannot issue: ${whose} is ${status.status}`, {
         detail: { ca: ca.record.id, blockedBy: status.blockedBy, caStatus: status.status },
+      });
+    }
+    const revoking = this.revocationAwaitedFor(ca.record.id);
+    if (revoking) {
+      throw new TiercaError('ca-unavailable', `the issuing CA ${ca.record.id} of ${domain} ${tier} cannot issue: the revocation of ${revoking === ca.record.id ? 'it' : `its CA ${revoking}`} was decided and awaits the offline root (tierca root request, root sign, root import)`, {
+        detail: { ca: ca.record.id, blockedBy: revoking, caStatus: 'revocation-awaiting-root' },
       });
     }
     return ca;

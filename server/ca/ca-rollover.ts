@@ -41,6 +41,7 @@ import type { CrlPublisher } from './crl-publisher.ts';
 import type { AuditActor, RotationFaults } from './renewal.ts';
 import { caUrls } from './urls.ts';
 import { offlineSigner } from './hierarchy-ceremony.ts';
+import { refreshRootWaits } from './offline-root-requests.ts';
 
 
 /**
@@ -108,12 +109,7 @@ export class CaRollover {
     const parent = this.parentOf(old);
     // A root kept offline (docs/offline-root.md) is neither rolled over here (its new key would be made
     // online) nor signs its children's new generations: both are for a ceremony on the offline machine.
-    if (old.offline || parent?.offline) {
-      const root = old.offline ? old : parent!;
-      throw new TiercaError('ca-unavailable', `CA ${old.record.id} cannot be rolled over online: ${old.offline ? 'it is' : `its issuer ${root.record.id} is`} the offline root, whose key is not on this machine`, {
-        detail: { ca: old.record.id, blockedBy: root.record.id, caStatus: 'offline' },
-      });
-    }
+    cas.refuseOfflineRollover(old, true);
     const generation = generationOf(old.record) + 1;
     const id = `${lineage}-g${generation}`;
     if (id.length > 64) throw new TiercaError('conflict', `CA id ${id} would be longer than 64 characters`);
@@ -324,6 +320,8 @@ export class CaRollover {
     }
     // Domain CAs re-certified by a new root generation keep their key: only their certificate and chain change.
     for (const record of records) if (cas.takeRecertified(record)) changed++;
+    // What waits for an offline root (certificates, revocations) may have changed on another instance.
+    await refreshRootWaits(store, cas);
     return changed;
   }
 

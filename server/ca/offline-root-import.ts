@@ -11,14 +11,13 @@ import { createHash } from 'node:crypto';
 import { readCertificate, verifyCertificateSignature } from '../../pki/certificate-reader.ts';
 import { parseCrl } from '../../pki/crl-reader.ts';
 import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
-import { bundleDigest, parseBundle, signBundle, verifyBundle, type BundleEnvelope } from '../../pki/offline-bundle.ts';
-import { readResponsePayload, type DomainCaRequest, type RequestPayload, type ResponsePayload } from '../../pki/offline-ceremony.ts';
-import { PkiError } from '../../pki/pki-error.ts';
+import { bundleDigest, parseBundle, readOrRefuse, signBundle, verifyBundle, type BundleEnvelope } from '../../pki/offline-bundle.ts';
+import { readResponsePayload, type DomainCaRequest, type RequestPayload, type ResponsePayload, type RootRevocationRequest } from '../../pki/offline-ceremony.ts';
 import type { Signer } from '../../pki/signer.ts';
 import { appendAudit, auditRecordHash, GENESIS_HASH } from '../audit/audit-log.ts';
 import { TiercaError } from '../errors.ts';
 import type { CaRecord, Repositories, Store } from '../storage/storage.ts';
-import { ROOT_CA_ID } from './ca-directory.ts';
+import { generationOf, lineageOf, ROOT_CA_ID } from './ca-directory.ts';
 import { checkRolloverMembers, installRollover, installRootStatus, refuseSupersededSigner } from './offline-root-rollover-import.ts';
 
 /** The meta key that marks an installation whose root is offline, and what it keeps of it. */
@@ -45,15 +44,15 @@ export async function readOfflineRootMeta(repos: Pick<Repositories, 'meta'>): Pr
  * transaction. Returns the file's bytes.
  */
 export async function writeRequestBundle(tx: Repositories, p: {
-  fingerprint: string; sequence: number; requests: DomainCaRequest[]; signer: Signer; now: Date;
+  fingerprint: string; sequence: number; requests: DomainCaRequest[]; revoke?: RootRevocationRequest[]; signer: Signer; now: Date;
 }): Promise<Buffer> {
-  const payload: RequestPayload = { certify: p.requests };
+  const payload: RequestPayload = { certify: p.requests, ...(p.revoke?.length ? { revoke: p.revoke } : {}) };
   const bytes = await signBundle({ kind: 'request', hierarchy: p.fingerprint, sequence: p.sequence, createdAt: p.now.toISOString(), payload }, p.signer);
   const digest = bundleDigest(bytes);
   await tx.offlineRoot.insertBundle({ direction: 'request', sequence: p.sequence, digest, bytes, createdAt: p.now, answeredBy: null });
   await appendAudit(tx.audit, p.now, {
     principalId: null, role: null, source: 'ceremony', action: 'offline-root.request', target: `bundle:request:${p.sequence}`, outcome: 'success',
-    requestId: null, detail: { sequence: p.sequence, digest, certify: p.requests.map((r) => r.ca) },
+    requestId: null, detail: { sequence: p.sequence, digest, certify: p.requests.map((r) => r.ca), ...(p.revoke?.length ? { revoke: p.revoke.map((r) => r.ca) } : {}) },
   });
   return bytes;
 }
@@ -85,17 +84,27 @@ const refuse = (code: 'bundle-invalid' | 'bundle-foreign' | 'bundle-replayed' | 
  *   `not-found` when this installation's root is not offline.
  */
 export async function importResponseBundle(store: Store, bytes: Buffer, now: Date): Promise<ImportOutcome> {
+  try {
+    return await importChecked(store, bytes, now);
+  } catch (err) {
+    // A refusal is audited (decision 0026): one record, written after the import's transaction was
+    // rolled back, so it is the only row a refused bundle adds.
+    if (err instanceof TiercaError) {
+      await appendAudit(store.audit, now, {
+        principalId: null, role: null, source: 'local', action: 'offline-root.import', target: 'bundle:response', outcome: err.code.startsWith('bundle-') ? 'denied' : 'failure',
+        requestId: null, detail: { code: err.code, digest: bundleDigest(bytes), reason: err.message },
+      });
+    }
+    throw err;
+  }
+}
+
+async function importChecked(store: Store, bytes: Buffer, now: Date): Promise<ImportOutcome> {
   const meta = await readOfflineRootMeta(store);
   if (!meta) throw new TiercaError('not-found', 'this installation\'s root is not offline: it was not made with `tierca init --offline-root`');
   const root = await store.cas.get(meta.caId);
   if (!root) throw new TiercaError('internal', `the offline root ${meta.caId} is not in the database`);
-  let envelope: BundleEnvelope;
-  try {
-    envelope = parseBundle(bytes);
-  } catch (err) {
-    if (err instanceof PkiError) throw refuse('bundle-invalid', err.message);
-    throw err;
-  }
+  const envelope: BundleEnvelope = readOrRefuse(() => parseBundle(bytes), (m) => refuse('bundle-invalid', m));
   if (envelope.kind !== 'response') throw refuse('bundle-invalid', `this is a ${envelope.kind} bundle: import takes the root's response bundle`, { kind: envelope.kind });
   const rootKey = readCertificate(root.certificate).publicKeyInfo;
   if (!verifyBundle(envelope, rootKey)) {
@@ -111,13 +120,7 @@ export async function importResponseBundle(store: Store, bytes: Buffer, now: Dat
   if (envelope.sequence !== last + 1) {
     throw refuse('bundle-out-of-order', `response bundle ${envelope.sequence} cannot come before ${last + 1}: import ${last + 1} first`, { sequence: envelope.sequence, expected: last + 1 });
   }
-  let payload: ResponsePayload;
-  try {
-    payload = readResponsePayload(envelope.payload);
-  } catch (err) {
-    if (err instanceof PkiError) throw refuse('bundle-invalid', err.message);
-    throw err;
-  }
+  const payload: ResponsePayload = readOrRefuse(() => readResponsePayload(envelope.payload), (m) => refuse('bundle-invalid', m));
   if (payload.inReplyTo) {
     const asked = await store.offlineRoot.getBundle('request', payload.inReplyTo.sequence);
     if (!asked || asked.digest !== payload.inReplyTo.digest) {
@@ -187,6 +190,9 @@ export async function importResponseBundle(store: Store, bytes: Buffer, now: Dat
     }
     for (const { domain, tiers } of toInstall) {
       await tx.cas.insert(domain);
+      // A domain CA's next generation (an online rollover the root has now certified) replaces the current one.
+      const replaced = generationOf(domain) > 1 ? (await tx.cas.list()).find((c) => c.id !== domain.id && lineageOf(c) === lineageOf(domain) && !c.successorId) : undefined;
+      if (replaced) await tx.cas.setSuccessor(replaced.id, domain.id);
       for (const t of tiers) await tx.cas.insert(t);
       await tx.offlineRoot.deletePending(domain.id);
     }

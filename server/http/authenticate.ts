@@ -171,6 +171,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, RouteRule>> = {
   'GET /cas/:id': { allow: ['ca:read'], action: 'ca.show' },
   'POST /cas/:id/revoke': { allow: ['ca:revoke'], action: 'ca.revoke' },
   'GET /domains': { allow: ['ca:read'], action: 'domain.list' },
+  'POST /domains': { allow: ['domain:add'], action: 'domain.add' },
   'GET /keystore': { allow: ['keystore:read'], action: 'keystore.status' },
   'GET /principals': { allow: ['principal:read'], action: 'principal.list' },
   'POST /principals': { allow: ['principal:manage'], action: 'principal.add' },

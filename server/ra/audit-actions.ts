@@ -8,7 +8,7 @@ export const AUDIT_ACTIONS = [
   // identity and routes
   'whoami', 'auth.login', 'route.undeclared', 'route.unknown',
   // CAs and topology
-  'ca.list', 'ca.show', 'ca.links', 'domain.list', 'ca.revoke', 'ca.revoke.request', 'ca.rollover', 'ca.rollover.request', 'ca.retire',
+  'ca.list', 'ca.show', 'ca.links', 'domain.list', 'domain.add', 'domain.add.request', 'ca.revoke', 'ca.revoke.request', 'ca.rollover', 'ca.rollover.request', 'ca.retire',
   'hierarchy.create',
   // CRLs
   'crl.generate', 'crl.show',

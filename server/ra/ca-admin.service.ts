@@ -16,12 +16,13 @@ import type { RequestContext } from './permissions.ts';
 import { completeRequest, type DualControl, type RequestKindHandler } from './dual-control.ts';
 import { reasonOrRefuse } from './certificate-status.service.ts';
 import { DAY_MS } from '../../pki/time-constants.ts';
+import { askRootRevocation, offlineIssuerOf, refreshRootWaits } from '../ca/offline-root-requests.ts';
 
 /** How long a CA revocation waits for its second sysadmin: it is urgent, and stale approvals are dangerous. */
 export const CA_REVOCATION_REQUEST_LIFETIME_MS = DAY_MS;
 
 export interface CaAdminServiceDeps {
-  store: Pick<Store, 'domains' | 'organs' | 'crls' | 'audit' | 'transaction'>;
+  store: Pick<Store, 'domains' | 'organs' | 'crls' | 'audit' | 'transaction' | 'offlineRoot'>;
   cas: CaDirectory;
   crls: Pick<CrlPublisher, 'publish'>;
   authorizer: Pick<Authorizer, 'require'>;
@@ -72,7 +73,8 @@ export class CaAdminService {
    * Asks for a CA's revocation (sysadmin). Revoking a CA is final and takes everything under it
    * down, so it runs under dual control: this opens a request that a second sysadmin approves, and
    * only then is the CA revoked — every certificate under it answers revoked at OCSP and `/status`,
-   * nothing more is issued under it, and its parent's next CRL lists it.
+   * nothing more is issued under it, and its parent's next CRL lists it. A domain CA under an
+   * offline root is revoked by the root: approval asks the root for it ({@link askRoot}).
    */
   async revoke(ctx: RequestContext, id: string, reasonName: string): Promise<{ kind: 'pending'; request: RequestRecord }> {
     await this.deps.authorizer.require(ctx, 'ca:revoke', 'ca.revoke', `ca:${id}`);
@@ -82,11 +84,8 @@ export class CaAdminService {
       if (!ca) throw new TiercaError('not-found', `no CA ${id}`);
       if (ca.record.layer === 'root') throw new TiercaError('conflict', 'the root is withdrawn by replacing the trust anchor, not revoked');
       if (ca.record.status === 'revoked') throw new TiercaError('revocation-final', `CA ${id} is already revoked`);
-      const parent = ca.record.parentId ? this.deps.cas.get(ca.record.parentId) : undefined;
-      if (parent?.offline) {
-        throw new TiercaError('ca-unavailable', `CA ${id} is certified by the offline root ${parent.record.id}: revoke it on the offline machine (tierca root revoke, then tierca root crl and tierca root import here)`, {
-          detail: { ca: id, blockedBy: parent.record.id, caStatus: 'offline' },
-        });
+      if (this.deps.cas.revocationAwaitedFor(id) === id) {
+        throw new TiercaError('conflict', `the revocation of CA ${id} was decided already and awaits the offline root (tierca root request)`, { detail: { ca: id } });
       }
       const open = await this.deps.requests.waiting('ca.revoke', (p) => p.caId === id);
       if (open) {
@@ -108,6 +107,7 @@ export class CaAdminService {
     if (!ca) throw new TiercaError('not-found', `no CA ${caId}`);
     if (ca.record.status === 'revoked') throw new TiercaError('revocation-final', `CA ${caId} is already revoked`);
     const now = this.deps.clock.now();
+    if (offlineIssuerOf(this.deps.cas, ca)) return this.askRoot(ctx, request, ca, reasonName, reason, now);
     const result = { caId, status: 'revoked', reason: reasonName, revokedAt: now.toISOString() };
     const done = await this.deps.store.transaction(async (tx) => {
       const closed = await completeRequest(tx, request, result);
@@ -120,6 +120,27 @@ export class CaAdminService {
     });
     this.deps.cas.add({ ...ca, record: { ...ca.record, status: 'revoked', revokedAt: now, revocationReason: reason } });
     if (ca.record.parentId) await this.deps.crls.publish(ca.record.parentId);
+    return { kind: 'done', request: done, result };
+  }
+
+  /**
+   * `ca.revoke` of a domain CA under an offline root, approved (docs/decisions/0032): the root is
+   * asked for the revocation (the next `tierca root request` carries it) and the CA issues nothing
+   * from now on; its status — OCSP, CRLs, `/status` — turns revoked when the root's answer is imported.
+   */
+  private async askRoot(ctx: RequestContext, request: RequestRecord, ca: LoadedCa, reasonName: string, reason: number, now: Date): Promise<{ kind: 'done'; request: RequestRecord; result: Record<string, unknown> }> {
+    const caId = ca.record.id;
+    const result = { caId, status: 'revocation-awaiting-root', reason: reasonName, requestedAt: now.toISOString() };
+    const done = await this.deps.store.transaction(async (tx) => {
+      await askRootRevocation(tx, { ca, reason, now });
+      const closed = await completeRequest(tx, request, result);
+      await appendAudit(tx.audit, now, {
+        ...actorOf(ctx), action: 'ca.revoke', target: `ca:${caId}`, outcome: 'success',
+        detail: { reason: reasonName, awaitingRoot: true, serial: ca.record.serial, request: request.id, requestedBy: request.requestedBy, approvedBy: request.approvals },
+      });
+      return closed;
+    });
+    await refreshRootWaits(this.deps.store, this.deps.cas);
     return { kind: 'done', request: done, result };
   }
 

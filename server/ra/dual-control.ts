@@ -7,7 +7,7 @@
  *
  * The kinds, registered by the composition root (server/services.ts): `issue` (t3 issuance, two
  * officers), `ca.revoke` (two sysadmins), `escrow.recover` (two officers), `ca.rollover` (two sysadmins),
- * `principal.add` (a new sysadmin or officer: two sysadmins).
+ * `principal.add` (a new sysadmin or officer: two sysadmins), `domain.add` (a new domain and its CAs: two sysadmins).
  *
  * Who may approve (docs/decisions/0014-dual-control-principals.md): neither the requester, nor an
  * earlier approver, nor a principal the requester created, nor one created by a request the requester
@@ -26,7 +26,7 @@ import type { IssueResult } from './issuance.service.ts';
 import type { RecoveredHistory, RecoveredKey } from './escrow.service.ts';
 
 /** The kinds of request that run under dual control (the `action` column of `requests`). */
-export const REQUEST_KINDS = ['issue', 'ca.revoke', 'escrow.recover', 'escrow.recover-history', 'ca.rollover', 'principal.add'] as const;
+export const REQUEST_KINDS = ['issue', 'ca.revoke', 'escrow.recover', 'escrow.recover-history', 'ca.rollover', 'principal.add', 'domain.add'] as const;
 export type RequestKind = (typeof REQUEST_KINDS)[number];
 
 /** What approving a request gives: still pending, an issued certificate, a recovered key, or another kind done. */

@@ -14,6 +14,8 @@ export const PERMISSIONS = [
   'ca:revoke',
   /** Ask for, and approve, a CA rollover (dual control: two sysadmins; carried out by rotation). */
   'ca:rollover',
+  /** Ask for, and approve, a new domain with its CAs (dual control: two sysadmins). */
+  'domain:add',
   'crl:generate',
   'principal:read',
   /** Create and disable principals, issue their client certificates. */
@@ -50,7 +52,7 @@ export type Permission = (typeof PERMISSIONS)[number];
 
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly Permission[]>> = {
   sysadmin: [
-    'self:read', 'ca:read', 'ca:revoke', 'ca:rollover', 'crl:generate', 'principal:read', 'principal:manage',
+    'self:read', 'ca:read', 'ca:revoke', 'ca:rollover', 'domain:add', 'crl:generate', 'principal:read', 'principal:manage',
     'subject:read', 'certificate:read', 'request:read', 'request:approve', 'rotation:read', 'rotation:run', 'keystore:read', 'kmc:manage',
   ],
   officer: [

@@ -3,6 +3,7 @@
  * one service per concern, wired by the composition root (server/services.ts). Nothing here decides
  * anything; each service does, behind the same authorizer.
  */
+import type { DomainAdminService } from './domain-admin.service.ts';
 import type { AuditCheckpoints } from '../audit/audit-checkpoints.ts';
 import type { Authorizer } from './authorizer.ts';
 import type { CaAdminService } from './ca-admin.service.ts';
@@ -23,6 +24,8 @@ export interface RegistrationAuthority {
   readonly authorizer: Authorizer;
   /** CAs, domains, CA revocation, CRLs. */
   readonly cas: CaAdminService;
+  /** New domains under dual control (`domain.add`). */
+  readonly domains: DomainAdminService;
   readonly principals: PrincipalService;
   readonly subjects: SubjectService;
   readonly issuance: IssuanceService;

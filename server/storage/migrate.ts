@@ -20,6 +20,7 @@ import * as kmc from '../../migrations/0007_kmc.ts';
 import * as acme from '../../migrations/0008_acme.ts';
 import * as est from '../../migrations/0009_est.ts';
 import * as offlineRoot from '../../migrations/0010_offline_root.ts';
+import * as offlineRootRequests from '../../migrations/0011_offline_root_requests.ts';
 
 /** One migration: a stable name and its `up`/`down` functions. */
 export interface Migration {
@@ -40,6 +41,7 @@ export const migrations: readonly Migration[] = [
   { name: '0008_acme', up: acme.up, down: acme.down },
   { name: '0009_est', up: est.up, down: est.down },
   { name: '0010_offline_root', up: offlineRoot.up, down: offlineRoot.down },
+  { name: '0011_offline_root_requests', up: offlineRootRequests.up, down: offlineRootRequests.down },
 ];
 
 /** The knex migration source over {@link migrations}. */

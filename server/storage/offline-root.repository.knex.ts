@@ -1,5 +1,5 @@
 /** The offline-root tables (migrations/0010_offline_root.ts) over knex: bundles that crossed, CAs awaiting the root. */
-import type { CaRecord, OfflineBundleRecord, OfflineRootRepository, PendingCaRecord } from './storage.ts';
+import type { CaRecord, OfflineBundleRecord, OfflineRootRepository, PendingCaRecord, RootRequestRecord } from './storage.ts';
 import { insertUnique, iso, toBufferOrNull, toDate, toNumber, toNumberOrNull, type DbContext, type Row } from './rows.ts';
 
 export class KnexOfflineRootRepository implements OfflineRootRepository {
@@ -38,6 +38,27 @@ export class KnexOfflineRootRepository implements OfflineRootRepository {
 
   async deletePending(certifiedBy: string): Promise<number> {
     return Number(await this.ctx.db('offline_pending_cas').where({ certified_by: certifiedBy }).delete());
+  }
+
+  async insertRootRequest(r: RootRequestRecord): Promise<void> {
+    await insertUnique(this.ctx, 'offline_root_requests', {
+      id: r.id, kind: r.kind, ca: r.ca, body: JSON.stringify(r.body), created_at: iso(r.createdAt), request_sequence: r.requestSequence,
+    }, 'id', () => `a ${r.kind} request of ${r.ca} to the offline root`);
+  }
+
+  async listRootRequests(q: { unsent?: boolean } = {}): Promise<RootRequestRecord[]> {
+    let query = this.ctx.db('offline_root_requests').orderBy([{ column: 'created_at' }, { column: 'id' }]);
+    if (q.unsent) query = query.whereNull('request_sequence');
+    return (await query).map((r: Row) => ({
+      id: r.id as string, kind: r.kind, ca: r.ca as string, body: JSON.parse(r.body as string), createdAt: toDate(r.created_at), requestSequence: toNumberOrNull(r.request_sequence),
+    }) as RootRequestRecord);
+  }
+
+  async markRootRequestsSent(ids: readonly string[], sequence: number): Promise<void> {
+    if (!ids.length) return;
+    await this.ctx.db('offline_root_requests').whereIn('id', [...ids]).update({ request_sequence: sequence });
+    const certified = ids.filter((id) => id.startsWith('certify:')).map((id) => id.slice('certify:'.length));
+    if (certified.length) await this.ctx.db('offline_pending_cas').whereIn('certified_by', certified).update({ request_sequence: sequence });
   }
 }
 

@@ -4,6 +4,7 @@
  *
  * Times are `Date` here and ISO-8601 UTC text in the database. Serials are lowercase hex.
  */
+import type { DomainCaRequest } from '../../pki/offline-ceremony.ts';
 
 export type CaLayer = 'root' | 'domain' | 'tier';
 export type CaStatus = 'active' | 'revoked' | 'retired';
@@ -576,7 +577,23 @@ export interface OfflineRootRepository {
   listPending(): Promise<PendingCaRecord[]>;
   /** Removes the CAs waiting for `certifiedBy`; returns how many. */
   deletePending(certifiedBy: string): Promise<number>;
+  /** @throws UniqueViolationError when the root is asked for this kind and CA already. */
+  insertRootRequest(request: RootRequestRecord): Promise<void>;
+  /** The online requests to the root, oldest first; `unsent`: only those no request bundle carries yet. */
+  listRootRequests(q?: { unsent?: boolean }): Promise<RootRequestRecord[]>;
+  /** Records that request bundle `sequence` carries these requests (and the CAs waiting for their certificates). */
+  markRootRequestsSent(ids: readonly string[], sequence: number): Promise<void>;
 }
+
+/** An online request to the offline root (migrations/0011_offline_root_requests.ts). */
+export type RootRequestRecord = {
+  /** `<kind>:<ca>`. */
+  id: string;
+  ca: string;
+  createdAt: Date;
+  /** The request bundle that carries it, or null until `tierca root request` writes one. */
+  requestSequence: number | null;
+} & ({ kind: 'certify'; body: DomainCaRequest } | { kind: 'revoke'; body: { serial: string; reason: number } });
 
 export interface Store extends Repositories {
   readonly engine: 'sqlite' | 'postgres';

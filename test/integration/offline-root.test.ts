@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPrivateKey, createSecretKey } from 'node:crypto';
 import { readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freshDatabase, runTierca, startServe, sleep, http, type ProcessDatabase, type ServeProcess } from '../helpers/processes.ts';
+import { freshDatabase, runTierca, startServe, http, type ProcessDatabase, type ServeProcess } from '../helpers/processes.ts';
 import { TEST_PASSPHRASE } from '../helpers/tierca.ts';
 import { exampleConfigData, EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { TempDir, openssl } from '../helpers/openssl.ts';
@@ -18,6 +18,8 @@ import { pythonCheck } from '../helpers/relying-party.ts';
 import { freePort } from '../helpers/net.ts';
 import { snapshotCounts } from '../helpers/database.ts';
 import { SecretScan } from '../helpers/secret-scan.ts';
+import { countsOnline as countsOfflineRootTest, eventually } from '../helpers/offline-root.ts';
+import { tableNames } from '../helpers/database.ts';
 import { knexOf, openStore } from '../../server/storage/knex-store.ts';
 import { unlockKeystoreHeader, unsealBytes } from '../../pki/keystore/key-sealing.ts';
 import { keyAad } from '../../pki/keystore/software-keystore.ts';
@@ -215,7 +217,7 @@ describe('bundles that must be refused', { timeout: 180_000 }, () => {
     const again = await run(['root', 'import', response1]);
     expect(again.code).toBe(5);
     expect(again.stderr).toContain('error: response bundle 1 was imported already (the last imported is 1); nothing was changed');
-    expect(await countsOnline()).toEqual(before);
+    await expectOnlyRefusalAudited(before, 'bundle-replayed', response1);
   });
 
   it('an altered response: refused (bundle-invalid, exit 2), no row changed', async () => {
@@ -229,10 +231,12 @@ describe('bundles that must be refused', { timeout: 180_000 }, () => {
     const res = await run(['root', 'import', file]);
     expect(res.code).toBe(2);
     expect(res.stderr).toContain('the bundle\'s signature does not verify with this hierarchy\'s root key: it was altered or not signed by the root; nothing was changed');
+    await expectOnlyRefusalAudited(before, 'bundle-invalid', file);
+    const beforeGarbage = await countsOnline();
     const garbage = await run(['root', 'import', tmp.file('garbage.bundle', '{"format":"something else"}')]);
     expect(garbage.code).toBe(2);
     expect(garbage.stderr).toContain('not a tierca bundle: format is not "tierca-offline-bundle/1"');
-    expect(await countsOnline()).toEqual(before);
+    await expectOnlyRefusalAudited(beforeGarbage, 'bundle-invalid', join(tmp.path, 'garbage.bundle'));
   });
 
   it('out of order: response 3 before 2 is refused (bundle-out-of-order, exit 5); then 2 and 3 import', async () => {
@@ -242,7 +246,7 @@ describe('bundles that must be refused', { timeout: 180_000 }, () => {
     const early = await run(['root', 'import', join(tmp.path, 'response-3.bundle')]);
     expect(early.code).toBe(5);
     expect(early.stderr).toContain('response bundle 3 cannot come before 2: import 2 first; nothing was changed');
-    expect(await countsOnline()).toEqual(before);
+    await expectOnlyRefusalAudited(before, 'bundle-out-of-order', join(tmp.path, 'response-3.bundle'));
     expect((await run(['root', 'import', join(tmp.path, 'response-2.bundle')])).code).toBe(0);
     expect((await run(['root', 'import', join(tmp.path, 'response-3.bundle')])).code).toBe(0);
   });
@@ -257,7 +261,7 @@ describe('bundles that must be refused', { timeout: 180_000 }, () => {
     const res = await run(['root', 'import', join(tmp.path, 'foreign.bundle')]);
     expect(res.code).toBe(5);
     expect(res.stderr).toMatch(/the bundle belongs to the hierarchy of root [0-9a-f]{64}, not this one \([0-9a-f]{64}\); nothing was changed/);
-    expect(await countsOnline()).toEqual(before);
+    await expectOnlyRefusalAudited(before, 'bundle-foreign', join(tmp.path, 'foreign.bundle'));
     // Our request taken to the other root: refused there, nothing signed.
     const wrongRoot = await run(['root', 'sign', join(tmp.path, 'request-1.bundle'), '--data', otherRoot, '--out', join(tmp.path, 'y.bundle'), '--yes', '--passphrase-file', p1]);
     expect(wrongRoot.code).toBe(5);
@@ -269,17 +273,11 @@ describe('later ceremonies: a domain CA revoked offline', { timeout: 180_000 }, 
   it('shows as revoked on the online OCSP and in the root CRL (openssl, Python); certificates under it answer revoked', async () => {
     const gw = await issueYuhuT2('gw-2');
     expect(gw.status, JSON.stringify(gw.body)).toBe(201);
-    // Online, neither the root nor a domain CA can be rolled over (no root key here), nor a domain CA revoked.
-    for (const ca of ['root', 'yuhu']) {
-      const rollover = await http(url, 'POST', `/api/v1/cas/${ca}/rollover`, { token: admin, body: {} });
-      expect([ca, rollover.status]).toEqual([ca, 422]);
-      expect(rollover.body.type).toBe('urn:tierca:problem:ca-unavailable');
-    }
-    // Online, the domain CA cannot be revoked: the root would have to sign its CRL.
-    const online = await http(url, 'POST', '/api/v1/cas/yuhu/revoke', { token: admin, body: { reason: 'keyCompromise' } });
-    expect(online.status).toBe(422);
-    expect(online.body).toMatchObject({ type: 'urn:tierca:problem:ca-unavailable', caStatus: 'offline' });
-    expect(online.body.detail).toContain('revoke it on the offline machine (tierca root revoke');
+    // Online, the root cannot be rolled over (no root key here). (A domain CA's online revocation and
+    // rollover are asked of the root in a request bundle: offline-root-ceremonies.test.ts.)
+    const rollover = await http(url, 'POST', '/api/v1/cas/root/rollover', { token: admin, body: { ceremony: true } });
+    expect(rollover.status).toBe(422);
+    expect(rollover.body).toMatchObject({ type: 'urn:tierca:problem:ca-unavailable', caStatus: 'offline' });
     const revoke = await run(['root', 'revoke', 'yuhu', '--reason', 'keyCompromise', '--yes', '--data', rootDir, ...ROOT_SECRETS]);
     expect(revoke.code, revoke.stderr).toBe(0);
     const crl = await run(['root', 'crl', '--data', rootDir, '--out', join(tmp.path, 'response-4.bundle'), '--next-update', '180d', ...ROOT_SECRETS]);
@@ -413,18 +411,6 @@ describe('the root private key is never online', { timeout: 180_000 }, () => {
   });
 });
 
-/** Runs `check` until it stops throwing, at most `timeoutMs`; then throws its last error. */
-async function eventually(check: () => Promise<void>, timeoutMs: number, intervalMs: number): Promise<void> {
-  const start = Date.now();
-  for (;;) {
-    try {
-      return await check();
-    } catch (err) {
-      if (Date.now() - start > timeoutMs) throw err;
-    }
-    await sleep(intervalMs);
-  }
-}
 
 function walkInto(dir: string, fn: (path: string, bytes: Buffer) => void): void {
   for (const name of readdirSync(dir)) {
@@ -434,18 +420,25 @@ function walkInto(dir: string, fn: (path: string, bytes: Buffer) => void): void 
   }
 }
 
-async function countsOnline(): Promise<Record<string, number>> {
+/**
+ * A refused import changed nothing but the audit log: one record (offline-root.import, denied) that
+ * names the refusal's code and the bundle's SHA-256.
+ */
+async function expectOnlyRefusalAudited(before: Record<string, number>, code: string, file: string): Promise<void> {
+  expect(await countsOnline()).toEqual({ ...before, audit_log: before.audit_log! + 1 });
   const store = await db.openStore();
   try {
-    const counts = await snapshotCounts(store);
-    // The running service writes responders, OCSP answers and checkpoints on its own timers.
-    delete counts.ocsp_responders;
-    delete counts.ocsp_responses;
-    delete counts.keys;
-    // CRLs are a background table, but the root's come only from imports.
-    counts.rootCrls = Number((await knexOf(store)('crls').where({ ca_id: 'root' }).count({ n: '*' }))[0]!.n);
-    return counts;
+    const last = (await store.audit.list({})).at(-1)!;
+    const { createHash } = await import('node:crypto');
+    expect(last).toMatchObject({
+      action: 'offline-root.import', outcome: 'denied', target: 'bundle:response',
+      detail: { code, digest: createHash('sha256').update(readFileSync(file)).digest('hex') },
+    });
   } finally {
     await store.close();
   }
+}
+
+function countsOnline(): Promise<Record<string, number>> {
+  return countsOfflineRootTest(db);
 }

@@ -57,14 +57,14 @@ describe('help', () => {
 
   it('every command has --help listing exactly its own options', async () => {
     expect(commands.map((c) => c.path.join(' '))).toEqual([
-      'whoami', 'ca list', 'ca show', 'ca revoke', 'ca rollover', 'ca links', 'subject add', 'subject list', 'subject show', 'subject revoke',
+      'whoami', 'ca list', 'ca show', 'ca add-domain', 'ca revoke', 'ca rollover', 'ca links', 'subject add', 'subject list', 'subject show', 'subject revoke',
       'cert issue', 'cert list', 'cert show', 'cert revoke', 'cert hold', 'cert release', 'cert renew',
       'request list', 'request approve', 'request reject', 'crl generate', 'crl show', 'rotate due', 'rotate run',
       'principal add', 'principal list', 'principal disable', 'principal certificate',
       'audit tail', 'audit export', 'audit verify', 'audit checkpoint', 'audit checkpoints', 'keystore status', 'keystore add-token', 'key recover', 'key history', 'kmc rotate-master',
       'acme account-key add', 'acme accounts', 'acme orders', 'acme deactivate', 'est code add', 'est codes', 'ocsp check',
       'init', 'serve', 'db migrate', 'db status', 'backup', 'restore',
-      'root init', 'root show', 'root sign', 'root revoke', 'root crl', 'root rollover', 'root import',
+      'root init', 'root show', 'root sign', 'root revoke', 'root crl', 'root rollover', 'root request', 'root import',
     ]);
     for (const { path, cmd } of commands) {
       const r = await runCli([...path, '--help'], {});

@@ -31,6 +31,16 @@ export function caRoutes(ra: RegistrationAuthority, publicUrl: string): Router {
     const { request } = await ra.cas.revoke(ctxOf(res), req.params.id, reason);
     res.status(202).json({ request: requestView(request) });
   });
+  r.post('/domains', async (req, res) => {
+    const slug = z.string().regex(/^[a-z0-9][a-z0-9-]{0,62}$/);
+    const domain = parseWith(z.object({
+      slug, name: z.string().min(1).max(64), dnsSuffix: z.string().min(1).max(253), emailSuffix: z.string().min(1).max(253),
+      ipRanges: z.array(z.string().max(64)).max(64).default([]), organNames: z.record(slug, z.string().min(1).max(64)).optional(),
+    }).strict(), req.body ?? {});
+    // Dual control: a second sysadmin approves through POST /requests/{id}/approve.
+    const { request } = await ra.domains.request(ctxOf(res), domain);
+    res.status(202).json({ request: requestView(request) });
+  });
   r.get('/domains', async (_req, res) => {
     const domains = await ra.cas.domains(ctxOf(res));
     res.json(domains.map((d) => ({

@@ -13,6 +13,7 @@ import { actorOf, runAudited } from '../audited.ts';
 import type { RequestContext } from '../permissions.ts';
 import { completeRequest, type ApprovalResult, type DualControl, type RequestKindHandler } from '../dual-control.ts';
 import { DAY_MS } from '../../../pki/time-constants.ts';
+import { offlineIssuerOf, type requestRootRollover, type RootRolloverRequested } from '../../ca/offline-root-requests.ts';
 
 /** How long a CA rollover request waits for its second sysadmin. */
 export const ROLLOVER_REQUEST_LIFETIME_MS = DAY_MS;
@@ -24,10 +25,12 @@ export interface RolloverRequestResult {
 
 export interface RolloverServiceDeps {
   store: Pick<Store, 'audit'>;
-  cas: Pick<CaDirectory, 'get' | 'current'>;
+  cas: Pick<CaDirectory, 'get' | 'current' | 'refuseOfflineRollover'>;
   authorizer: Pick<Authorizer, 'require'>;
   requests: Pick<DualControl, 'open' | 'waiting'>;
   rollovers: Pick<CaRollover, 'replay' | 'rollover' | 'links'>;
+  /** A domain CA's rollover under an offline root: the new key made here, its certificate asked of the root (server/ca/offline-root-requests.ts). */
+  rootRollover: (p: Parameters<typeof requestRootRollover>[1]) => Promise<RootRolloverRequested>;
   clock: Clock;
 }
 
@@ -108,6 +111,19 @@ export class RolloverService {
   /** `ca.rollover` requests, once approved. */
   private async executeRequest(ctx: RequestContext, request: RequestRecord): Promise<ApprovalResult> {
     const { ca, ceremony } = request.payload as { ca: string; ceremony?: boolean };
+    const target = this.rolloverTarget(ca, ceremony);
+    if (offlineIssuerOf(this.deps.cas, target)) {
+      // Its new certificate is the offline root's to sign: the new key now, the certificate in a bundle.
+      const asked = await this.deps.rootRollover({
+        caName: ca, now: this.deps.clock.now(), actor: actorOf(ctx),
+        auditDetail: { request: request.id, requestedBy: request.requestedBy, approvedBy: request.approvals },
+        inTransaction: async (tx, result) => {
+          await completeRequest(tx, request, result);
+        },
+      });
+      const result = { ...asked };
+      return { kind: 'done', request: { ...request, status: 'done', result }, result };
+    }
     const outcome = await this.executeRollover(ctx, { caName: ca, requestId: request.id, ceremony, approval: request });
     const result = { previous: outcome.previous.record.id, current: outcome.current.record.id, links: outcome.links.map((l) => l.id) };
     return { kind: 'done', request: { ...request, status: 'done', result }, result };
@@ -116,14 +132,9 @@ export class RolloverService {
   private rolloverTarget(caName: string, ceremony: boolean | undefined): LoadedCa {
     const ca = this.deps.cas.current(caName);
     if (!ca) throw new TiercaError('not-found', `no CA ${caName}`);
-    // Under an offline root (docs/offline-root.md) the root key is not here: refused before a request is opened.
-    const parent = ca.record.parentId ? this.deps.cas.get(ca.record.parentId) : undefined;
-    if (ca.offline || parent?.offline) {
-      const root = ca.offline ? ca : parent!;
-      throw new TiercaError('ca-unavailable', `CA ${ca.record.id} cannot be rolled over online: ${ca.offline ? 'it is' : `its issuer ${root.record.id} is`} the offline root, whose key is not on this machine`, {
-        detail: { ca: ca.record.id, blockedBy: root.record.id, caStatus: 'offline' },
-      });
-    }
+    // Under an offline root (docs/offline-root.md) the root's own key is not here: refused before a
+    // request is opened. A domain CA under it is rolled over by asking the root (requestKind).
+    this.deps.cas.refuseOfflineRollover(ca, false);
     if (ca.record.layer === 'root' && !ceremony) {
       throw new TiercaError('bad-request', 'rolling the root over replaces the trust anchor: it is done as a key ceremony (ceremony: true, tierca ca rollover root --ceremony)');
     }
