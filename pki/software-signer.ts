@@ -1,7 +1,9 @@
 /**
  * A {@link Signer} over a private key held in memory as a Node KeyObject (the software keystore
- * unseals keys into these). ECDSA and RSA sign asynchronously on libuv's thread pool, which measured
- * ~20 % faster than synchronous signing for P-256 on this machine kind and keeps the event loop free.
+ * unseals keys into these). ECDSA and RSA sign asynchronously on libuv's thread pool by default, which
+ * keeps an event loop that serves requests free. A signing thread (server/ca/signing-worker.ts) asks
+ * for `synchronous`: it serves nothing else, and handing each 28 µs P-256 signature to the pool and
+ * back cost more CPU than the signature (docs/benchmarks.md, 2026-12-04).
  * SM2 keys get the SM2 signer (./sm2-signer.ts): SM3 over Z ‖ data with the standard identity, which
  * Node's crypto cannot make.
  */
@@ -17,6 +19,8 @@ export interface SoftwareSignerParams {
   algorithm: KeyAlgorithm;
   /** RSA padding; default PKCS#1 v1.5. */
   rsaPadding?: RsaPadding;
+  /** Sign on the calling thread instead of libuv's pool (for threads that serve no I/O); default false. */
+  synchronous?: boolean;
 }
 
 /**
@@ -26,7 +30,7 @@ export interface SoftwareSignerParams {
  * @throws PkiError('unsupported-algorithm') when `algorithm` is SM2 and the key is not an SM2 key, or
  * the key is an SM2 key and `algorithm` is not SM2 (Node would make ECDSA or empty-identity SM2 with it).
  */
-export function softwareSigner({ privateKey, algorithm, rsaPadding = 'pkcs1' }: SoftwareSignerParams): Signer {
+export function softwareSigner({ privateKey, algorithm, rsaPadding = 'pkcs1', synchronous = false }: SoftwareSignerParams): Signer {
   if (algorithm === 'SM2') return sm2Signer({ privateKey });
   const publicKeyInfo = publicKeyInfoOf(privateKey);
   if (keyAlgorithmOf(publicKeyInfo) === 'SM2') throw new PkiError('unsupported-algorithm', `an SM2 key cannot sign as ${algorithm}`);
@@ -42,6 +46,13 @@ export function softwareSigner({ privateKey, algorithm, rsaPadding = 'pkcs1' }: 
     signatureAlgorithm: signatureAlgorithmIdentifier(algorithm, rsaPadding),
     publicKeyInfo,
     sign(data: Uint8Array): Promise<Buffer> {
+      if (synchronous) {
+        try {
+          return Promise.resolve(nodeSign(digest, data, keyOptions));
+        } catch (err) {
+          return Promise.reject(err as Error);
+        }
+      }
       return new Promise((resolve, reject) => {
         nodeSign(digest, data, keyOptions, (err, signature) => (err ? reject(err) : resolve(signature)));
       });

@@ -22,7 +22,8 @@ function signerFor(ref: { id: number; key: InMemoryKey }): Signer {
   let signer = signers.get(ref.id);
   if (!signer) {
     if (signers.size >= MAX_SIGNERS) signers.clear();
-    signer = softwareSigner(ref.key);
+    // This thread serves no I/O: sign here rather than hand each signature to libuv's pool and back.
+    signer = softwareSigner({ ...ref.key, synchronous: true });
     signers.set(ref.id, signer);
   }
   return signer;

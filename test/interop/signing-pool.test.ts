@@ -175,6 +175,33 @@ describe('signing threads', () => {
     }
   });
 
+
+  it('the synchronous signer threads use signs what the pooled one signs (RSA PKCS#1 v1.5 byte for byte) and rejects, never throws', async () => {
+    const { privateKey } = await generateKeyPair('RSA-2048');
+    const data = randomBytes(300);
+    const pooled = await softwareSigner({ privateKey, algorithm: 'RSA-2048' }).sign(data);
+    const inPlace = await softwareSigner({ privateKey, algorithm: 'RSA-2048', synchronous: true }).sign(data);
+    expect(inPlace.equals(pooled)).toBe(true);
+    // In place means within this turn of the event loop: the answer is there once the microtasks ran;
+    // the pooled signer's comes back only from a later turn (libuv's poll phase).
+    const settledWithinTurn = async (synchronous: boolean) => {
+      let settled = false;
+      void softwareSigner({ privateKey, algorithm: 'RSA-2048', synchronous }).sign(data).then(() => { settled = true; });
+      for (let i = 0; i < 5; i++) await Promise.resolve();
+      return settled;
+    };
+    expect(await settledWithinTurn(true)).toBe(true);
+    expect(await settledWithinTurn(false)).toBe(false);
+    const ec = softwareSigner({ privateKey: (await generateKeyPair('P-256')).privateKey, algorithm: 'P-256', synchronous: true });
+    const ecPath = tmp.file('sync-ec.sig', await ec.sign(data));
+    const dataPath = tmp.file('sync-ec.data', data);
+    const keyPath = tmp.file('sync-ec-pub.der', ec.publicKeyInfo);
+    const checked = await openssl(['dgst', '-sha256', '-verify', keyPath, '-keyform', 'DER', '-signature', ecPath, dataPath]);
+    expect(checked.stdout).toContain('Verified OK');
+    // What Node's sign throws on the spot arrives as a rejection, as from the pooled signer.
+    const refused = ec.sign(42 as unknown as Uint8Array);
+    await expect(refused).rejects.toThrow(/data/);
+  });
   it('a signer whose key is not in memory (an HSM) signs on the calling thread', async () => {
     let calls = 0;
     const hsmLike: Signer = {
