@@ -157,7 +157,7 @@ export function register(program: Command, context: ContextFactory): void {
         keystore = { custody: 'pkcs11', module, tokenLabel };
       }
       const secrets = await readRootSecrets(opts, chosen, config.root.dualControl ?? false, io, true);
-      const { rootInit } = await import('../../server/offline-root-machine.ts');
+      const { rootInit } = await import('../../server/offline-root/machine.ts');
       const { systemClock } = await import('../../server/clock.ts');
       const { certificateToPem } = await import('../../pki/pem.ts');
       const { formatFingerprint } = await import('../../pki/offline-bundle.ts');
@@ -175,7 +175,7 @@ export function register(program: Command, context: ContextFactory): void {
   addRootData(root.command('show').description('OFFLINE machine: the root\'s fingerprint, ceremony counters and the certificates it issued'), env)
     .action(async (opts: RootDataOptions, cmd: Command) => {
       const { out } = context(cmd);
-      const { rootShow } = await import('../../server/offline-root-machine.ts');
+      const { rootShow } = await import('../../server/offline-root/machine.ts');
       const { formatFingerprint } = await import('../../pki/offline-bundle.ts');
       const shown = await rootShow(resolve(opts.data));
       const { certificate: _c, ...rest } = shown;
@@ -199,7 +199,7 @@ export function register(program: Command, context: ContextFactory): void {
       const { io, out } = context(cmd);
       const bytes = readBundleFile(file);
       const ms = await nextUpdateMs(opts.nextUpdate);
-      const { rootReadRequest, rootSign } = await import('../../server/offline-root-machine.ts');
+      const { rootReadRequest, rootSign } = await import('../../server/offline-root/machine.ts');
       const { formatFingerprint } = await import('../../pki/offline-bundle.ts');
       const dataDir = resolve(opts.data);
       const checked = await rootReadRequest(dataDir, bytes);
@@ -244,7 +244,7 @@ export function register(program: Command, context: ContextFactory): void {
     .action(async (ca: string, opts: RootDataOptions & SecretOptions & { reason: string; yes?: boolean }, cmd: Command) => {
       const { io, out } = context(cmd);
       const dataDir = resolve(opts.data);
-      const { rootShow, rootRevoke } = await import('../../server/offline-root-machine.ts');
+      const { rootShow, rootRevoke } = await import('../../server/offline-root/machine.ts');
       const { reasonCode } = await import('../../pki/revocation-reason.ts');
       const shown = await rootShow(dataDir);
       if (!(await confirmed(io, `Revoke ${ca} (${opts.reason})? This is final.`, opts.yes))) throw new CliError('nothing revoked: not confirmed', EXIT.usage);
@@ -265,7 +265,7 @@ export function register(program: Command, context: ContextFactory): void {
       const { io, out } = context(cmd);
       const ms = await nextUpdateMs(opts.nextUpdate);
       const dataDir = resolve(opts.data);
-      const { rootShow, rootCrl } = await import('../../server/offline-root-machine.ts');
+      const { rootShow, rootCrl } = await import('../../server/offline-root/machine.ts');
       const shown = await rootShow(dataDir);
       const { readCustodyOfRoot } = await custodyHelper();
       const secrets = await readRootSecrets(opts, await readCustodyOfRoot(dataDir), shown.dualControl, io, false);
@@ -297,7 +297,7 @@ export function register(program: Command, context: ContextFactory): void {
         throw usageError(`--config: cannot read ${opts.config}`);
       }
       const config = (await import('../../server/config/load-config.ts')).loadConfigFile(opts.config);
-      const { rootRolloverPlan, rootRollover } = await import('../../server/offline-root-rollover.ts');
+      const { rootRolloverPlan, rootRollover } = await import('../../server/offline-root/rollover.ts');
       const { systemClock } = await import('../../server/clock.ts');
       const { formatFingerprint } = await import('../../pki/offline-bundle.ts');
       const { certificateToPem } = await import('../../pki/pem.ts');
@@ -361,6 +361,6 @@ export function register(program: Command, context: ContextFactory): void {
 
 /** Reads which custody the root key is in, without any secret (to know whether to ask for passphrases or a PIN). */
 async function custodyHelper(): Promise<{ readCustodyOfRoot(dataDir: string): Promise<'software' | 'pkcs11'> }> {
-  const { rootCustody } = await import('../../server/offline-root-machine.ts');
+  const { rootCustody } = await import('../../server/offline-root/machine.ts');
   return { readCustodyOfRoot: rootCustody };
 }

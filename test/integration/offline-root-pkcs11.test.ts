@@ -12,7 +12,7 @@ import { freshDatabase, runTierca, type ProcessDatabase } from '../helpers/proce
 import { smallConfig } from '../helpers/rotation.ts';
 import { freshSoftHsm, parseListedObjects, type SoftHsm } from '../helpers/softhsm.ts';
 import { openStore } from '../../server/storage/knex-store.ts';
-import { ROOT_DB_FILE } from '../../server/offline-root-machine.ts';
+import { ROOT_DB_FILE } from '../../server/offline-root/machine.ts';
 import { certificateToPem } from '../../pki/pem.ts';
 
 const tmp = new TempDir();

@@ -26,7 +26,7 @@ import { keyAad } from '../../pki/keystore/software-keystore.ts';
 import { softwareSigner } from '../../pki/software-signer.ts';
 import { parseBundle, signBundle } from '../../pki/offline-bundle.ts';
 import { certificateToPem } from '../../pki/pem.ts';
-import { keystorePassphrase, ROOT_DB_FILE } from '../../server/offline-root-machine.ts';
+import { keystorePassphrase, ROOT_DB_FILE } from '../../server/offline-root/machine.ts';
 import { AuditCheckpoints } from '../../server/audit/audit-checkpoints.ts';
 import { systemClock } from '../../server/clock.ts';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';

@@ -23,7 +23,7 @@ import { tableNames } from '../helpers/database.ts';
 import { knexOf, openStore } from '../../server/storage/knex-store.ts';
 import { unlockKeystoreHeader, unsealBytes } from '../../pki/keystore/key-sealing.ts';
 import { keyAad } from '../../pki/keystore/software-keystore.ts';
-import { keystorePassphrase, ROOT_DB_FILE } from '../../server/offline-root-machine.ts';
+import { keystorePassphrase, ROOT_DB_FILE } from '../../server/offline-root/machine.ts';
 import { AuditCheckpoints } from '../../server/audit/audit-checkpoints.ts';
 import { systemClock } from '../../server/clock.ts';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';

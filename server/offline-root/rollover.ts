@@ -9,22 +9,22 @@
  * expired. One transaction, audited in the offline chain (`root.rollover`).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { custodyOf } from '../pki/keystore/keystore.ts';
-import { buildCertificate, randomSerial, serialToHex } from '../pki/certificate.ts';
-import { readCertificate } from '../pki/certificate-reader.ts';
-import { keyIdentifier, subjectPublicKeyBits } from '../pki/key-pair.ts';
-import { decodeName, encodeName, formatName } from '../pki/name.ts';
-import { sha256Hex } from '../pki/offline-bundle.ts';
-import { buildRootLinks, recertifyCaCertificate } from '../pki/offline-root-rollover.ts';
-import { rootCaExtensions } from '../pki/profiles.ts';
-import type { TiercaConfig } from './config/load-config.ts';
-import { TiercaError } from './errors.ts';
-import { currentRoot, openRootStore, readState, respond, rootSigner, withRootKey, type ResponseOutcome, type RootSecrets } from './offline-root-machine.ts';
-import type { IssuedCertificate } from './offline-root/root-revocation.ts';
-import type { CaRecord, Store } from './storage/storage.ts';
-import { generationOf, lineageOf } from './ca/ca-directory.ts';
-import { caUrls } from './ca/urls.ts';
-import { addYears } from './ca/validity.ts';
+import { custodyOf } from '../../pki/keystore/keystore.ts';
+import { buildCertificate, randomSerial, serialToHex } from '../../pki/certificate.ts';
+import { readCertificate } from '../../pki/certificate-reader.ts';
+import { keyIdentifier, subjectPublicKeyBits } from '../../pki/key-pair.ts';
+import { decodeName, encodeName, formatName } from '../../pki/name.ts';
+import { sha256Hex } from '../../pki/offline-bundle.ts';
+import { buildRootLinks, recertifyCaCertificate } from '../../pki/offline-root-rollover.ts';
+import { rootCaExtensions } from '../../pki/profiles.ts';
+import type { TiercaConfig } from '../config/load-config.ts';
+import { TiercaError } from '../errors.ts';
+import { currentRoot, openRootStore, readState, respond, rootSigner, withRootKey, type ResponseOutcome, type RootSecrets } from './machine.ts';
+import type { IssuedCertificate } from './root-revocation.ts';
+import type { CaRecord, Store } from '../storage/storage.ts';
+import { generationOf, lineageOf } from '../ca/ca-directory.ts';
+import { caUrls } from '../ca/urls.ts';
+import { addYears } from '../ca/validity.ts';
 
 /** What a rollover will sign, shown to the officers before any secret is asked. */
 export interface RolloverPlan {

@@ -11,30 +11,30 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { chmodSync, mkdirSync } from 'node:fs';
-import { buildCertificate, randomSerial, serialToHex } from '../pki/certificate.ts';
-import { readCertificate } from '../pki/certificate-reader.ts';
-import { keyIdentifier, subjectPublicKeyBits } from '../pki/key-pair.ts';
-import { encodeName } from '../pki/name.ts';
-import { bundleDigest, parseBundle, readOrRefuse, sha256Hex, signBundle, verifyBundle, type BundleEnvelope } from '../pki/offline-bundle.ts';
+import { buildCertificate, randomSerial, serialToHex } from '../../pki/certificate.ts';
+import { readCertificate } from '../../pki/certificate-reader.ts';
+import { keyIdentifier, subjectPublicKeyBits } from '../../pki/key-pair.ts';
+import { encodeName } from '../../pki/name.ts';
+import { bundleDigest, parseBundle, readOrRefuse, sha256Hex, signBundle, verifyBundle, type BundleEnvelope } from '../../pki/offline-bundle.ts';
 import {
   buildDomainCaCertificate, readRequestPayload, summariseDomainCaRequest, type CarriedAuditRecord, type DomainCaRequest, type DomainCaSummary, type ResponsePayload,
-} from '../pki/offline-ceremony.ts';
-import { signRootStatus } from '../pki/offline-root-rollover.ts';
-import { PkiError } from '../pki/pki-error.ts';
-import { rootCaExtensions } from '../pki/profiles.ts';
-import { isKeyAlgorithm } from '../pki/algorithms.ts';
-import type { KeyStore } from '../pki/keystore/keystore.ts';
-import { custodyOf } from '../pki/keystore/keystore.ts';
-import { appendAudit } from './audit/audit-log.ts';
-import type { TiercaConfig } from './config/load-config.ts';
-import { TiercaError } from './errors.ts';
-import { newKeystore, openInstalledKeystore, pkcs11CustodyRecord, readCustody, type KeystoreSettings } from './keystore-custody.ts';
-import { openStore } from './storage/knex-store.ts';
-import type { CaRecord, Repositories, Store } from './storage/storage.ts';
-import { ROOT_CA_ID } from './ca/ca-directory.ts';
-import { caRsaPadding } from './ca/ca-signature.ts';
-import { addYears } from './ca/validity.ts';
-import { checkRevocations, findIssued, revokeIssued, type CheckedRevocation, type IssuedCertificate } from './offline-root/root-revocation.ts';
+} from '../../pki/offline-ceremony.ts';
+import { signRootStatus } from '../../pki/offline-root-rollover.ts';
+import { PkiError } from '../../pki/pki-error.ts';
+import { rootCaExtensions } from '../../pki/profiles.ts';
+import { isKeyAlgorithm } from '../../pki/algorithms.ts';
+import type { KeyStore } from '../../pki/keystore/keystore.ts';
+import { custodyOf } from '../../pki/keystore/keystore.ts';
+import { appendAudit } from '../audit/audit-log.ts';
+import type { TiercaConfig } from '../config/load-config.ts';
+import { TiercaError } from '../errors.ts';
+import { newKeystore, openInstalledKeystore, pkcs11CustodyRecord, readCustody, type KeystoreSettings } from '../keystore-custody.ts';
+import { openStore } from '../storage/knex-store.ts';
+import type { CaRecord, Repositories, Store } from '../storage/storage.ts';
+import { ROOT_CA_ID } from '../ca/ca-directory.ts';
+import { caRsaPadding } from '../ca/ca-signature.ts';
+import { addYears } from '../ca/validity.ts';
+import { checkRevocations, findIssued, revokeIssued, type CheckedRevocation, type IssuedCertificate } from './root-revocation.ts';
 
 /** The offline machine's database, in its own data folder (never the online one's). */
 export const ROOT_DB_FILE = 'tierca-root.db';
