@@ -47,6 +47,7 @@ let url = '';
 let config = '';
 let officer = '';
 let admin = '';
+let admin2 = '';
 const pem = {
   oldRoot: join(rootDir, 'root.pem'), newRoot: join(rootDir, 'root-g2.pem'), links: join(rootDir, 'root-g2-links.pem'),
   oldYuhu: join(tmp.path, 'yuhu-old.pem'), newYuhu: join(tmp.path, 'yuhu-new.pem'), newWithOld: join(tmp.path, 'new-with-old.pem'), oldWithNew: join(tmp.path, 'old-with-new.pem'),
@@ -67,14 +68,15 @@ beforeAll(async () => {
   expect((await run(['root', 'init', '--config', config, '--data', rootDir, ...ROOT_SECRETS])).code).toBe(0);
   const online = await run(['init', '--config', config, '--passphrase-file', onlinePass, '--sysadmins', '2', '--offline-root', pem.oldRoot, '--bundle-out', join(tmp.path, 'request-1.bundle')]);
   expect(online.code, online.stderr).toBe(0);
-  const [admin1, admin2] = text(online).match(/^tca_[A-Za-z0-9_-]{43}$/gm)!;
+  const [admin1, admin2Token] = text(online).match(/^tca_[A-Za-z0-9_-]{43}$/gm)!;
   admin = admin1!;
+  admin2 = admin2Token!;
   const signed = await run(['root', 'sign', join(tmp.path, 'request-1.bundle'), '--data', rootDir, '--out', bundle(1), '--yes', ...ROOT_SECRETS]);
   expect(signed.code, signed.stderr).toBe(0);
   expect((await run(['root', 'import', bundle(1)])).code).toBe(0);
   server = await startServe({ env: db.env, port });
   const asked = await http(url, 'POST', '/api/v1/principals', { token: admin, body: { name: 'yuhu officer', role: 'officer', domains: ['yuhu'] } });
-  const approved = await http(url, 'POST', `/api/v1/requests/${asked.body.request.id}/approve`, { token: admin2 });
+  const approved = await http(url, 'POST', `/api/v1/requests/${asked.body.request.id}/approve`, { token: admin2Token });
   expect(approved.status, JSON.stringify(approved.body)).toBe(200);
   officer = approved.body.result.token;
   writeFileSync(pem.oldYuhu, (await http(url, 'GET', '/ca/yuhu.pem')).raw);
@@ -132,6 +134,9 @@ async function offlineRootKeys(): Promise<{ id: string; caId: string; pkcs8: Buf
     await store.close();
   }
 }
+
+/** Counts after `n` refused imports: each adds its one audit record (decision 0026) and nothing else. */
+const refused = (before: Record<string, number>, n: number): Record<string, number> => ({ ...before, audit_log: before.audit_log! + n });
 
 const verify = (anchor: string, untrusted: string[], leaf: string, policy = T2) =>
   openssl(['verify', '-CAfile', anchor, '-untrusted', tmp.file(`u-${Math.random().toString(36).slice(2)}.pem`, untrusted.map((f) => readFileSync(f, 'utf8')).join('')), '-policy', policy, '-explicit_policy', '-purpose', 'any', leaf]);
@@ -191,7 +196,7 @@ describe('root rollover across the air gap', { timeout: 240_000 }, () => {
     const res = await run(['root', 'import', tmp.file('altered-2.bundle', JSON.stringify(altered))]);
     expect(res.code).toBe(2);
     expect(res.stderr).toContain('the bundle\'s signature does not verify with this hierarchy\'s root key');
-    expect(await countsOnline()).toEqual(before);
+    expect(await countsOnline()).toEqual(refused(before, 1));
   });
 
   it('root import pins the new root, installs the links and the new domain CA certificates; GET /ca and ca list show it', async () => {
@@ -292,7 +297,7 @@ describe('root rollover across the air gap', { timeout: 240_000 }, () => {
       expect([n, again.code]).toEqual([n, 5]);
       expect(again.stderr).toContain(`response bundle ${n} was imported already (the last imported is 2)`);
     }
-    expect(await countsOnline()).toEqual(before);
+    expect(await countsOnline()).toEqual(refused(before, 2));
 
     const crl = await run(['root', 'crl', '--data', rootDir, '--out', bundle(3), '--next-update', '90d', ...ROOT_SECRETS]);
     expect(crl.code, crl.stderr).toBe(0);
@@ -312,7 +317,7 @@ describe('root rollover across the air gap', { timeout: 240_000 }, () => {
     const forged = await run(['root', 'import', await forge(3)]);
     expect(forged.code).toBe(2);
     expect(forged.stderr).toContain('response bundle 3 is signed by the key of root, which the root rolled over to root-g2: every response after the rollover must be signed by root-g2; nothing was changed');
-    expect(await countsOnline()).toEqual(before);
+    expect(await countsOnline()).toEqual(refused(before, 3));
 
     const imported = await run(['root', 'import', bundle(3)]);
     expect(imported.code, imported.stderr).toBe(0);
@@ -322,7 +327,7 @@ describe('root rollover across the air gap', { timeout: 240_000 }, () => {
     expect(forgedLater.stderr).toContain('response bundle 4 is signed by the key of root');
     const replayedForgery = await run(['root', 'import', await forge(2)]);
     expect(replayedForgery.code).toBe(5);
-    expect(await countsOnline()).toEqual(before);
+    expect(await countsOnline()).toEqual(refused(before, 2));
   });
 
   it('a response of another hierarchy is still bundle-foreign', async () => {
@@ -334,7 +339,7 @@ describe('root rollover across the air gap', { timeout: 240_000 }, () => {
     const res = await run(['root', 'import', join(tmp.path, 'foreign.bundle')]);
     expect(res.code).toBe(5);
     expect(res.stderr).toMatch(/the bundle belongs to the hierarchy of root [0-9a-f]{64}, not this one/);
-    expect(await countsOnline()).toEqual(before);
+    expect(await countsOnline()).toEqual(refused(before, 1));
   });
 
   it('a domain CA revoked after the rollover answers revoked under both roots', async () => {
@@ -392,5 +397,47 @@ describe('audit and key custody after the rollover', { timeout: 240_000 }, () =>
     const offline = new SecretScan(needles);
     offline.folder(rootDir);
     expect(keys.map((k) => offline.hits.some((h) => h.startsWith(`${k.caId} sealed in `))).sort()).toEqual([true, true]);
+  });
+});
+
+describe('a domain added after the rollover', { timeout: 240_000 }, () => {
+  it('is certified by the new root: its request names root-g2\'s URLs and its leaves verify against the new root alone', async () => {
+    const data = exampleConfigData();
+    const updated = tmp.file('config-yuetang.json', JSON.stringify({ ...data, publicUrl: url, root: { ...data.root, dualControl: true }, domains: data.domains.slice(0, 3) }));
+    const add = await run(['ca', 'add-domain', '--config', updated, '--domain', 'yuetang', '--server', url], { TIERCA_TOKEN: admin });
+    expect(add.code, add.stderr).toBe(0);
+    const id = /request (\S+) to add domain yuetang .* is pending/.exec(text(add))![1]!;
+    const approved = await http(url, 'POST', `/api/v1/requests/${id}/approve`, { token: admin2 });
+    expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+    const requestFile = join(tmp.path, 'request-yuetang.bundle');
+    const asked = await run(['root', 'request', '--out', requestFile, '--passphrase-file', onlinePass, '--json']);
+    expect(asked.code, asked.stderr).toBe(0);
+    const request = parseBundle(readFileSync(requestFile)).payload as { certify: { ca: string; links: { caIssuersUrl: string; crlUrl: string } }[] };
+    expect(request.certify.map((c) => [c.ca, c.links])).toEqual([['yuetang', { caIssuersUrl: `${url}/ca/root-g2.crt`, crlUrl: `${url}/crl/root-g2.crl` }]]);
+    const responseFile = join(tmp.path, 'response-yuetang.bundle');
+    const signed = await run(['root', 'sign', requestFile, '--data', rootDir, '--out', responseFile, '--yes', ...ROOT_SECRETS]);
+    expect(signed.code, signed.stderr).toBe(0);
+    const imported = await run(['root', 'import', responseFile]);
+    expect(imported.code, imported.stderr).toBe(0);
+    await waitFor(async () => ((await http(url, 'GET', '/ca')).body as { id: string }[]).some((c) => c.id === 'yuetang-t2') || undefined, 30_000, 250);
+    const asked2 = await http(url, 'POST', '/api/v1/principals', { token: admin, body: { name: 'yuetang officer', role: 'officer', domains: ['yuetang'] } });
+    const officerToken = (await http(url, 'POST', `/api/v1/requests/${asked2.body.request.id}/approve`, { token: admin2 })).body.result.token as string;
+    const subject = await http(url, 'POST', '/api/v1/subjects', {
+      token: officerToken, body: { kind: 'device', domain: 'yuetang', organ: 'government', tier: 't2', name: 'gw-yuetang', dns: ['gw-yuetang.yuetang.xiangtan.intranet'] },
+    });
+    expect(subject.status, JSON.stringify(subject.body)).toBe(201);
+    const { csrPem } = await opensslCsr(tmp, 'gw-yuetang', 'P-256');
+    const res = await http(url, 'POST', '/api/v1/certificates', { token: officerToken, body: { subjectId: subject.body.id, csr: csrPem } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const [tierPem, domainPem] = res.body.chain as string[];
+    const leaf = tmp.file('gw-yuetang.pem', res.body.pem);
+    const tier = tmp.file('yuetang-t2.pem', tierPem!);
+    const domain = tmp.file('yuetang.pem', domainPem!);
+    expect((await openssl(['x509', '-in', domain, '-noout', '-text'])).stdout).toContain(`${url}/ca/root-g2.crt`);
+    const ok = await verify(pem.newRoot, [tier, domain], leaf);
+    expect(ok.stdout, ok.stderr).toContain(': OK');
+    // Not under the old root: the domain CA's certificate names the new root as its issuer's key.
+    const old = await verify(pem.oldRoot, [tier, domain], leaf);
+    expect(old.code).not.toBe(0);
   });
 });
