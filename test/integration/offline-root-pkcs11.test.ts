@@ -2,6 +2,7 @@
 // makes the root key inside the token (private, sensitive, never extractable; the root's data folder
 // keeps no sealed key), `root sign` signs the online request with it and the online side imports the
 // response; the domain CA certificate verifies against the root with openssl; a wrong PIN signs nothing.
+// Then `root rollover` makes the new root key in the same token and the online side takes it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -76,5 +77,39 @@ describe('an offline root in a PKCS#11 token', { timeout: 180_000 }, () => {
     writeFileSync(yuhu, certificateToPem(Buffer.from(certificate, 'base64')));
     const ok = await openssl(['verify', '-CAfile', join(rootDir, 'root.pem'), yuhu]);
     expect(ok.stdout.trim(), ok.stderr).toBe(`${yuhu}: OK`);
+  });
+
+  it('root rollover makes the new root key in the same token; the links and the re-certified domain CA verify; the online side imports', async () => {
+    const pinFile = tmp.file('root.pin', `${hsm.pin}\n`);
+    const rolled = await run(['root', 'rollover', '--config', config, '--data', rootDir, '--out', join(tmp.path, 'roll.bundle'), '--yes', '--pin-file', pinFile]);
+    expect(rolled.code, rolled.stderr).toBe(0);
+    const listed = parseListedObjects((await hsm.pkcs11Tool(['--token-label', hsm.tokenLabel, '--login', '--pin', hsm.pin, '--list-objects', '--type', 'privkey'])).stdout);
+    expect(listed.map((o) => o.label)).toHaveLength(2);
+    for (const o of listed) {
+      expect(o.access).toMatch(/sensitive/);
+      expect(o.access).toMatch(/never extractable/);
+    }
+    const rootStore = await openStore({ sqliteFile: join(rootDir, ROOT_DB_FILE) });
+    try {
+      const keys = await rootStore.keys.list('ca');
+      expect(keys.map((k) => [k.custody, k.sealed]).sort()).toEqual([['pkcs11', null], ['pkcs11', null]]);
+    } finally {
+      await rootStore.close();
+    }
+    const rollover = JSON.parse(readFileSync(join(tmp.path, 'roll.bundle'), 'utf8')).payload.rollover as { ca: string; certificate: string; links: { newWithOld: string }; certificates: { ca: string; certificate: string }[] };
+    expect(rollover.ca).toBe('root-g2');
+    const pemOf = (name: string, b64: string) => tmp.file(name, certificateToPem(Buffer.from(b64, 'base64')));
+    const newRoot = pemOf('root-g2.pem', rollover.certificate);
+    // The new root's key, certified by the old one (the token's first key): what a relying party holding the old root follows.
+    const link = pemOf('new-with-old.pem', rollover.links.newWithOld);
+    const linked = await openssl(['verify', '-CAfile', join(rootDir, 'root.pem'), link]);
+    expect(linked.stdout.trim(), linked.stderr).toBe(`${link}: OK`);
+    expect(rollover.certificates.map((c) => c.ca)).toEqual(['yuhu']);
+    const yuhu = pemOf('yuhu-g2-cert.pem', rollover.certificates[0]!.certificate);
+    const ok = await openssl(['verify', '-CAfile', newRoot, yuhu]);
+    expect(ok.stdout.trim(), ok.stderr).toBe(`${yuhu}: OK`);
+    const imported = await run(['root', 'import', join(tmp.path, 'roll.bundle')]);
+    expect(imported.code, imported.stderr).toBe(0);
+    expect(imported.stdout.toString()).toMatch(/rolled over to:\s+root-g2/);
   });
 });
