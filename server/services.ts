@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { KeyStore } from '../pki/keystore/keystore.ts';
 import { isKeyAlgorithm, type KeyAlgorithm } from '../pki/algorithms.ts';
-import { parseCidr, type IpRange } from '../pki/ip-range.ts';
+import { parseCidr } from '../pki/ip-range.ts';
 import type { CertificateRecord, Store } from './storage/storage.ts';
 import { knexOf } from './storage/knex-store.ts';
 import type { TiercaConfig } from './config/load-config.ts';
@@ -57,6 +57,7 @@ import { DeviceRenewal } from './ra/rotation/device-signature.ts';
 import { RotationRunService } from './ra/rotation/rotation-run.service.ts';
 import { RolloverService } from './ra/rotation/rollover.service.ts';
 import { requestRootRollover } from './ca/offline-root-requests.ts';
+import { DomainIpRanges } from './ca/domain-ip-ranges.ts';
 import type { RotationServices } from './ra/rotation/rotation-services.ts';
 
 export interface Services {
@@ -166,7 +167,7 @@ export interface CaSide {
 /** The RA services over `ca`, with the `issue`, `ca.revoke` and `escrow.recover` request kinds registered. */
 export function registrationAuthority(ca: CaSide): RegistrationAuthority & { preparer: IssuancePreparer; lookup: CertificateLookup } {
   const { store, config, clock, cas, keystore, random } = ca;
-  const ipRanges = domainIpRanges(config);
+  const ipRanges = new DomainIpRanges(config, store.meta);
   const authorizer = new Authorizer(store, clock);
   const requests = new DualControl({ store, authorizer, clock });
   const signing = ca.signing;
@@ -196,7 +197,7 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
     cas: caAdmin,
     domains,
     principals,
-    subjects: new SubjectService({ store, tiers: config.tiers, ipRanges, authorizer, revocation: ca.revocation, cas, clock }),
+    subjects: new SubjectService({ store, tiers: config.tiers, ipRanges: (domain) => ipRanges.of(domain), authorizer, revocation: ca.revocation, cas, clock }),
     audit: new AuditQueryService({ store, checkpoints, authorizer, clock }),
     certificates: new CertificateStatusService({ store, cas, authorizer, lookup, revocation: ca.revocation, status: ca.status, clock }),
     keystore: new KeystoreStatusService({ store, keystore, authorizer }),
@@ -210,22 +211,17 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
 /** The ACME server over `ca` and the RA's preparer; validation reaches what `config.acme` allows. */
 export function acmeServer(ca: CaSide, ra: { preparer: IssuancePreparer }, log?: Logger): AcmeServer {
   const { store, config, clock, cas, keystore, random = randomBytes } = ca;
-  const ipRanges = domainIpRanges(config);
+  const ipRanges = new DomainIpRanges(config, store.meta);
   const extra = (config.acme?.validationRanges ?? []).map(parseCidr);
   return new AcmeServer({
     acme: new AcmeStore(knexOf(store)), store, tiers: config.tiers, publicUrl: config.acme?.url ?? config.publicUrl,
-    validationRanges: (domain) => [...ipRanges(domain), ...extra], ordersPerHour: config.acme?.ordersPerHour ?? 300,
+    validationRanges: async (domain) => [...(await ipRanges.of(domain)), ...extra], ordersPerHour: config.acme?.ordersPerHour ?? 300,
     cas, preparer: ra.preparer, issuer: ca.issuer, revocation: ca.revocation, keystore,
     validator: new ChallengeValidator({ resolvers: config.acme?.resolvers ?? [], http01Port: config.acme?.http01Port ?? 80 }),
     clock, random, log,
   });
 }
 
-/** The parsed `ipRanges` of each configured domain (none for a domain the configuration does not name). */
-function domainIpRanges(config: TiercaConfig): (domain: string) => readonly IpRange[] {
-  const ranges = new Map(config.domains.map((d) => [d.slug, d.ipRanges.map(parseCidr)]));
-  return (domain) => ranges.get(domain) ?? [];
-}
 
 /** Test-only fault injection into renewals and rollovers (see RotationFaults). */
 export interface RotationFaultHooks {
@@ -238,14 +234,14 @@ export function rotationServices(
   ca: CaSide, ra: RegistrationAuthority & { preparer: IssuancePreparer; lookup: CertificateLookup }, faults: RotationFaultHooks = {},
 ): RotationServices & { caRenewals: RenewalService } {
   const { store, config, clock, cas, keystore, log, random } = ca;
-  const ipRanges = domainIpRanges(config);
+  const ipRanges = new DomainIpRanges(config, store.meta);
   const caRenewals = new RenewalService({
     store, cas, issuer: ca.issuer, responders: ca.responders, tiers: config.tiers, keystore, onStatusChange: ca.onStatusChange, faults: faults.renewal,
   });
   const caRollovers = new CaRollover({ store, cas, keystore, config, crls: ca.crls, log, random, faults: faults.rollover });
   const planner = new RotationPlanner({ store, cas, config, rollover: caRollovers });
   const renewals = new RenewalAuthority({
-    store, tiers: config.tiers, ipRanges, cas, authorizer: ra.authorizer, lookup: ra.lookup, preparer: ra.preparer, renewals: caRenewals, clock, random, kmc: ra.kmc,
+    store, tiers: config.tiers, ipRanges: (domain) => ipRanges.of(domain), cas, authorizer: ra.authorizer, lookup: ra.lookup, preparer: ra.preparer, renewals: caRenewals, clock, random, kmc: ra.kmc,
   });
   const rollovers = new RolloverService({
     store, cas, authorizer: ra.authorizer, requests: ra.requests, rollovers: caRollovers, clock,

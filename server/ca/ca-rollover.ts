@@ -40,6 +40,7 @@ import { generationOf, lineageOf, type CaDirectory, type LoadedCa } from './ca-d
 import type { CrlPublisher } from './crl-publisher.ts';
 import type { AuditActor, RotationFaults } from './renewal.ts';
 import { caUrls } from './urls.ts';
+import { storedIpRanges } from './domain-ip-ranges.ts';
 import { offlineSigner } from './hierarchy-ceremony.ts';
 import { refreshRootWaits } from './offline-root-requests.ts';
 
@@ -437,7 +438,8 @@ export class CaRollover {
           directoryName: [{ type: 'C', value: config.country }, { type: 'ST', value: config.province }, { type: 'L', value: domain.locality }],
           dnsSuffix: domain.dnsSuffix,
           emailSuffix: domain.emailSuffix,
-          ipRanges: (config.domains.find((d) => d.slug === domain.slug)?.ipRanges ?? []).map(parseCidr),
+          // A domain added online (decision 0032) is in the stored configuration, not the one this process started with.
+          ipRanges: (config.domains.find((d) => d.slug === domain.slug)?.ipRanges ?? (await storedIpRanges(store.meta, domain.slug)) ?? []).map(parseCidr),
         },
         links: p.links,
       });

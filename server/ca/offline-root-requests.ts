@@ -17,6 +17,7 @@ import { TiercaError } from '../errors.ts';
 import type { Repositories, RootRequestRecord, Store } from '../storage/storage.ts';
 import { generationOf, lineageOf, type CaDirectory, type LoadedCa } from './ca-directory.ts';
 import { addYears } from './validity.ts';
+import { storedIpRanges } from './domain-ip-ranges.ts';
 import { awaitingRecord, caMaker, domainCaRequest } from './hierarchy-ceremony.ts';
 import { readOfflineRootMeta, writeRequestBundle } from './offline-root-import.ts';
 import type { AuditActor } from './renewal.ts';
@@ -87,7 +88,7 @@ export async function requestRootRollover(deps: { store: Store; cas: CaDirectory
   const maker = caMaker({ config, keystore: deps.keystore, random: deps.random ?? randomBytes, start });
   const made = await maker.makeKey(id, config.domainCa.algorithm, 'domain');
   const notAfter = new Date(Math.min(addYears(start, config.domainCa.validityYears).getTime(), root.record.notAfter.getTime()));
-  const ipRanges = await storedIpRanges(store, domain.slug);
+  const ipRanges = (await storedIpRanges(store.meta, domain.slug)) ?? [];
   const request = await domainCaRequest({
     rootId: root.record.id, config, ca: id, domain: { slug: domain.slug, name: domain.locality, dnsSuffix: domain.dnsSuffix, emailSuffix: domain.emailSuffix, ipRanges },
     subject: old.fields.subject, publicKeyInfo: made.key.publicKeyInfo, notBefore: start, notAfter, signer: made.signer,
@@ -112,11 +113,6 @@ export async function requestRootRollover(deps: { store: Store; cas: CaDirectory
   return result;
 }
 
-/** A domain's IP ranges as the stored configuration has them (a domain added online is there, not in the running config). */
-export async function storedIpRanges(store: Pick<Store, 'meta'>, slug: string): Promise<string[]> {
-  const stored = JSON.parse((await store.meta.get('config')) ?? '{}') as { domains?: { slug: string; ipRanges?: string[] }[] };
-  return [...(stored.domains?.find((d) => d.slug === slug)?.ipRanges ?? [])];
-}
 
 /**
  * The root requests no request bundle carries yet, oldest first.

@@ -35,7 +35,7 @@ export interface SubjectServiceDeps {
   revocation: Pick<RevocationService, 'prepare'>;
   cas: Pick<CaDirectory, 'issuingCa'>;
   /** The IP ranges a domain's devices may carry (config `domains[].ipRanges`). */
-  ipRanges: (domain: string) => readonly IpRange[];
+  ipRanges: (domain: string) => Promise<readonly IpRange[]>;
   clock: Clock;
 }
 
@@ -50,7 +50,7 @@ export class SubjectService {
       if (!domain) throw new TiercaError('not-found', `no domain ${input.domain}`);
       if (!(await store.organs.get(input.domain, input.organ))) throw new TiercaError('not-found', `no organ ${input.organ} in ${input.domain}`);
       tierOf(this.deps.tiers, input.tier);
-      const names = checkNames(domain, input.kind, { dns: input.dns, ips: input.ips, emails: input.emails }, this.deps.ipRanges(input.domain));
+      const names = checkNames(domain, input.kind, { dns: input.dns, ips: input.ips, emails: input.emails }, await this.deps.ipRanges(input.domain));
       checkCommonName(input.kind, input.name, names.dns);
       const now = this.deps.clock.now();
       const subject: SubjectRecord = {

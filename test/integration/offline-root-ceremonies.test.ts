@@ -232,6 +232,27 @@ describe('after the import', { timeout: 180_000 }, () => {
     await verifiedByRootAlone('gw-yuetang', res.body);
   });
 
+  it('the running service, started before the domain existed, takes IP SANs inside the new domain\'s ranges and refuses others', async () => {
+    const yuetangOfficer = await newOfficer('yuetang officer 3', ['yuetang']);
+    const subject = (ip: string, name: string) => http(url, 'POST', '/api/v1/subjects', {
+      token: yuetangOfficer, body: { kind: 'device', domain: 'yuetang', organ: 'government', tier: 't2', name, dns: [`${name}.yuetang.xiangtan.intranet`], ips: [ip] },
+    });
+    const before = await countsOnline();
+    const outside = await subject('10.21.0.7', 'gw-outside');
+    expect(outside.status, JSON.stringify(outside.body)).toBe(422);
+    expect(outside.body.detail).toContain('10.21.0.7');
+    // The refusal is audited (a failed write); nothing else is written.
+    expect(await countsOnline()).toEqual({ ...before, audit_log: before.audit_log! + 1 });
+    const inside = await subject('10.22.0.7', 'gw-inside');
+    expect(inside.status, JSON.stringify(inside.body)).toBe(201);
+    const { csrPem } = await opensslCsr(tmp, 'gw-inside', 'P-256');
+    const res = await http(url, 'POST', '/api/v1/certificates', { token: yuetangOfficer, body: { subjectId: inside.body.id, csr: csrPem } });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    const leaf = tmp.file('gw-inside.pem', res.body.pem);
+    expect((await openssl(['x509', '-in', leaf, '-noout', '-ext', 'subjectAltName'])).stdout).toContain('IP Address:10.22.0.7');
+    await verifiedByRootAlone('gw-inside', res.body);
+  });
+
   it('the revoked domain CA and a certificate under it answer revoked (openssl ocsp, verified; the root CRL); issuance under it refused, nothing written', async () => {
     const caPem = join(tmp.path, 'xiangtan.pem');
     await eventually(async () => {

@@ -25,7 +25,7 @@ export interface AcmeDeps {
   tiers: ReadonlyMap<string, TierPolicy>;
   publicUrl: string;
   /** The ranges a name of `domain` may resolve to for validation (its ipRanges and acme.validationRanges). */
-  validationRanges: (domain: string) => readonly IpRange[];
+  validationRanges: (domain: string) => Promise<readonly IpRange[]>;
   ordersPerHour: number;
   cas: CaDirectory;
   preparer: IssuancePreparer;

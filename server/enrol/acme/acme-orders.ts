@@ -172,7 +172,7 @@ export class AcmeOrders {
     try {
       await this.deps.validator.validate({
         type: challenge.type, name: authz.identifier, token: challenge.token,
-        keyAuthorization: keyAuthorization(challenge.token, account.thumbprint), ranges: this.deps.validationRanges(account.domain),
+        keyAuthorization: keyAuthorization(challenge.token, account.thumbprint), ranges: await this.deps.validationRanges(account.domain),
       });
     } catch (err) {
       const problem = acmeProblemOf(err);

@@ -66,7 +66,7 @@ export interface RenewalAuthorityDeps {
   preparer: IssuancePreparer;
   renewals: Pick<RenewalService, 'renew' | 'replay'>;
   /** The IP ranges a domain's devices may carry (config `domains[].ipRanges`). */
-  ipRanges: (domain: string) => readonly IpRange[];
+  ipRanges: (domain: string) => Promise<readonly IpRange[]>;
   clock: Clock;
   random?: (n: number) => Buffer;
   /**
@@ -138,7 +138,7 @@ export class RenewalAuthority {
     const profile = checkProfile(subject.kind, old.profile as Exclude<CertificateProfile, 'ocsp'>);
     const domain = await store.domains.get(subject.domain);
     if (!domain) throw new TiercaError('conflict', `domain ${subject.domain} is gone`);
-    const names = checkNames(domain, subject.kind, { dns: subject.dnsNames, ips: subject.ipAddresses, emails: subject.emails }, this.deps.ipRanges(subject.domain));
+    const names = checkNames(domain, subject.kind, { dns: subject.dnsNames, ips: subject.ipAddresses, emails: subject.emails }, await this.deps.ipRanges(subject.domain));
     checkNotWider(old, names);
 
     if (input.csr && input.generate) throw new TiercaError('bad-request', 'send a CSR or generate, not both');
