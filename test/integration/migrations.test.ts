@@ -12,12 +12,12 @@ import { BACKGROUND_TABLES, snapshotCounts, tableNames, testEngine, testStoreOpt
 const APP_TABLES = [
   'acme_account_keys', 'acme_accounts', 'acme_authorizations', 'acme_challenges', 'acme_nonces', 'acme_orders',
   'audit_checkpoints', 'audit_log', 'ca_links', 'cas', 'certificates', 'crls', 'domains', 'escrowed_keys', 'est_codes', 'keys', 'kmc_keys', 'kmc_master_keys', 'meta',
-  'ocsp_responders', 'ocsp_responses', 'offline_bundles', 'offline_pending_cas', 'organs', 'principals', 'renewals', 'requests', 'revocation_events', 'rotation_requests',
+  'ocsp_responders', 'ocsp_responses', 'offline_bundles', 'offline_pending_cas', 'offline_root_requests', 'organs', 'principals', 'renewals', 'requests', 'revocation_events', 'rotation_requests',
   'subjects', 'tokens',
 ];
 
 /** Every migration, in order. */
-const NAMES = ['0001_initial', '0002_audit_checkpoints', '0003_rotation', '0004_crl_index', '0005_principal_creators', '0006_pop_identity', '0007_kmc', '0008_acme', '0009_est', '0010_offline_root'];
+const NAMES = ['0001_initial', '0002_audit_checkpoints', '0003_rotation', '0004_crl_index', '0005_principal_creators', '0006_pop_identity', '0007_kmc', '0008_acme', '0009_est', '0010_offline_root', '0011_offline_root_requests'];
 
 let options: StoreOptions & { cleanup(): Promise<void> };
 let knex: Knex;
