@@ -118,7 +118,7 @@ export function verifyCsr(csr: ParsedCsr): void {
  *
  * @throws as {@link verifyCsr}
  */
-export function checkCsrProofOfPossession(csr: ParsedCsr): CsrProofOfPossession {
+export function checkCsrProofOfPossession(csr: Pick<ParsedCsr, 'der'>): CsrProofOfPossession {
   const parts = csrParts(csr.der);
   if (isSm2WithSm3(parts.signatureAlgorithm)) {
     const popIdentity = sm2IdentityThatVerifies({ publicKeyInfo: parts.publicKeyInfo, data: parts.info, signature: parts.signature });

@@ -5,7 +5,7 @@
  * class crossing threads; the pool rebuilds them).
  */
 import { parentPort } from 'node:worker_threads';
-import { checkCsrProofOfPossession, parseCsr } from '../../pki/csr.ts';
+import { checkCsrProofOfPossession } from '../../pki/csr.ts';
 import { softwareSigner } from '../../pki/software-signer.ts';
 import type { InMemoryKey, Signer } from '../../pki/signer.ts';
 import { mapJobBytes, signIssuance, type IssuanceSigningJob } from './issuance-signing.ts';
@@ -32,7 +32,8 @@ function signerFor(ref: { id: number; key: InMemoryKey }): Signer {
 async function run(request: SigningRequest): Promise<unknown> {
   switch (request.op) {
     case 'verify-csr':
-      return checkCsrProofOfPossession(parseCsr(Buffer.from(request.der)));
+      // The calling thread parsed the request whole; the check cuts out only the parts it signs over.
+      return checkCsrProofOfPossession({ der: Buffer.from(request.der) });
     case 'issue': {
       const signed = await signIssuance(revive(request.job), { ca: signerFor(request.ca), responder: signerFor(request.responder) });
       // Answered in ArrayBuffers of their own: DER made with Buffer.concat sits in Node's shared pool.
