@@ -4,7 +4,7 @@
  */
 import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { OcspSource } from '../ca/ocsp-source.ts';
 import type { RegistrationAuthority } from '../ra/registration-authority.ts';
@@ -70,6 +70,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   app.set('query parser', 'simple');
   app.use(securityHeaders());
+  app.use(refuseNulInUrl);
   app.use((req, res, next) => {
     res.on('finish', () => {
       const group = req.path.startsWith('/api/v1/') ? req.path.split('/')[3] ?? 'api' : req.path.split('/')[1] || 'root';
@@ -125,6 +126,16 @@ export function createApp(deps: AppDeps): Express {
   app.use(problemHandler(deps.log));
   return app;
 }
+
+/**
+ * A NUL in the URL (`%00`, in a path segment or a query value) is refused before any route: no name,
+ * id or filter of tierca holds one, and PostgreSQL's text cannot (a query would fail as an internal
+ * error where SQLite answers "not found"), so both engines give the same 400.
+ */
+const refuseNulInUrl: RequestHandler = (req, _res, next) => {
+  if (/%00/.test(req.originalUrl) || req.originalUrl.includes('\u0000')) return next(new TiercaError('bad-request', 'the URL holds a NUL character (%00)'));
+  next();
+};
 
 /** PEM key material of an HTTPS listener; `ca` verifies client certificates (the tierca root). */
 export interface TlsListenOptions {

@@ -154,6 +154,19 @@ describe('the /api/v1 router', () => {
     expect(checked).toBeGreaterThanOrEqual(60);
   });
 
+  it('refuses a NUL in a URL (path or query) with 400 before any route, on both engines alike, writing nothing', async () => {
+    const before = await snapshotCounts(t.store);
+    for (const path of ['/api/v1/subjects?domain=%00', '/api/v1/acme/accounts?domain=%00', '/api/v1/subjects/a%00b', '/api/v1/audit?action=%00', '/ca/yuhu%00.crt']) {
+      const res = await send({ method: 'GET', path }, { source: '127.0.0.4', token: tokens.sysadmin });
+      expect([path, res.status, res.type, res.body.type]).toEqual([path, 400, 'application/problem+json', 'urn:tierca:problem:bad-request']);
+      expect(res.body.detail).toBe('the URL holds a NUL character (%00)');
+    }
+    // A POST with a NUL in its path changes nothing either.
+    const post = await send({ method: 'POST', path: '/api/v1/subjects/x%00/revoke' }, { source: '127.0.0.4', token: tokens.sysadmin, body: { reason: 'superseded' } });
+    expect(post.status).toBe(400);
+    expect(await snapshotCounts(t.store)).toEqual(before);
+  });
+
   it('lets every role ask who it is', async () => {
     for (const role of ['sysadmin', 'officer', 'auditor', 'device'] as const) {
       const res = await send({ method: 'GET', path: '/api/v1/whoami' }, { source: '127.0.0.3', token: tokens[role] });
