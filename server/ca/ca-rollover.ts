@@ -31,7 +31,6 @@ import { keyIdentifier, subjectPublicKeyBits } from '../../pki/key-pair.ts';
 import { authorityKeyIdentifier, type Extension } from '../../pki/extensions.ts';
 import { domainCaExtensions, rootCaExtensions, tierCaExtensions, type IssuerLinks } from '../../pki/profiles.ts';
 import { parseCidr } from '../../pki/ip-range.ts';
-import { isKeyAlgorithm } from '../../pki/algorithms.ts';
 import { UniqueViolationError, type CaLinkRecord, type CaRecord, type KeyRecord, type Repositories, type Store } from '../storage/storage.ts';
 import type { TiercaConfig } from '../config/load-config.ts';
 import { appendAudit } from '../audit/audit-log.ts';
@@ -40,9 +39,8 @@ import { generationOf, lineageOf, type CaDirectory, type LoadedCa } from './ca-d
 import type { CrlPublisher } from './crl-publisher.ts';
 import type { AuditActor, RotationFaults } from './renewal.ts';
 import { caUrls } from './urls.ts';
+import { syncCaDirectory } from './ca-directory-sync.ts';
 import { storedIpRanges } from './domain-ip-ranges.ts';
-import { offlineSigner } from './hierarchy-ceremony.ts';
-import { refreshRootWaits } from './offline-root-requests.ts';
 
 
 /**
@@ -285,45 +283,9 @@ export class CaRollover {
     return { previous: prev, current: cur, links, replayed: true };
   }
 
-  /**
-   * Brings this instance's directory up to date with the database: CA generations made by another
-   * instance (their keys are unsealed into the keystore), and successor or status changes. Returns how
-   * many entries changed.
-   */
-  async sync(): Promise<number> {
-    const { store, cas, keystore } = this.deps;
-    const records = await store.cas.list();
-    let changed = 0;
-    // Parents are usually listed first (oldest first); loop in case two were made in the same second.
-    let pending = records.filter((r) => !cas.get(r.id));
-    for (const record of records) if (cas.takeNewer(record)) changed++;
-    while (pending.length) {
-      const ready = pending.filter((r) => !r.parentId || cas.get(r.parentId));
-      if (ready.length === 0) throw new Error(`CAs ${pending.map((r) => r.id).join(', ')} have parents that are not loaded`);
-      for (const record of ready) {
-        const key = await store.keys.get(record.keyId);
-        if (!key || !isKeyAlgorithm(key.algorithm)) throw new Error(`CA ${record.id}: key ${record.keyId} is missing`);
-        // A new generation of an offline root (tierca root import of a rollover): only its public key is here.
-        const offline = key.purpose === 'offline-root' ? cas.list().find((c) => c.offline) : undefined;
-        if (!offline && !keystore.has(key.id)) await keystore.load({ id: key.id, algorithm: key.algorithm, sealed: key.sealed, pkcs11Label: key.pkcs11Label });
-        const parent = record.parentId ? cas.get(record.parentId) : undefined;
-        cas.add({
-          record,
-          fields: readCertificate(record.certificate),
-          keyAlgorithm: key.algorithm,
-          chain: [record.certificate, ...(parent?.chain ?? [])],
-          signer: offline ? offlineSigner(record) : keystore.signer(key.id, { rsaPadding: caRsaPadding(this.deps.config, record) }),
-          ...(offline ? { offline: true, ...(offline.offlineWatch ? { offlineWatch: offline.offlineWatch } : {}) } : {}),
-        });
-        changed++;
-      }
-      pending = pending.filter((r) => !ready.includes(r));
-    }
-    // Domain CAs re-certified by a new root generation keep their key: only their certificate and chain change.
-    for (const record of records) if (cas.takeRecertified(record)) changed++;
-    // What waits for an offline root (certificates, revocations) may have changed on another instance.
-    await refreshRootWaits(store, cas);
-    return changed;
+  /** Brings this instance's directory up to date with the database (ca-directory-sync.ts); how many entries changed. */
+  sync(): Promise<number> {
+    return syncCaDirectory(this.deps);
   }
 
   /**
