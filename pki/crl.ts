@@ -16,7 +16,7 @@
  * test/interop/crl.test.ts; pkijs reads it back in test/unit/crl.test.ts.
  */
 import { bitString, explicit, ia5String, integer, octetString, oid, tlvOf, x509Time, encodeLength } from './der.ts';
-import { children, readOnly } from './der-reader.ts';
+import { readOnly } from './der-reader.ts';
 import { PkiError } from './pki-error.ts';
 import { isReasonCode, REVOCATION_REASONS } from './revocation-reason.ts';
 import type { Signer } from './signer.ts';

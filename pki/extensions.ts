@@ -8,7 +8,6 @@ import { isIPv4, isIPv6 } from 'node:net';
 import {
   boolean,
   explicit,
-  ia5String,
   implicitConstructed,
   implicitPrimitive,
   integer,

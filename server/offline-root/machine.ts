@@ -20,7 +20,6 @@ import {
   buildDomainCaCertificate, readRequestPayload, summariseDomainCaRequest, type CarriedAuditRecord, type DomainCaRequest, type DomainCaSummary, type ResponsePayload,
 } from '../../pki/offline-ceremony.ts';
 import { signRootStatus } from '../../pki/offline-root-rollover.ts';
-import { PkiError } from '../../pki/pki-error.ts';
 import { rootCaExtensions } from '../../pki/profiles.ts';
 import { isKeyAlgorithm } from '../../pki/algorithms.ts';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';

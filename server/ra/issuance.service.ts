@@ -111,7 +111,7 @@ export class IssuanceService {
   }
 
   async issue(ctx: RequestContext, input: IssueInput): Promise<IssueResult> {
-    const { store, authorizer, preparer } = this.deps;
+    const { store, authorizer } = this.deps;
     const subject = await store.subjects.get(input.subjectId);
     if (!subject) throw new TiercaError('not-found', `no subject ${input.subjectId}`, { detail: { subject: input.subjectId } });
     await authorizer.require(ctx, 'certificate:issue', 'certificate.issue', `subject:${subject.id}`, subject.domain);

@@ -66,7 +66,7 @@ describe('revocation reasons', () => {
     expect(reasonCode('aACompromise')).toBe(10);
     expect(reasonName(6)).toBe('certificateHold');
     expect(reasonName(0)).toBe('unspecified');
-    for (const [name, code] of Object.entries(REVOCATION_REASONS)) expect(reasonName(reasonCode(name))).toBe(name);
+    for (const name of Object.keys(REVOCATION_REASONS)) expect(reasonName(reasonCode(name))).toBe(name);
   });
 
   it('refuses unknown names and code 7 with invalid-argument', () => {

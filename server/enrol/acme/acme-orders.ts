@@ -19,9 +19,8 @@ import { PkiError } from '../../../pki/pki-error.ts';
 import { DAY_MS, HOUR_MS } from '../../../pki/time-constants.ts';
 import { AcmeProblem, acmeProblemOf } from './acme-problem.ts';
 import { keyAuthorization } from './acme-jws.ts';
-import { auditAcme, randomId, type AcmeDeps, type AcmeRequest, type AcmeUrls } from './acme-context.ts';
+import { auditAcme, randomId, type AcmeDeps, type AcmeRequest } from './acme-context.ts';
 import type { AccountRecord, AuthorizationRecord, ChallengeRecord, ChallengeType, Identifier, OrderRecord } from './acme-store.ts';
-import { parseCertId } from './renewal-info.ts';
 import type { AcmeCertificates } from './acme-certificates.ts';
 
 const ORDER_LIFETIME_MS = 7 * DAY_MS;
@@ -29,7 +28,7 @@ const AUTHZ_LIFETIME_MS = 7 * DAY_MS;
 const MAX_IDENTIFIERS = 100;
 
 export class AcmeOrders {
-  constructor(private readonly deps: AcmeDeps, private readonly urls: AcmeUrls, private readonly certificates: AcmeCertificates) {}
+  constructor(private readonly deps: AcmeDeps, private readonly certificates: AcmeCertificates) {}
 
   /** The tier of an account's directory, refused when it asks for two officers (decision 0023: no ACME there). */
   tierOf(account: Pick<AccountRecord, 'tier'>): TierPolicy {

@@ -36,7 +36,7 @@ export class AcmeServer {
     this.urls = new AcmeUrls(deps.publicUrl);
     this.certificates = new AcmeCertificates(deps);
     this.accounts = new AcmeAccounts(deps, this.urls);
-    this.orders = new AcmeOrders(deps, this.urls, this.certificates);
+    this.orders = new AcmeOrders(deps, this.certificates);
   }
 
   /** Whether `tier` has a directory: it exists and issues with one officer (decision 0023). */
