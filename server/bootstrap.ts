@@ -14,7 +14,7 @@ import { buildConfig, loadConfigFile, loadStoredConfig, EXAMPLE_CONFIG, type Tie
 import { systemClock, type Clock } from './clock.ts';
 import { runHierarchyCeremony, runOfflineRootCeremony, formatHierarchyTree, offlineRootRecord } from './ca/hierarchy-ceremony.ts';
 import { OFFLINE_ROOT_META, importResponseBundle, newOfflineRootMeta, writeRequestBundle, type ImportOutcome } from './ca/offline-root-import.ts';
-import { unsentRootRequests, writeNextRequestBundle, type RequestBundleWritten } from './ca/offline-root-requests.ts';
+import { requestBundleCopy, unsentRootRequests, writeNextRequestBundle, type RequestBundleWritten } from './ca/offline-root-requests.ts';
 import { createPrincipal } from './ra/principal.service.ts';
 import { appendAudit } from './audit/audit-log.ts';
 import { openServices, type Services } from './services.ts';
@@ -386,6 +386,16 @@ export async function requestRootBundle(opts: DatabaseOptions & { passphrase?: s
   } finally {
     await store.close();
     await keystore?.close?.();
+  }
+}
+
+/** `tierca root request --again <n>`: request bundle `n` again, as written (no secret needed: it is signed already). */
+export async function requestRootBundleCopy(opts: DatabaseOptions & { sequence: number }): Promise<{ bytes: Buffer; sequence: number; digest: string }> {
+  const store = await open(opts);
+  try {
+    return await requestBundleCopy(store, opts.sequence);
+  } finally {
+    await store.close();
   }
 }
 

@@ -11,7 +11,7 @@ import { CliError, EXIT, usageError } from '../cli-error.ts';
 import type { ContextFactory } from '../context.ts';
 import { addDatabaseOptions, databaseParams, type DatabaseOptionValues } from '../local-options.ts';
 import { readKeystorePassphrase, readPassphraseFile, readTokenPin, promptHidden } from '../passphrase.ts';
-import { REVOCATION_REASONS } from '../option-parsers.ts';
+import { positiveInteger, REVOCATION_REASONS } from '../option-parsers.ts';
 import type { InputSource, TextSink } from '../output.ts';
 
 interface RootDataOptions {
@@ -327,10 +327,19 @@ export function register(program: Command, context: ContextFactory): void {
     .command('request')
     .description('ONLINE machine: write the next request bundle with everything decided online that the root must sign (domain CA revocations and rollovers, new domains), signed by the audit key; refused when nothing is pending')
     .requiredOption('--out <file>', 'the request bundle to write (carry it to the offline machine: tierca root sign)')
+    .option('--again <sequence>', 'write request bundle <sequence> again, as it was written (a copy lost on the way; not one a response answered); needs no passphrase', positiveInteger)
     .option('--passphrase-file <file>', 'file holding the keystore passphrase (the audit key signs the bundle); else env TIERCA_PASSPHRASE')
     .option('--pin-file <file>', 'with CA keys in a PKCS#11 token: file holding its user PIN; else env TIERCA_PKCS11_PIN'), env)
-    .action(async (opts: DatabaseOptionValues & { out: string; passphraseFile?: string; pinFile?: string }, cmd: Command) => {
+    .action(async (opts: DatabaseOptionValues & { out: string; again?: number; passphraseFile?: string; pinFile?: string }, cmd: Command) => {
       const { io, out } = context(cmd);
+      if (opts.again !== undefined) {
+        const { requestRootBundleCopy } = await import('../../server/bootstrap.ts');
+        const { formatFingerprint } = await import('../../pki/offline-bundle.ts');
+        const copy = await requestRootBundleCopy({ ...databaseParams(opts), sequence: opts.again });
+        writeOut(opts.out, copy.bytes);
+        if (out.json) return out.printJson({ request: copy.sequence, out: opts.out, digest: copy.digest, copy: true });
+        return out.record({ request: copy.sequence, out: opts.out, copy: 'as written before', 'SHA-256': formatFingerprint(copy.digest) });
+      }
       const passphrase = opts.passphraseFile ? readPassphraseFile(opts.passphraseFile, '--passphrase-file') : io.env.TIERCA_PASSPHRASE || undefined;
       const pin = opts.pinFile ? readPassphraseFile(opts.pinFile, '--pin-file') : io.env.TIERCA_PKCS11_PIN || undefined;
       const { requestRootBundle } = await import('../../server/bootstrap.ts');

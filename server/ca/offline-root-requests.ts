@@ -156,3 +156,21 @@ export async function writeNextRequestBundle(store: Store, signer: Signer, now: 
     return { bytes, sequence, digest: createHash('sha256').update(bytes).digest('hex'), certify: certify.map((c) => c.ca), revoke: revoke.map((r) => r.ca) };
   });
 }
+
+/**
+ * `tierca root request --again <n>`: request bundle `n` as it was written (the copy carried across may
+ * be lost or unreadable; the bundle is signed and holds no secret, so it is kept whole). Only one no
+ * response has answered: an answered one would be refused by `root sign` as a replay.
+ *
+ * @throws TiercaError `not-found` when the root is not offline or no request `n` was written;
+ * `conflict` when a response answered it already.
+ */
+export async function requestBundleCopy(repos: Pick<Repositories, 'offlineRoot' | 'meta'>, sequence: number): Promise<{ bytes: Buffer; sequence: number; digest: string }> {
+  if (!(await readOfflineRootMeta(repos))) throw new TiercaError('not-found', 'this installation\'s root is not offline: it was not made with `tierca init --offline-root`');
+  const bundle = await repos.offlineRoot.getBundle('request', sequence);
+  if (!bundle?.bytes) throw new TiercaError('not-found', `no request bundle ${sequence} was written here (the last is ${await repos.offlineRoot.lastSequence('request')})`, { detail: { sequence } });
+  if (bundle.answeredBy !== null) {
+    throw new TiercaError('conflict', `request bundle ${sequence} was answered already by response ${bundle.answeredBy}: the root would refuse it as a replay`, { detail: { sequence, answeredBy: bundle.answeredBy } });
+  }
+  return { bytes: bundle.bytes, sequence, digest: bundle.digest };
+}

@@ -183,6 +183,12 @@ describe('request bundle 2 across the air gap', { timeout: 180_000 }, () => {
     expect((await rootRequests()).every((r) => r.request_sequence === 2)).toBe(true);
     const again = await run(['root', 'request', '--out', join(tmp.path, 'request-3.bundle'), '--passphrase-file', onlinePass]);
     expect(again.code).toBe(5);
+    // A copy lost on the way: the same bundle, byte for byte, with no passphrase; an unknown one is not found.
+    const copy = await run(['root', 'request', '--again', '2', '--out', join(tmp.path, 'request-2-copy.bundle')]);
+    expect(copy.code, copy.stderr).toBe(0);
+    expect(readFileSync(join(tmp.path, 'request-2-copy.bundle')).equals(readFileSync(reqFile))).toBe(true);
+    const unknown = await run(['root', 'request', '--again', '7', '--out', join(tmp.path, 'request-7.bundle')]);
+    expect([unknown.code, unknown.stderr.trim()]).toEqual([3, 'error: no request bundle 7 was written here (the last is 2)']);
 
     const signed = await run(['root', 'sign', reqFile, '--data', rootDir, '--out', join(tmp.path, 'response-2.bundle'), '--yes', '--passphrase-file', rootPass]);
     expect(signed.code, signed.stderr).toBe(0);
@@ -216,6 +222,9 @@ describe('request bundle 2 across the air gap', { timeout: 180_000 }, () => {
     expect(text(imported)).toMatch(/certified:\s+yuetang, yuhu-g2/);
     expect(text(imported)).toMatch(/activated:\s+yuetang-t1, yuetang-t2, yuetang-t3/);
     expect(text(imported)).toMatch(/revoked:\s+xiangtan/);
+    // Answered now: a copy would only be refused by the root as a replay.
+    const copy = await run(['root', 'request', '--again', '2', '--out', join(tmp.path, 'request-2-late.bundle')]);
+    expect([copy.code, copy.stderr.trim()]).toEqual([5, 'error: request bundle 2 was answered already by response 2: the root would refuse it as a replay']);
     await eventually(async () => {
       const cas = (await http(url, 'GET', '/ca')).body as { id: string }[];
       if (!cas.some((c) => c.id === 'yuetang-t2') || !cas.some((c) => c.id === 'yuhu-g2')) throw new Error('the service has not learnt the new CAs');
