@@ -2,6 +2,26 @@
 import { sleep, type ProcessDatabase } from './processes.ts';
 import { snapshotCounts } from './database.ts';
 import { knexOf } from '../../server/storage/knex-store.ts';
+import { join } from 'node:path';
+import type { TempDir } from './openssl.ts';
+import { TEST_PASSPHRASE } from './tierca.ts';
+
+/**
+ * The secrets of a dual-control offline-root ceremony as files in `tmp`: the two officers'
+ * passphrases (their shares of the root keystore's), the online keystore's, and the root's folder.
+ */
+export function ceremonyFiles(tmp: TempDir) {
+  const officer1 = 'first officer share 0001';
+  const officer2 = 'second officer share 0002';
+  const p1 = tmp.file('officer1.pass', `${officer1}\n`);
+  const p2 = tmp.file('officer2.pass', `${officer2}\n`);
+  return {
+    rootDir: join(tmp.path, 'offline-root'), officer1, officer2, p1, p2,
+    onlinePass: tmp.file('online.pass', `${TEST_PASSPHRASE}\n`),
+    /** `root` command flags giving both officers' passphrases. */
+    rootSecrets: ['--passphrase-file', p1, '--second-passphrase-file', p2],
+  };
+}
 
 /** Runs `check` until it stops throwing, at most `timeoutMs`; then throws its last error. */
 export async function eventually(check: () => Promise<void>, timeoutMs: number, intervalMs: number): Promise<void> {
@@ -29,7 +49,9 @@ export async function countsOnline(db: ProcessDatabase, { withoutCrls = false } 
     delete counts.ocsp_responses;
     delete counts.keys;
     if (withoutCrls) delete counts.crls;
-    counts.rootCrls = Number((await knexOf(store)('crls').where({ ca_id: 'root' }).count({ n: '*' }))[0]!.n);
+    // Every root generation's (root, root-g2 … after a rollover).
+    const knex = knexOf(store);
+    counts.rootCrls = Number((await knex('crls').whereIn('ca_id', knex('cas').select('id').where({ layer: 'root' })).count({ n: '*' }))[0]!.n);
     return counts;
   } finally {
     await store.close();

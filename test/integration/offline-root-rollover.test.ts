@@ -12,13 +12,12 @@ import { createPrivateKey, createSecretKey } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freshDatabase, runTierca, startServe, http, waitFor, type ProcessDatabase, type ServeProcess } from '../helpers/processes.ts';
-import { TEST_PASSPHRASE } from '../helpers/tierca.ts';
 import { exampleConfigData, EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { TempDir, openssl } from '../helpers/openssl.ts';
 import { opensslCsr } from '../helpers/pki-fixtures.ts';
 import { pythonCheck } from '../helpers/relying-party.ts';
 import { freePort } from '../helpers/net.ts';
-import { snapshotCounts } from '../helpers/database.ts';
+import { ceremonyFiles, countsOnline as countsOfflineRoot } from '../helpers/offline-root.ts';
 import { SecretScan } from '../helpers/secret-scan.ts';
 import { knexOf, openStore } from '../../server/storage/knex-store.ts';
 import { unlockKeystoreHeader, unsealBytes } from '../../pki/keystore/key-sealing.ts';
@@ -32,13 +31,7 @@ import { systemClock } from '../../server/clock.ts';
 import type { KeyStore } from '../../pki/keystore/keystore.ts';
 
 const tmp = new TempDir();
-const rootDir = join(tmp.path, 'offline-root');
-const OFFICER_1 = 'first officer share 0001';
-const OFFICER_2 = 'second officer share 0002';
-const p1 = tmp.file('officer1.pass', `${OFFICER_1}\n`);
-const p2 = tmp.file('officer2.pass', `${OFFICER_2}\n`);
-const onlinePass = tmp.file('online.pass', `${TEST_PASSPHRASE}\n`);
-const ROOT_SECRETS = ['--passphrase-file', p1, '--second-passphrase-file', p2];
+const { rootDir, officer1: OFFICER_1, officer2: OFFICER_2, p1, onlinePass, rootSecrets: ROOT_SECRETS } = ceremonyFiles(tmp);
 const T2 = EXAMPLE_TIER_OIDS.t2!;
 
 let db: ProcessDatabase;
@@ -100,16 +93,12 @@ async function issueYuhuT2(name: string): Promise<{ leaf: string; tier: string }
   return { leaf: tmp.file(`${name}.pem`, res.body.pem), tier: tmp.file(`${name}-tier.pem`, res.body.chain[0]) };
 }
 
+/** The offline-root tests' counts (test/helpers/offline-root.ts), plus what a rollover changes: root keys, CA rows and links, the pinned root. */
 async function countsOnline(): Promise<Record<string, number>> {
+  const counts = await countsOfflineRoot(db);
   const store = await db.openStore();
   try {
-    const counts = await snapshotCounts(store);
-    // The running service writes responders, OCSP answers and checkpoints on its own timers.
-    delete counts.ocsp_responders;
-    delete counts.ocsp_responses;
-    delete counts.keys;
     const knex = knexOf(store);
-    counts.rootCrls = Number((await knex('crls').whereIn('ca_id', ['root', 'root-g2']).count({ n: '*' }))[0]!.n);
     counts.rootKeys = Number((await knex('keys').where({ purpose: 'offline-root' }).count({ n: '*' }))[0]!.n);
     const cas = await knex('cas').select('id', 'fingerprint', 'successor_id', 'parent_id').orderBy('id');
     counts[`cas:${JSON.stringify(cas)}`] = cas.length;
