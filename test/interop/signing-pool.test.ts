@@ -225,10 +225,14 @@ describe('signing threads', () => {
     try {
       const leaf = await leafKey();
       await own.signIssuance(jobFor(leaf.publicKeyInfo), { ca: caSigner, responder: responderSigner });
-      const inFlight = own.signIssuance(jobFor(leaf.publicKeyInfo), { ca: caSigner, responder: responderSigner }).catch((e: unknown) => e);
       // The pool's only thread, killed from outside (what an out-of-memory abort would look like).
+      // The stop is asked for before the job is posted, in the same tick: the thread is still the
+      // pool's (its exit is not seen yet), so the job goes to it and can never be answered. Posted
+      // first, a job signed in well under a millisecond could be answered before the stop landed.
       const threads = (own as unknown as { threads: ({ worker: { terminate(): Promise<number> } } | undefined)[] }).threads;
-      await threads[0]!.worker.terminate();
+      const stopped = threads[0]!.worker.terminate();
+      const inFlight = own.signIssuance(jobFor(leaf.publicKeyInfo), { ca: caSigner, responder: responderSigner }).catch((e: unknown) => e);
+      await stopped;
       const error = await inFlight;
       expect(error).toBeInstanceOf(TiercaError);
       expect((error as TiercaError).code).toBe('internal');
