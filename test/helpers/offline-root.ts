@@ -1,5 +1,10 @@
-/** What the offline-root integration tests share: waiting for the running service, and counting the online database's rows. */
-import { sleep, type ProcessDatabase } from './processes.ts';
+/**
+ * What the offline-root integration tests share: the ceremony's secrets, waiting for the running
+ * service, counting the online database's rows, and the officer and device a test issues with.
+ */
+import { expect } from 'vitest';
+import { http, sleep, type ProcessDatabase } from './processes.ts';
+import { opensslCsr } from './pki-fixtures.ts';
 import { snapshotCounts } from './database.ts';
 import { knexOf } from '../../server/storage/knex-store.ts';
 import { join } from 'node:path';
@@ -56,4 +61,29 @@ export async function countsOnline(db: ProcessDatabase, { withoutCrls = false } 
   } finally {
     await store.close();
   }
+}
+
+/** A new officer for `domains`, under dual control (`admins.first` asks, `admins.second` approves); its token. */
+export async function newOfficer(url: string, admins: { first: string; second: string }, name: string, domains: string[]): Promise<string> {
+  const asked = await http(url, 'POST', '/api/v1/principals', { token: admins.first, body: { name, role: 'officer', domains } });
+  expect(asked.status, JSON.stringify(asked.body)).toBe(202);
+  const approved = await http(url, 'POST', `/api/v1/requests/${asked.body.request.id}/approve`, { token: admins.second });
+  expect(approved.status, JSON.stringify(approved.body)).toBe(200);
+  return approved.body.result.token;
+}
+
+/**
+ * Registers the t2 device `name` of `domain` (DNS name `<name>.<dnsSuffix>`, and `ips`) as `token`
+ * and asks for its certificate with an openssl P-256 CSR made in `tmp`; the API's answer, unchecked.
+ */
+export async function issueDevice(
+  url: string, tmp: TempDir, token: string, device: { domain: string; dnsSuffix: string; name: string; ips?: string[] },
+): Promise<{ status: number; body: any }> {
+  const { domain, dnsSuffix, name, ips } = device;
+  const subject = await http(url, 'POST', '/api/v1/subjects', {
+    token, body: { kind: 'device', domain, organ: 'government', tier: 't2', name, dns: [`${name}.${dnsSuffix}`], ...(ips ? { ips } : {}) },
+  });
+  expect(subject.status, JSON.stringify(subject.body)).toBe(201);
+  const { csrPem } = await opensslCsr(tmp, name, 'P-256');
+  return http(url, 'POST', '/api/v1/certificates', { token, body: { subjectId: subject.body.id, csr: csrPem } });
 }

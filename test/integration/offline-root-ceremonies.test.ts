@@ -19,7 +19,7 @@ import { TempDir, openssl } from '../helpers/openssl.ts';
 import { opensslCsr } from '../helpers/pki-fixtures.ts';
 import { pythonCheck } from '../helpers/relying-party.ts';
 import { freePort } from '../helpers/net.ts';
-import { countsOnline as countsOfflineRootTest, eventually } from '../helpers/offline-root.ts';
+import { countsOnline as countsOfflineRootTest, eventually, issueDevice, newOfficer as newOfficerOf } from '../helpers/offline-root.ts';
 import { knexOf } from '../../server/storage/knex-store.ts';
 
 const tmp = new TempDir();
@@ -72,22 +72,9 @@ afterAll(async () => {
 });
 
 /** A new officer for `domains`, under dual control (admin asks, admin2 approves); its token. */
-async function newOfficer(name: string, domains: string[]): Promise<string> {
-  const asked = await http(url, 'POST', '/api/v1/principals', { token: admin, body: { name, role: 'officer', domains } });
-  expect(asked.status, JSON.stringify(asked.body)).toBe(202);
-  const approved = await http(url, 'POST', `/api/v1/requests/${asked.body.request.id}/approve`, { token: admin2 });
-  expect(approved.status, JSON.stringify(approved.body)).toBe(200);
-  return approved.body.result.token;
-}
+const newOfficer = (name: string, domains: string[]) => newOfficerOf(url, { first: admin, second: admin2 }, name, domains);
 
-async function issue(domain: string, dnsSuffix: string, name: string, token = officer): Promise<{ status: number; body: any }> {
-  const subject = await http(url, 'POST', '/api/v1/subjects', {
-    token, body: { kind: 'device', domain, organ: 'government', tier: 't2', name, dns: [`${name}.${dnsSuffix}`] },
-  });
-  expect(subject.status, JSON.stringify(subject.body)).toBe(201);
-  const { csrPem } = await opensslCsr(tmp, name, 'P-256');
-  return http(url, 'POST', '/api/v1/certificates', { token, body: { subjectId: subject.body.id, csr: csrPem } });
-}
+const issue = (domain: string, dnsSuffix: string, name: string, token = officer) => issueDevice(url, tmp, token, { domain, dnsSuffix, name });
 
 /** Asks as admin and approves as admin2; the approval's body. */
 async function dualControlled(path: string, body: unknown): Promise<any> {

@@ -14,10 +14,9 @@ import { join } from 'node:path';
 import { freshDatabase, runTierca, startServe, http, waitFor, type ProcessDatabase, type ServeProcess } from '../helpers/processes.ts';
 import { exampleConfigData, EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { TempDir, openssl } from '../helpers/openssl.ts';
-import { opensslCsr } from '../helpers/pki-fixtures.ts';
 import { pythonCheck } from '../helpers/relying-party.ts';
 import { freePort } from '../helpers/net.ts';
-import { ceremonyFiles, countsOnline as countsOfflineRoot } from '../helpers/offline-root.ts';
+import { ceremonyFiles, countsOnline as countsOfflineRoot, issueDevice, newOfficer } from '../helpers/offline-root.ts';
 import { SecretScan } from '../helpers/secret-scan.ts';
 import { knexOf, openStore } from '../../server/storage/knex-store.ts';
 import { unlockKeystoreHeader, unsealBytes } from '../../pki/keystore/key-sealing.ts';
@@ -61,17 +60,12 @@ beforeAll(async () => {
   expect((await run(['root', 'init', '--config', config, '--data', rootDir, ...ROOT_SECRETS])).code).toBe(0);
   const online = await run(['init', '--config', config, '--passphrase-file', onlinePass, '--sysadmins', '2', '--offline-root', pem.oldRoot, '--bundle-out', join(tmp.path, 'request-1.bundle')]);
   expect(online.code, online.stderr).toBe(0);
-  const [admin1, admin2Token] = text(online).match(/^tca_[A-Za-z0-9_-]{43}$/gm)!;
-  admin = admin1!;
-  admin2 = admin2Token!;
+  [admin, admin2] = text(online).match(/^tca_[A-Za-z0-9_-]{43}$/gm)! as [string, string];
   const signed = await run(['root', 'sign', join(tmp.path, 'request-1.bundle'), '--data', rootDir, '--out', bundle(1), '--yes', ...ROOT_SECRETS]);
   expect(signed.code, signed.stderr).toBe(0);
   expect((await run(['root', 'import', bundle(1)])).code).toBe(0);
   server = await startServe({ env: db.env, port });
-  const asked = await http(url, 'POST', '/api/v1/principals', { token: admin, body: { name: 'yuhu officer', role: 'officer', domains: ['yuhu'] } });
-  const approved = await http(url, 'POST', `/api/v1/requests/${asked.body.request.id}/approve`, { token: admin2Token });
-  expect(approved.status, JSON.stringify(approved.body)).toBe(200);
-  officer = approved.body.result.token;
+  officer = await newOfficer(url, { first: admin, second: admin2 }, 'yuhu officer', ['yuhu']);
   writeFileSync(pem.oldYuhu, (await http(url, 'GET', '/ca/yuhu.pem')).raw);
   leaves.before = await issueYuhuT2('gw-before');
 }, 240_000);
@@ -83,12 +77,7 @@ afterAll(async () => {
 });
 
 async function issueYuhuT2(name: string): Promise<{ leaf: string; tier: string }> {
-  const subject = await http(url, 'POST', '/api/v1/subjects', {
-    token: officer, body: { kind: 'device', domain: 'yuhu', organ: 'government', tier: 't2', name, dns: [`${name}.yuhu.xiangtan.intranet`], ips: ['10.21.0.9'] },
-  });
-  expect(subject.status, JSON.stringify(subject.body)).toBe(201);
-  const { csrPem } = await opensslCsr(tmp, name, 'P-256');
-  const res = await http(url, 'POST', '/api/v1/certificates', { token: officer, body: { subjectId: subject.body.id, csr: csrPem } });
+  const res = await issueDevice(url, tmp, officer, { domain: 'yuhu', dnsSuffix: 'yuhu.xiangtan.intranet', name, ips: ['10.21.0.9'] });
   expect(res.status, JSON.stringify(res.body)).toBe(201);
   return { leaf: tmp.file(`${name}.pem`, res.body.pem), tier: tmp.file(`${name}-tier.pem`, res.body.chain[0]) };
 }
@@ -409,14 +398,8 @@ describe('a domain added after the rollover', { timeout: 240_000 }, () => {
     const imported = await run(['root', 'import', responseFile]);
     expect(imported.code, imported.stderr).toBe(0);
     await waitFor(async () => ((await http(url, 'GET', '/ca')).body as { id: string }[]).some((c) => c.id === 'yuetang-t2') || undefined, 30_000, 250);
-    const asked2 = await http(url, 'POST', '/api/v1/principals', { token: admin, body: { name: 'yuetang officer', role: 'officer', domains: ['yuetang'] } });
-    const officerToken = (await http(url, 'POST', `/api/v1/requests/${asked2.body.request.id}/approve`, { token: admin2 })).body.result.token as string;
-    const subject = await http(url, 'POST', '/api/v1/subjects', {
-      token: officerToken, body: { kind: 'device', domain: 'yuetang', organ: 'government', tier: 't2', name: 'gw-yuetang', dns: ['gw-yuetang.yuetang.xiangtan.intranet'] },
-    });
-    expect(subject.status, JSON.stringify(subject.body)).toBe(201);
-    const { csrPem } = await opensslCsr(tmp, 'gw-yuetang', 'P-256');
-    const res = await http(url, 'POST', '/api/v1/certificates', { token: officerToken, body: { subjectId: subject.body.id, csr: csrPem } });
+    const officerToken = await newOfficer(url, { first: admin, second: admin2 }, 'yuetang officer', ['yuetang']);
+    const res = await issueDevice(url, tmp, officerToken, { domain: 'yuetang', dnsSuffix: 'yuetang.xiangtan.intranet', name: 'gw-yuetang' });
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     const [tierPem, domainPem] = res.body.chain as string[];
     const leaf = tmp.file('gw-yuetang.pem', res.body.pem);

@@ -12,11 +12,10 @@ import { join } from 'node:path';
 import { freshDatabase, runTierca, startServe, http, type ProcessDatabase, type ServeProcess } from '../helpers/processes.ts';
 import { exampleConfigData, EXAMPLE_TIER_OIDS } from '../helpers/config.ts';
 import { TempDir, openssl } from '../helpers/openssl.ts';
-import { opensslCsr } from '../helpers/pki-fixtures.ts';
 import { pythonCheck } from '../helpers/relying-party.ts';
 import { freePort } from '../helpers/net.ts';
 import { SecretScan } from '../helpers/secret-scan.ts';
-import { ceremonyFiles, countsOnline as countsOfflineRootTest, eventually } from '../helpers/offline-root.ts';
+import { ceremonyFiles, countsOnline as countsOfflineRootTest, eventually, issueDevice, newOfficer } from '../helpers/offline-root.ts';
 import { knexOf, openStore } from '../../server/storage/knex-store.ts';
 import { unlockKeystoreHeader, unsealBytes } from '../../pki/keystore/key-sealing.ts';
 import { keyAad } from '../../pki/keystore/software-keystore.ts';
@@ -65,11 +64,7 @@ beforeAll(async () => {
   [admin] = text(online).match(/^tca_[A-Za-z0-9_-]{43}$/gm)!;
   const admin2 = text(online).match(/^tca_[A-Za-z0-9_-]{43}$/gm)![1]!;
   server = await startServe({ env: db.env, port });
-  const asked = await http(url, 'POST', '/api/v1/principals', { token: admin, body: { name: 'yuhu officer', role: 'officer', domains: ['yuhu', 'xiangtan'] } });
-  expect(asked.status, JSON.stringify(asked.body)).toBe(202);
-  const approved = await http(url, 'POST', `/api/v1/requests/${asked.body.request.id}/approve`, { token: admin2 });
-  expect(approved.status, JSON.stringify(approved.body)).toBe(200);
-  officer = approved.body.result.token;
+  officer = await newOfficer(url, { first: admin, second: admin2 }, 'yuhu officer', ['yuhu', 'xiangtan']);
 }, 180_000);
 
 afterAll(async () => {
@@ -78,14 +73,7 @@ afterAll(async () => {
   tmp.cleanup();
 });
 
-async function issueYuhuT2(name: string): Promise<{ status: number; body: any }> {
-  const subject = await http(url, 'POST', '/api/v1/subjects', {
-    token: officer, body: { kind: 'device', domain: 'yuhu', organ: 'government', tier: 't2', name, dns: [`${name}.yuhu.xiangtan.intranet`], ips: ['10.21.0.9'] },
-  });
-  expect(subject.status, JSON.stringify(subject.body)).toBe(201);
-  const { csrPem } = await opensslCsr(tmp, name, 'P-256');
-  return http(url, 'POST', '/api/v1/certificates', { token: officer, body: { subjectId: subject.body.id, csr: csrPem } });
-}
+const issueYuhuT2 = (name: string) => issueDevice(url, tmp, officer, { domain: 'yuhu', dnsSuffix: 'yuhu.xiangtan.intranet', name, ips: ['10.21.0.9'] });
 
 describe('the ceremony across the air gap', { timeout: 180_000 }, () => {
   it('refuses to issue under a domain CA the root has not certified yet, and says why', async () => {
