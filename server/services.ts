@@ -70,6 +70,8 @@ export interface Services {
   ocsp: OcspSource;
   /** The one status answer of OCSP and `/status`. */
   status: StatusSource;
+  /** Each domain's IP ranges, one cache for issuance, renewal and ACME validation. */
+  ipRanges: DomainIpRanges;
   revocation: RevocationService;
   issuer: CertificateIssuer;
   /** The signing threads of issuance; `close()` them when the services stop. */
@@ -134,7 +136,8 @@ export async function openServices({ store, keystore, config, clock, log, random
   const revocation = new RevocationService({ store, cas, responders, tiers, onStatusChange });
   const signing = new SigningPool(signingThreads);
   const issuer = new CertificateIssuer({ store, responders, publicUrl: config.publicUrl, signing, random });
-  const ca = { store, config, clock, cas, responders, crls, revocation, issuer, signing, keystore, status, log, random, onStatusChange };
+  const ipRanges = new DomainIpRanges(config, store.meta);
+  const ca = { store, config, clock, cas, responders, crls, revocation, issuer, signing, keystore, status, ipRanges, log, random, onStatusChange };
   const ra = registrationAuthority(ca);
   const rotation = rotationServices(ca, ra);
   const acme = acmeServer(ca, ra, log);
@@ -142,7 +145,7 @@ export async function openServices({ store, keystore, config, clock, log, random
     est: new EstStore(knexOf(store)), store, tiers, cas, issuance: ra.issuance, devices: rotation.devices, clock,
     keygen: { store, tiers, cas, clock, pair: { kmc: ra.kmc, preparer: ra.preparer, issuer, random } },
   });
-  return { store, config, clock, cas, responders, crls, ocsp, status, revocation, issuer, signing, ra, scheduler, rotation, acme, est };
+  return { store, config, clock, cas, responders, crls, ocsp, status, ipRanges, revocation, issuer, signing, ra, scheduler, rotation, acme, est };
 }
 
 /** The CA side an RA is built over (what {@link openServices} has made). */
@@ -158,6 +161,8 @@ export interface CaSide {
   signing?: SigningPool;
   keystore: KeyStore;
   status: StatusSource;
+  /** Each domain's IP ranges, one cache for issuance, renewal and ACME validation. */
+  ipRanges: DomainIpRanges;
   log?: Logger;
   random?: (n: number) => Buffer;
   /** Told after commit about certificates revoked as superseded. */
@@ -166,8 +171,7 @@ export interface CaSide {
 
 /** The RA services over `ca`, with the `issue`, `ca.revoke` and `escrow.recover` request kinds registered. */
 export function registrationAuthority(ca: CaSide): RegistrationAuthority & { preparer: IssuancePreparer; lookup: CertificateLookup } {
-  const { store, config, clock, cas, keystore, random } = ca;
-  const ipRanges = new DomainIpRanges(config, store.meta);
+  const { store, config, clock, cas, keystore, random, ipRanges } = ca;
   const authorizer = new Authorizer(store, clock);
   const requests = new DualControl({ store, authorizer, clock });
   const signing = ca.signing;
@@ -210,8 +214,7 @@ export function registrationAuthority(ca: CaSide): RegistrationAuthority & { pre
 
 /** The ACME server over `ca` and the RA's preparer; validation reaches what `config.acme` allows. */
 export function acmeServer(ca: CaSide, ra: { preparer: IssuancePreparer }, log?: Logger): AcmeServer {
-  const { store, config, clock, cas, keystore, random = randomBytes } = ca;
-  const ipRanges = new DomainIpRanges(config, store.meta);
+  const { store, config, clock, cas, keystore, random = randomBytes, ipRanges } = ca;
   const extra = (config.acme?.validationRanges ?? []).map(parseCidr);
   return new AcmeServer({
     acme: new AcmeStore(knexOf(store)), store, tiers: config.tiers, publicUrl: config.acme?.url ?? config.publicUrl,
@@ -233,8 +236,7 @@ export interface RotationFaultHooks {
 export function rotationServices(
   ca: CaSide, ra: RegistrationAuthority & { preparer: IssuancePreparer; lookup: CertificateLookup }, faults: RotationFaultHooks = {},
 ): RotationServices & { caRenewals: RenewalService } {
-  const { store, config, clock, cas, keystore, log, random } = ca;
-  const ipRanges = new DomainIpRanges(config, store.meta);
+  const { store, config, clock, cas, keystore, log, random, ipRanges } = ca;
   const caRenewals = new RenewalService({
     store, cas, issuer: ca.issuer, responders: ca.responders, tiers: config.tiers, keystore, onStatusChange: ca.onStatusChange, faults: faults.renewal,
   });
