@@ -13,8 +13,7 @@ import type { Store, Role } from './storage/storage.ts';
 import { buildConfig, loadConfigFile, loadStoredConfig, EXAMPLE_CONFIG, type TiercaConfig } from './config/load-config.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { runHierarchyCeremony, runOfflineRootCeremony, formatHierarchyTree, offlineRootRecord } from './ca/hierarchy-ceremony.ts';
-import { OFFLINE_ROOT_META, importResponseBundle, newOfflineRootMeta, writeRequestBundle, type ImportOutcome } from './ca/offline-root-import.ts';
-import { requestBundleCopy, unsentRootRequests, writeNextRequestBundle, type RequestBundleWritten } from './ca/offline-root-requests.ts';
+import { OFFLINE_ROOT_META, newOfflineRootMeta, writeRequestBundle } from './ca/offline-root-import.ts';
 import { createPrincipal } from './ra/principal.service.ts';
 import { appendAudit } from './audit/audit-log.ts';
 import { openServices, type Services } from './services.ts';
@@ -22,7 +21,6 @@ import { openListeners, type ServiceTls } from './listeners.ts';
 import { generateAuditKey } from './audit/audit-checkpoints.ts';
 import { TiercaError } from './errors.ts';
 import type { KeyStore } from '../pki/keystore/keystore.ts';
-import { isKeyAlgorithm } from '../pki/algorithms.ts';
 import {
   TOKEN_META, keystoreFaultError, newKeystore, openInstalledKeystore, openPkcs11Custody, pkcs11CustodyRecord, readCustody, unlockSoftware, type KeystoreSettings,
 } from './keystore-custody.ts';
@@ -50,7 +48,7 @@ export function storeOptions({ dataDir, databaseUrl, searchPath, sqliteFile, dur
 }
 
 /** Opens the store; an embedded database file is readable by its owner only (it holds sealed keys). */
-async function open(opts: DatabaseOptions): Promise<Store> {
+export async function openDatabase(opts: DatabaseOptions): Promise<Store> {
   const options = storeOptions(opts);
   const store = await openStore(options);
   if (options.sqliteFile && options.sqliteFile !== ':memory:') {
@@ -100,7 +98,7 @@ export async function initHierarchy(opts: InitOptions): Promise<{ tree: string; 
   if (!Number.isInteger(count) || count < 1 || count > 9) throw new TiercaError('bad-request', '--sysadmins: a whole number from 1 to 9');
   // A root certificate that is not a self-signed root is refused before a database is made.
   if (opts.offlineRoot) offlineRootRecord(opts.offlineRoot, config.root.name, new Date(0));
-  const store = await open(opts);
+  const store = await openDatabase(opts);
   try {
     const names = Array.from({ length: count }, (_, i) => `sysadmin:${count === 1 ? 'first sysadmin' : `sysadmin ${i + 1}`}`);
     const result = await ceremony(store, { ...opts, config }, ...names);
@@ -256,7 +254,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
   const clock = opts.clock ?? systemClock;
   const host = opts.host ?? '127.0.0.1';
   const port = opts.port ?? 8080;
-  const store = await open(opts);
+  const store = await openDatabase(opts);
   let opened: Services | undefined;
   let keystore: KeyStore | undefined;
   try {
@@ -326,7 +324,7 @@ export async function startService(opts: ServeOptions): Promise<RunningService> 
  * first; records the token (never the PIN) and audits the act.
  */
 export async function addToken(opts: DatabaseOptions & { passphrase?: string; pin: string; module: string; tokenLabel: string; clock?: Clock }): Promise<void> {
-  const store = await open(opts);
+  const store = await openDatabase(opts);
   try {
     const stored = await store.meta.get('keystore');
     if (!stored) throw new TiercaError('not-found', 'this database holds no CA hierarchy: run `tierca init --config …` first');
@@ -352,54 +350,6 @@ export async function addToken(opts: DatabaseOptions & { passphrase?: string; pi
 }
 
 /**
- * `tierca root import`: installs a response bundle of the offline root in this installation's
- * database (server/ca/offline-root-import.ts). Needs no keystore secret: nothing is signed here.
- */
-export async function importResponse(opts: DatabaseOptions & { bytes: Buffer; clock?: Clock }): Promise<ImportOutcome> {
-  const store = await open(opts);
-  try {
-    return await importResponseBundle(store, opts.bytes, (opts.clock ?? systemClock).now());
-  } finally {
-    await store.close();
-  }
-}
-
-/**
- * `tierca root request`: writes the next request bundle with every request the online side has
- * made of the offline root since the last bundle (server/ca/offline-root-requests.ts), signed by the
- * audit key — which is why it needs the keystore passphrase (or the token PIN) and nothing else.
- */
-export async function requestRootBundle(opts: DatabaseOptions & { passphrase?: string; pin?: string; clock?: Clock }): Promise<RequestBundleWritten> {
-  const store = await open(opts);
-  let keystore: KeyStore | undefined;
-  try {
-    const stored = await store.meta.get('keystore');
-    if (!stored) throw new TiercaError('not-found', 'this database holds no CA hierarchy: run `tierca init --config …` first');
-    // Nothing to write is said before any secret is used.
-    await unsentRootRequests(store);
-    const token = await store.meta.get(TOKEN_META);
-    keystore = await openInstalledKeystore(readCustody(stored), token ? readCustody(token) : undefined, opts.passphrase, opts.pin);
-    const auditKey = (await store.keys.list('audit')).at(-1);
-    if (!auditKey || !isKeyAlgorithm(auditKey.algorithm)) throw new TiercaError('internal', 'this installation has no audit key to sign the request bundle with');
-    await keystore.load({ id: auditKey.id, algorithm: auditKey.algorithm, sealed: auditKey.sealed, pkcs11Label: auditKey.pkcs11Label });
-    return await writeNextRequestBundle(store, keystore.signer(auditKey.id), (opts.clock ?? systemClock).now());
-  } finally {
-    await store.close();
-    await keystore?.close?.();
-  }
-}
-
-/** `tierca root request --again <n>`: request bundle `n` again, as written (no secret needed: it is signed already). */
-export async function requestRootBundleCopy(opts: DatabaseOptions & { sequence: number }): Promise<{ bytes: Buffer; sequence: number; digest: string }> {
-  const store = await open(opts);
-  try {
-    return await requestBundleCopy(store, opts.sequence);
-  } finally {
-    await store.close();
-  }
-}
-
-/**
  * Makes sure the database holds a hierarchy: creates the demo on an empty embedded database when no
  * passphrase was given; refuses otherwise.
  */
@@ -413,7 +363,7 @@ async function ensureHierarchy(store: Store, opts: ServeOptions, host: string, p
 
 /** Migrates and, where `startService` would, creates the demo — once, before workers start. */
 export async function prepareDatabase(opts: ServeOptions): Promise<void> {
-  const store = await open(opts);
+  const store = await openDatabase(opts);
   try {
     await ensureHierarchy(store, opts, opts.host ?? '127.0.0.1', opts.port ?? 8080, opts.clock ?? systemClock);
   } finally {

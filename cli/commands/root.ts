@@ -333,7 +333,7 @@ export function register(program: Command, context: ContextFactory): void {
     .action(async (opts: DatabaseOptionValues & { out: string; again?: number; passphraseFile?: string; pinFile?: string }, cmd: Command) => {
       const { io, out } = context(cmd);
       if (opts.again !== undefined) {
-        const { requestRootBundleCopy } = await import('../../server/bootstrap.ts');
+        const { requestRootBundleCopy } = await import('../../server/online-root-commands.ts');
         const { formatFingerprint } = await import('../../pki/offline-bundle.ts');
         const copy = await requestRootBundleCopy({ ...databaseParams(opts), sequence: opts.again });
         writeOut(opts.out, copy.bytes);
@@ -342,7 +342,7 @@ export function register(program: Command, context: ContextFactory): void {
       }
       const passphrase = opts.passphraseFile ? readPassphraseFile(opts.passphraseFile, '--passphrase-file') : io.env.TIERCA_PASSPHRASE || undefined;
       const pin = opts.pinFile ? readPassphraseFile(opts.pinFile, '--pin-file') : io.env.TIERCA_PKCS11_PIN || undefined;
-      const { requestRootBundle } = await import('../../server/bootstrap.ts');
+      const { requestRootBundle } = await import('../../server/online-root-commands.ts');
       const { formatFingerprint } = await import('../../pki/offline-bundle.ts');
       const made = await requestRootBundle({ ...databaseParams(opts), passphrase, pin });
       writeOut(opts.out, made.bytes);
@@ -357,7 +357,7 @@ export function register(program: Command, context: ContextFactory): void {
     .action(async (file: string, opts: DatabaseOptionValues, cmd: Command) => {
       const { out } = context(cmd);
       const bytes = readBundleFile(file);
-      const { importResponse } = await import('../../server/bootstrap.ts');
+      const { importResponse } = await import('../../server/online-root-commands.ts');
       const done = await importResponse({ ...databaseParams(opts), bytes });
       if (out.json) return out.printJson(done);
       out.record({
