@@ -2,8 +2,9 @@
  * Watches what keeps an offline root's children trusted between ceremonies: the root CRL and the
  * root's pre-signed OCSP answers both end at the nextUpdate the root chose (`root crl --next-update`),
  * and nothing online can renew them. Well before they end — {@link OFFLINE_ROOT_WARN_DAYS} — the
- * service warns: in its log (status scheduler, hourly), in a metric (`tierca_offline_root_expiry_seconds`)
- * and in `GET /ca` / `tierca ca list` (docs/offline-root.md).
+ * service warns: in its log (status scheduler, hourly), in metrics (`tierca_offline_root_warning`,
+ * `tierca_offline_root_next_update_timestamp_seconds`) and in `GET /ca` / `tierca ca list`
+ * (docs/offline-root.md).
  */
 import { DAY_MS } from '../../pki/time-constants.ts';
 import type { Repositories } from '../storage/storage.ts';
