@@ -29,7 +29,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { ceremony, storeOptions } from '../server/bootstrap.ts';
+import { storeOptions } from '../server/open-database.ts';
+import { ceremony } from '../server/init-ceremony.ts';
 import { createKnex, knexOf, openStore } from '../server/storage/knex-store.ts';
 import type { Services } from '../server/services.ts';
 import { iso } from '../server/storage/rows.ts';

@@ -3,7 +3,7 @@
  * without a server (the CLI calls them; docs/offline-root.md): `tierca root import` installs a
  * response bundle, `tierca root request` writes the next request bundle, `--again <n>` a copy of one.
  */
-import { openDatabase, type DatabaseOptions } from './bootstrap.ts';
+import { openDatabase, type DatabaseOptions } from './open-database.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { importResponseBundle, type ImportOutcome } from './ca/offline-root-import.ts';
 import { requestBundleCopy, unsentRootRequests, writeNextRequestBundle, type RequestBundleWritten } from './ca/offline-root-requests.ts';

@@ -85,7 +85,7 @@ export function register(program: Command, context: ContextFactory): void {
         if (opts.pinFile) throw usageError('--pin-file goes with --keystore pkcs11');
         secret = { passphrase: await readKeystorePassphrase({ env: io.env, file: opts.passphraseFile, stdin: io.stdin, stderr: io.stderr, confirm: true }) };
       }
-      const { initHierarchy } = await import('../../server/bootstrap.ts');
+      const { initHierarchy } = await import('../../server/init-ceremony.ts');
       const { tree, adminToken, sysadminTokens, requestBundle } = await initHierarchy({ config, ...databaseParams(opts), ...secret, keystore, sysadmins: opts.sysadmins, offlineRoot });
       let bundle: { file: string; signer: string } | undefined;
       if (requestBundle && opts.bundleOut) {

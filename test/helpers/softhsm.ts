@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { Pkcs11KeyStore, type Pkcs11KeyStoreParams } from '../../pki/keystore/pkcs11-keystore.ts';
-import { storeOptions } from '../../server/bootstrap.ts';
+import { storeOptions } from '../../server/open-database.ts';
 import { openStore } from '../../server/storage/knex-store.ts';
 import { buildConfig } from '../../server/config/load-config.ts';
 import { runHierarchyCeremony } from '../../server/ca/hierarchy-ceremony.ts';

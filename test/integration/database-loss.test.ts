@@ -19,7 +19,9 @@ import {
   freshDatabase, http, initHierarchyFor, startServe, startTcpProxy, viaProxy, waitFor,
   type HttpAnswer, type ProcessDatabase, type ProcessRole, type ServeProcess, type TcpProxy,
 } from '../helpers/processes.ts';
-import { ceremony, startService, storeOptions, type RunningService } from '../../server/bootstrap.ts';
+import { startService, type RunningService } from '../../server/bootstrap.ts';
+import { storeOptions } from '../../server/open-database.ts';
+import { ceremony } from '../../server/init-ceremony.ts';
 import { buildConfig } from '../../server/config/load-config.ts';
 import { createKnex, openStore } from '../../server/storage/knex-store.ts';
 import { FixedClock } from '../../server/clock.ts';

@@ -7,7 +7,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../server/storage/knex-store.ts';
-import { storeOptions } from '../../server/bootstrap.ts';
+import { storeOptions } from '../../server/open-database.ts';
 import { TempDir } from '../helpers/openssl.ts';
 import { freePort } from '../helpers/tierca.ts';
 import { freshDatabase, runTierca, startServe, type ProcessDatabase, type ServeProcess } from '../helpers/processes.ts';

@@ -4,7 +4,8 @@
 // CRL, and a leaf of the new generation verifies with openssl. A hierarchy whose root stays in
 // software (`keystore.inSoftware: [root]`) and whose other CAs are in the token is checked too.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addToken, ceremony, startService, type RunningService } from '../../server/bootstrap.ts';
+import { addToken, startService, type RunningService } from '../../server/bootstrap.ts';
+import { ceremony } from '../../server/init-ceremony.ts';
 import { buildConfig } from '../../server/config/load-config.ts';
 import { FixedClock } from '../../server/clock.ts';
 import { TiercaError } from '../../server/errors.ts';

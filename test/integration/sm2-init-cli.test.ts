@@ -6,7 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { openStore } from '../../server/storage/knex-store.ts';
-import { storeOptions } from '../../server/bootstrap.ts';
+import { storeOptions } from '../../server/open-database.ts';
 import { certificateToPem } from '../../pki/pem.ts';
 import { keyAlgorithmOf } from '../../pki/key-pair.ts';
 import { readCertificate } from '../../pki/certificate-reader.ts';
