@@ -1,11 +1,12 @@
 /**
  * Signs the OCSP answer for one certificate ahead of time (RFC 5019 §2.2 pre-produced responses):
  * the serving path only looks answers up. Issuance, revocation, hold and release call this inside
- * their transaction, so the stored answer always matches the stored status.
+ * their transaction, so the stored answer always matches the stored status; an answer re-signed
+ * later (its nextUpdate near) goes through {@link resignStoredAnswer}, which keeps that true.
  */
 import { certIdFor } from '../../pki/ocsp-request.ts';
 import { buildOcspResponse, type CertStatus } from '../../pki/ocsp-response.ts';
-import type { CertificateRecord, OcspResponseRecord } from '../storage/storage.ts';
+import type { CertificateRecord, OcspResponseRecord, Store } from '../storage/storage.ts';
 import type { LoadedCa } from './ca-directory.ts';
 import type { Responder } from './ocsp-responders.ts';
 import type { Signer } from '../../pki/signer.ts';
@@ -71,4 +72,33 @@ export async function presignOcspResponse({ ca, responder, serial, certStatus, n
     signer: responder.signer,
   });
   return { issuerId: ca.record.id, serial, der, thisUpdate, nextUpdate };
+}
+
+export interface ResignParams {
+  ca: LoadedCa;
+  /** Fetched beforehand (ResponderPool.forCa): making a responder opens a transaction of its own. */
+  responder: Responder;
+  serial: string;
+  now: Date;
+  validityHours: (tier: string | null) => number;
+}
+
+/**
+ * Signs a fresh answer for one certificate of `ca` from its status as stored now, and stores it, in
+ * one transaction holding the certificate's row (CertificateRepository.lockShared): a revocation
+ * either commits first and is what the answer says, or waits and then stores its own answer over
+ * this one. Read outside such a transaction, a status could be `good` when read and the answer
+ * stored over the revoked one of a revocation committed in between — a revocation lost until the
+ * next refresh. Returns the stored answer, or undefined when there is no such certificate.
+ */
+export function resignStoredAnswer(store: Pick<Store, 'transaction'>, p: ResignParams): Promise<OcspResponseRecord | undefined> {
+  return store.transaction(async (tx) => {
+    const cert = await tx.certificates.lockShared(p.ca.record.id, p.serial);
+    if (!cert) return undefined;
+    const answer = await presignOcspResponse({
+      ca: p.ca, responder: p.responder, serial: cert.serial, certStatus: certStatusOf(cert), now: p.now, validityHours: p.validityHours(cert.tier),
+    });
+    await tx.ocspResponses.upsert(answer);
+    return answer;
+  });
 }

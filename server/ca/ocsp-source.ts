@@ -17,7 +17,7 @@ import type { TierPolicy } from '../config/tier-policy.ts';
 import type { Clock } from '../clock.ts';
 import type { CaDirectory, LoadedCa } from './ca-directory.ts';
 import type { ResponderPool } from './ocsp-responders.ts';
-import { certStatusOf, presignOcspResponse } from './ocsp-presigner.ts';
+import { resignStoredAnswer } from './ocsp-presigner.ts';
 import { ocspCertStatus, type StatusSource } from './status-source.ts';
 import { HOUR_MS } from '../../pki/time-constants.ts';
 
@@ -56,6 +56,8 @@ const MAX_MEMO = 100_000;
 
 export class OcspSource {
   private readonly cache = new Map<string, CachedAnswer>();
+  /** Counts invalidations, so that an answer read while one came is not cached (rememberUnlessInvalidated). */
+  private epoch = 0;
   /**
    * The common request is the same bytes again and again (each device asks about its own
    * certificate): remembering which cached answer a given request maps to skips parsing it and
@@ -105,6 +107,7 @@ export class OcspSource {
 
   /** Drops or replaces the cached answer of one certificate (called by this instance after a change). */
   invalidate(issuerId: string, serial: string, replacement?: OcspResponseRecord): void {
+    this.epoch++;
     const key = cacheKey(issuerId, serial);
     if (replacement) this.remember(key, replacement);
     else this.cache.delete(key);
@@ -168,6 +171,7 @@ export class OcspSource {
     if (memoKey !== undefined) this.memo(memoKey, key, ca.record.id);
     const hit = this.cache.get(key);
     if (hit && hit.nextUpdate.getTime() > now.getTime()) return answerOf(hit);
+    const epoch = this.epoch;
     let stored = await this.deps.store.ocspResponses.get(ca.record.id, certId.serial);
     if (!stored || stored.nextUpdate.getTime() <= now.getTime()) {
       // No answer yet, or a stale one (the refresher was late): sign one now and keep it.
@@ -176,12 +180,10 @@ export class OcspSource {
         return this.signFresh({ certIds: [certId], nonce: null, signed: false });
       }
       const responder = await this.deps.responders.forCa(ca.record.id, now);
-      stored = await presignOcspResponse({
-        ca, responder, serial: cert.serial, certStatus: certStatusOf(cert), now, validityHours: this.validityHours(cert.tier),
-      });
-      await this.deps.store.ocspResponses.upsert(stored);
+      stored = await resignStoredAnswer(this.deps.store, { ca, responder, serial: cert.serial, now, validityHours: (tier) => this.validityHours(tier) });
+      if (!stored) return this.signFresh({ certIds: [certId], nonce: null, signed: false });
     }
-    return answerOf(this.remember(key, stored));
+    return answerOf(this.rememberUnlessInvalidated(key, stored, epoch));
   }
 
   /**
@@ -198,11 +200,12 @@ export class OcspSource {
       if (memoKey !== undefined) this.memo(memoKey, key, ca.record.id);
       return answerOf(hit);
     }
+    const epoch = this.epoch;
     const stored = await this.deps.store.ocspResponses.get(ca.record.id, certId.serial);
     if (!stored) return { body: ocspErrorResponse('unauthorized') };
     if (stored.nextUpdate.getTime() <= now.getTime()) return { body: ocspErrorResponse('tryLater') };
     if (memoKey !== undefined) this.memo(memoKey, key, ca.record.id);
-    return answerOf(this.remember(key, stored));
+    return answerOf(this.rememberUnlessInvalidated(key, stored, epoch));
   }
 
   private async signFresh(request: OcspRequest): Promise<OcspAnswer> {
@@ -247,15 +250,18 @@ export class OcspSource {
     this.requestMemo.set(memoKey, { key, caId });
   }
 
+  /**
+   * {@link remember}, unless an invalidation came while `record` was being read (since `epoch`): the
+   * record may then be the answer a revocation just replaced, and cached it would be served until
+   * its nextUpdate. It is still answered this once — it was read before the change committed.
+   */
+  private rememberUnlessInvalidated(key: string, record: OcspResponseRecord, epoch: number): CachedAnswer {
+    if (this.epoch === epoch) return this.remember(key, record);
+    return cachedAnswerOf(record);
+  }
+
   private remember(key: string, record: OcspResponseRecord): CachedAnswer {
-    const entry: CachedAnswer = {
-      der: record.der,
-      thisUpdate: record.thisUpdate,
-      nextUpdate: record.nextUpdate,
-      etag: `"${createHash('sha1').update(record.der).digest('hex')}"`,
-      lastModified: record.thisUpdate.toUTCString(),
-      expires: record.nextUpdate.toUTCString(),
-    };
+    const entry = cachedAnswerOf(record);
     this.cache.delete(key);
     this.cache.set(key, entry);
     if (this.cache.size > this.maxCached) {
@@ -273,3 +279,15 @@ const answerOf = (c: CachedAnswer): OcspAnswer =>
     body: c.der,
     cacheable: { thisUpdate: c.thisUpdate, nextUpdate: c.nextUpdate, etag: c.etag, lastModified: c.lastModified, expires: c.expires },
   });
+
+/** The cache entry (with its HTTP caching headers) of a stored answer. */
+function cachedAnswerOf(record: OcspResponseRecord): CachedAnswer {
+  return {
+    der: record.der,
+    thisUpdate: record.thisUpdate,
+    nextUpdate: record.nextUpdate,
+    etag: `"${createHash('sha1').update(record.der).digest('hex')}"`,
+    lastModified: record.thisUpdate.toUTCString(),
+    expires: record.nextUpdate.toUTCString(),
+  };
+}

@@ -10,7 +10,7 @@ import type { Clock } from '../clock.ts';
 import type { CaDirectory } from './ca-directory.ts';
 import type { CrlPublisher } from './crl-publisher.ts';
 import type { ResponderPool } from './ocsp-responders.ts';
-import { presignOcspResponse, certStatusOf } from './ocsp-presigner.ts';
+import { resignStoredAnswer } from './ocsp-presigner.ts';
 import { HOUR_MS, MINUTE_MS } from '../../pki/time-constants.ts';
 import type { OfflineRootWatch } from './offline-root-watch.ts';
 
@@ -103,13 +103,11 @@ export class StatusScheduler {
         const cert = await store.certificates.get(answer.issuerId, answer.serial);
         const ca = cas.get(answer.issuerId);
         if (!cert || !ca) continue;
-        const tier = cert.tier ? tiers.get(cert.tier) : undefined;
-        const validityHours = tier?.statusValidityHours ?? 1;
-        if (answer.nextUpdate.getTime() - now.getTime() > (validityHours * HOUR_MS) / 2) continue;
+        const validityHours = (tier: string | null) => (tier ? tiers.get(tier)?.statusValidityHours : undefined) ?? 1;
+        if (answer.nextUpdate.getTime() - now.getTime() > (validityHours(cert.tier) * HOUR_MS) / 2) continue;
         const responder = await responders.forCa(ca.record.id, now);
-        await store.ocspResponses.upsert(
-          await presignOcspResponse({ ca, responder, serial: cert.serial, certStatus: certStatusOf(cert), now, validityHours }),
-        );
+        // Signed from the status read under the row's lock, not from `cert` (see resignStoredAnswer).
+        await resignStoredAnswer(store, { ca, responder, serial: cert.serial, now, validityHours });
         refreshed++;
       }
       if (stale.length < 500 || refreshed === 0) return;

@@ -26,6 +26,7 @@ const INSERT_SQL = `INSERT INTO "certificates" ("issuer_id", "serial", "subject_
   "request_id", "created_at", "pop_identity")
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING RETURNING "serial"`;
+const LOCK_SHARED_SQL = 'SELECT * FROM "certificates" WHERE "issuer_id" = ? AND "serial" = ? FOR SHARE';
 const FIND_BY_SUBJECT_PROFILE_SQL = 'SELECT * FROM "certificates" WHERE "subject_id" = ? AND "profile" = ? ORDER BY "created_at" ASC, "serial" ASC';
 
 export class KnexCertificateRepository implements CertificateRepository {
@@ -38,6 +39,12 @@ export class KnexCertificateRepository implements CertificateRepository {
 
   async get(issuerId: string, serial: string): Promise<CertificateRecord | undefined> {
     const row = await this.ctx.db('certificates').where({ issuer_id: issuerId, serial }).first();
+    return row ? rowToCertificate(row) : undefined;
+  }
+
+  async lockShared(issuerId: string, serial: string): Promise<CertificateRecord | undefined> {
+    if (this.ctx.engine !== 'postgres') return this.get(issuerId, serial);
+    const row = await this.ctx.sql.first(LOCK_SHARED_SQL, [issuerId, serial]);
     return row ? rowToCertificate(row) : undefined;
   }
 

@@ -393,6 +393,13 @@ export interface CertificateRepository {
    */
   revokedEntryPages(issuerId: string, notAfterAfter: Date, pageSize: number): AsyncIterable<RevokedEntryRecord[]>;
   updateStatus(issuerId: string, serial: string, change: StatusChange): Promise<void>;
+  /**
+   * Reads the certificate and holds its row against a change of status to the end of the
+   * transaction (PostgreSQL: SELECT … FOR SHARE; SQLite: the write transaction is the lock), so an
+   * answer signed from what it read cannot be stored over a revocation that committed meanwhile.
+   * Only inside `transaction`.
+   */
+  lockShared(issuerId: string, serial: string): Promise<CertificateRecord | undefined>;
 }
 
 export interface EscrowRepository {
