@@ -169,12 +169,32 @@ interface SqliteQuery {
 function prepareSqliteConnection(conn: Database, durableSync: DurableSync | undefined, backgroundCheckpoints: boolean): void {
   // better-sqlite3 opens with a 5 s busy timeout; keep it while setting up (switching a fresh file to
   // WAL needs a moment of exclusive access), then hand waiting over to TiercaSqliteClient._query.
-  conn.pragma('journal_mode = WAL');
+  switchToWal(conn);
   conn.pragma(durableSync ? 'synchronous = NORMAL' : 'synchronous = FULL');
   conn.pragma('foreign_keys = ON');
   // Checkpoints run on the checkpointer's thread; SQLite's own (inside a COMMIT) only if it falls behind.
   if (backgroundCheckpoints) conn.pragma(`wal_autocheckpoint = ${FALLBACK_AUTOCHECKPOINT_PAGES}`);
   conn.pragma('busy_timeout = 0');
+}
+
+/**
+ * `journal_mode = WAL`, retried while SQLite answers SQLITE_BUSY: two processes opening a fresh file
+ * at once can each hold a shared lock and want the exclusive one, and SQLite then refuses one of them
+ * at once, without its busy handler (it would deadlock otherwise). Seen in CI once in the
+ * two-writer-processes storage test. Waits 25 ms between tries, up to 5 s in all, on this thread (a
+ * connection is being set up; nothing else can use it yet).
+ */
+export function switchToWal(conn: Pick<Database, 'pragma'>): void {
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let waited = 0; ; waited += 25) {
+    try {
+      conn.pragma('journal_mode = WAL');
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== 'SQLITE_BUSY' || waited >= 5000) throw err;
+      Atomics.wait(pause, 0, 0, 25);
+    }
+  }
 }
 
 /** The engine `options` select: PostgreSQL for a postgres:// URL, otherwise SQLite. */
