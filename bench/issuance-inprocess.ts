@@ -21,6 +21,7 @@
 import { randomBytes } from 'node:crypto';
 import { rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { knexOf } from '../server/storage/knex-store.ts';
@@ -51,6 +52,10 @@ export interface IssuanceChildResult {
   /** CPU time (user + system, all threads) of this process per certificate during the timed window, ms. */
   cpuMsPerCertificate: number;
   prefilled: number;
+  /** Share of the timed window the main thread's event loop was busy (not waiting for I/O or jobs). */
+  mainThreadBusy: number;
+  /** The same for each signing thread. */
+  signingThreadsBusy: number[];
   sql?: SqlStat[];
 }
 
@@ -145,6 +150,8 @@ try {
   const serials: string[] = [];
   const failures: Record<string, number> = {};
   const cpuBefore = process.cpuUsage();
+  const mainBefore = performance.eventLoopUtilization();
+  const signingBefore = demo.services.signing.utilization();
   const started = performance.now();
   const deadline = values['max-seconds'] ? started + Number(values['max-seconds']) * 1000 : Infinity;
   let attempted = 0;
@@ -164,6 +171,12 @@ try {
   });
   const seconds = (performance.now() - started) / 1000;
   const cpu = process.cpuUsage(cpuBefore);
+  const mainBusy = performance.eventLoopUtilization(mainBefore).utilization;
+  const signingBusy = demo.services.signing.utilization().map((u, i) => {
+    const before = signingBefore[i] ?? { idle: 0, active: 0 };
+    const active = u.active - before.active;
+    return active / (active + u.idle - before.idle);
+  });
   timingSql = false;
   if (session) {
     const { profile } = await session.post('Profiler.stop');
@@ -185,6 +198,8 @@ try {
     subjectsPerSecond,
     cpuMsPerCertificate: (cpu.user + cpu.system) / 1000 / attempted,
     prefilled: prefill,
+    mainThreadBusy: mainBusy,
+    signingThreadsBusy: signingBusy,
     ...(values['sql-stats']
       ? { sql: [...sqlStats.entries()].map(([sql, s]) => ({ sql, calls: s.calls, totalMs: s.ms })).sort((a, b) => b.totalMs - a.totalMs) }
       : {}),

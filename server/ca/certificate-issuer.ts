@@ -44,6 +44,11 @@ export interface IssuanceOrder {
   requestId: string | null;
   /** SM2 CSRs: the signer identity their proof of possession verified with, recorded with the certificate. */
   popIdentity?: 'default' | 'empty' | null;
+  /**
+   * DER of the CSR when the RA parsed it without checking its proof of possession: the signing step
+   * checks it before the CA key signs anything (issuance-signing.ts), and its SM2 identity is recorded.
+   */
+  csrToVerify?: Buffer;
 }
 
 /** What runs around the store of one issuance. */
@@ -100,7 +105,8 @@ export class CertificateIssuer {
         ca: order.ca.signer,
         responder: responder.signer,
       });
-      const record = this.recordOf(order, signed.certificate, serialToHex(serial), now);
+      const popIdentity = signed.proofOfPossession ? signed.proofOfPossession.popIdentity : order.popIdentity;
+      const record = this.recordOf({ ...order, popIdentity }, signed.certificate, serialToHex(serial), now);
       const ocsp = { issuerId: record.issuerId, serial: record.serial, der: signed.ocsp, thisUpdate, nextUpdate };
       if (beforeStore) await beforeStore(record);
       try {
@@ -145,6 +151,7 @@ export class CertificateIssuer {
       names: order.names,
       permitted: order.permitted,
       ocsp: { thisUpdate, nextUpdate, responderCertificate },
+      ...(order.csrToVerify ? { csr: order.csrToVerify } : {}),
     };
   }
 

@@ -1,11 +1,16 @@
 /**
  * The CPU-bound half of one issuance, plain data in and DER out, in boulder's order: build the
  * TBSCertificate, lint it against the tier profile (certificate-lint.ts) BEFORE the CA key signs,
- * then sign it once, and sign its first OCSP answer. It runs on a signing thread
+ * then sign it once, and sign its first OCSP answer. A CSR the RA only parsed has its proof of
+ * possession checked first, on the same trip (one hand-over to the thread per issuance instead of
+ * two: ~0.05 ms of both threads' time per certificate). It runs on a signing thread
  * (signing-pool.ts) or, when a signer's key is not in this process's memory, on the calling thread;
  * either way it touches no storage, so the transaction around it stays on the main thread.
  */
 import { serialToHex, signTbsCertificate, tbsCertificate } from '../../pki/certificate.ts';
+import { checkCsrProofOfPossession, type CsrProofOfPossession } from '../../pki/csr.ts';
+import { PkiError } from '../../pki/pki-error.ts';
+import { TiercaError } from '../errors.ts';
 import { endEntityExtensions, type EndEntityProfile, type IssuerLinks } from '../../pki/profiles.ts';
 import type { Signer } from '../../pki/signer.ts';
 import { signOcspAnswer } from './ocsp-presigner.ts';
@@ -28,6 +33,8 @@ export interface IssuanceSigningJob {
   permitted: { dns: string[]; email: string[] };
   /** The first answer: good, valid from thisUpdate to nextUpdate, carrying the responder's certificate. */
   ocsp: { thisUpdate: Date; nextUpdate: Date; responderCertificate: Buffer };
+  /** DER of a CSR whose proof of possession is checked before anything is signed (IssuanceOrder.csrToVerify). */
+  csr?: Buffer;
 }
 
 /**
@@ -42,16 +49,37 @@ export function mapJobBytes(job: IssuanceSigningJob, f: (bytes: Uint8Array) => B
     subject: f(job.subject),
     publicKeyInfo: f(job.publicKeyInfo),
     ocsp: { ...job.ocsp, responderCertificate: f(job.ocsp.responderCertificate) },
+    ...(job.csr ? { csr: f(job.csr) } : {}),
   };
 }
 
 export interface SignedIssuance {
   certificate: Buffer;
   ocsp: Buffer;
+  /** What the check of `job.csr` learnt (the SM2 identity it verified with); absent without one. */
+  proofOfPossession?: CsrProofOfPossession;
 }
 
-/** Builds `job`'s TBSCertificate, lints it, and only then signs it; signs the first OCSP answer. */
+/** The refusal of a CSR that does not parse or whose signature does not verify, saying which. */
+export function csrRefusal(err: unknown): unknown {
+  if (err instanceof PkiError && err.code === 'bad-signature') return new TiercaError('bad-csr-signature', err.message, { detail: { field: 'csr' } });
+  if (err instanceof PkiError) return new TiercaError('malformed-input', `the CSR is not a valid PKCS#10 request: ${err.message}`, { detail: { field: 'csr' } });
+  return err;
+}
+
+/**
+ * Checks `job.csr`'s proof of possession (when it has one), builds the TBSCertificate, lints it, and
+ * only then signs it; signs the first OCSP answer.
+ */
 export async function signIssuance(job: IssuanceSigningJob, signers: { ca: Signer; responder: Signer }): Promise<SignedIssuance> {
+  let proofOfPossession: CsrProofOfPossession | undefined;
+  if (job.csr) {
+    try {
+      proofOfPossession = checkCsrProofOfPossession({ der: job.csr });
+    } catch (err) {
+      throw csrRefusal(err);
+    }
+  }
   const tbs = tbsCertificate({
     serial: job.serial,
     issuer: job.issuer.name,
@@ -86,5 +114,5 @@ export async function signIssuance(job: IssuanceSigningJob, signers: { ca: Signe
     responderCertificate: job.ocsp.responderCertificate,
     signer: signers.responder,
   });
-  return { certificate, ocsp };
+  return { certificate, ocsp, ...(proofOfPossession ? { proofOfPossession } : {}) };
 }

@@ -86,8 +86,16 @@ export class SigningPool {
     const result = (await this.post({ id: 0, op: 'issue', job: mapJobBytes(job, (b) => tight(b) as Buffer), ca: this.refOf(ca), responder: this.refOf(responder) })) as {
       certificate: Uint8Array;
       ocsp: Uint8Array;
+      proofOfPossession?: SignedIssuance['proofOfPossession'];
     };
-    return { certificate: asBuffer(result.certificate), ocsp: asBuffer(result.ocsp) };
+    const signed: SignedIssuance = { certificate: asBuffer(result.certificate), ocsp: asBuffer(result.ocsp) };
+    if (result.proofOfPossession) signed.proofOfPossession = result.proofOfPossession;
+    return signed;
+  }
+
+  /** Each running thread's event-loop utilisation (busy and idle time since it started), for benchmarks. */
+  utilization(): { idle: number; active: number }[] {
+    return this.threads.flatMap((t) => (t ? [t.worker.performance.eventLoopUtilization()] : []));
   }
 
   /** Stops every thread; jobs still running fail. */

@@ -37,7 +37,7 @@ async function run(request: SigningRequest): Promise<unknown> {
     case 'issue': {
       const signed = await signIssuance(revive(request.job), { ca: signerFor(request.ca), responder: signerFor(request.responder) });
       // Answered in ArrayBuffers of their own: DER made with Buffer.concat sits in Node's shared pool.
-      return { certificate: tight(signed.certificate), ocsp: tight(signed.ocsp) };
+      return { certificate: tight(signed.certificate), ocsp: tight(signed.ocsp), proofOfPossession: signed.proofOfPossession };
     }
   }
 }

@@ -12,7 +12,7 @@ import type { TierPolicy, HolderKind } from '../config/tier-policy.ts';
 import type { DomainRecord, SubjectKind, CertificateProfile } from '../storage/storage.ts';
 import { TiercaError } from '../errors.ts';
 import { checkCsrProofOfPossession, parseCsr, type CsrProofOfPossession, type ParsedCsr } from '../../pki/csr.ts';
-import { PkiError } from '../../pki/pki-error.ts';
+import { csrRefusal } from '../ca/issuance-signing.ts';
 import { commonNameReadsAsHost } from '../../pki/name.ts';
 import { ipsOutside, type IpRange } from '../../pki/ip-range.ts';
 import { DAY_MS } from '../../pki/time-constants.ts';
@@ -151,9 +151,16 @@ export async function verifiedCsr(
     const { popIdentity } = await verify(csr);
     return { ...csr, popIdentity };
   } catch (err) {
-    if (err instanceof PkiError && err.code === 'bad-signature') throw new TiercaError('bad-csr-signature', err.message, { detail: { field: 'csr' } });
-    if (err instanceof PkiError) throw new TiercaError('malformed-input', `the CSR is not a valid PKCS#10 request: ${err.message}`, { detail: { field: 'csr' } });
-    throw err;
+    throw csrRefusal(err);
+  }
+}
+
+/** Parses a PKCS#10 request without checking its signature (the signing step will: IssuanceOrder.csrToVerify). */
+export function parsedCsr(input: string | Buffer): ParsedCsr {
+  try {
+    return parseCsr(input);
+  } catch (err) {
+    throw csrRefusal(err);
   }
 }
 

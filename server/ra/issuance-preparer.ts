@@ -15,7 +15,7 @@ import type { TiercaConfig } from '../config/load-config.ts';
 import { TiercaError } from '../errors.ts';
 import type { CaDirectory, LoadedCa } from '../ca/ca-directory.ts';
 import type { IssuanceOrder } from '../ca/certificate-issuer.ts';
-import { checkKeyAlgorithm, checkKeyGeneration, validityFor, verifiedCsr } from './issuance-policy.ts';
+import { checkKeyAlgorithm, checkKeyGeneration, parsedCsr, validityFor, verifiedCsr } from './issuance-policy.ts';
 import { holderKindOf, isEncryptionProfile } from './encryption-profiles.ts';
 
 export type IssuableProfile = Exclude<CertificateProfile, 'ocsp'>;
@@ -29,10 +29,15 @@ export interface KeyRequest {
 
 /**
  * A key choice that passed the tier's rules: a verified CSR (its DER kept, so that a pending request
- * can be carried out later), a key algorithm for the server to make, or the key being kept.
+ * can be carried out later) or one whose signature the signing step checks (`verifyWhenSigning`), a
+ * key algorithm for the server to make, or the key being kept.
  */
 export type CheckedKey =
-  | { kind: 'csr'; csrDer: Buffer; publicKeyInfo: Buffer; keyAlgorithm: KeyAlgorithm; popIdentity: CsrProofOfPossession['popIdentity'] }
+  | {
+      kind: 'csr'; csrDer: Buffer; publicKeyInfo: Buffer; keyAlgorithm: KeyAlgorithm; popIdentity: CsrProofOfPossession['popIdentity'];
+      /** Parsed only: the order carries the CSR to the signing step, which checks it before the CA key signs. */
+      verifyWhenSigning?: true;
+    }
   | { kind: 'generate'; keyAlgorithm: KeyAlgorithm }
   | { kind: 'keep'; publicKeyInfo: Buffer; keyAlgorithm: KeyAlgorithm };
 
@@ -116,11 +121,18 @@ export class IssuancePreparer {
   /**
    * Checks what was asked for the key against the tier and profile: exactly one of a CSR (verified,
    * its algorithm allowed) and generate (server-made keys allowed, the algorithm allowed; default
-   * the tier's first). Nothing is made yet.
+   * the tier's first). Nothing is made yet. With `verifyWhenSigning` (an issuance signed right away,
+   * whose order goes to the signing step: {@link prepare}) a CSR is only parsed here; the signing step
+   * checks its proof of possession before the CA key signs, on the same trip to the signing thread.
    */
-  async checkKey(tier: TierPolicy, profile: IssuableProfile, asked: KeyRequest): Promise<CheckedKey> {
+  async checkKey(tier: TierPolicy, profile: IssuableProfile, asked: KeyRequest, options: { verifyWhenSigning?: boolean } = {}): Promise<CheckedKey> {
     if (!!asked.csr === !!asked.generate) throw new TiercaError('bad-request', 'send either a CSR or generate, not both or neither');
     checkKeyGeneration(tier, profile, !!asked.generate);
+    if (asked.csr && options.verifyWhenSigning) {
+      const csr = parsedCsr(asked.csr);
+      const keyAlgorithm = checkKeyAlgorithm(tier, csr.keyAlgorithm, csr.keyAlgorithm ?? 'of this type/size');
+      return { kind: 'csr', csrDer: csr.der, publicKeyInfo: csr.publicKeyInfo, keyAlgorithm, popIdentity: null, verifyWhenSigning: true };
+    }
     if (asked.csr) {
       const csr = await this.csr(asked.csr);
       const keyAlgorithm = checkKeyAlgorithm(tier, csr.keyAlgorithm, csr.keyAlgorithm ?? 'of this type/size');
@@ -157,6 +169,7 @@ export class IssuancePreparer {
       ca, tier: p.tier, profile: p.profile, subject, subjectDn, subjectId: p.subjectId, domain: p.domain,
       publicKeyInfo, keyAlgorithm: p.key.keyAlgorithm, names: p.names, notBefore, notAfter, requestId: p.requestId,
       popIdentity: p.key.kind === 'csr' ? p.key.popIdentity : null,
+      ...(p.key.kind === 'csr' && p.key.verifyWhenSigning ? { csrToVerify: p.key.csrDer } : {}),
       permitted: { dns: domain ? [domain.dnsSuffix] : [], email: domain ? [domain.emailSuffix] : [] },
     };
     return { order, privateKey };

@@ -162,7 +162,8 @@ export class IssuanceService {
     if (subject.status !== 'active') throw new TiercaError('conflict', `subject ${subject.id} is revoked`, { detail: { subject: subject.id, status: subject.status } });
     const tier = tierOf(this.deps.tiers, subject.tier);
     const profile = checkProfile(subject.kind, input.profile);
-    const key = await preparer.checkKey(tier, profile, input);
+    // Signed right away (one officer): the signing step checks the CSR's signature, on the trip that signs.
+    const key = await preparer.checkKey(tier, profile, input, { verifyWhenSigning: tier.approvals === 1 });
     const now = this.deps.clock.now();
     preparer.issuerAndValidity({ tier, domain: subject.domain, holderKind: subject.kind, days: input.days, now });
     // Refused before anything is made. A CSR at a one-officer tier makes nothing before the
@@ -182,13 +183,14 @@ export class IssuanceService {
     return this.execute(ctx, subject, tier, profile, key, input.days, null, passphrase, replayKey, input.deferEncryptionHalf ? 'defer' : input.encryption);
   }
 
-  /** `issue` requests, once approved: the checked payload is issued now (the CSR verified again). */
+  /** `issue` requests, once approved: the checked payload is issued now (the CSR verified again, when it is signed). */
   private async executeRequest(ctx: RequestContext, request: RequestRecord): Promise<IssueResult> {
     const subject = request.subjectId ? await this.deps.store.subjects.get(request.subjectId) : undefined;
     if (!subject || subject.status !== 'active') throw new TiercaError('conflict', 'the request subject is gone or revoked');
     const payload = request.payload as unknown as IssuePayload;
     const tier = tierOf(this.deps.tiers, subject.tier);
-    const key = await this.deps.preparer.checkKey(tier, payload.profile, payload.csr ? { csr: Buffer.from(payload.csr, 'base64') } : { generate: payload.generate });
+    const asked = payload.csr ? { csr: Buffer.from(payload.csr, 'base64') } : { generate: payload.generate };
+    const key = await this.deps.preparer.checkKey(tier, payload.profile, asked, { verifyWhenSigning: true });
     const passphrase = payload.sealedPassphrase ? unsealPassphrase(this.deps.keystore, request.id, payload.sealedPassphrase) : undefined;
     return this.execute(ctx, subject, tier, payload.profile, key, payload.days, request, passphrase, null, payload.deferEncryptionHalf ? 'defer' : payload.encryption);
   }

@@ -142,6 +142,32 @@ describe('signing threads', () => {
     expect((error as PkiError).code).toBe('bad-signature');
   });
 
+  it('a job carrying a CSR checks its proof of possession before the CA key signs, on a thread and on the calling thread', async () => {
+    const holder = await leafKey();
+    const der = await buildCsr({ subject: encodeName([{ type: 'CN', value: 'x' }]), signer: holder });
+    const good = await pool.signIssuance(jobFor(holder.publicKeyInfo, { csr: der }), { ca: caSigner, responder: responderSigner });
+    expect(good.proofOfPossession).toEqual({ popIdentity: null });
+    const leafPath = tmp.file('pop-leaf.pem', certificateToPem(good.certificate));
+    expect((await openssl(['verify', '-attime', AT, '-CAfile', tmp.file('ca.pem'), leafPath])).stdout).toContain(': OK');
+    // Without a CSR nothing is checked, and nothing is said about one.
+    expect((await pool.signIssuance(jobFor(holder.publicKeyInfo), { ca: caSigner, responder: responderSigner })).proofOfPossession).toBeUndefined();
+
+    const tampered = Buffer.from(der);
+    tampered[tampered.length - 5] ^= 0x01;
+    const threaded = await pool.signIssuance(jobFor(holder.publicKeyInfo, { csr: tampered }), { ca: caSigner, responder: responderSigner }).catch((e: unknown) => e);
+    expect(threaded).toBeInstanceOf(TiercaError);
+    expect((threaded as TiercaError).code).toBe('bad-csr-signature');
+    expect((threaded as TiercaError).options.detail).toEqual({ field: 'csr' });
+    // On the calling thread, with signers that count: the refusal comes before any signature.
+    let signatures = 0;
+    const counting = (s: Signer): Signer => ({ signatureAlgorithm: s.signatureAlgorithm, publicKeyInfo: s.publicKeyInfo, sign: (d) => { signatures++; return s.sign(d); } });
+    const local = await signIssuance(jobFor(holder.publicKeyInfo, { csr: tampered }), { ca: counting(caSigner), responder: counting(responderSigner) }).catch((e: unknown) => e);
+    expect((local as TiercaError).code).toBe('bad-csr-signature');
+    expect(signatures).toBe(0);
+    await signIssuance(jobFor(holder.publicKeyInfo, { csr: der }), { ca: counting(caSigner), responder: counting(responderSigner) });
+    expect(signatures).toBe(2);
+  });
+
   it("a lint failure on a thread arrives as TiercaError internal with the lint's problems", async () => {
     const leaf = await leafKey();
     const job = jobFor(leaf.publicKeyInfo, {
