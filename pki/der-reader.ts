@@ -95,11 +95,30 @@ export function expectTag(el: DerElement | undefined, tag: number, what?: string
   return el;
 }
 
+/**
+ * OIDs decoded before, by their content octets: readers meet the same few dozen OIDs on every
+ * certificate, CSR and OCSP request, and the BigInt arithmetic below costs microseconds apiece.
+ */
+const decodedOids = new Map<string, string>();
+const DECODED_OIDS_MAX = 1024;
+
 /** Decodes OBJECT IDENTIFIER content octets to dotted text. */
 export function decodeOid(el: DerElement): string {
   if (el.tag !== Tag.OID) throw new DerError('expected OBJECT IDENTIFIER');
   const c = el.content;
   if (c.length === 0) throw new DerError('empty OBJECT IDENTIFIER');
+  const key = c.length <= 32 ? c.toString('latin1') : undefined;
+  const known = key === undefined ? undefined : decodedOids.get(key);
+  if (known !== undefined) return known;
+  const text = decodeOidArcs(c);
+  if (key !== undefined) {
+    if (decodedOids.size >= DECODED_OIDS_MAX) decodedOids.clear();
+    decodedOids.set(key, text);
+  }
+  return text;
+}
+
+function decodeOidArcs(c: Buffer): string {
   const arcs: bigint[] = [];
   let value = 0n;
   for (let i = 0; i < c.length; i++) {

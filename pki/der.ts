@@ -25,14 +25,33 @@ export function encodeLength(length: number): Buffer {
 
 /** A whole TLV: tag byte, length, content. */
 export function tlv(tag: number, content: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from([tag]), encodeLength(content.length), content]);
+  return tlvOf(tag, [content]);
 }
 
-/** A TLV over several already-encoded parts, without an intermediate concatenation. */
+/**
+ * A TLV over several already-encoded parts, without an intermediate concatenation: header and parts
+ * are written into one allocation (a certificate and its OCSP answer make ~150 TLVs; a tag buffer,
+ * a length buffer and a concat each cost three allocations apiece, ~15 % of a signing thread's JS).
+ */
 export function tlvOf(tag: number, parts: readonly Uint8Array[]): Buffer {
   let length = 0;
   for (const p of parts) length += p.length;
-  return Buffer.concat([Buffer.from([tag]), encodeLength(length), ...parts]);
+  let lengthOctets = 0;
+  if (length >= 0x80) for (let n = length; n > 0; n = Math.floor(n / 256)) lengthOctets++;
+  const header = 2 + lengthOctets;
+  const out = Buffer.allocUnsafe(header + length);
+  out[0] = tag;
+  if (lengthOctets === 0) out[1] = length;
+  else {
+    out[1] = 0x80 | lengthOctets;
+    for (let i = header - 1, n = length; i >= 2; i--, n = Math.floor(n / 256)) out[i] = n & 0xff;
+  }
+  let offset = header;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
 }
 
 export const sequence = (...parts: Uint8Array[]): Buffer => tlvOf(Tag.SEQUENCE, parts);

@@ -76,9 +76,23 @@ export function encodeExtensions(extensions: readonly Extension[]): Buffer {
   const encoded = extensions.map((ext) => {
     if (seen.has(ext.oid)) throw invalid(`extension ${ext.oid} appears twice (RFC 5280 §4.2)`);
     seen.add(ext.oid);
-    return encodeExtension(ext);
+    return encodings.get(ext) ?? encodeExtension(ext);
   });
   return sequence(...encoded);
+}
+
+/** Encodings of the extensions {@link encodedOnce} froze. */
+const encodings = new WeakMap<Extension, Buffer>();
+
+/**
+ * `ext`, frozen, with its encoding kept for {@link encodeExtensions}: for an extension that many
+ * certificates share (profiles.ts keeps the ones a CA's leaves have in common). Its value Buffer
+ * must not be written to afterwards.
+ */
+export function encodedOnce(ext: Extension): Extension {
+  const frozen = Object.isFrozen(ext) ? ext : Object.freeze({ ...ext });
+  if (!encodings.has(frozen)) encodings.set(frozen, encodeExtension(frozen));
+  return frozen;
 }
 
 /** One Extension; `critical` is omitted when false (DER: DEFAULT values are not encoded, X.690 §11.5). */

@@ -308,9 +308,27 @@ export interface CertIdParams {
 export function certIdFor({ issuerName, issuerPublicKeyInfo, serial, hashAlgorithm = 'sha1' }: CertIdParams): Buffer {
   const algorithm = CERT_ID_ALGORITHMS[hashAlgorithm];
   if (!algorithm) throw new PkiError('invalid-argument', `unsupported CertID hash ${String(hashAlgorithm)}`);
-  const nameHash = createHash(hashAlgorithm).update(issuerName).digest();
-  const keyHash = createHash(hashAlgorithm).update(subjectPublicKeyBits(issuerPublicKeyInfo)).digest();
-  return tlvOf(0x30, [algorithm, octetString(nameHash), octetString(keyHash), serialInteger(serial)]);
+  return tlvOf(0x30, [issuerPartOf(hashAlgorithm, algorithm, issuerName, issuerPublicKeyInfo), serialInteger(serial)]);
+}
+
+/**
+ * The issuer's part of a CertID (hashAlgorithm, issuerNameHash, issuerKeyHash), kept for the last few
+ * issuers: every answer a CA's responder signs repeats it, and it costs two hashes and a key parse.
+ */
+const issuerParts = new Map<string, Buffer>();
+const ISSUER_PARTS_MAX = 64;
+
+function issuerPartOf(hashAlgorithm: string, algorithm: Buffer, issuerName: Buffer, issuerPublicKeyInfo: Buffer): Buffer {
+  const key = `${hashAlgorithm}:${issuerName.toString('latin1')}:${issuerPublicKeyInfo.toString('latin1')}`;
+  let part = issuerParts.get(key);
+  if (!part) {
+    const nameHash = createHash(hashAlgorithm).update(issuerName).digest();
+    const keyHash = createHash(hashAlgorithm).update(subjectPublicKeyBits(issuerPublicKeyInfo)).digest();
+    part = Buffer.concat([algorithm, octetString(nameHash), octetString(keyHash)]);
+    if (issuerParts.size >= ISSUER_PARTS_MAX) issuerParts.clear();
+    issuerParts.set(key, part);
+  }
+  return part;
 }
 
 /** INTEGER of a hex serial. */
