@@ -169,7 +169,10 @@ export function x509Time(date: Date): Buffer {
 
 /** Wraps DER in PEM armour with 64-character lines (RFC 7468). */
 export function toPem(der: Uint8Array, label: string): string {
-  const b64 = Buffer.from(der).toString('base64');
-  const lines = b64.match(/.{1,64}/g) ?? [];
+  const b64 = Buffer.from(der.buffer, der.byteOffset, der.byteLength).toString('base64');
+  // 64-character lines by slicing (a /.{1,64}/g match made the array through the regex engine: every
+  // issuance answer carries three or four PEMs).
+  const lines: string[] = [];
+  for (let i = 0; i < b64.length; i += 64) lines.push(b64.slice(i, i + 64));
   return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
 }

@@ -5,7 +5,7 @@
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { oid as encodeOid, tlv, tlvOf } from '../../pki/der.ts';
+import { oid as encodeOid, tlv, tlvOf, toPem } from '../../pki/der.ts';
 import { DerError, decodeOid, readOnly } from '../../pki/der-reader.ts';
 import { encodeExtension, encodeExtensions } from '../../pki/extensions.ts';
 import { endEntityExtensions } from '../../pki/profiles.ts';
@@ -39,6 +39,27 @@ describe('tlvOf', () => {
   it('writes no byte of a part twice nor skips one (several parts, empty ones among them)', () => {
     const parts = [Buffer.from([1, 2]), Buffer.alloc(0), Buffer.from([3]), Buffer.alloc(200, 7)];
     expect(tlvOf(0x30, parts).equals(referenceTlv(0x30, Buffer.concat(parts)))).toBe(true);
+  });
+});
+
+describe('toPem', () => {
+  it.each([1, 47, 48, 49, 96, 97, 1000])('wraps %i octets of DER at 64 characters (RFC 7468 §2), the lines adding up to the base64', (n) => {
+    const der = Buffer.alloc(n, 0x5a);
+    der[0] = n & 0xff;
+    const pem = toPem(der.subarray(0), 'CERTIFICATE');
+    const lines = pem.split('\n');
+    expect(lines[0]).toBe('-----BEGIN CERTIFICATE-----');
+    expect(lines.at(-2)).toBe('-----END CERTIFICATE-----');
+    expect(lines.at(-1)).toBe('');
+    const body = lines.slice(1, -2);
+    expect(body.every((l) => l.length > 0 && l.length <= 64)).toBe(true);
+    expect(body.slice(0, -1).every((l) => l.length === 64)).toBe(true);
+    expect(body.join('')).toBe(der.toString('base64'));
+  });
+
+  it('reads only the view it is given, not the rest of its buffer', () => {
+    const whole = Buffer.from('0123456789');
+    expect(toPem(whole.subarray(2, 5), 'X')).toBe(`-----BEGIN X-----\n${whole.subarray(2, 5).toString('base64')}\n-----END X-----\n`);
   });
 });
 
