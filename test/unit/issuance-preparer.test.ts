@@ -86,6 +86,27 @@ describe('IssuancePreparer.checkKey', () => {
   });
 });
 
+describe('IssuancePreparer with verifyWhenSigning (decision 0034)', () => {
+  it('parses the CSR and applies the tier\'s rules, leaves the signature to the signing step, and the order carries the CSR to it', async () => {
+    const { preparer } = fakes();
+    const { csrPem } = await nodeCsr('P-256');
+    const der = Buffer.from(csrPem.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+    const tampered = Buffer.from(der);
+    tampered[tampered.length - 5] ^= 0x01;
+    const key = await preparer.checkKey(tier('t1'), 'user-sign', { csr: tampered }, { verifyWhenSigning: true });
+    expect(key).toMatchObject({ kind: 'csr', keyAlgorithm: 'P-256', popIdentity: null, verifyWhenSigning: true });
+    const { order } = await preparer.prepare(input({ key }));
+    expect(order.csrToVerify?.equals(tampered)).toBe(true);
+    // The rules still apply before anything is signed; an unparseable CSR is still refused here.
+    expect(await codeOf(preparer.checkKey(tier('t3'), 'user-sign', { csr: csrPem }, { verifyWhenSigning: true }))).toBe('policy-key-algorithm');
+    expect(await codeOf(preparer.checkKey(tier('t1'), 'user-sign', { csr: 'not a csr' }, { verifyWhenSigning: true }))).toBe('malformed-input');
+    // Without it the CSR is verified now and the order carries none.
+    const verified = await preparer.checkKey(tier('t1'), 'user-sign', { csr: der });
+    expect(verified).not.toHaveProperty('verifyWhenSigning');
+    expect((await preparer.prepare(input({ key: verified }))).order.csrToVerify).toBeUndefined();
+  });
+});
+
 describe('IssuancePreparer.issuerAndValidity', () => {
   it('refuses an unusable CA and more days than the tier allows; otherwise whole seconds, back-dated, capped by the CA', () => {
     const { preparer } = fakes(new Set(['shaoshan']));
