@@ -64,15 +64,35 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
  * characters.
  */
 export function encodeName(dn: DistinguishedName): Buffer {
-  const rdns = dn.map(({ type, value }) => {
-    const spec = ATTRIBUTES[type];
-    if (!spec) throw new PkiError('invalid-argument', `unknown name attribute type ${String(type)}`);
-    checkValue(type, spec, value);
-    const encoded =
-      spec.kind === 'printable' ? printableString(value) : spec.kind === 'ia5' ? ia5String(value) : utf8String(value);
-    return setOf(sequence(oid(spec.oid), encoded));
-  });
-  return sequence(...rdns);
+  return sequence(...dn.map(({ type, value }) => (SHARED_TYPES.has(type) ? sharedRdn(type, value) : encodeRdn(type, value))));
+}
+
+function encodeRdn(type: NameAttributeType, value: string): Buffer {
+  const spec = ATTRIBUTES[type];
+  if (!spec) throw new PkiError('invalid-argument', `unknown name attribute type ${String(type)}`);
+  checkValue(type, spec, value);
+  const encoded = spec.kind === 'printable' ? printableString(value) : spec.kind === 'ia5' ? ia5String(value) : utf8String(value);
+  return setOf(sequence(oid(spec.oid), encoded));
+}
+
+/**
+ * RDNs that many names share — the deployment's C and ST, a domain's L, an organ's O, an OU — encoded
+ * once: every issuance builds its subject's name, and only the CN is its own. Only values that
+ * checked and encoded are kept (a refusal throws before), bounded; the Buffers are never written to.
+ */
+const SHARED_TYPES: ReadonlySet<NameAttributeType> = new Set(['C', 'ST', 'L', 'O', 'OU']);
+const sharedRdns = new Map<string, Buffer>();
+const SHARED_RDNS_MAX = 1024;
+
+function sharedRdn(type: NameAttributeType, value: string): Buffer {
+  const key = `${type}\u0000${value}`;
+  let rdn = sharedRdns.get(key);
+  if (!rdn) {
+    rdn = encodeRdn(type, value);
+    if (sharedRdns.size >= SHARED_RDNS_MAX) sharedRdns.clear();
+    sharedRdns.set(key, rdn);
+  }
+  return rdn;
 }
 
 function checkValue(type: NameAttributeType, spec: AttributeSpec, value: string): void {

@@ -1,7 +1,7 @@
 /**
  * The issuance hot path's shortcuts give what the plain code gives: one-allocation TLVs, the OID
- * decode cache, the issuer part of CertIDs kept per issuer, and the extensions a CA's leaves share,
- * made once per issuer and profile.
+ * decode cache, the issuer part of CertIDs kept per issuer, the extensions a CA's leaves share, made
+ * once per issuer and profile, and the RDNs names share.
  */
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
@@ -11,6 +11,8 @@ import { encodeExtension, encodeExtensions } from '../../pki/extensions.ts';
 import { endEntityExtensions } from '../../pki/profiles.ts';
 import { certIdFor } from '../../pki/ocsp-request.ts';
 import { subjectPublicKeyBits } from '../../pki/key-pair.ts';
+import { decodeName, encodeName, type DistinguishedName } from '../../pki/name.ts';
+import { PkiError } from '../../pki/pki-error.ts';
 
 /** X.690 §8.1.3 written out plainly: short form below 128, else 0x80|n and n big-endian octets. */
 function referenceTlv(tag: number, content: Buffer): Buffer {
@@ -140,5 +142,31 @@ describe('extensions shared by the leaves of a CA', () => {
     expect(encodeExtensions(exts).equals(encodeExtensions(fresh))).toBe(true);
     for (const e of exts) expect(encodeExtension(e).equals(encodeExtension({ ...e }))).toBe(true);
     expect(() => { (exts[0] as { critical: boolean }).critical = false; }).toThrow(TypeError);
+  });
+});
+
+describe('encodeName with the shared RDNs kept', () => {
+  const dn = (o: string, cn: string): DistinguishedName => [
+    { type: 'C', value: 'CN' }, { type: 'ST', value: '湖南省' }, { type: 'L', value: '雨湖区' }, { type: 'O', value: o }, { type: 'CN', value: cn },
+  ];
+
+  it('encodes every name as itself, whichever names came before, and reads back', () => {
+    const names = [dn('雨湖区人民法院', 'a'), dn('雨湖区人民法院', 'b'), dn('岳塘区人民法院', 'a'), dn('雨湖区人民法院', 'a')];
+    const encoded = names.map(encodeName);
+    names.forEach((n, i) => expect(decodeName(encoded[i])).toEqual(n));
+    expect(encoded[0].equals(encoded[3])).toBe(true);
+    expect(encoded[0].equals(encoded[1])).toBe(false);
+    expect(encoded[0].equals(encoded[2])).toBe(false);
+  });
+
+  it('refuses a bad shared value every time (a refusal is never kept)', () => {
+    for (let i = 0; i < 3; i++) {
+      expect(() => encodeName([{ type: 'C', value: 'cn' }])).toThrow(PkiError);
+      expect(() => encodeName([{ type: 'O', value: 'a\u0001b' }])).toThrow(/control character/);
+    }
+  });
+
+  it('still encodes correctly past the bound (thousands of distinct organs)', () => {
+    for (let i = 0; i < 2500; i++) expect(decodeName(encodeName(dn(`organ ${i}`, 'x')))[3]).toEqual({ type: 'O', value: `organ ${i}` });
   });
 });
